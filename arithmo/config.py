@@ -1,0 +1,265 @@
+"""Typed configuration: one dataclass per stage, YAML presets, `key=value` overrides.
+
+    cfg = load_config(DataConfig, "data_recipes/tiny.yaml", ["seed=3", "dedup.threshold=0.9"])
+
+Rules (DESIGN.md, "Configuration"):
+- every field is typed, defaulted and documented (`metadata={"help": ...}`);
+- a preset (YAML mapping) sets values, then overrides win; dotted keys reach nested dataclasses and
+  list items (`sources.0.max_rows=100`);
+- an unknown key or a value of the wrong type is a `ConfigError` that names the dotted key;
+- `save_config(cfg, path)` writes a YAML file that is itself a valid preset.
+
+Stage dataclasses live next to the code that consumes them (`arithmo.data.recipe.DataConfig`, ...);
+this module only holds the machinery they share.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is wrong; the message names the dotted key."""
+
+
+def field(default: Any = dataclasses.MISSING, *, help: str, default_factory: Any = dataclasses.MISSING):
+    """A dataclass field with its help text; mutable defaults go through `default_factory`."""
+    if default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+# ----------------------------------------------------------------------------------------------
+# dict -> dataclass, with type checks
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, type):
+        return tp.__name__
+    return str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Return `value` checked (and, where lossless, converted) against the annotation `tp`."""
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        if value not in get_args(tp):
+            choices = ", ".join(repr(a) for a in get_args(tp))
+            raise ConfigError(f"{key}: expected one of {choices}, got {value!r}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item_tp,) = get_args(tp)[:1] or (Any,)
+        return [_coerce(v, item_tp, f"{key}.{i}") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        key_tp, val_tp = get_args(tp) or (Any, Any)
+        return {_coerce(k, key_tp, key): _coerce(v, val_tp, f"{key}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping of {tp.__name__} fields, got {value!r}")
+        return from_dict(tp, value, prefix=f"{key}.")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        # YAML reads `name: 123` as an int; a string field accepts plain scalars as text.
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    raise ConfigError(f"{key}: unsupported annotation {_type_name(tp)}")
+
+
+def _unknown_key(cls: type, name: str, prefix: str) -> ConfigError:
+    valid = [f.name for f in dataclasses.fields(cls)]
+    close = difflib.get_close_matches(name, valid, n=1)
+    hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+    return ConfigError(
+        f"unknown key '{prefix}{name}'{hint}; {cls.__name__} keys are: {', '.join(valid)}"
+    )
+
+
+def from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
+    """Build dataclass `cls` from a mapping; unknown keys and wrong types raise ConfigError."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or cls.__name__}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for name, value in data.items():
+        if name not in names:
+            raise _unknown_key(cls, str(name), prefix)
+        kwargs[name] = _coerce(value, hints[name], f"{prefix}{name}")
+    missing = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.name not in kwargs
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(f"missing required key(s): {', '.join(prefix + m for m in missing)}")
+    obj = cls(**kwargs)
+    validate = getattr(obj, "validate", None)
+    if callable(validate):
+        validate()
+    return obj
+
+
+def to_dict(cfg: Any) -> Any:
+    """A plain (YAML-safe) structure of a config dataclass."""
+    if dataclasses.is_dataclass(cfg):
+        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+    if isinstance(cfg, (list, tuple)):
+        return [to_dict(v) for v in cfg]
+    if isinstance(cfg, dict):
+        return {k: to_dict(v) for k, v in cfg.items()}
+    return cfg
+
+
+# ----------------------------------------------------------------------------------------------
+# presets and overrides
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`a.b=3` -> (["a", "b"], 3). The value is read as YAML, so `true`, `0.5`, `[1, 2]` and `null` work."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' is not of the form key=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override '{text}' has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{key}: cannot read value {raw!r}: {err}") from err
+    return key.split("."), value
+
+
+def _set_dotted(tree: dict, parts: list[str], value: Any, cls: type) -> None:
+    """Set `parts` inside the plain mapping `tree` (shaped like `cls`), checking keys as it descends."""
+    node: Any = tree
+    node_cls: Any = cls
+    for depth, part in enumerate(parts):
+        dotted = ".".join(parts[: depth + 1])
+        last = depth == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"unknown key '{dotted}': list index out of range (length {len(node)})")
+            index = int(part)
+            if last:
+                node[index] = value
+                return
+            node = node[index]
+            node_cls = get_args(node_cls)[0] if get_args(node_cls) else Any
+            continue
+        if dataclasses.is_dataclass(node_cls):
+            field_types = typing.get_type_hints(node_cls)
+            if part not in field_types:
+                raise _unknown_key(node_cls, part, ".".join(parts[:depth]) + ("." if depth else ""))
+            child_tp = field_types[part]
+        else:
+            child_tp = Any
+        if last:
+            node[part] = value
+            return
+        # Unwrap Optional[X] to find the dataclass/list that the next part indexes.
+        if get_origin(child_tp) in (Union, types.UnionType):
+            child_tp = next(a for a in get_args(child_tp) if a is not type(None))
+        if node.get(part) is None:
+            node[part] = [] if get_origin(child_tp) in (list, tuple) else {}
+        node = node[part]
+        node_cls = child_tp if (dataclasses.is_dataclass(child_tp) or get_origin(child_tp)) else Any
+
+
+def load_config(cls: type[T], preset: str | Path | dict | None = None, overrides: list[str] | None = None) -> T:
+    """Resolve a stage config: dataclass defaults < preset (YAML file or mapping) < `key=value` overrides."""
+    tree = to_dict(cls()) if _has_all_defaults(cls) else {}
+    if preset is not None:
+        if isinstance(preset, dict):
+            data = preset
+        else:
+            path = Path(preset)
+            if not path.is_file():
+                raise ConfigError(f"preset file not found: {path}")
+            try:
+                data = yaml.safe_load(path.read_text()) or {}
+            except yaml.YAMLError as err:
+                raise ConfigError(f"{path}: not valid YAML: {err}") from err
+            if not isinstance(data, dict):
+                raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+        # Validate the preset on its own first so an error names the preset's key, then merge.
+        from_dict(cls, data)
+        tree.update(copy.deepcopy(data))  # overrides below must not edit the caller's mapping
+    for text in overrides or []:
+        parts, value = parse_override(text)
+        _set_dotted(tree, parts, value, cls)
+    return from_dict(cls, tree)
+
+
+def _has_all_defaults(cls: type) -> bool:
+    return all(
+        f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        for f in dataclasses.fields(cls)
+    )
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    """Write the resolved config as YAML; `load_config(type(cfg), path)` reads it back equal."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True))
+
+
+def describe(cls: type, prefix: str = "") -> list[str]:
+    """One line per key with its type, default and help: what `--help` prints."""
+    lines = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            lines.extend(describe(tp, prefix=f"{prefix}{f.name}."))
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else "(required)")
+        lines.append(f"  {prefix}{f.name} ({_type_name(tp)}, default {default!r}): {f.metadata.get('help', '')}")
+    return lines

@@ -1,0 +1,49 @@
+"""`python -m arithmo.data build RECIPE.yaml --out DIR [key=value ...]`"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from arithmo.config import ConfigError, describe
+from arithmo.data.build import build_from_recipe
+from arithmo.data.recipe import DataConfig
+from arithmo.data.sources import DataError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m arithmo.data",
+        description="Build a training mix from a recipe.",
+        epilog="recipe keys (override with key=value, dotted for nested, e.g. dedup.threshold=0.9):\n"
+        + "\n".join(describe(DataConfig)),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    build_cmd = commands.add_parser("build", help="build RECIPE into --out")
+    build_cmd.add_argument("recipe", help="recipe YAML, e.g. data_recipes/tiny.yaml")
+    build_cmd.add_argument("--out", required=True, help="output folder for train.jsonl, val.jsonl, manifest.json")
+    build_cmd.add_argument("overrides", nargs="*", help="key=value overrides")
+    # Overrides may come before or after --out: argparse leaves the later ones unparsed.
+    args, extra = parser.parse_known_args(argv)
+    stray = [a for a in extra if "=" not in a]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)} (overrides are key=value)")
+    args.overrides = args.overrides + extra
+    try:
+        manifest = build_from_recipe(args.recipe, args.out, args.overrides)
+    except (ConfigError, DataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    totals = manifest["totals"]
+    print(f"[data] {totals['rows_in']:,} rows in -> {totals['rows_out']:,} out "
+          f"(train {totals['train']:,}, val {totals['val']:,}); dropped {totals['dropped']}")
+    for name, src in manifest["sources"].items():
+        print(f"[data]   {name}: {src['rows_in']:,} in, {src['rows_out']:,} out {src['out_by_style']}, "
+              f"dropped {src['dropped']}")
+    print(f"[data] wrote {args.out}/train.jsonl, val.jsonl, manifest.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Source adapters: the only code that knows each source's column names (DESIGN.md, "Records").
+
+An adapter turns one raw row into the fields of a MathExample, or names why the row is unusable.
+A row missing a column the adapter needs is not "unusable": it means the file is not in the schema
+the recipe claims, so it raises DataError naming the row and the column.
+
+Schemas (from the datasets' cards on the hub):
+- MetaMathQA (meta-math/MetaMathQA): query, response, type, original_question; every response ends in
+  "The answer is: X". `type` is e.g. GSM_AnsAug, GSM_Rephrased, GSM_SV, GSM_FOBAR, MATH_AnsAug.
+- MathInstruct (TIGER-Lab/MathInstruct): instruction, output, source; `source` is the file it came
+  from, e.g. "data/CoT/gsm_rft.json" or "data/PoT/mathqa.json" -- the folder says CoT or PoT.
+- Lila (allenai/lila, configs per task plus `iid` and `ood`): input, output_program, output_answer,
+  split, dataset; every row is a program (PoT).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from arithmo.data.sources import DataError
+
+Mapped = dict[str, Any]  # question, solution, style, answer, meta
+
+
+def _require(row: dict, keys: tuple[str, ...], where: str, adapter: str) -> None:
+    missing = [k for k in keys if k not in row]
+    if missing:
+        present = ", ".join(sorted(map(str, row))) or "none"
+        raise DataError(
+            f"{where}: missing field(s) {', '.join(repr(k) for k in missing)} for the {adapter} schema "
+            f"(fields present: {present})"
+        )
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def _skip_reason(question: str, solution: str) -> str | None:
+    if not question:
+        return "empty_question"
+    if not solution:
+        return "empty_solution"
+    return None
+
+
+def adapt_metamathqa(row: dict, where: str) -> Mapped | str:
+    _require(row, ("query", "response"), where, "MetaMathQA")
+    question, solution = _text(row["query"]), _text(row["response"])
+    reason = _skip_reason(question, solution)
+    if reason:
+        return reason
+    meta = {"type": _text(row.get("type")), "original_question": _text(row.get("original_question"))}
+    return {"question": question, "solution": solution, "style": "cot", "answer": None, "meta": meta}
+
+
+def mathinstruct_style(source_path: str) -> str:
+    """MathInstruct's `source` is a path like data/PoT/mathqa.json; the folder names the style."""
+    parts = [p.lower() for p in source_path.replace("\\", "/").split("/")]
+    return "pot" if "pot" in parts else "cot"
+
+
+def adapt_mathinstruct(row: dict, where: str) -> Mapped | str:
+    _require(row, ("instruction", "output", "source"), where, "MathInstruct")
+    question, solution = _text(row["instruction"]), _text(row["output"])
+    reason = _skip_reason(question, solution)
+    if reason:
+        return reason
+    path = _text(row["source"])
+    return {"question": question, "solution": solution, "style": mathinstruct_style(path),
+            "answer": None, "meta": {"path": path}}
+
+
+def adapt_lila(row: dict, where: str) -> Mapped | str:
+    _require(row, ("input", "output_program"), where, "Lila")
+    question, program = _text(row["input"]), _text(row["output_program"])
+    reason = _skip_reason(question, program)
+    if reason:
+        return reason
+    answer = _text(row.get("output_answer")) or None
+    meta = {"dataset": _text(row.get("dataset")), "split": _text(row.get("split"))}
+    return {"question": question, "solution": program, "style": "pot", "answer": answer, "meta": meta}
+
+
+ADAPTERS: dict[str, Callable[[dict, str], Mapped | str]] = {
+    "metamathqa": adapt_metamathqa,
+    "mathinstruct": adapt_mathinstruct,
+    "lila": adapt_lila,
+}
+
+# Local Lila files hold all splits in one file: the `split` column selects rows.
+SPLIT_COLUMN = {"lila": "split"}

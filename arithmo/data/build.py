@@ -1,0 +1,296 @@
+"""Build a training mix from a recipe: read -> adapt -> format -> decontaminate -> dedup -> verify ->
+prompt transforms -> split -> write `train.jsonl`, `val.jsonl` and `manifest.json`.
+
+Every input row ends in exactly one place: an output row, or a drop reason counted per source, and the
+manifest checks `rows_in == rows_out + dropped` for each source. The same inputs and seed give
+byte-identical files: all randomness is drawn per row from (seed, row id).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable
+
+from arithmo import __version__
+from arithmo.config import load_config, to_dict
+from arithmo.data.adapters import ADAPTERS, SPLIT_COLUMN
+from arithmo.data.decontaminate import benchmarks_for, contaminated_by
+from arithmo.data.dedup import exact_duplicates, near_duplicates
+from arithmo.data.recipe import DataConfig, SourceConfig
+from arithmo.data.sources import DataError, describe_input, read_file_rows, read_hub_rows, resolve_path
+from arithmo.data.transforms import ensure_print, format_cot_answer, maybe_lowercase
+from arithmo.data.textsim import normalize_text
+from arithmo.prompts import add_pot_hint, stable_rng, strip_pot_trigger
+from arithmo.records import MathExample, SFTRecord
+
+# Lila names its validation split "dev" in the row's `split` column and "validation" on the hub.
+_SPLIT_ALIASES = {"dev": "validation", "valid": "validation", "val": "validation"}
+
+
+def _canonical_split(name: str) -> str:
+    return _SPLIT_ALIASES.get(name.lower(), name.lower())
+
+
+class _Ledger:
+    """Per-source counts: rows in, rows out by style, rows dropped by reason."""
+
+    def __init__(self, names: list[str]):
+        self.rows_in = Counter({n: 0 for n in names})
+        self.dropped: dict[str, Counter] = {n: Counter() for n in names}
+
+    def drop(self, source: str, reason: str, count: int = 1) -> None:
+        self.dropped[source][reason] += count
+
+
+def _read_source(src: SourceConfig, base_dir: str, ledger: _Ledger) -> tuple[list[MathExample], dict]:
+    """Adapted examples of one source, and its manifest input record."""
+    adapt = ADAPTERS[src.adapter]
+    split_column = SPLIT_COLUMN.get(src.adapter)
+    wanted_splits = {_canonical_split(s) for s in src.splits}
+    examples: list[MathExample] = []
+    if src.path is not None:
+        path = resolve_path(src.path, base_dir)
+        streams = [read_file_rows(path, src.max_rows)]
+        record = describe_input(path, None, None, src.splits)
+    else:
+        streams = [read_hub_rows(src.hub, src.config, split, src.max_rows) for split in src.splits]
+        record = describe_input(None, src.hub, src.config, src.splits)
+    index = 0
+    for stream in streams:
+        for where, row in stream:
+            ledger.rows_in[src.name] += 1
+            row_id = f"{src.name}/{index:07d}"
+            index += 1
+            if src.path is not None and split_column:
+                if split_column not in row:
+                    raise DataError(f"{where}: missing field '{split_column}' needed to select splits "
+                                    f"{sorted(wanted_splits)} of a local {src.adapter} file")
+                if _canonical_split(str(row[split_column])) not in wanted_splits:
+                    ledger.drop(src.name, "split_excluded")
+                    continue
+            mapped = adapt(row, where)
+            if isinstance(mapped, str):
+                ledger.drop(src.name, mapped)
+                continue
+            examples.append({"id": row_id, "source": src.name, **mapped})
+    record.update({"name": src.name, "adapter": src.adapter, "rows": ledger.rows_in[src.name]})
+    if src.max_rows is not None:
+        record["max_rows"] = src.max_rows
+    return examples, record
+
+
+def _original_norm(example: dict) -> str:
+    original = example["meta"].get("original_question") or ""
+    if not original or original == example["question"]:
+        return ""  # nothing beyond the question itself, which is checked anyway
+    return normalize_text(original)
+
+
+def _keep(examples: list, drop_mask, reason: str, ledger: _Ledger) -> list:
+    kept = []
+    for example, dropped in zip(examples, drop_mask):
+        if dropped:
+            ledger.drop(example["source"], reason)
+        else:
+            kept.append(example)
+    return kept
+
+
+def _git_sha() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=10, check=False)
+    except OSError:
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+def _verify_pot(examples: list[MathExample], cfg: DataConfig, ledger: _Ledger, counts: Counter) -> list:
+    """Run PoT programs in the sandbox; drop those that fail, print nothing, or disagree with the answer."""
+    from arithmo.grading import is_equivalent
+    from arithmo.grading.execute import run_programs
+
+    pot = [e for e in examples if e["style"] == "pot"]
+    results = run_programs([e["solution"] for e in pot], timeout_s=cfg.transforms.verify_timeout_s,
+                           workers=cfg.transforms.verify_workers)
+    bad: set[str] = set()
+    for example, result in zip(pot, results):
+        output = result.stdout.strip().splitlines()[-1].strip() if result.stdout.strip() else ""
+        if result.timed_out:
+            reason = "pot_timeout"
+        elif result.error or not output:
+            reason = "pot_failed"
+        elif example["answer"] is not None and not is_equivalent(output, example["answer"]):
+            reason = "pot_wrong_answer"
+        else:
+            counts["pot_verified"] += 1
+            continue
+        ledger.drop(example["source"], reason)
+        bad.add(example["id"])
+    return [e for e in examples if e["id"] not in bad]
+
+
+def build(cfg: DataConfig, out_dir: str | Path, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Build the mix described by `cfg` into `out_dir`; returns the manifest."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    names = [s.name for s in cfg.sources]
+    if not names:
+        raise DataError("the recipe lists no sources")
+    ledger, actions, stage_seconds = _Ledger(names), Counter(), {}
+    clock = time.perf_counter()
+
+    def stage(name: str, rows: int) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        stage_seconds[name] = round(now - clock, 2)
+        clock = now
+        log(f"[data] {name:<12} {rows:>9,} rows  {stage_seconds[name]:7.2f}s")
+
+    # ---- 1. read and adapt every source, in priority order
+    examples, inputs = [], []
+    for src in cfg.sources:
+        rows, record = _read_source(src, cfg.base_dir, ledger)
+        examples.extend(rows)
+        inputs.append(record)
+    stage("read", len(examples))
+
+    # ---- 2. answer format: CoT ends with "The answer is: X"; PoT programs print their result
+    formatted = []
+    for example in examples:
+        if example["style"] == "cot" and cfg.transforms.answer_format:
+            completion, answer, action = format_cot_answer(example["solution"])
+            actions[f"answer_{action}"] += 1
+            if action == "no_answer" and cfg.transforms.require_answer:
+                ledger.drop(example["source"], "no_answer")
+                continue
+            example["solution"], example["answer"] = completion, answer or example["answer"]
+        elif example["style"] == "pot" and cfg.transforms.ensure_print:
+            example["solution"], action = ensure_print(example["solution"])
+            actions[f"program_{action}"] += 1
+        # Normalised once here; decontamination and both dedup passes compare these.
+        example["question_norm"] = normalize_text(example["question"])
+        example["solution_norm"] = normalize_text(example["solution"])
+        formatted.append(example)
+    examples = formatted
+    stage("format", len(examples))
+
+    # ---- 3. decontaminate against the evaluation sets
+    decontam: dict[str, Any] = {"enabled": cfg.decontaminate.enabled, "ngram": cfg.decontaminate.ngram}
+    if cfg.decontaminate.enabled and cfg.decontaminate.benchmarks:
+        benchmarks, decontam["benchmarks"] = benchmarks_for(cfg.decontaminate.benchmarks, cfg.base_dir,
+                                                            cfg.decontaminate.ngram)
+        n = cfg.decontaminate.ngram
+        by_question = contaminated_by([e["question_norm"] for e in examples], benchmarks, n)
+        # MetaMathQA rows record the GSM8K/MATH question they were rewritten from.
+        by_original = contaminated_by([_original_norm(e) for e in examples], benchmarks, n)
+        hits = Counter()
+        for example, a, b in zip(examples, by_question, by_original):
+            if a or b:
+                hits[f"{example['source']}<-{a or b}"] += 1
+        decontam["hits"] = dict(sorted(hits.items()))
+        examples = _keep(examples, [bool(a or b) for a, b in zip(by_question, by_original)], "contaminated", ledger)
+    stage("decontam", len(examples))
+
+    # ---- 4. dedup: exact, then near-duplicate question with near-identical solution
+    if cfg.dedup.exact:
+        mask = exact_duplicates([e["question_norm"] for e in examples], [e["solution_norm"] for e in examples])
+        examples = _keep(examples, mask, "duplicate", ledger)
+    stage("dedup_exact", len(examples))
+    if cfg.dedup.near:
+        mask = near_duplicates([e["question_norm"] for e in examples], [e["solution_norm"] for e in examples],
+                               cfg.dedup.threshold, cfg.dedup.solution_threshold, cfg.dedup.num_perm,
+                               cfg.dedup.bands, seed=cfg.seed)
+        examples = _keep(examples, mask, "near_duplicate", ledger)
+    for example in examples:  # free the normalised copies (~1 KB a row at 700K rows)
+        del example["question_norm"], example["solution_norm"]
+    stage("dedup_near", len(examples))
+
+    # ---- 5. optional PoT verification in the sandbox
+    if cfg.transforms.verify_pot:
+        examples = _verify_pot(examples, cfg, ledger, actions)
+    stage("verify_pot", len(examples))
+
+    # ---- 6. prompts: lowercasing share, PoT hint phrases; render SFT records
+    records: list[SFTRecord] = []
+    for example in examples:
+        question, had_trigger = example["question"], False
+        if example["style"] == "pot" and cfg.transforms.pot_hints:
+            question, had_trigger = strip_pot_trigger(question)
+        question, lowered = maybe_lowercase(question, cfg.transforms.lowercase_share,
+                                            stable_rng(cfg.seed, "lower:" + example["id"]))
+        actions["lowercased"] += lowered
+        if example["style"] == "pot" and cfg.transforms.pot_hints:
+            # The hint keeps its case; a replaced trigger and a fresh hint are counted apart.
+            question = add_pot_hint(question, stable_rng(cfg.seed, "hint:" + example["id"]))
+            actions["trigger_replaced" if had_trigger else "hint_added"] += 1
+        records.append({"id": example["id"], "source": example["source"], "style": example["style"],
+                        "prompt": question, "completion": example["solution"]})
+
+    # ---- 7. split and write
+    order = list(range(len(records)))
+    random.Random(cfg.seed).shuffle(order)
+    n_val = int(round(cfg.val_size * len(records))) if cfg.val_size < 1 else min(int(cfg.val_size), len(records))
+    val = [records[i] for i in order[:n_val]]
+    train = [records[i] for i in order[n_val:]]
+    _write_jsonl(out / "train.jsonl", train)
+    _write_jsonl(out / "val.jsonl", val)
+    stage("write", len(records))
+
+    # ---- 8. manifest: every input row accounted for
+    out_by_source = {n: Counter() for n in names}
+    for record in records:
+        out_by_source[record["source"]][record["style"]] += 1
+    sources, balanced = {}, True
+    for name in names:
+        rows_out = sum(out_by_source[name].values())
+        dropped = dict(sorted(ledger.dropped[name].items()))
+        ok = ledger.rows_in[name] == rows_out + sum(dropped.values())
+        balanced &= ok
+        sources[name] = {"rows_in": ledger.rows_in[name], "rows_out": rows_out,
+                         "out_by_style": dict(sorted(out_by_source[name].items())),
+                         "dropped": dropped, "balanced": ok}
+    total_dropped = Counter()
+    for name in names:
+        total_dropped.update(ledger.dropped[name])
+    manifest = {
+        "recipe": cfg.name,
+        "seed": cfg.seed,
+        "git_sha": _git_sha(),
+        "arithmo_version": __version__,
+        "inputs": inputs,
+        "sources": sources,
+        "totals": {"rows_in": sum(ledger.rows_in.values()), "rows_out": len(records),
+                   "train": len(train), "val": len(val), "dropped": dict(sorted(total_dropped.items())),
+                   "balanced": balanced},
+        "transforms": {"actions": dict(sorted(actions.items()))},
+        "decontamination": decontam,
+        "config": to_dict(cfg),
+    }
+    if not balanced:
+        raise AssertionError(f"row accounting does not balance: {json.dumps(sources, indent=1)}")
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    manifest["stage_seconds"] = stage_seconds  # returned for benchmarks; not written (outputs stay identical)
+    return manifest
+
+
+def build_from_recipe(recipe: str | Path, out_dir: str | Path, overrides: list[str] | None = None,
+                      log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Resolve a recipe YAML (+ `key=value` overrides) and build it; relative paths are the recipe's."""
+    cfg = load_config(DataConfig, recipe, overrides)
+    if not cfg.base_dir:
+        cfg.base_dir = str(Path(recipe).resolve().parent)
+    return build(cfg, out_dir, log=log)

@@ -1,0 +1,119 @@
+"""DataConfig: what a recipe YAML in `data_recipes/` holds.
+
+A recipe lists its sources in priority order (the first source wins a duplicate), the benchmarks to
+decontaminate against, the dedup thresholds and the transforms. Every key is typed and documented;
+`python -m arithmo.data build --help` prints them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from arithmo.config import ConfigError, field
+
+Adapter = Literal["metamathqa", "mathinstruct", "lila"]
+
+
+@dataclass
+class SourceConfig:
+    name: str = field("", help="name used in ids, the manifest and SFT records, e.g. 'metamathqa'")
+    adapter: Adapter = field("metamathqa", help="which schema the rows follow")
+    path: str | None = field(None, help="local .jsonl/.json/.parquet file (relative paths: to the recipe file)")
+    hub: str | None = field(None, help="hub dataset id (or a local dataset folder) for datasets.load_dataset")
+    config: str | None = field(None, help="hub config name, e.g. 'ood' for allenai/lila")
+    splits: list[str] = field(
+        default_factory=lambda: ["train"],
+        help="hub splits to load; for a local Lila file, the values of its `split` column to keep",
+    )
+    max_rows: int | None = field(None, help="read at most this many rows per split (for quick runs)")
+
+    def validate(self) -> None:
+        if not self.name:
+            raise ConfigError("sources.*.name: every source needs a name")
+        if (self.path is None) == (self.hub is None):
+            raise ConfigError(f"sources[{self.name}]: give exactly one of `path` or `hub`")
+
+
+@dataclass
+class BenchmarkConfig:
+    name: str = field("", help="benchmark name recorded in the manifest, e.g. 'gsm8k_test'")
+    path: str | None = field(None, help="local file of test rows (relative paths: to the recipe file)")
+    hub: str | None = field(None, help="hub dataset id, e.g. 'openai/gsm8k'")
+    config: str | None = field(None, help="hub config, e.g. 'main'")
+    split: str = field("test", help="hub split")
+    question_field: str | None = field(
+        None, help="column with the question; default: the first of question/problem/query/input present"
+    )
+    required: bool = field(True, help="fail when the benchmark cannot be loaded (false: record and skip)")
+
+    def validate(self) -> None:
+        if not self.name:
+            raise ConfigError("decontaminate.benchmarks.*.name: every benchmark needs a name")
+        if (self.path is None) == (self.hub is None):
+            raise ConfigError(f"decontaminate.benchmarks[{self.name}]: give exactly one of `path` or `hub`")
+
+
+@dataclass
+class DecontamConfig:
+    enabled: bool = field(True, help="drop training rows that overlap an evaluation set")
+    # 10 words: DeepSeekMath's decontamination (Shao et al. 2024, sec. 2.1) removes any text sharing a
+    # 10-gram with a benchmark. GPT-3's 13 (Brown et al. 2020, app. C) misses short math questions: a
+    # GSM8K test question is ~46 words, and rephrasings keep shorter runs verbatim.
+    ngram: int = field(10, help="word n-gram length for overlap with benchmark questions")
+    benchmarks: list[BenchmarkConfig] = field(default_factory=list, help="evaluation sets to check against")
+
+
+@dataclass
+class DedupConfig:
+    exact: bool = field(True, help="drop rows whose normalised question AND solution repeat an earlier row")
+    near: bool = field(True, help="drop near-duplicate questions (MinHash/LSH) with a near-identical solution")
+    threshold: float = field(0.85, help="question Jaccard similarity (word 3-grams) to count as near-duplicate")
+    # A repeated question is kept when its solution differs enough (Arithmo kept repeated questions whose
+    # answers differed; MetaMathQA's AnsAug rows are several sampled solutions of one question).
+    solution_threshold: float = field(0.7, help="solution Jaccard at or above which a near-dup question is dropped")
+    num_perm: int = field(128, help="MinHash permutations")
+    bands: int = field(16, help="LSH bands; num_perm/bands rows per band (16x8 finds pairs above ~0.7)")
+
+    def validate(self) -> None:
+        if self.num_perm % self.bands:
+            raise ConfigError(f"dedup.bands: {self.bands} must divide dedup.num_perm ({self.num_perm})")
+        for key in ("threshold", "solution_threshold"):
+            if not 0.0 < getattr(self, key) <= 1.0:
+                raise ConfigError(f"dedup.{key}: expected a number in (0, 1], got {getattr(self, key)}")
+
+
+@dataclass
+class TransformConfig:
+    answer_format: bool = field(True, help="CoT completions end with 'The answer is: X' (#### X is folded in)")
+    require_answer: bool = field(True, help="drop CoT rows with no final answer to put in that line")
+    # Arithmo lowercased a share of questions so the model copes with users who type in lower case.
+    lowercase_share: float = field(0.3, help="share of questions lowercased (0 disables)")
+    pot_hints: bool = field(True, help="give each PoT question one hint phrase; replace fixed triggers")
+    ensure_print: bool = field(True, help="append print(answer) to PoT programs that print nothing")
+    verify_pot: bool = field(False, help="run PoT programs in the sandbox; drop failures and wrong answers")
+    verify_timeout_s: float = field(5.0, help="per-program time limit when verifying")
+    verify_workers: int | None = field(None, help="parallel programs when verifying (default: CPU count)")
+
+    def validate(self) -> None:
+        if not 0.0 <= self.lowercase_share <= 1.0:
+            raise ConfigError(f"transforms.lowercase_share: expected 0..1, got {self.lowercase_share}")
+
+
+@dataclass
+class DataConfig:
+    name: str = field("recipe", help="recipe name")
+    seed: int = field(42, help="seed for lowercasing, hint choice, shuffling and the val split")
+    sources: list[SourceConfig] = field(default_factory=list, help="sources in priority order")
+    decontaminate: DecontamConfig = field(default_factory=DecontamConfig, help="decontamination")
+    dedup: DedupConfig = field(default_factory=DedupConfig, help="deduplication")
+    transforms: TransformConfig = field(default_factory=TransformConfig, help="transforms")
+    val_size: float = field(0.01, help="validation rows: a share (<1) or a count (>=1)")
+    base_dir: str = field("", help="folder relative paths resolve against (set to the recipe's folder)")
+
+    def validate(self) -> None:
+        names = [s.name for s in self.sources]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"sources: names must be unique, got {names}")
+        if self.val_size < 0:
+            raise ConfigError(f"val_size: expected >= 0, got {self.val_size}")

@@ -1,0 +1,105 @@
+"""Read raw rows from a local file or the hub, with a location for every row.
+
+Each row comes with a `where` string (`path:line` for JSONL, `path[row]` otherwise, `hub:split[row]`)
+so an adapter's error can name the exact row that is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+class DataError(ValueError):
+    """Input data that cannot be used as given; the message names the file, row and key."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_path(path: str, base_dir: str) -> Path:
+    candidate = Path(path).expanduser()
+    if not candidate.is_absolute() and base_dir:
+        candidate = Path(base_dir) / candidate
+    return candidate.resolve()
+
+
+def read_file_rows(path: Path, max_rows: int | None = None) -> Iterator[tuple[str, dict]]:
+    """Rows of a .jsonl, .json (a list of objects, or {"data": [...]}) or .parquet file."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    suffix = path.suffix.lower()
+    count = 0
+    if suffix == ".jsonl":
+        with open(path, encoding="utf-8") as handle:
+            for line_no, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                if max_rows is not None and count >= max_rows:
+                    return
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise DataError(f"{path}:{line_no}: not valid JSON ({err.msg})") from err
+                if not isinstance(row, dict):
+                    raise DataError(f"{path}:{line_no}: expected a JSON object, got {type(row).__name__}")
+                count += 1
+                yield f"{path}:{line_no}", row
+    elif suffix == ".json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from err
+        if isinstance(data, dict) and isinstance(data.get("data"), list):
+            data = data["data"]
+        if not isinstance(data, list):
+            raise DataError(f"{path}: expected a JSON list of objects (or {{'data': [...]}})")
+        for index, row in enumerate(data[:max_rows] if max_rows is not None else data):
+            if not isinstance(row, dict):
+                raise DataError(f"{path}[{index}]: expected a JSON object, got {type(row).__name__}")
+            yield f"{path}[{index}]", row
+    elif suffix == ".parquet":
+        import pyarrow.parquet as pq  # installed with datasets
+
+        index = 0
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=10_000):
+            for row in batch.to_pylist():
+                if max_rows is not None and index >= max_rows:
+                    return
+                yield f"{path}[{index}]", row
+                index += 1
+    else:
+        raise DataError(f"{path}: unsupported file type '{suffix}' (use .jsonl, .json or .parquet)")
+
+
+def read_hub_rows(
+    hub_id: str, config: str | None, split: str, max_rows: int | None = None
+) -> Iterator[tuple[str, dict]]:
+    """Rows of one split of a hub dataset (or a local dataset folder) through datasets.load_dataset."""
+    import datasets
+
+    try:
+        dataset = datasets.load_dataset(hub_id, config, split=split)
+    except (FileNotFoundError, ConnectionError, ValueError, OSError) as err:
+        raise DataError(
+            f"cannot load dataset '{hub_id}' (config {config!r}, split {split!r}): {err}. "
+            "Offline? Download it once, or point the recipe's `path:` at a local .jsonl/.parquet file."
+        ) from err
+    limit = len(dataset) if max_rows is None else min(max_rows, len(dataset))
+    for index in range(limit):
+        yield f"{hub_id}:{split}[{index}]", dataset[index]
+
+
+def describe_input(path: Path | None, hub: str | None, config: str | None, splits: list[str]) -> dict[str, Any]:
+    """The manifest's record of one input: a file with its sha256, or a hub id with config and splits."""
+    if path is not None:
+        return {"path": str(path), "sha256": sha256_file(path)}
+    return {"hub": hub, "config": config, "splits": list(splits)}

@@ -1,0 +1,175 @@
+"""Vectorised text fingerprints: normalised words, word n-gram hashes, MinHash signatures.
+
+Everything after tokenising runs on numpy arrays over many documents at once, because the full
+Arithmo mix is ~700K rows and a per-row Python loop over shingles would take minutes.
+
+- Words: lowercase, non-alphanumerics to spaces, so "$1,000." and "1 000" both give words "1", "000".
+- A word's hash is the first 8 bytes of its blake2b digest (stable across processes and runs).
+- An n-gram's hash is sum_j word[p+j] * C_j mod 2^64 with fixed odd C_j: order matters, and windows
+  never cross a document boundary.
+- MinHash uses the multiply-shift family h_i(x) = ((a_i * x + b_i) mod 2^64) >> 32 with odd a_i
+  (Dietzfelbinger et al. 1997), one min per permutation; P(sig_i(A) == sig_i(B)) ~ Jaccard(A, B).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import re
+
+import numpy as np
+
+_NON_WORD = re.compile(r"[^0-9a-z]+")
+_WORD_CACHE: dict[str, int] = {}
+# Fixed odd multipliers for n-gram position j (from a seeded generator, so they never change).
+_POSITION_MULTIPLIERS = np.random.default_rng(20240101).integers(1, 2**63, size=64, dtype=np.uint64) | np.uint64(1)
+
+
+def normalize_text(text: str) -> str:
+    return " ".join(_NON_WORD.sub(" ", text.lower()).split())
+
+
+def _word_hash(word: str) -> int:
+    value = _WORD_CACHE.get(word)
+    if value is None:
+        value = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+        if len(_WORD_CACHE) < 4_000_000:  # bound memory (~0.5 GB) on huge vocabularies
+            _WORD_CACHE[word] = value
+    return value
+
+
+def word_arrays(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """All documents' word hashes concatenated, and each document's start offset (len = n + 1).
+
+    `texts` are already normalised (`normalize_text`): callers normalise once and reuse it.
+    """
+    lengths = np.zeros(len(texts) + 1, dtype=np.int64)
+    flat: list[int] = []
+    for i, text in enumerate(texts):
+        words = text.split()
+        flat.extend(_word_hash(w) for w in words)
+        lengths[i + 1] = len(words)
+    return np.array(flat, dtype=np.uint64), np.cumsum(lengths)
+
+
+def ngram_hashes(words: np.ndarray, offsets: np.ndarray, n: int, short_docs: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes of every word n-gram and the document each belongs to.
+
+    With `short_docs`, a document shorter than n words (but not empty) yields one hash of all its words,
+    so it still has a fingerprint; otherwise it yields none.
+    """
+    if n > len(_POSITION_MULTIPLIERS):
+        raise ValueError(f"n-gram length {n} is above the supported {len(_POSITION_MULTIPLIERS)}")
+    total = len(words)
+    n_docs = len(offsets) - 1
+    doc_of_word = np.repeat(np.arange(n_docs), np.diff(offsets))
+    hashes_parts, docs_parts = [], []
+    if total >= n:
+        starts = np.arange(total - n + 1)
+        valid = starts + n <= offsets[doc_of_word[starts] + 1]
+        starts = starts[valid]
+        acc = np.zeros(len(starts), dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for j in range(n):
+                acc += words[starts + j] * _POSITION_MULTIPLIERS[j]
+        hashes_parts.append(acc)
+        docs_parts.append(doc_of_word[starts])
+    if short_docs:
+        lengths = np.diff(offsets)
+        short = np.nonzero((lengths > 0) & (lengths < n))[0]
+        if len(short):
+            acc = np.zeros(len(short), dtype=np.uint64)
+            with np.errstate(over="ignore"):
+                for j in range(int(lengths[short].max())):
+                    has = lengths[short] > j
+                    acc[has] += words[offsets[short[has]] + j] * _POSITION_MULTIPLIERS[j]
+            hashes_parts.append(acc)
+            docs_parts.append(short)
+    if not hashes_parts:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(hashes_parts), np.concatenate(docs_parts)
+
+
+def minhash_params(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    a = rng.integers(1, 2**63, size=num_perm, dtype=np.uint64) | np.uint64(1)
+    b = rng.integers(0, 2**63, size=num_perm, dtype=np.uint64)
+    return a, b
+
+
+# Shingles processed per numpy block: 64K shingles x 128 permutations x 8 bytes = 64 MiB at a time.
+_BLOCK_SHINGLES = 1 << 16
+# Signature of a document with no words at all: matches only other empty documents.
+_EMPTY = np.uint64(0xFFFFFFFF)
+
+
+def _signature_block(texts: list[str], num_perm: int, shingle: int, seed: int) -> np.ndarray:
+    a, b = minhash_params(num_perm, seed)
+    signatures = np.full((len(texts), num_perm), _EMPTY, dtype=np.uint64)
+    words, offsets = word_arrays(texts)
+    hashes, docs = ngram_hashes(words, offsets, shingle, short_docs=True)
+    # Hashes come grouped by kind (full windows, then short docs); sort by document for reduceat.
+    order = np.argsort(docs, kind="stable")
+    hashes, docs = hashes[order], docs[order]
+    values = np.empty((min(len(hashes), _BLOCK_SHINGLES), num_perm), dtype=np.uint64)
+    for block_start in range(0, len(hashes), _BLOCK_SHINGLES):
+        block_h = hashes[block_start : block_start + _BLOCK_SHINGLES]
+        block_d = docs[block_start : block_start + _BLOCK_SHINGLES]
+        out = values[: len(block_h)]
+        with np.errstate(over="ignore"):
+            np.multiply(block_h[:, None], a[None, :], out=out)
+            out += b
+            out >>= np.uint64(32)
+        firsts = np.r_[0, np.nonzero(np.diff(block_d))[0] + 1]
+        mins = np.minimum.reduceat(out, firsts, axis=0)
+        rows = block_d[firsts]
+        signatures[rows] = np.minimum(signatures[rows], mins)
+    return signatures.astype(np.uint32)
+
+
+# Set just before forking workers, so children read the texts without pickling them.
+_FORK_TEXTS: list[str] = []
+
+
+def _fork_block(args: tuple[int, int, int, int, int]) -> np.ndarray:
+    start, stop, num_perm, shingle, seed = args
+    return _signature_block(_FORK_TEXTS[start:stop], num_perm, shingle, seed)
+
+
+def minhash_signatures(texts: list[str], num_perm: int, shingle: int = 3, seed: int = 1,
+                       workers: int | None = None) -> np.ndarray:
+    """(len(texts), num_perm) uint32 MinHash signatures of each normalised text's word `shingle`-grams.
+
+    Blocks of 20K documents bound memory; with `workers` > 1 (default: all CPUs, on Linux) they run in
+    forked processes, which read `texts` from the parent's memory instead of a pickled copy.
+    """
+    global _FORK_TEXTS
+    chunk = 20_000
+    jobs = [(start, min(start + chunk, len(texts)), num_perm, shingle, seed)
+            for start in range(0, len(texts), chunk)]
+    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        blocks = [_signature_block(texts[s:e], n, k, sd) for s, e, n, k, sd in jobs]
+    else:
+        _FORK_TEXTS = texts
+        try:
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                blocks = pool.map(_fork_block, jobs)
+        finally:
+            _FORK_TEXTS = []
+    if not blocks:
+        return np.zeros((0, num_perm), dtype=np.uint32)
+    return np.concatenate(blocks)
+
+
+def band_keys(signatures: np.ndarray, bands: int) -> np.ndarray:
+    """(n, bands) uint64 keys: one hash per band of rows; equal keys = a candidate pair in that band."""
+    n, num_perm = signatures.shape
+    per_band = num_perm // bands
+    grouped = signatures.reshape(n, bands, per_band).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        keys = (grouped * _POSITION_MULTIPLIERS[:per_band]).sum(axis=2, dtype=np.uint64)
+        # Mix the band index in so equal values in different bands do not collide in one dict.
+        keys += np.arange(bands, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    return keys

@@ -1,0 +1,239 @@
+"""Prompt templates and PoT hint phrases; training and evaluation render through the same functions.
+
+- `render_prompt(question, tokenizer, template)`: the text a model sees before its answer.
+  `plain` is `Question: {q}\\n\\nAnswer:` (for base models, as MetaMath/Arithmo trained); `chat` uses
+  the tokenizer's chat template (for instruct models); `auto` picks `chat` when the tokenizer has one.
+- `render_sft(record, ...)`: an SFTRecord -> {"prompt", "completion"} strings for TRL.
+- `render_eval(question, style, ...)`: the evaluation prompt for CoT or PoT.
+- PoT rows carry one hint phrase asking for a program. Fixed triggers in sources (MathInstruct's PoT
+  questions end in a handful of stock sentences) are replaced by a phrase drawn from `POT_HINTS`, so
+  a model does not learn to write programs only when it sees one exact sentence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from typing import Any, Literal
+
+Template = Literal["auto", "plain", "chat"]
+
+PLAIN_TEMPLATE = "Question: {question}\n\nAnswer:"
+
+# The final line every CoT completion ends with (MetaMath / Arithmo format).
+ANSWER_PREFIX = "The answer is: "
+
+# Written for this project: 120 ways to ask for a program that prints the answer. They vary the verb,
+# the register and the length so that no single sentence becomes the trigger.
+POT_HINTS: tuple[str, ...] = (
+    "Write a Python program to solve this.",
+    "Solve this with a Python program that prints the answer.",
+    "Answer by writing a Python program.",
+    "Please write a Python program that computes the answer.",
+    "Use Python to work this out and print the result.",
+    "Write a short program in Python that prints the final answer.",
+    "Respond with a Python program that solves the problem.",
+    "Let's solve this by writing a Python program.",
+    "Let's write some Python code to find the answer.",
+    "Compute the answer with a Python program.",
+    "Give a Python program whose output is the answer.",
+    "Write Python code that calculates and prints the answer.",
+    "Solve it programmatically in Python.",
+    "Could you write a Python script that solves this?",
+    "Produce a Python program that outputs the solution.",
+    "Think it through in Python: write a program that prints the answer.",
+    "Translate the problem into a Python program and print the result.",
+    "Model this problem in Python and print what it asks for.",
+    "Write a program in Python to find the answer.",
+    "Using Python, compute and print the answer.",
+    "Reply with Python code that prints the answer.",
+    "A Python program that prints the answer, please.",
+    "Work this out with Python code.",
+    "Let Python do the arithmetic: write a program that prints the answer.",
+    "Write a Python solution that prints only the final answer.",
+    "Solve by coding it up in Python.",
+    "Put together a Python program that answers the question.",
+    "Express the solution as a Python program.",
+    "Code a solution in Python and print the result.",
+    "Formulate the calculation as Python code that prints the answer.",
+    "Please answer with a runnable Python program.",
+    "Write a Python function to solve this, call it, and print the result.",
+    "Set up the quantities as Python variables and print the answer.",
+    "Show your work as a Python program that prints the answer.",
+    "Write a self-contained Python program that prints the answer.",
+    "Solve using Python; the program should print the answer.",
+    "Let's think in code: write a Python program for this.",
+    "Write a Python program. It should print the answer.",
+    "Find the answer by writing and running a Python program.",
+    "Build a small Python program that solves the problem.",
+    "Craft a Python program that works out the answer.",
+    "Implement the solution in Python and print it.",
+    "Please solve this with Python code.",
+    "Answer with a program written in Python.",
+    "Write Python code to solve the problem above.",
+    "Turn this word problem into Python code that prints the answer.",
+    "Solve the problem with a Python program; print the final value.",
+    "Use a Python program to get the answer.",
+    "Compose a Python program that solves this problem.",
+    "Draft a Python script that prints the answer.",
+    "Write a Python program that reasons through the problem and prints the answer.",
+    "Let's use Python to solve this.",
+    "Let's compute this in Python.",
+    "Let's program the solution in Python.",
+    "Let's have Python do the work.",
+    "Time to write some Python: solve the problem and print the answer.",
+    "Please provide a Python program that outputs the answer.",
+    "Write code in Python that prints the result of this problem.",
+    "Solve the following with Python code that prints the answer.",
+    "Create a Python program to calculate the answer.",
+    "Develop a Python program that finds the answer.",
+    "Write a concise Python program to compute the answer.",
+    "Write a clear Python program, with named variables, that prints the answer.",
+    "Calculate the answer using a Python program.",
+    "Determine the answer with Python code.",
+    "Work out the answer in Python and print it.",
+    "Write a Python program to calculate this.",
+    "Solve this problem by programming it in Python.",
+    "Write the solution as Python code.",
+    "Give Python code that solves this and prints the answer.",
+    "Program a solution in Python.",
+    "Write a Python snippet that prints the answer.",
+    "Answer this question by writing Python code.",
+    "Write a Python program that prints the numerical answer.",
+    "Write a Python program that prints the exact answer.",
+    "Answer in Python: a program that prints the result.",
+    "Make a Python program that solves the problem and prints the answer.",
+    "Represent the problem in Python and print the answer.",
+    "Encode the problem in Python and print the solution.",
+    "Let's reason in Python and print the answer.",
+    "Solve it with code: write a Python program.",
+    "Respond in Python code that prints the answer.",
+    "Please reply with a Python program.",
+    "Write a Python program that computes and prints the answer to this question.",
+    "Solve this question with a Python program.",
+    "Try solving this with a Python program.",
+    "You can use Python: write a program that prints the answer.",
+    "Use Python code to solve this problem.",
+    "Write a program (in Python) that prints the answer.",
+    "Write a Python program; print the answer at the end.",
+    "Solve the problem in Python.",
+    "Solve this in Python.",
+    "Solve this using Python.",
+    "Code this up in Python and print the answer.",
+    "Write and print the answer with a Python program.",
+    "Give a short Python program that computes the answer.",
+    "Answer with Python code only.",
+    "Write a Python program that solves this math problem.",
+    "Write a Python program for this math problem and print the answer.",
+    "Put the computation in a Python program and print the result.",
+    "Write Python to compute the answer.",
+    "Use a short Python script to find the answer.",
+    "Answer by programming in Python.",
+    "Let's write a program to find the answer.",
+    "Write a program to solve this problem.",
+    "Please write a program that prints the answer.",
+    "Solve this with a program.",
+    "Answer with a program that prints the result.",
+    "Write a computer program that prints the answer.",
+    "Write a program that computes the answer.",
+    "Find the answer with a short program.",
+    "Solve this by writing code that prints the answer.",
+    "Write code that solves this and prints the answer.",
+    "Let's solve this with code.",
+    "Let's write code to solve this.",
+    "Please solve this by writing code.",
+    "Write executable Python code that prints the answer.",
+    "Provide Python code; its printed output should be the answer.",
+    "Write a Python program whose printed output is the final answer.",
+    "Answer using a Python program that ends by printing the result.",
+)
+
+# Stock trigger sentences found at the end of PoT questions in sources (MathInstruct's PoT subsets use
+# a few fixed sentences such as "Let's write a Python program." and "Please write a program to solve
+# it"). A final sentence is a trigger when it asks for code: it names Python/program/code and reads as
+# a request, not as part of the problem.
+_TRIGGER_SENTENCE = re.compile(
+    r"""(?:^|(?<=[.?!:])\s+|\n+)                          # sentence start
+        (?P<trigger>
+          (?=[^.?!\n]*\b(?:python\w*|program(?:me|ming)?|code|script)\b)   # asks for code somewhere
+          (?:let'?s|let\ us|please|write|solve|answer|respond|reply|craft|sculpt|compose|create|
+             develop|use|using|code|program|python|pythonize|how\ about|can\ you|could\ you|you\ can|
+             time\ to|think|work|give|produce|provide|build|put|make|implement|translate|model|
+             express|draft|find|calculate|compute|determine|formulate|set\ up|show|turn|represent|
+             encode|try)\b
+          [^.?!\n]*[.?!]?
+        )\s*$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+def strip_pot_trigger(question: str) -> tuple[str, bool]:
+    """Remove a trailing 'write a program' sentence; returns (question, whether one was removed)."""
+    text = question.rstrip()
+    for hint in POT_HINTS:  # our own phrases first: some have two sentences
+        if text.endswith(hint) and len(text) > len(hint):
+            return text[: -len(hint)].rstrip(), True
+    removed = False
+    # Some questions stack two triggers ("Let's write a program. Python it up!"): strip repeatedly.
+    for _ in range(3):
+        match = _TRIGGER_SENTENCE.search(text)
+        if not match or match.start("trigger") == 0:
+            break
+        text = text[: match.start("trigger")].rstrip()
+        removed = True
+    return text, removed
+
+
+def stable_rng(seed: int, key: str) -> random.Random:
+    """A Random seeded by (seed, key): a row's draws do not depend on the order rows are processed."""
+    digest = hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest()
+    return random.Random(int.from_bytes(digest, "little"))
+
+
+def add_pot_hint(question: str, rng: random.Random, hints: tuple[str, ...] = POT_HINTS) -> str:
+    """The question followed by one hint phrase drawn from `hints`."""
+    return f"{question.rstrip()} {rng.choice(hints)}"
+
+
+def render_prompt(question: str, tokenizer: Any = None, template: Template = "auto") -> str:
+    """The prompt text for one question (the user's turn), ending where the model's answer begins."""
+    if template == "auto":
+        template = "chat" if getattr(tokenizer, "chat_template", None) else "plain"
+    if template == "plain":
+        return PLAIN_TEMPLATE.format(question=question)
+    if template != "chat":
+        raise ValueError(f"template: expected 'auto', 'plain' or 'chat', got {template!r}")
+    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+        raise ValueError("template 'chat' needs a tokenizer with a chat_template; use template='plain'")
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
+    )
+
+
+def render_sft(record: dict, tokenizer: Any = None, template: Template = "auto") -> dict[str, str]:
+    """An SFTRecord as the {"prompt", "completion"} strings that training tokenizes.
+
+    With the plain template the completion starts with a space (the prompt ends in "Answer:"); with a
+    chat template it ends with the tokenizer's end-of-turn text so the model learns to stop.
+    """
+    prompt = render_prompt(record["prompt"], tokenizer, template)
+    completion = record["completion"].strip()
+    if prompt.endswith(":"):
+        completion = " " + completion
+    return {"prompt": prompt, "completion": completion}
+
+
+def render_eval(
+    question: str,
+    style: Literal["cot", "pot"],
+    tokenizer: Any = None,
+    template: Template = "auto",
+    hint: str = POT_HINTS[0],
+) -> str:
+    """The evaluation prompt: the bare question for CoT, the question plus a PoT hint for PoT."""
+    if style == "pot":
+        question = f"{question.rstrip()} {hint}"
+    elif style != "cot":
+        raise ValueError(f"style: expected 'cot' or 'pot', got {style!r}")
+    return render_prompt(question, tokenizer, template)

@@ -1,0 +1,67 @@
+"""The records that pass between stages (DESIGN.md, "Records"): plain dicts, JSONL on disk.
+
+These TypedDicts are the stage contracts; adapters, training and evaluation read and write exactly
+these keys.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypedDict
+
+Style = Literal["cot", "pot"]
+
+
+class MathExample(TypedDict):
+    """What a source adapter yields: one problem with one solution, before any formatting."""
+
+    id: str  # "<source>/<row index>", e.g. "metamathqa/000123"; unique within a build
+    source: str  # the recipe's name for the source, e.g. "metamathqa"
+    question: str
+    solution: str  # CoT text, or a Python program for PoT
+    style: Style
+    answer: str | None  # the final answer when the source states one
+    meta: dict[str, Any]  # source-specific extras (MetaMathQA type, Lila dataset, MathInstruct path ...)
+
+
+class SFTRecord(TypedDict):
+    """What training consumes (TRL's prompt-completion form); loss is on the completion only.
+
+    `prompt` is the user's turn as text (question, plus a PoT hint for PoT rows); the chat or
+    plain template is applied at training time by `arithmo.prompts.render_sft`.
+    """
+
+    id: str
+    source: str
+    style: Style
+    prompt: str
+    completion: str
+
+
+class EvalItem(TypedDict):
+    id: str
+    benchmark: str
+    question: str
+    answer: str
+    meta: dict[str, Any]  # MATH keeps "level" and "type"
+
+
+class ExecRecord(TypedDict):
+    stdout: str
+    error: str | None
+    timed_out: bool
+
+
+class Prediction(TypedDict):
+    id: str
+    benchmark: str
+    style: str
+    prompt: str
+    completion: str
+    program: str | None
+    exec: ExecRecord | None
+    extracted: str | None
+    correct: bool
+
+
+SFT_KEYS = tuple(SFTRecord.__annotations__)
+EXAMPLE_KEYS = tuple(MathExample.__annotations__)
