@@ -14,3 +14,52 @@ def shared_file(relative: str) -> Path:
     if not path.is_file():
         pytest.skip(f"real data not available: {path} is absent (../shared/data beside the checkout)")
     return path
+
+
+# ChatML, the template SmolLM2 and Qwen use: the tiny model's chat template has the same shape.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def _tokenizer_corpus() -> list[str]:
+    """Text to train the tiny tokenizer on: the tiny recipe's questions and solutions plus code symbols."""
+    import json
+
+    lines = []
+    for name in ("metamathqa.jsonl", "mathinstruct.jsonl", "lila.jsonl"):
+        for row in open(REPO / "data_recipes" / "tiny" / name, encoding="utf-8"):
+            lines.extend(str(v) for v in json.loads(row).values())
+    lines.append("Question: Answer: The answer is: print() = + - * / ( ) [ ] { } \\boxed{} \\frac 0123456789 ####")
+    return lines
+
+
+def make_tiny_model(out_dir: Path, *, chat_template: bool = True, vocab_size: int = 512, seed: int = 0,
+                    layers: int = 2, hidden: int = 64) -> Path:
+    """Write a random-initialised LlamaForCausalLM and a trained byte-level BPE tokenizer to `out_dir`."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<|im_start|>", "<|im_end|>", "<s>"]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    bpe.train_from_iterator(_tokenizer_corpus(), trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="<|im_end|>",
+                                        pad_token="<pad>", unk_token=None)
+    if chat_template:
+        tokenizer.chat_template = CHATML_TEMPLATE
+    tokenizer.save_pretrained(out_dir)
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=512, tie_word_embeddings=False,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    LlamaForCausalLM(config).save_pretrained(out_dir)
+    return out_dir

@@ -1,0 +1,26 @@
+"""Shared fixtures: a tiny random-initialised causal LM with a real (locally trained) tokenizer.
+
+Tests never touch the hub: `tiny_model_dir` is a folder that `AutoModelForCausalLM.from_pretrained` and
+`AutoTokenizer.from_pretrained` load offline, like a downloaded checkpoint would.
+"""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # `from _shared import ...` in every test module
+
+from _shared import make_tiny_model  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A 2-layer Llama (hidden 64) with a 512-token byte-level BPE tokenizer and a ChatML chat template."""
+    return make_tiny_model(tmp_path_factory.mktemp("tiny_llama"), chat_template=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_base_model_dir(tmp_path_factory) -> Path:
+    """The same tiny model without a chat template (a 'base' model: prompts use the plain template)."""
+    return make_tiny_model(tmp_path_factory.mktemp("tiny_llama_base"), chat_template=False)
