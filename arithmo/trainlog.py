@@ -1,0 +1,113 @@
+"""What a training run shows and keeps: a progress bar with loss, tokens/s and ETA, `train_log.jsonl`,
+and a Ctrl-C that saves a checkpoint before it stops. Plain `transformers.TrainerCallback`s, added to one
+trainer by `arithmo.train`.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+from transformers import TrainerCallback
+
+
+class JsonlLogger(TrainerCallback):
+    """Appends one JSON line per logging step: step, epoch, loss, lr, grad norm, tokens seen, tokens/s.
+
+    A resumed run appends to the same file; readers keep the last line per step.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._t0 = time.perf_counter()
+        self._last = (self._t0, 0)  # (time, tokens seen) at the previous log line
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._t0 = time.perf_counter()
+        self._last = (self._t0, state.num_input_tokens_seen or 0)
+
+    def on_log(self, args, state, control, logs: dict[str, Any] | None = None, **kwargs):
+        if not logs:
+            return
+        now, tokens = time.perf_counter(), int(state.num_input_tokens_seen or 0)
+        rate = (tokens - self._last[1]) / max(now - self._last[0], 1e-9)
+        self._last = (now, tokens)
+        row = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4)}
+        row.update({k: v for k, v in logs.items() if isinstance(v, (int, float))})
+        row.update({"tokens_seen": tokens, "tokens_per_s": round(rate, 1),
+                    "elapsed_s": round(now - self._t0, 2)})
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row) + "\n")
+        state.arithmo_tokens_per_s = rate  # read by the progress bar
+
+
+class ProgressBar(TrainerCallback):
+    """tqdm over optimizer steps; the postfix shows the last loss and tokens/s, tqdm shows the ETA."""
+
+    def __init__(self):
+        self.bar = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="train", unit="step",
+                            dynamic_ncols=True)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.bar is not None and logs and "loss" in logs:
+            rate = getattr(state, "arithmo_tokens_per_s", 0.0)
+            self.bar.set_postfix(loss=f"{logs['loss']:.4f}", tok_s=f"{rate:,.0f}")
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class SaveOnInterrupt(TrainerCallback):
+    """The first Ctrl-C asks the trainer to save a checkpoint and stop at the end of the current step;
+    a second Ctrl-C interrupts at once (Python's default)."""
+
+    def __init__(self):
+        self.interrupted = False
+        self._previous = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread (e.g. a notebook worker): leave SIGINT alone
+            self._previous = None
+
+    def _handle(self, signum, frame):
+        if self.interrupted:
+            raise KeyboardInterrupt
+        self.interrupted = True
+        print("\nCtrl-C: saving a checkpoint after this step (press again to abort without saving)", flush=True)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.interrupted:
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
+def read_train_log(path: str | Path) -> list[dict]:
+    """The log's rows, the last one per step (a resumed run re-logs the steps after its checkpoint)."""
+    by_step: dict[tuple[int, bool], dict] = {}
+    for line in open(path, encoding="utf-8"):
+        row = json.loads(line)
+        # a step can have a training-loss line and a final summary line (train_runtime ...): keep both kinds
+        by_step[(row["step"], "loss" in row)] = row
+    return [by_step[k] for k in sorted(by_step)]
