@@ -206,7 +206,8 @@ def _not_found(name: str, err: Exception) -> ModelError:
         f"demo's model is the embedded alias 'smollm2-135m-instruct'.")
 
 
-def _load_hf(name_or_path: str, *, load_in_4bit: bool, dtype: torch.dtype, max_seq_length: int) -> tuple[Any, Any, str]:
+def _load_hf(name_or_path: str, *, load_in_4bit: bool, dtype: torch.dtype,
+             max_seq_length: int | None) -> tuple[Any, Any, str]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder, gguf_file = resolve_model_path(name_or_path)
@@ -229,7 +230,7 @@ def _load_hf(name_or_path: str, *, load_in_4bit: bool, dtype: torch.dtype, max_s
     except OSError as err:
         raise _not_found(name_or_path, err) from err
     limit = getattr(model.config, "max_position_embeddings", None)
-    if limit is not None and max_seq_length > limit:
+    if limit is not None and max_seq_length is not None and max_seq_length > limit:
         raise ModelError(f"max_seq_length={max_seq_length} is longer than this model allows "
                          f"(max_position_embeddings={limit}); set max_seq_length<={limit}")
     return model, tokenizer, folder
@@ -313,7 +314,7 @@ def load_model(
             target_modules=target_modules, gradient_checkpointing=gradient_checkpointing, seed=seed)
     else:
         model, tokenizer, source = _load_hf(name_or_path, load_in_4bit=load_in_4bit, dtype=torch_dtype,
-                                            max_seq_length=max_seq_length)
+                                            max_seq_length=max_seq_length if trainable else None)
         if trainable and adapter is None:
             model = _add_lora(model, r=lora_r, alpha=lora_alpha, dropout=lora_dropout,
                               target_modules=target_modules, gradient_checkpointing=gradient_checkpointing,

@@ -207,6 +207,7 @@ def build_trainer(model: Any, tokenizer: Any, train_ds, val_ds, cfg: TrainConfig
         report_to=["tensorboard"] if tensorboard else [],
         eval_strategy="no",
         dataloader_num_workers=0,
+        dataloader_pin_memory=cuda,
         dataset_num_proc=None,
         disable_tqdm=True,  # our ProgressBar shows loss and tokens/s
     )

@@ -63,3 +63,25 @@ def make_tiny_model(out_dir: Path, *, chat_template: bool = True, vocab_size: in
                          pad_token_id=tokenizer.pad_token_id)
     LlamaForCausalLM(config).save_pretrained(out_dir)
     return out_dir
+
+
+def write_sft_folder(out_dir: Path, n_train: int = 24, n_val: int = 4) -> Path:
+    """A built-data folder (train.jsonl, val.jsonl, manifest.json) of short PoT and CoT SFT records."""
+    import json
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n_train + n_val):
+        a, b = 3 + i, 5 + 2 * i
+        if i % 2:
+            rows.append({"id": f"t/{i}", "source": "t", "style": "pot",
+                         "prompt": f"Sam has {a} apples and gets {b} more. How many apples? Write a Python program.",
+                         "completion": f"start = {a}\nmore = {b}\nprint(start + more)"})
+        else:
+            rows.append({"id": f"t/{i}", "source": "t", "style": "cot",
+                         "prompt": f"Sam has {a} apples and gets {b} more. How many apples?",
+                         "completion": f"Sam has {a} + {b} = {a + b} apples.\nThe answer is: {a + b}"})
+    for name, part in (("train.jsonl", rows[:n_train]), ("val.jsonl", rows[n_train:])):
+        (out_dir / name).write_text("".join(json.dumps(r) + "\n" for r in part))
+    (out_dir / "manifest.json").write_text(json.dumps({"name": "test", "totals": {"train": n_train}}) + "\n")
+    return out_dir
