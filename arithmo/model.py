@@ -237,7 +237,7 @@ def _load_hf(name_or_path: str, *, load_in_4bit: bool, dtype: torch.dtype,
 
 
 def _add_lora(model: Any, *, r: int, alpha: int, dropout: float, target_modules: list[str] | str,
-              gradient_checkpointing: bool, quantized: bool) -> Any:
+              gradient_checkpointing: bool, quantized: bool, seed: int) -> Any:
     from peft import LoraConfig, get_peft_model
 
     for param in model.parameters():
@@ -250,6 +250,8 @@ def _add_lora(model: Any, *, r: int, alpha: int, dropout: float, target_modules:
         # peft's prepare_model_for_kbit_training also upcasts embeddings and lm_head to fp32, which doubles
         # memory for a 152K vocabulary (../shared/gpu/README.md); we keep them in the compute dtype.
         model.config.use_cache = False
+    # LoRA's A matrices start random: seed them so a run (and a resumed run) starts from the same adapter.
+    torch.manual_seed(seed)
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules,
                         bias="none", task_type="CAUSAL_LM")
     return get_peft_model(model, config)
@@ -318,7 +320,7 @@ def load_model(
         if trainable and adapter is None:
             model = _add_lora(model, r=lora_r, alpha=lora_alpha, dropout=lora_dropout,
                               target_modules=target_modules, gradient_checkpointing=gradient_checkpointing,
-                              quantized=load_in_4bit)
+                              quantized=load_in_4bit, seed=seed)
     if adapter is not None:
         from peft import PeftModel
 

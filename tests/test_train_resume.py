@@ -1,0 +1,95 @@
+"""A run killed with SIGKILL resumes from its last checkpoint and follows the uninterrupted loss curve;
+an adapter merges into weights that plain transformers loads."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from arithmo.trainlog import read_train_log
+
+from _shared import REPO, write_sft_folder
+
+# Runs `arithmo.train.main` in a child; with KILL_AT_STEP set, the child SIGKILLs itself at the end of
+# that step — after checkpoint-2 was written and before checkpoint-4 — as an out-of-memory kill would.
+CHILD = """
+import os, signal, sys
+import arithmo.train as recipe
+from transformers import TrainerCallback
+
+kill_at = int(os.environ.get("KILL_AT_STEP", "0"))
+
+class KillAt(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        if kill_at and state.global_step == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+original = recipe.build_trainer
+def build_with_kill(*args, **kwargs):
+    trainer, interrupt = original(*args, **kwargs)
+    trainer.add_callback(KillAt())
+    return trainer, interrupt
+recipe.build_trainer = build_with_kill
+sys.exit(recipe.main(sys.argv[1:]))
+"""
+
+
+def _run(tmp_path, model_dir, name, kill_at=0, resume=False):
+    args = [f"data={tmp_path / 'data'}", f"output_dir={tmp_path / 'runs'}", f"name={name}",
+            f"model.name={model_dir}", "model.engine=hf", "model.load_in_4bit=false", "model.dtype=float32",
+            "model.max_seq_length=128", "model.gradient_checkpointing=false", "micro_batch_size=4",
+            "grad_accum=2", "max_steps=6", "save_steps=2", "logging_steps=1", "lr=5e-3", "warmup_ratio=0.2",
+            "lr_scheduler=cosine", "model.lora_dropout=0.1", f"resume={str(resume).lower()}"]
+    env = dict(os.environ, KILL_AT_STEP=str(kill_at), PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-c", CHILD, *args], env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, tiny_model_dir):
+    tmp_path = tmp_path_factory.mktemp("resume")
+    write_sft_folder(tmp_path / "data", n_train=40)
+    whole = _run(tmp_path, tiny_model_dir, "whole")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    killed = _run(tmp_path, tiny_model_dir, "cut", kill_at=3)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    resumed = _run(tmp_path, tiny_model_dir, "cut", resume=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    return tmp_path / "runs", resumed
+
+
+def test_resume_after_sigkill_follows_the_same_curve(runs):
+    root, resumed = runs
+    assert "resuming from" in resumed.stdout and "checkpoint-2" in resumed.stdout
+    whole = {r["step"]: r for r in read_train_log(root / "whole" / "train_log.jsonl") if "loss" in r}
+    cut = {r["step"]: r for r in read_train_log(root / "cut" / "train_log.jsonl") if "loss" in r}
+    assert sorted(whole) == sorted(cut) == [1, 2, 3, 4, 5, 6]
+    for step in whole:
+        # same data order (seeded sampler skips the batches already seen), same LR schedule, same dropout
+        # RNG (restored from the checkpoint): fp32 on CPU reproduces the loss to rounding.
+        assert cut[step]["learning_rate"] == pytest.approx(whole[step]["learning_rate"], rel=1e-9), step
+        assert cut[step]["loss"] == pytest.approx(whole[step]["loss"], rel=1e-4), step
+    assert json.loads((root / "cut" / "summary.json").read_text())["steps"] == 6
+
+
+def test_export_merges_into_plain_weights(runs, tmp_path, tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    from arithmo.export import merge_adapter
+    from arithmo.model import load_model
+
+    root, _ = runs
+    out = merge_adapter(root / "whole", tmp_path / "merged", model=str(tiny_model_dir), dtype="float32")
+    merged = AutoModelForCausalLM.from_pretrained(out)
+    assert not any("lora" in name for name, _ in merged.named_parameters())
+    with_adapter = load_model(str(tiny_model_dir), adapter=str(root / "whole" / "adapter")).model
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    ids = torch.tensor([[5, 17, 42, 99, 7, 3]])
+    with torch.no_grad():
+        expected = with_adapter(input_ids=ids).logits
+        torch.testing.assert_close(merged(input_ids=ids).logits, expected, atol=1e-5, rtol=1e-5)
+        assert not torch.allclose(base(input_ids=ids).logits, expected, atol=1e-3)  # the adapter mattered
