@@ -178,12 +178,25 @@ def pick_engine(engine: str, load_in_4bit: bool) -> tuple[str, str]:
     if not cuda:
         return "hf", "no CUDA GPU: transformers + peft on CPU (unsloth and the Triton kernels need CUDA)"
     if _importable("unsloth"):
-        # Measured on one H100, Mistral-7B 4-bit r=16 (../shared/gpu/README.md): unsloth 1.87x the HF stack's
-        # tokens/s at 43% of its memory.
-        return "unsloth", "CUDA and unsloth installed: unsloth measured fastest (1.87x the HF stack, 7B 4-bit)"
+        # Measured on one H100, Mistral-7B 4-bit r=16: in a plain loop unsloth ran at 1.87x the HF stack's
+        # tokens/s with 43% of its memory (../shared/gpu/README.md); in this recipe with packing, 0.81x the
+        # tokens/s with 0.68x the memory (bench/bench_recipe_gpu.py, 2026-11-24). Memory is what a 24 GB
+        # card runs out of first, so unsloth stays the default.
+        return "unsloth", "CUDA and unsloth installed: unsloth uses the least memory (0.68x the HF stack, 7B 4-bit)"
     if _importable("arithmo.kernels") and _importable("triton"):
         return "kernels", "CUDA without unsloth: transformers + bitsandbytes with arithmo's Triton kernels"
     return "hf", "CUDA without unsloth or Triton: plain transformers + peft + bitsandbytes"
+
+
+def prepare_engine(engine: str, load_in_4bit: bool | None = None) -> tuple[str, str]:
+    """Pick the engine and, for unsloth, import it now: unsloth patches transformers, peft and trl only
+    when it is imported before them (it warns, and runs slower, otherwise). Call this first in a recipe."""
+    if load_in_4bit is None:
+        load_in_4bit = torch.cuda.is_available()
+    name, reason = pick_engine(engine, load_in_4bit)
+    if name == "unsloth":
+        import unsloth  # noqa: F401  (the one place unsloth is imported, with _load_unsloth)
+    return name, reason
 
 
 def _dtype(dtype: str) -> torch.dtype:

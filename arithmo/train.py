@@ -244,7 +244,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
     from arithmo.model import load_model
 
-    # 1. run folder and resolved config -------------------------------------------------------
+    # 1. engine, run folder and resolved config ----------------------------------------------
+    from arithmo.model import prepare_engine
+
+    prepare_engine(cfg.model.engine, cfg.model.load_in_4bit)  # unsloth must be imported before trl/peft
     run_dir = Path(cfg.output_dir) / cfg.name
     resume_from = last_checkpoint(run_dir) if cfg.resume else None
     if run_dir.exists() and cfg.overwrite:

@@ -35,12 +35,10 @@ def _tokenizer_corpus() -> list[str]:
     return lines
 
 
-def make_tiny_model(out_dir: Path, *, chat_template: bool = True, vocab_size: int = 512, seed: int = 0,
-                    layers: int = 2, hidden: int = 64) -> Path:
-    """Write a random-initialised LlamaForCausalLM and a trained byte-level BPE tokenizer to `out_dir`."""
-    import torch
+def make_tokenizer(out_dir: Path, *, chat_template: bool = True, vocab_size: int = 512):
+    """Train a byte-level BPE tokenizer on the tiny recipe's text; save it to `out_dir` and return it."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     specials = ["<pad>", "<|im_start|>", "<|im_end|>", "<s>"]
     bpe = Tokenizer(models.BPE())
@@ -54,7 +52,16 @@ def make_tiny_model(out_dir: Path, *, chat_template: bool = True, vocab_size: in
     if chat_template:
         tokenizer.chat_template = CHATML_TEMPLATE
     tokenizer.save_pretrained(out_dir)
+    return tokenizer
 
+
+def make_tiny_model(out_dir: Path, *, chat_template: bool = True, vocab_size: int = 512, seed: int = 0,
+                    layers: int = 2, hidden: int = 64) -> Path:
+    """Write a random-initialised LlamaForCausalLM and a trained byte-level BPE tokenizer to `out_dir`."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = make_tokenizer(out_dir, chat_template=chat_template, vocab_size=vocab_size)
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
                          num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,

@@ -1,0 +1,253 @@
+"""Whether a predicted answer equals the gold one: normalize both, then compare by shape.
+
+Stages, first match wins: the same normalized text; the same structure (matrix, union of intervals,
+ordered tuple or interval, set or unordered list, equation) compared item by item; numbers (exact
+for integers and fractions, a relative tolerance for decimals); sympy for everything else, under a
+time limit (deadline.py).
+
+Decisions a lax grader gets wrong, each covered by a test in tests/test_grading_equal.py:
+- Percent: `50\\%`, `50%` and `50` are equal; `0.5` is NOT `50%` (no guessing of x100 or /100, unlike
+  Qwen2.5-Math's grader, which tries reference/100, reference and reference*100).
+- Brackets: `(1,2)` and `[1,2)` and `[1,2]` are three different things; `(1,2)` is not `(2,1)`.
+  Sets `\\{1,2\\}` and bare lists `1, 2` (MATH: "enter all solutions, separated by commas") ignore order.
+- A vector written as a tuple is not a `pmatrix` column: MATH's vector answers are matrices.
+- Numbers: integers and fractions compare exactly (10001 is not 10000 even though a 1e-4 relative
+  tolerance would say so); when a decimal is involved, a relative tolerance of 1e-4 (as in
+  Qwen2.5-Math's evaluation grader `numeric_equal`, math.isclose(rel_tol=1e-4)) accepts a rounded
+  decimal of a fraction, 0.3333 for 1/3, but when the other side is an integer only float noise is
+  forgiven (1e-9 relative, 1e-12 absolute: a program printing 24.000000000000004 or 5.6e-17 for 0).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from fractions import Fraction
+
+from arithmo.grading.deadline import DeadlineExceeded, call_with_deadline
+from arithmo.grading.extract import extract_answer
+from arithmo.grading.normalize import normalize_answer
+from arithmo.grading.symbolic import equations_equal, expressions_equal
+
+GRADER_VERSION = "arithmo-grader-1"
+
+REL_TOL = 1e-4          # Qwen2.5-Math evaluation/grader.py numeric_equal: isclose(rel_tol=1e-4)
+FLOAT_NOISE_REL_TOL = 1e-9   # float64 carries ~16 digits; 1e-9 leaves room for a few rounding steps
+FLOAT_NOISE_ABS_TOL = 1e-12  # 0.1 + 0.2 - 0.3 prints 5.551115123125783e-17
+EXACT_FORM_REL_TOL = 1e-12   # two exact forms (\sqrt{2}/2 vs 1/\sqrt{2}) evaluated to 30 digits
+_MAX_DEPTH = 6
+
+logger = logging.getLogger(__name__)
+_counts = {"symbolic_timeouts": 0, "symbolic_errors": 0}
+
+_INTEGER = re.compile(r"^-?\d+$")
+_DECIMAL = re.compile(r"^-?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?$", re.IGNORECASE)
+_SLASH_FRACTION = re.compile(r"^(-?\d+)/(\d+)$")
+_LATEX_FRACTION = re.compile(r"^(-?)\\frac\{(-?\d+)\}\{(-?\d+)\}$")
+_MIXED_NUMBER = re.compile(r"^(-?)(\d+)\\frac\{(\d+)\}\{(\d+)\}$")  # MATH's 6\frac{1}{5} is 6 1/5
+_MATRIX = re.compile(r"^\\begin\{pmatrix\}(.*)\\end\{pmatrix\}$", re.DOTALL)
+_WORD = re.compile(r"^[A-Za-z][A-Za-z ]+$")
+_MATH_WORDS = {"pi", "oo"}  # constants as a program prints them (sympy writes oo): compared as math
+
+
+def grading_counts() -> dict[str, int]:
+    """Symbolic comparisons that ran out of time or failed in this process (each counted as not equal)."""
+    return dict(_counts)
+
+
+# ---------------------------------------------------------------- structure
+def _split_top_level(text: str, separator: str) -> list[str]:
+    """Split on `separator` where no bracket is open (any of ( [ { opens, any of ) ] } closes)."""
+    parts, depth, start, index = [], 0, 0, 0
+    while index < len(text):
+        char = text[index]
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif depth == 0 and text.startswith(separator, index):
+            parts.append(text[start:index])
+            index += len(separator)
+            start = index
+            continue
+        index += 1
+    parts.append(text[start:])
+    return parts
+
+
+def _closing_index(text: str) -> int | None:
+    """Index where the bracket opening `text` closes (intervals close with either kind)."""
+    depth = 0
+    for index, char in enumerate(text):
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+            if depth == 0:
+                return index
+    return None
+
+
+def _shape(text: str) -> tuple[str, object]:
+    """(kind, parts) of a normalized answer; kind is matrix/union/set/sequence/list/equation/scalar."""
+    matrix = _MATRIX.match(text)
+    if matrix:
+        rows = [row for row in matrix.group(1).split("\\\\") if row.strip()]
+        return "matrix", [row.split("&") for row in rows]
+    if len(_split_top_level(text, "\\cup")) > 1:
+        return "union", _split_top_level(text, "\\cup")
+    if text.startswith("\\{") and text.endswith("\\}"):
+        inner = text[2:-2]
+        return "set", _split_top_level(inner, ",") if inner else []
+    if text[:1] in "([" and text[-1:] in ")]" and _closing_index(text) == len(text) - 1:
+        items = _split_top_level(text[1:-1], ",")
+        if len(items) > 1:
+            return "sequence", (text[0], items, text[-1])
+    items = _split_top_level(text, ",")
+    if len(items) > 1:
+        return "list", items
+    sides = _split_top_level(text, "=")
+    if len(sides) == 2 and all(sides):
+        return "equation", sides
+    return "scalar", text
+
+
+def _match_unordered(preds: list[str], golds: list[str], timeout_s: float, depth: int) -> bool:
+    """Whether the items pair up one to one (backtracking: a few items at most in a math answer)."""
+    if len(preds) != len(golds):
+        return False
+    if not golds:
+        return True
+    first, rest = golds[0], golds[1:]
+    for index, pred in enumerate(preds):
+        if _equal(pred, first, timeout_s, depth) and _match_unordered(preds[:index] + preds[index + 1:], rest,
+                                                                          timeout_s, depth):
+            return True
+    return False
+
+
+def _equal(pred: str, gold: str, timeout_s: float, depth: int = 0) -> bool:
+    pred, gold = normalize_answer(pred), normalize_answer(gold)
+    if not pred or not gold:
+        return False
+    if pred == gold:
+        return True
+    if depth > _MAX_DEPTH:
+        return False
+    depth += 1
+    pred_kind, pred_parts = _shape(pred)
+    gold_kind, gold_parts = _shape(gold)
+    unordered = {"set", "list"}
+    if pred_kind in unordered and gold_kind in unordered:
+        return _match_unordered(pred_parts, gold_parts, timeout_s, depth)
+    if pred_kind != gold_kind:
+        return False
+    if pred_kind == "matrix":
+        return (len(pred_parts) == len(gold_parts)
+                and all(len(p_row) == len(g_row) for p_row, g_row in zip(pred_parts, gold_parts))
+                and all(_equal(p, g, timeout_s, depth) for p_row, g_row in zip(pred_parts, gold_parts)
+                        for p, g in zip(p_row, g_row)))
+    if pred_kind == "union":
+        return _match_unordered(pred_parts, gold_parts, timeout_s, depth)
+    if pred_kind == "sequence":
+        (p_open, p_items, p_close), (g_open, g_items, g_close) = pred_parts, gold_parts
+        return (p_open == g_open and p_close == g_close and len(p_items) == len(g_items)
+                and all(_equal(p, g, timeout_s, depth) for p, g in zip(p_items, g_items)))
+    if pred_kind == "equation":
+        return _with_deadline(equations_equal, (tuple(pred_parts), tuple(gold_parts)), timeout_s)
+    return _scalar_equal(pred, gold, timeout_s)
+
+
+# ---------------------------------------------------------------- numbers and expressions
+def _exact_number(text: str) -> Fraction | None:
+    """The value of an integer, decimal, a/b, \\frac{a}{b} or mixed number; None for anything else."""
+    if _DECIMAL.match(text):
+        return Fraction(text)
+    for pattern in (_SLASH_FRACTION, _LATEX_FRACTION):
+        match = pattern.match(text)
+        if match:
+            *sign, numerator, denominator = match.groups()
+            if int(denominator) == 0:
+                return None
+            value = Fraction(int(numerator), int(denominator))
+            return -value if sign and sign[0] == "-" else value
+    mixed = _MIXED_NUMBER.match(text)
+    if mixed and int(mixed.group(4)) != 0:
+        value = int(mixed.group(2)) + Fraction(int(mixed.group(3)), int(mixed.group(4)))
+        return -value if mixed.group(1) == "-" else value
+    return None
+
+
+def _numbers_equal(pred: Fraction, gold: Fraction, pred_text: str, gold_text: str) -> bool:
+    has_decimal = "." in pred_text or "." in gold_text or "e" in pred_text.lower() or "e" in gold_text.lower()
+    if not has_decimal:
+        return pred == gold
+    if _INTEGER.match(pred_text) or _INTEGER.match(gold_text):
+        rel_tol, abs_tol = FLOAT_NOISE_REL_TOL, FLOAT_NOISE_ABS_TOL
+    else:
+        rel_tol, abs_tol = REL_TOL, 0.0
+    difference = abs(pred - gold)
+    return difference <= max(rel_tol * max(abs(pred), abs(gold)), abs_tol)
+
+
+def _with_deadline(function, args: tuple, timeout_s: float) -> bool:
+    try:
+        return bool(call_with_deadline(function, args, timeout_s))
+    except DeadlineExceeded:
+        _counts["symbolic_timeouts"] += 1
+        logger.warning("symbolic comparison %r ran past %.1f s: counted as not equal", args[:2], timeout_s)
+    except Exception as error:  # sympy raises TypeError, RecursionError, ... on odd input (the worker: RuntimeError)
+        _counts["symbolic_errors"] += 1
+        logger.warning("symbolic comparison %r failed (%s): counted as not equal", args[:2], error)
+    return False
+
+
+def _scalar_equal(pred: str, gold: str, timeout_s: float) -> bool:
+    # Percent is a unit here: 50% == 50 (see the module doc); strip it from both sides only.
+    pred, gold = pred.removesuffix("%"), gold.removesuffix("%")
+    if pred == gold:
+        return True
+    if any(_WORD.match(text) and text.lower() not in _MATH_WORDS for text in (pred, gold)):
+        # text answers (odd, Friday, circle); one letter is a choice or a variable: case matters
+        return len(pred) > 1 and pred.lower() == gold.lower()
+    pred_number, gold_number = _exact_number(pred), _exact_number(gold)
+    if pred_number is not None and gold_number is not None:
+        return _numbers_equal(pred_number, gold_number, pred, gold)
+    has_decimal = bool(re.search(r"\d\.\d", pred + " " + gold))
+    if has_decimal and (_INTEGER.match(pred) or _INTEGER.match(gold)):
+        rel_tol, abs_tol = FLOAT_NOISE_REL_TOL, FLOAT_NOISE_ABS_TOL
+    elif has_decimal:
+        rel_tol, abs_tol = REL_TOL, 0.0
+    else:
+        rel_tol, abs_tol = EXACT_FORM_REL_TOL, 0.0
+    return _with_deadline(expressions_equal, (pred, gold, rel_tol, abs_tol), timeout_s)
+
+
+# ---------------------------------------------------------------- public
+def is_equivalent(pred: str | None, gold: str, timeout_s: float = 2.0) -> bool:
+    """Whether answer `pred` equals `gold` (see the module doc); None is never equivalent.
+
+    `timeout_s` bounds each symbolic (sympy) comparison; one that runs out counts as not equal and
+    is counted in `grading_counts()`.
+    """
+    if not isinstance(gold, str):
+        raise TypeError(f"is_equivalent: gold must be a str, got {type(gold).__name__}: {gold!r}")
+    if not gold.strip():
+        raise ValueError("is_equivalent: the gold answer is empty")
+    if pred is None:
+        return False
+    if not isinstance(pred, str):
+        raise TypeError(f"is_equivalent: pred must be a str or None, got {type(pred).__name__}: {pred!r}")
+    return _equal(pred, gold, timeout_s)
+
+
+def grade(completion: str, gold: str) -> dict:
+    """Extract the answer from `completion` both ways and compare each with `gold`."""
+    strict = extract_answer(completion, mode="strict")
+    flexible = extract_answer(completion, mode="flexible")
+    return {
+        "extracted_strict": strict,
+        "extracted_flexible": flexible,
+        "correct_strict": is_equivalent(strict, gold),
+        "correct_flexible": is_equivalent(flexible, gold),
+    }

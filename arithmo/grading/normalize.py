@@ -1,0 +1,194 @@
+"""Canonical text form of a math answer, by ordered tables of (pattern, replacement, reason) rules.
+
+`normalize_answer` only rewrites notation; it never decides equality (equal.py does). Every rule is a
+row in one of the tables below, applied in order, so a reader can see what is rewritten and why. The
+rule set follows the notation found in MATH solutions (Hendrycks et al. 2021, arXiv:2103.03874:
+`\\dfrac`, `\\frac12`, `1,\\!000`, `^\\circ`, `\\text{ cm}`) and in GSM8K / MetaMath answer lines.
+
+Decisions (documented here because the comparison depends on them):
+- A whole answer of the form `1,000` or `1,\\!000,\\!000` (a leading group of 1-3 digits, then groups of
+  exactly three) is ONE number with thousands separators. Inside brackets a comma always separates
+  items: `(1,000)` stays the pair (1, 000), so it is not 1000. `0,100` is not a thousands number (a
+  leading group never starts with 0), so it stays the list 0, 100.
+- Units are removed only when they trail a number or expression (`85\\text{ feet}` -> `85`); a whole
+  answer that is text (`\\text{odd}`, `\\text{Friday}`) keeps its words.
+- `x = 5` (one variable, optionally subscripted, or a tuple of variables) loses its left side; an
+  equation with an expression on the left (`x + y = 5`) is kept whole.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+Replacement = str | Callable[[re.Match], str]
+Rule = tuple[re.Pattern, Replacement, str]
+
+# Words after a number are units, not part of the answer (GSM8K and MetaMath answer lines: "18 dollars",
+# "5 cm^2"): letters only, two or more (a single letter may be a variable: "3 x"), and not these,
+# which are math.
+_RESERVED_WORDS = {"pi", "sqrt", "and", "or", "sin", "cos", "tan", "log", "ln", "exp", "i", "e", "mod"}
+
+
+def find_braced(text: str, open_index: int) -> int | None:
+    """Index of the `}` that closes the `{` at `open_index`, or None when the braces never balance."""
+    depth = 0
+    for index in range(open_index, len(text)):
+        char = text[index]
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return index
+    return None
+
+
+def unwrap_command(text: str, command: str) -> str:
+    r"""Replace every `\command{X}` (nested braces allowed) by `X`; an unbalanced one is left as is."""
+    pattern = re.compile(r"\\" + command + r"(?![a-zA-Z])\s*\{")
+    start = 0
+    while True:
+        match = pattern.search(text, start)
+        if not match:
+            return text
+        close = find_braced(text, match.end() - 1)
+        if close is None:
+            return text
+        text = text[: match.start()] + text[match.end(): close] + text[close + 1:]
+        start = match.start()
+
+
+def _strip_wrappers(text: str) -> str:
+    """Remove what encloses the whole answer: `$..$`, `\\(..\\)`, `\\[..\\]`, `\\boxed{..}`, `{..}`."""
+    while True:
+        before = text
+        text = text.strip()
+        for opener, closer in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+            if len(text) > len(opener) + len(closer) and text.startswith(opener) and text.endswith(closer):
+                text = text[len(opener): -len(closer)].strip()
+        for command in ("boxed", "fbox"):
+            prefix = "\\" + command
+            if text.startswith(prefix):
+                rest = text[len(prefix):].lstrip()
+                if rest.startswith("{") and find_braced(rest, 0) == len(rest) - 1:
+                    text = rest[1:-1]
+        if text.startswith("{") and find_braced(text, 0) == len(text) - 1:
+            text = text[1:-1]
+        if text == before:
+            return text
+
+
+# 1. Characters and spacing commands: the same symbol typed in different ways.
+CHARACTER_RULES: list[Rule] = [
+    (re.compile("[\u2212\u2012\u2013\u2014]"), "-", "unicode minus and dashes are a minus sign"),
+    (re.compile("\u00d7"), r"\\times ", "unicode multiplication sign"),
+    (re.compile("\u00f7"), r"\\div ", "unicode division sign"),
+    (re.compile("\u03c0"), r"\\pi ", "unicode pi"),
+    (re.compile("\u221e"), r"\\infty ", "unicode infinity"),
+    (re.compile("\u221a"), r"\\sqrt", "unicode square root"),
+    (re.compile("\u2264"), r"\\le ", "unicode less-or-equal"),
+    (re.compile("\u2265"), r"\\ge ", "unicode greater-or-equal"),
+    (re.compile(r"(?<!\\)\\!"), "", r"negative thin space: 1,\!000 is 1,000"),
+    (re.compile(r"\{,\}"), ",", "{,} is a comma typeset without space: 14{,}916"),
+    (re.compile(r"(?<!\\)\\(?:[,;:> ]|quad|qquad|enspace|thinspace)"), " ",
+     "LaTeX spacing commands are spaces (not the row break \\\\ before a space)"),
+    (re.compile(r"~"), " ", "a tie is a space"),
+    (re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big|bigg|Bigg)(?![a-zA-Z])\s*"), "",
+     r"\left( and \right) size delimiters; the delimiter itself stays"),
+    (re.compile(r"\\(?:displaystyle|textstyle)(?![a-zA-Z])"), "", "display-size switches"),
+    (re.compile(r"\\[dt]frac(?![a-zA-Z])"), r"\\frac", r"\dfrac and \tfrac are \frac at another size"),
+    (re.compile(r"\\(?:leq|leqslant)(?![a-zA-Z])"), r"\\le", r"\leq is \le"),
+    (re.compile(r"\\(?:geq|geqslant)(?![a-zA-Z])"), r"\\ge", r"\geq is \ge"),
+    (re.compile(r"\\neq(?![a-zA-Z])"), r"\\ne", r"\neq is \ne"),
+    (re.compile(r"\\(?:varnothing|emptyset)(?![a-zA-Z])|\\\{\s*\\\}"), r"\\emptyset", "the empty set"),
+    (re.compile(r"\\lbrace(?![a-zA-Z])"), r"\\{", r"\lbrace is \{"),
+    (re.compile(r"\\rbrace(?![a-zA-Z])"), r"\\}", r"\rbrace is \}"),
+    (re.compile(r"\\bmatrix|\\begin\{[bBvV]?matrix\}"), r"\\begin{pmatrix}", "one matrix environment name"),
+    (re.compile(r"\\end\{[bBvV]?matrix\}"), r"\\end{pmatrix}", "one matrix environment name"),
+]
+
+# 2. Money, degrees and percent marks. Percent is kept as a trailing `%` because equal.py compares
+# `50\%` with `50` explicitly (and never with 0.5).
+MARK_RULES: list[Rule] = [
+    (re.compile(r"\\\$|\$"), "", r"dollar signs: \$115,000 is 115,000"),
+    (re.compile(r"\\(?:textdollar|dollar)(?![a-zA-Z])"), "", "dollar commands"),
+    (re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ(?![a-zA-Z])|\\circ(?![a-zA-Z])|\u00b0|\\degree(?![a-zA-Z])"), "",
+     r"degree marks: 144^\circ is 144 (MATH geometry answers)"),
+    (re.compile(r"\\%|\\percent(?![a-zA-Z])|\s*\bpercent\b"), "%", "one percent mark"),
+    (re.compile(r"\\text\{\s*%\s*\}"), "%", r"\text{\%} after unescaping"),
+]
+
+# 3. Text wrappers: trailing units go (applied until none is left: 5\text{ square}\text{ feet}), words
+# elsewhere are unwrapped.
+TEXT_RULES: list[Rule] = [
+    (re.compile(r"(?<=\S)\s*\\(?:text|textrm|mbox|mathrm)\s*\{\s*[a-zA-Z][a-zA-Z .]*\}"
+                r"\s*(?:\^\s*\{?\s*[23]\s*\}?)?\s*$"),
+     "", r"a trailing unit: 85\text{ feet}, 440\text{ cm}^2"),
+]
+_UNWRAP_COMMANDS = ("text", "textrm", "textbf", "textit", "mbox", "mathrm", "mathbf", "mathit", "operatorname",
+                    "boxed", "fbox")
+
+# 4. Shorthand LaTeX expanded into its braced form.
+SHORTHAND_RULES: list[Rule] = [
+    (re.compile(r"\\frac\s*(\w)\s*(\w)"), r"\\frac{\1}{\2}", r"\frac12 is \frac{1}{2}"),
+    (re.compile(r"\\frac\s*(\w)\s*\{"), r"\\frac{\1}{", r"\frac1{10} is \frac{1}{10}"),
+    (re.compile(r"\\frac\s*(\{[^{}]*\})\s*(\w)"), r"\\frac\1{\2}", r"\frac{9}5 is \frac{9}{5}"),
+    (re.compile(r"\\sqrt\s*(\w)"), r"\\sqrt{\1}", r"\sqrt5 is \sqrt{5}"),
+    (re.compile(r"\^\s*\{\s*(\w)\s*\}"), r"^\1", "x^{2} is x^2 (one character in braces)"),
+    (re.compile(r"_\s*\{\s*(\w+)\s*\}"), r"_\1", "2112_{6} is 2112_6"),
+]
+
+# 5. Whole-answer shapes: what surrounds the value.
+_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"
+_UNIT_WORD = r"[a-zA-Z]{2,}"
+SHAPE_RULES: list[Rule] = [
+    (re.compile(r"^\s*(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\w+)?\s*=\s*(?=[^=]+$)"), "",
+     "x = 5 is 5: one variable on the left (Hendrycks MATH answers are values)"),
+    (re.compile(r"^\s*[a-zA-Z]\s*\(\s*[a-zA-Z]\s*\)\s*=\s*(?=[^=]+$)"), "", "f(x) = x^2 is x^2"),
+    (re.compile(r"^\s*\(\s*[a-zA-Z](?:\s*,\s*[a-zA-Z])+\s*\)\s*=\s*(?=[^=]+$)"), "", "(x, y) = (1, 2) is (1, 2)"),
+    (re.compile(r"^\s*[a-zA-Z]\s*\\in\s*"), "", r"x \in [1, 2] is [1, 2]"),
+    (re.compile(r"\s+(?:and|\\text\{\s*and\s*\})\s+"), ",", "'1 and 2' lists two answers: 1, 2"),
+    (re.compile(r"\s*\\text\{\s*(?:and|,)\s*\}\s*"), ",", r"\text{ and } between answers"),
+    (re.compile(r"^\s*\(\s*([A-E])\s*\)\s*$"), r"\1", "a multiple-choice letter: (B) is B"),
+    (re.compile(r"^(" + _NUMBER + r")\s+(?!(?:" + "|".join(sorted(_RESERVED_WORDS)) + r")\b)" + _UNIT_WORD +
+                r"(?:\s+" + _UNIT_WORD + r")*(?:\s*\^\s*[23])?\s*$"), r"\1",
+     "unit words after a number: '18 dollars' is 18, '440 cm^2' is 440"),
+    (re.compile(r"[.\s]+$"), "", "a sentence's full stop after the answer"),
+]
+
+# 6. Spaces and number spelling (last: they work on the compact form).
+NUMBER_RULES: list[Rule] = [
+    (re.compile(r"(\\[a-zA-Z]+)\s+(?=[a-zA-Z0-9])|\s+"), lambda m: m.group(1) + " " if m.group(1) else "",
+     r"spaces carry no meaning, except after a command: \pi r keeps its space"),
+    (re.compile(r"^([-+]?)([1-9]\d{0,2}(?:,\d{3})+)(\.\d+)?(%?)$"),
+     lambda m: m.group(1) + m.group(2).replace(",", "") + (m.group(3) or "") + m.group(4),
+     "thousands separators in a whole-number answer: 1,000,000 is 1000000 (decision in the module doc)"),
+    (re.compile(r"^\+"), "", "+5 is 5"),
+    (re.compile(r"(?<![\d.])\.(\d)"), r"0.\1", ".5 is 0.5"),
+    (re.compile(r"(\d+\.\d*?)0+(?![\d.])"), r"\1", "trailing zeros after the point: 2.50 is 2.5"),
+    (re.compile(r"(\d+)\.(?![\d])"), r"\1", "a bare point left by the rule above: 5.0 -> 5. -> 5"),
+]
+
+def _apply(rules: list[Rule], text: str) -> str:
+    for pattern, replacement, _reason in rules:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def normalize_answer(s: str) -> str:
+    """The canonical text form of answer `s` (see the rule tables above); '' when nothing is left."""
+    if not isinstance(s, str):
+        raise TypeError(f"normalize_answer expects a str answer, got {type(s).__name__}: {s!r}")
+    text = _strip_wrappers(s)
+    text = _apply(CHARACTER_RULES, text)
+    text = _apply(MARK_RULES, text)
+    text = _strip_wrappers(text)
+    while (shorter := _apply(TEXT_RULES, text)) != text:
+        text = shorter
+    for command in _UNWRAP_COMMANDS:
+        text = unwrap_command(text, command)
+    text = _apply(SHORTHAND_RULES, text)
+    text = _apply(SHAPE_RULES, _strip_wrappers(text))
+    text = _apply(NUMBER_RULES, _strip_wrappers(text))
+    return _apply(SHAPE_RULES[-1:], _strip_wrappers(text))
