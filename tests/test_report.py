@@ -26,7 +26,7 @@ def test_table_shows_each_run_and_the_change_in_points(tmp_path, capsys):
 
 def test_missing_or_foreign_files_are_named(tmp_path, capsys):
     assert main([str(tmp_path / "nowhere")]) == 2
-    assert "nowhere/metrics.json" in capsys.readouterr().err
+    assert "nowhere: no metrics.json" in capsys.readouterr().err
     (tmp_path / "other.json").write_text(json.dumps({"loss": 1.0}))
     with pytest.raises(ValueError, match="no 'benchmark'"):
         read_metrics(tmp_path / "other.json")
