@@ -196,6 +196,10 @@ def prepare_engine(engine: str, load_in_4bit: bool | None = None) -> tuple[str, 
     name, reason = pick_engine(engine, load_in_4bit)
     if name == "unsloth":
         import unsloth  # noqa: F401  (the one place unsloth is imported, with _load_unsloth)
+    if name == "kernels":
+        # One of the kernels engine's memory tricks: without expandable segments, activations of varying
+        # sequence lengths fragment the allocator (bench/bench_train.py). Read when CUDA first allocates.
+        os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
     return name, reason
 
 
@@ -331,8 +335,10 @@ def load_model(
         model, tokenizer, source = _load_hf(name_or_path, load_in_4bit=load_in_4bit, dtype=torch_dtype,
                                             max_seq_length=max_seq_length if trainable else None)
         if trainable and adapter is None:
+            # The kernels engine checkpoints layers itself (offloading the saved inputs to CPU).
             model = _add_lora(model, r=lora_r, alpha=lora_alpha, dropout=lora_dropout,
-                              target_modules=target_modules, gradient_checkpointing=gradient_checkpointing,
+                              target_modules=target_modules,
+                              gradient_checkpointing=gradient_checkpointing and name != "kernels",
                               quantized=load_in_4bit, seed=seed)
     if adapter is not None:
         from peft import PeftModel
@@ -340,13 +346,16 @@ def load_model(
         if not (Path(adapter) / "adapter_config.json").is_file():
             raise ModelError(f"adapter folder {adapter} has no adapter_config.json (expected a PEFT adapter)")
         model = PeftModel.from_pretrained(model, adapter, is_trainable=trainable)
-        if trainable and gradient_checkpointing and name != "unsloth":
+        if trainable and gradient_checkpointing and name == "hf":
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             model.enable_input_require_grads()
-    if name == "kernels":
+    if name == "kernels" and trainable:
         from arithmo.kernels import apply_kernels
 
-        apply_kernels(model)
+        # cross_entropy=False: TRL's SFTTrainer already computes the loss chunked on the completion tokens
+        # only (its default loss_type "chunked_nll"), and it reads the logits the fused loss never makes.
+        report = apply_kernels(model, cross_entropy=False, offload_checkpoints=gradient_checkpointing)
+        log.info("kernels applied: %s", report)
     _fix_end_of_turn(tokenizer, model)
     ensure_pad_token(tokenizer, model)
     if not trainable:

@@ -43,7 +43,7 @@ def _answer(model, tokenizer):
     return tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
-@pytest.mark.parametrize("engine", ["hf", "unsloth"])
+@pytest.mark.parametrize("engine", ["hf", "kernels", "unsloth"])
 def test_qlora_memorises_one_fact_and_merging_keeps_it(engine, tmp_path):
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
