@@ -4,10 +4,17 @@ Tests never touch the hub: `tiny_model_dir` is a folder that `AutoModelForCausal
 `AutoTokenizer.from_pretrained` load offline, like a downloaded checkpoint would.
 """
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+# Triton runs on CPU only in its interpreter, chosen when a kernel is decorated: set it before any test
+# module (or transformers, which may import triton) imports arithmo.kernels.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 sys.path.insert(0, str(Path(__file__).parent))  # `from _shared import ...` in every test module
 

@@ -1,0 +1,270 @@
+"""`python -m arithmo.eval [--preset gsm8k_cot] [key=value ...]`: score a model (and adapter) on a benchmark.
+
+The recipe, top to bottom (`evaluate(cfg)`; a notebook calls the same function):
+  1. resolve what to evaluate: `run=runs/<name>` means that run's adapter on the model in its config.yaml;
+  2. load the benchmark items (hub id by default, or a local file in the benchmark's schema);
+  3. check that an existing predictions file came from the same settings (resume) and save the config;
+  4. load the model (arithmo.model.load_model; vLLM when installed and asked for);
+  5. generate, run programs, grade (`evaluate_items`; greedy, plus maj@k when k > 1), appending to
+     predictions.jsonl as items finish;
+  6. write metrics.json and accuracy.png, print a table.
+
+Outputs go to `<output_dir>` (default `runs/<name>/eval/<benchmark>_<style>/` for a run):
+`predictions.jsonl`, `metrics.json`, `eval_config.yaml` (the resolved config; itself a valid preset) and
+`accuracy.png`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from arithmo.config import ConfigError, describe, field, load_config, save_config, to_dict
+from arithmo.data.sources import DataError
+from arithmo.evaluation.benchmarks import benchmark_name, load_items
+from arithmo.evaluation.loop import evaluate_items
+from arithmo.evaluation.metrics import format_table, plot_accuracy
+from arithmo.prompts import POT_HINTS
+
+__all__ = ["EvalConfig", "EvalError", "evaluate", "evaluate_items", "load_items", "main"]
+
+PRESETS = Path(__file__).parent / "configs" / "eval"
+DEFAULT_MODEL = "smollm2-135m-instruct"  # the CPU demo's model (DESIGN.md, "Offline by design")
+
+
+class EvalError(RuntimeError):
+    """An evaluation cannot run as configured; the message says what to change."""
+
+
+@dataclass
+class EvalConfig:
+    model: str | None = field(None, help=f"hub id, local folder, .gguf file or alias; null: the run's model, "
+                                         f"else {DEFAULT_MODEL}")
+    adapter: str | None = field(None, help="PEFT adapter folder to evaluate on top of the model")
+    run: str | None = field(None, help="training run folder (runs/<name>): its adapter/ on the model in its "
+                                       "config.yaml; results go to <run>/eval/<benchmark>_<style>[_maj<k>]/")
+    engine: Literal["auto", "unsloth", "kernels", "hf"] = field("auto", help="model engine (arithmo.model)")
+    backend: Literal["auto", "hf", "vllm"] = field("auto", help="generation: transformers, or vLLM (auto: vLLM "
+                                                                "when installed and a GPU is present)")
+    load_in_4bit: bool | None = field(None, help="4-bit base weights; null: exactly when CUDA is present")
+    dtype: str = field("auto", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
+    benchmark: Literal["gsm8k", "math", "math500", "svamp", "file"] = field(
+        "gsm8k", help="benchmark; `file` reads EvalItem records from `path`")
+    path: str | None = field(None, help="local .jsonl/.json/.parquet file in the benchmark's schema "
+                                        "(instead of the hub)")
+    hub: str | None = field(None, help="hub dataset id; null: the benchmark's default (openai/gsm8k, "
+                                       "EleutherAI/hendrycks_math, HuggingFaceH4/MATH-500, ChilleD/SVAMP)")
+    config: str | None = field(None, help="hub config; null: the benchmark's default (gsm8k: main; math: "
+                                          "every subject)")
+    split: str | None = field(None, help="hub split; null: test")
+    n: int | None = field(None, help="evaluate the first n items only; null: all")
+    style: Literal["cot", "pot", "hybrid"] = field("cot", help="cot: reasoning + 'The answer is'; pot: a "
+                                                               "program whose output is the answer; hybrid: "
+                                                               "pot, falling back to cot")
+    k: int = field(1, help="maj@k: k sampled completions per item, majority vote (reported beside greedy); "
+                           "1: greedy only")
+    temperature: float = field(0.7, help="sampling temperature for the k maj@k samples (greedy is always run)")
+    top_p: float = field(1.0, help="nucleus sampling for the maj@k samples")
+    max_new_tokens: int = field(512, help="longest completion in tokens")
+    batch_size: int = field(8, help="sequences per generation batch")
+    template: Literal["auto", "plain", "chat"] = field("auto", help="prompt template; auto: the run's, else "
+                                                                    "chat when the tokenizer has one")
+    pot_hint: str = field(POT_HINTS[0], help="the sentence appended to a question to ask for a program")
+    stop: list[str] | None = field(None, help="stop strings; null: '\\nQuestion:' for the plain template, none "
+                                              "for chat (eos ends a turn)")
+    timeout_s: float = field(5.0, help="time limit per program (PoT) in seconds")
+    workers: int | None = field(None, help="sandbox processes running programs; null: one per CPU core")
+    grade_timeout_s: float = field(2.0, help="time limit for one symbolic answer comparison")
+    output_dir: str | None = field(None, help="where results go; null: <run>/eval/<benchmark>_<style>[_maj<k>] "
+                                              "or runs/eval/<model>/<benchmark>_<style>[_maj<k>]")
+    resume: bool = field(True, help="skip items already in predictions.jsonl (false: start over)")
+    save_every: int = field(64, help="append predictions to disk every this many items")
+    plot: bool = field(True, help="write accuracy.png")
+    seed: int = field(0, help="seed for maj@k sampling")
+
+    def validate(self) -> None:
+        positive = {"max_new_tokens": self.max_new_tokens, "batch_size": self.batch_size, "k": self.k,
+                    "save_every": self.save_every}
+        for key, value in positive.items():
+            if value < 1:
+                raise ConfigError(f"{key}: expected a positive integer, got {value}")
+        if self.n is not None and self.n <= 0:
+            raise ConfigError(f"n: expected a positive number of items (or null for all), got {self.n}")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"workers: expected >= 1 (or null for one per core), got {self.workers}")
+        for key in ("timeout_s", "grade_timeout_s"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{key}: expected a positive number of seconds, got {getattr(self, key)}")
+        if self.k > 1 and self.temperature <= 0:
+            raise ConfigError(f"temperature: maj@k (k={self.k}) samples need temperature > 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"top_p: expected a number in (0, 1], got {self.top_p}")
+        if self.benchmark == "file" and self.path is None:
+            raise ConfigError("path: benchmark=file needs path=<EvalItem .jsonl/.json/.parquet file>")
+        if self.model is not None and not self.model.strip():
+            raise ConfigError("model: empty; give a hub id, folder, .gguf file or alias (or null)")
+
+
+# Keys that do not change what a prediction line holds: a resumed run may change them freely.
+NOT_HASHED = ("output_dir", "resume", "plot", "save_every", "batch_size", "workers", "n")
+
+
+def config_hash(cfg: EvalConfig) -> str:
+    """A short hash of the settings that decide the predictions (not n, paths of outputs or speed knobs)."""
+    data = {key: value for key, value in to_dict(cfg).items() if key not in NOT_HASHED}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def resolve(cfg: EvalConfig) -> EvalConfig:
+    """A copy of `cfg` with model, adapter, template and output_dir filled in from `run` and defaults."""
+    values = to_dict(cfg)
+    if cfg.run is not None:
+        run = Path(cfg.run)
+        config_file = run / "config.yaml"
+        if not config_file.is_file():
+            raise EvalError(f"run={cfg.run}: {config_file} not found (expected a training run folder)")
+        trained = yaml.safe_load(config_file.read_text()) or {}
+        model_cfg = trained.get("model")
+        name = model_cfg.get("name") if isinstance(model_cfg, dict) else model_cfg
+        if not isinstance(name, str) or not name:
+            raise EvalError(f"{config_file}: no model name (expected `model: {{name: ...}}`)")
+        values["model"] = values["model"] or name
+        if values["adapter"] is None:
+            if not (run / "adapter" / "adapter_config.json").is_file():
+                raise EvalError(f"run={cfg.run}: {run / 'adapter'} holds no trained adapter (adapter_config.json); "
+                                "train the run first, or pass adapter=<folder>")
+            values["adapter"] = str(run / "adapter")
+        if values["template"] == "auto" and isinstance(model_cfg, dict) and model_cfg.get("template"):
+            values["template"] = model_cfg["template"]  # evaluate with the template the run trained on
+    values["model"] = values["model"] or DEFAULT_MODEL
+    if values["output_dir"] is None:
+        folder = f"{benchmark_name(cfg.benchmark, cfg.path)}_{cfg.style}" + (f"_maj{cfg.k}" if cfg.k > 1 else "")
+        if cfg.run is not None:
+            values["output_dir"] = str(Path(cfg.run) / "eval" / folder)
+        else:
+            slug = values["model"].strip("/").replace("/", "--")
+            if values["adapter"]:
+                slug += "+" + Path(values["adapter"]).name
+            values["output_dir"] = str(Path("runs") / "eval" / slug / folder)
+    return load_config(EvalConfig, values)
+
+
+def check_resumable(cfg: EvalConfig, out: Path) -> None:
+    """Refuse to resume predictions made with other settings (they would be mixed into one score)."""
+    saved = out / "eval_config.yaml"
+    if not cfg.resume or not (out / "predictions.jsonl").is_file() or not saved.is_file():
+        return
+    try:
+        before = load_config(EvalConfig, saved)
+    except ConfigError as err:
+        raise EvalError(f"{saved}: cannot read the earlier run's config ({err}); use resume=false") from err
+    if config_hash(before) != config_hash(cfg):
+        old, new = to_dict(before), to_dict(cfg)
+        changed = [f"{key}: {old[key]!r} -> {new[key]!r}" for key in new if key not in NOT_HASHED and old[key] != new[key]]
+        raise EvalError(f"{out} holds predictions made with other settings ({'; '.join(changed)}); "
+                        "use another output_dir, or resume=false to start over")
+
+
+def load_for_eval(cfg: EvalConfig):
+    """(model, tokenizer, engine description) for generation."""
+    import torch
+
+    from arithmo.generate import load_vllm, vllm_available
+
+    backend = cfg.backend
+    if backend == "auto":
+        backend = "vllm" if vllm_available() and torch.cuda.is_available() else "hf"
+    if backend == "vllm":
+        from arithmo.model import resolve_model_path
+
+        folder, gguf_file = resolve_model_path(cfg.model)
+        if gguf_file is not None:
+            raise EvalError("backend=vllm takes a model folder or hub id, not a .gguf file; use backend=hf")
+        engine = load_vllm(folder, cfg.adapter, seed=cfg.seed)
+        return engine, engine.llm.get_tokenizer(), "vllm"
+    from arithmo.model import load_model
+
+    loaded = load_model(cfg.model, engine=cfg.engine, adapter=cfg.adapter, trainable=False,
+                        load_in_4bit=cfg.load_in_4bit, dtype=cfg.dtype)
+    return loaded.model, loaded.tokenizer, f"{loaded.engine} ({loaded.reason})"
+
+
+def evaluate(cfg: EvalConfig) -> dict:
+    """Run the evaluation `cfg` describes; returns the metrics (also written to metrics.json)."""
+    started = time.perf_counter()
+    # 1. what to evaluate ---------------------------------------------------------------------
+    cfg = resolve(cfg)
+    out = Path(cfg.output_dir)
+    # 2. the benchmark ------------------------------------------------------------------------
+    items = load_items(cfg.benchmark, path=cfg.path, hub=cfg.hub, config=cfg.config, split=cfg.split, n=cfg.n)
+    if cfg.n is not None and len(items) < cfg.n:
+        print(f"[eval] n={cfg.n} but the benchmark has {len(items)} items: evaluating all {len(items)}",
+              file=sys.stderr)
+    # 3. resume check and the resolved config -------------------------------------------------
+    check_resumable(cfg, out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "eval_config.yaml")
+    # 4. the model ----------------------------------------------------------------------------
+    model, tokenizer, engine = load_for_eval(cfg)
+    print(f"[eval] {cfg.model}{' + ' + cfg.adapter if cfg.adapter else ''} on {len(items)} {items[0]['benchmark']} "
+          f"items, style={cfg.style}, k={cfg.k}; engine {engine}", file=sys.stderr)
+    # 5. generate, execute, grade -------------------------------------------------------------
+    _, metrics = evaluate_items(
+        model, tokenizer, items, cfg.style, template=cfg.template, pot_hint=cfg.pot_hint, k=cfg.k,
+        temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
+        batch_size=cfg.batch_size, stop=cfg.stop, timeout_s=cfg.timeout_s, workers=cfg.workers,
+        grade_timeout_s=cfg.grade_timeout_s, seed=cfg.seed, backend="vllm" if engine == "vllm" else "hf",
+        predictions_path=out / "predictions.jsonl", resume=cfg.resume, save_every=cfg.save_every, progress=True)
+    # 6. metrics, chart, table ----------------------------------------------------------------
+    metrics.update(model=cfg.model, adapter=cfg.adapter, config_hash=config_hash(cfg), engine=engine,
+                   seconds=round(time.perf_counter() - started, 3))
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+    if cfg.plot:
+        plot_accuracy(metrics, out / "accuracy.png")
+    print(format_table(metrics))
+    print(f"[eval] wrote {out}/predictions.jsonl, metrics.json{', accuracy.png' if cfg.plot else ''}")
+    return metrics
+
+
+def preset_path(name: str) -> Path:
+    """A preset by name (`gsm8k_cot` -> arithmo/configs/eval/gsm8k_cot.yaml) or by file path."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return path
+    packaged = PRESETS / f"{name}.yaml"
+    if not packaged.is_file():
+        known = ", ".join(sorted(p.stem for p in PRESETS.glob("*.yaml")))
+        raise ConfigError(f"preset '{name}' not found (a YAML path, or one of: {known})")
+    return packaged
+
+
+def main(argv: list[str] | None = None) -> int:
+    presets = ", ".join(sorted(p.stem for p in PRESETS.glob("*.yaml")))
+    parser = argparse.ArgumentParser(
+        prog="python -m arithmo.eval", description="Score a model (and adapter) on a math benchmark.",
+        epilog=f"presets: {presets}\n\nkeys (override with key=value):\n" + "\n".join(describe(EvalConfig)),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", help="preset name or YAML file, e.g. gsm8k_cot")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. n=50 k=8")
+    args = parser.parse_args(argv)
+    from arithmo.model import ModelError  # imports torch: after --help has had its chance to exit
+
+    try:
+        cfg = load_config(EvalConfig, preset_path(args.preset) if args.preset else None, args.overrides)
+        evaluate(cfg)
+    except (ConfigError, DataError, EvalError, ModelError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""`evaluate_items`: score an already loaded model on a list of EvalItems (no config objects, no reloading).
+
+    predictions, metrics = evaluate_items(model, tokenizer, items, "pot", max_new_tokens=256)
+
+The training demo calls it before and after training; `arithmo.eval.evaluate(cfg)` calls it with a
+predictions file so that a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from arithmo.evaluation.metrics import compute_metrics
+from arithmo.evaluation.scoring import STYLES, predict
+from arithmo.evaluation.store import append_lines, resume_from
+from arithmo.generate import generate
+from arithmo.prompts import POT_HINTS, PLAIN_TEMPLATE, stable_rng
+
+
+def default_stop(tokenizer: Any, template: str) -> list[str]:
+    """Stop strings for a template: with the plain template a base model goes on to invent the next
+    `Question:`; with a chat template the end-of-turn token (eos) ends the answer."""
+    uses_chat = template == "chat" or (template == "auto" and getattr(tokenizer, "chat_template", None))
+    return [] if uses_chat else ["\n" + PLAIN_TEMPLATE.split("{", 1)[0].strip()]
+
+
+def evaluate_items(
+    model: Any,
+    tokenizer: Any,
+    items: list[dict],
+    style: str,
+    *,
+    template: str = "auto",
+    pot_hint: str = POT_HINTS[0],
+    k: int = 1,
+    temperature: float = 0.7,
+    top_p: float = 1.0,
+    max_new_tokens: int = 512,
+    batch_size: int = 8,
+    stop: list[str] | None = None,
+    timeout_s: float = 5.0,
+    workers: int | None = None,
+    grade_timeout_s: float = 2.0,
+    seed: int = 0,
+    backend: str = "auto",
+    predictions_path: str | Path | None = None,
+    resume: bool = True,
+    save_every: int = 64,
+    progress: bool = False,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Generate, run, grade; returns (prediction lines for all items, metrics).
+
+    Greedy decoding gives `accuracy`; with k > 1, k completions sampled at `temperature` also give maj@k,
+    reported beside it. With `predictions_path`, lines are appended every `save_every` items, and with
+    `resume` the items already there are not run again (metrics are then computed over all items).
+    """
+    if style not in STYLES:
+        raise ValueError(f"style: expected one of {', '.join(STYLES)}, got {style!r}")
+    if not items:
+        raise ValueError("items: nothing to evaluate (an empty list)")
+    if k < 1:
+        raise ValueError(f"k: expected >= 1 (1 = greedy only), got {k}")
+    if k > 1 and temperature <= 0:
+        raise ValueError(f"k={k} samples need temperature > 0 (got {temperature}); greedy samples are all the same")
+    if save_every < 1:
+        raise ValueError(f"save_every: expected >= 1, got {save_every}")
+    started = time.perf_counter()
+    stop = default_stop(tokenizer, template) if stop is None else stop
+    lines: list[dict[str, Any]] = []
+    todo = items
+    resumed = None
+    if predictions_path is not None:
+        predictions_path = Path(predictions_path)
+        predictions_path.parent.mkdir(parents=True, exist_ok=True)
+        if resume:
+            resumed = resume_from(predictions_path, [item["id"] for item in items], style, k)
+            lines.extend(resumed.lines)
+            todo = [item for item in items if item["id"] not in resumed.done_ids]
+        else:
+            predictions_path.write_text("")
+        if progress and resumed is not None and resumed.done_ids:
+            print(f"[eval] resuming: {len(resumed.done_ids)} of {len(items)} items already in {predictions_path}"
+                  f" ({resumed.redo_items} partial items redone, {resumed.truncated_lines} cut-short line dropped,"
+                  f" {resumed.other_lines} lines of other items kept)", file=sys.stderr)
+
+    # One sandbox pool for the whole run: its worker processes start once (~0.6 s each: they import sympy
+    # and numpy), not once per chunk.
+    sandbox = None
+    run = None
+    if style in ("pot", "hybrid") and todo:
+        from arithmo.grading.execute import Sandbox
+
+        sandbox = Sandbox(workers=workers)
+
+        def run(programs: list[str]) -> list[Any]:
+            return sandbox.run(programs, timeout_s=timeout_s)
+
+    decoding = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, batch_size=batch_size,
+                    stop=stop, backend=backend)
+    settings = dict(tokenizer=tokenizer, template=template, pot_hint=pot_hint, run=run,
+                    grade_timeout_s=grade_timeout_s)
+    try:
+        for start in range(0, len(todo), save_every):
+            chunk = todo[start:start + save_every]
+            new_lines = _predict_chunk(model, tokenizer, chunk, style, k, seed, decoding, settings)
+            if predictions_path is not None:
+                append_lines(predictions_path, new_lines)
+            lines.extend(new_lines)
+            if progress:
+                rate = (start + len(chunk)) / (time.perf_counter() - started)
+                print(f"[eval] {len(items) - len(todo) + start + len(chunk)}/{len(items)} items "
+                      f"({rate:.2f} items/s)", file=sys.stderr)
+    finally:
+        if sandbox is not None:
+            sandbox.close()
+
+    metrics = compute_metrics(items, lines, style=style, k=k, temperature=temperature if k > 1 else None,
+                              grade_timeout_s=grade_timeout_s)
+    metrics["resumed_items"] = len(resumed.done_ids) if resumed else 0
+    metrics["seconds"] = round(time.perf_counter() - started, 3)
+    order = {item["id"]: index for index, item in enumerate(items)}
+    lines.sort(key=lambda line: (order[line["id"]], -1 if line["sample"] is None else line["sample"]))
+    return lines, metrics
+
+
+def _predict_chunk(model: Any, tokenizer: Any, chunk: list[dict], style: str, k: int, seed: int,
+                   decoding: dict[str, Any], settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """Prediction lines for one chunk of items: each item's greedy line, then its k sampled ones."""
+    # A seed per chunk, derived from its first item rather than a counter: chunks do not replay one
+    # random stream, and the same chunk gets the same samples in any run (batched sampling still depends
+    # on which prompts share a batch, so a resumed run's later chunks may differ from an unbroken run's).
+    chunk_seed = stable_rng(seed, chunk[0]["id"]).randrange(2**31)
+
+    def complete(prompts: list[str], num_samples: int, sampled: bool) -> list[list[str]]:
+        return generate(model, tokenizer, prompts, max_new_tokens=decoding["max_new_tokens"],
+                        temperature=decoding["temperature"] if sampled else 0.0, top_p=decoding["top_p"],
+                        num_samples=num_samples, batch_size=decoding["batch_size"], stop=decoding["stop"],
+                        seed=chunk_seed, backend=decoding["backend"])
+
+    lines = predict(chunk, style, complete, [None], **settings)
+    if k == 1:
+        return lines
+    by_item: dict[str, list[dict]] = {}
+    for line in predict(chunk, style, complete, list(range(k)), **settings):
+        by_item.setdefault(line["id"], []).append(line)
+    return [line for greedy in lines for line in [greedy, *by_item[greedy["id"]]]]

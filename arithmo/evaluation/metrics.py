@@ -1,0 +1,147 @@
+"""Metrics over prediction lines, the printed table, and the accuracy chart.
+
+Every item counts in every denominator: an item with no answer, a crashed or timed-out program, or (after
+an interrupted run) no prediction line at all is wrong, never dropped; the last case is reported as
+`missing_predictions`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from arithmo.evaluation.scoring import majority_vote
+
+
+def _rate(count: int, total: int) -> float:
+    return count / total if total else 0.0
+
+
+def _breakdown(items: list[dict], correct: dict[str, bool], key: str) -> dict[str, dict[str, Any]]:
+    """{value of meta[key]: {n, correct, accuracy}}; empty when no item has the key, 'unknown' for the rest."""
+    if not any(key in item.get("meta", {}) for item in items):
+        return {}
+    groups: dict[str, list[bool]] = defaultdict(list)
+    for item in items:
+        groups[str(item.get("meta", {}).get(key, "unknown"))].append(correct[item["id"]])
+    return {name: {"n": len(flags), "correct": sum(flags), "accuracy": _rate(sum(flags), len(flags))}
+            for name, flags in sorted(groups.items())}
+
+
+def compute_metrics(items: list[dict], lines: list[dict], *, style: str, k: int = 1,
+                    temperature: float | None = None, grade_timeout_s: float = 2.0) -> dict[str, Any]:
+    """The metrics.json numbers for `items` from their prediction `lines` (greedy + k sampled each).
+
+    `accuracy` and the rates are over greedy completions; `maj_k` (when k > 1) votes over the k sampled
+    completions' strict answers.
+    """
+    import arithmo.grading as grading
+
+    n = len(items)
+    greedy: dict[str, dict] = {}
+    samples: dict[str, dict[int, dict]] = defaultdict(dict)
+    for line in lines:
+        if line.get("sample") is None:
+            greedy[line["id"]] = line
+        else:
+            samples[line["id"]][int(line["sample"])] = line
+    missing = [item["id"] for item in items if item["id"] not in greedy]
+    chosen = [greedy.get(item["id"]) for item in items]
+    answered = [line for line in chosen if line is not None]
+    correct = {item["id"]: bool(line and line["correct"]) for item, line in zip(items, chosen)}
+    benchmarks = sorted({item["benchmark"] for item in items})
+    metrics: dict[str, Any] = {
+        "benchmark": "+".join(benchmarks),
+        "style": style,
+        "n": n,
+        "accuracy": _rate(sum(correct.values()), n),
+        "accuracy_flexible": _rate(sum(bool(line["correct_flexible"]) for line in answered), n),
+        "maj_k": None,
+        "no_answer_rate": _rate(sum(line["extracted"] is None for line in answered) + len(missing), n),
+        "exec_error_rate": None,
+        "exec_timeout_rate": None,
+        "by_level": _breakdown(items, correct, "level"),
+        "by_type": _breakdown(items, correct, "type"),
+        "grader_version": grading.GRADER_VERSION,
+        "correct": sum(correct.values()),
+        "missing_predictions": len(missing),
+    }
+    if style in ("pot", "hybrid"):
+        # Of all n items: the greedy program raised (error) or ran past its time limit (timeout); a
+        # completion with no program at all is counted separately as no_program_rate.
+        execs = [line["exec"] for line in answered if line["exec"] is not None]
+        metrics["exec_error_rate"] = _rate(sum(bool(e["error"]) and not e["timed_out"] for e in execs), n)
+        metrics["exec_timeout_rate"] = _rate(sum(bool(e["timed_out"]) for e in execs), n)
+        metrics["no_program_rate"] = _rate(sum(line["program"] is None for line in answered) + len(missing), n)
+    if style == "hybrid":
+        metrics["cot_fallback_rate"] = _rate(sum(line.get("fallback") is not None for line in answered), n)
+    if k > 1:
+        voted_correct = 0
+        voted_none = 0
+        for item in items:
+            answers = [samples[item["id"]][j]["extracted"] if j in samples[item["id"]] else None for j in range(k)]
+            vote = majority_vote(answers, timeout_s=grade_timeout_s)
+            voted_none += vote is None
+            voted_correct += vote is not None and bool(
+                grading.is_equivalent(vote, item["answer"], timeout_s=grade_timeout_s))
+        metrics["maj_k"] = {"k": k, "temperature": temperature, "accuracy": _rate(voted_correct, n),
+                            "correct": voted_correct, "no_answer_rate": _rate(voted_none, n)}
+    return metrics
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def format_table(metrics: dict[str, Any]) -> str:
+    """A short text table of the headline numbers and the level/type breakdowns."""
+    maj = metrics.get("maj_k")
+    head = ["benchmark", "style", "n", "accuracy", "flexible", f"maj@{maj['k']}" if maj else "maj@k",
+            "no answer", "exec error", "timeout"]
+    row = [metrics["benchmark"], metrics["style"], str(metrics["n"]), _percent(metrics["accuracy"]),
+           _percent(metrics["accuracy_flexible"]), _percent(maj["accuracy"]) if maj else "-",
+           _percent(metrics["no_answer_rate"]), _percent(metrics["exec_error_rate"]),
+           _percent(metrics["exec_timeout_rate"])]
+    widths = [max(len(a), len(b)) for a, b in zip(head, row)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)), "  ".join(r.ljust(w) for r, w in zip(row, widths))]
+    for key in ("by_level", "by_type"):
+        groups = metrics.get(key) or {}
+        if groups:
+            width = max(len(name) for name in groups)
+            lines.append(f"{key.replace('_', ' ')}:")
+            lines.extend(f"  {name.ljust(width)}  {g['correct']:>5}/{g['n']:<5} {_percent(g['accuracy'])}"
+                         for name, g in groups.items())
+    return "\n".join(lines)
+
+
+def plot_accuracy(metrics: dict[str, Any], path: str | Path) -> Path:
+    """A PNG bar chart of accuracy by level and by type (or the headline numbers when neither exists)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on servers
+    import matplotlib.pyplot as plt
+
+    panels = [(title, metrics[key]) for key, title in (("by_level", "by level"), ("by_type", "by type"))
+              if metrics.get(key)]
+    if not panels:
+        overall = {"strict": {"accuracy": metrics["accuracy"]}, "flexible": {"accuracy": metrics["accuracy_flexible"]}}
+        if metrics.get("maj_k"):
+            overall[f"maj@{metrics['maj_k']['k']}"] = {"accuracy": metrics["maj_k"]["accuracy"]}
+        panels = [("overall", overall)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 + 2.5 * len(panels), 4), squeeze=False)
+    for ax, (title, groups) in zip(axes[0], panels):
+        names = list(groups)
+        values = [100 * groups[name]["accuracy"] for name in names]
+        ax.bar(range(len(names)), values, color="#4c72b0")
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title(f"{metrics['benchmark']} {metrics['style']}: {title}")
+        for x, value in enumerate(values):
+            ax.text(x, value + 1, f"{value:.0f}", ha="center", fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,105 @@
+"""predictions.jsonl on disk: append as items finish, and resume from what an earlier run wrote.
+
+An item is done when the file holds all its lines: the greedy one and, with maj@k, samples 0..k-1. A rerun
+keeps done items, redoes items with only some of their lines (an interrupted write), drops a last line cut
+short by a crash, and keeps lines of items outside the current set (another `n`) untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from arithmo.data.sources import DataError
+
+
+@dataclass
+class Resumed:
+    lines: list[dict[str, Any]] = field(default_factory=list)  # lines of done items in the current set
+    done_ids: set[str] = field(default_factory=set)
+    redo_items: int = 0  # items with only some of their lines: their lines were dropped, they run again
+    truncated_lines: int = 0  # a last line cut short by a crash (0 or 1)
+    other_lines: int = 0  # lines of items not in the current set: kept in the file, not counted
+
+
+def expected_samples(k: int) -> set[int | None]:
+    """The `sample` values an item needs: None (greedy) and, for maj@k, 0..k-1."""
+    return {None} | (set(range(k)) if k > 1 else set())
+
+
+def read_lines(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """The JSON lines of `path` and how many trailing lines were cut short (a crash mid-write)."""
+    rows: list[dict[str, Any]] = []
+    raw = path.read_text(encoding="utf-8").splitlines()
+    while raw and not raw[-1].strip():
+        raw.pop()
+    truncated = 0
+    for number, text in enumerate(raw, 1):
+        if not text.strip():
+            continue
+        try:
+            row = json.loads(text)
+        except json.JSONDecodeError as err:
+            if number == len(raw):
+                truncated = 1  # only the final line can be a partial write
+                break
+            raise DataError(f"{path}:{number}: not valid JSON ({err.msg}); the predictions file is damaged: "
+                            "move it away or rerun with resume=false") from err
+        if not isinstance(row, dict) or "id" not in row or "sample" not in row:
+            raise DataError(f"{path}:{number}: not a prediction line (needs 'id' and 'sample')")
+        rows.append(row)
+    return rows, truncated
+
+
+def resume_from(path: Path, item_ids: list[str], style: str, k: int) -> Resumed:
+    """Read an earlier run's predictions; rewrite the file with only the lines worth keeping."""
+    result = Resumed()
+    if not path.is_file():
+        return result
+    rows, result.truncated_lines = read_lines(path)
+    wanted = set(item_ids)
+    by_item: dict[str, dict[Any, dict]] = defaultdict(dict)
+    keep_other: list[dict] = []
+    for number, row in enumerate(rows, 1):
+        if row.get("style") != style:
+            raise DataError(f"{path}: line {number} has style {row.get('style')!r}, this run is {style!r}; "
+                            "use another output_dir or resume=false")
+        if row["id"] in wanted:
+            by_item[row["id"]][row["sample"]] = row
+        else:
+            keep_other.append(row)
+    need = expected_samples(k)
+    for item_id in item_ids:
+        found = by_item.get(item_id)
+        if not found:
+            continue
+        if need <= set(found):
+            result.done_ids.add(item_id)
+            result.lines.extend(found[s] for s in sorted(need, key=lambda s: -1 if s is None else s))
+        else:
+            result.redo_items += 1
+    result.other_lines = len(keep_other)
+    if result.redo_items or result.truncated_lines or len(result.lines) + len(keep_other) != len(rows):
+        write_lines(path, keep_other + result.lines)
+    return result
+
+
+def write_lines(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Replace `path` with `rows` atomically (a crash leaves the old file or the new one, never half)."""
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(partial, path)
+
+
+def append_lines(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Append `rows` and flush them to disk, so an interrupted run keeps every finished item."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+        handle.flush()
+        os.fsync(handle.fileno())

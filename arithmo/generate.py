@@ -1,0 +1,299 @@
+"""Batched text generation for evaluation and the demo app.
+
+    completions = generate(model, tokenizer, prompts, max_new_tokens=256, batch_size=8, stop=["\\nQuestion:"])
+    completions[i][j]  # the j-th completion (of `num_samples`) for prompts[i], new text only
+
+- transformers backend: prompts are tokenized once, sorted longest first (the way lm-evaluation-harness
+  orders requests, so a too-large batch fails on the first batch rather than the last, and each batch
+  holds prompts of similar length, so little compute goes to padding), LEFT-padded (a decoder-only model
+  continues from the last position of each row, so padding must sit before the prompt), generated, and
+  returned in input order. Greedy when temperature == 0; otherwise `num_samples` sampled completions per
+  prompt, seeded. A completion ends at the tokenizer's eos (or the model's other end-of-turn ids) and is
+  cut at the first stop string.
+- vLLM backend: used when the model is a `VLLMModel` (see `load_vllm`); vLLM is optional and is not
+  installed on the CPU machines, so this path is small and imports vllm only inside it.
+- `stream_generate` yields the growing text of one completion (a TextIteratorStreamer fed by a thread).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+# ----------------------------------------------------------------------------------------------
+# shared helpers
+
+
+def cut_at_stop(text: str, stop: list[str] | None) -> str:
+    """`text` up to (not including) the earliest occurrence of any stop string."""
+    end = len(text)
+    for marker in stop or []:
+        if marker:
+            found = text.find(marker)
+            if found != -1:
+                end = min(end, found)
+    return text[:end]
+
+
+def _check_args(prompts: list[str], max_new_tokens: int, temperature: float, top_p: float,
+                num_samples: int, batch_size: int) -> None:
+    if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
+        raise TypeError("prompts: expected a list of strings")
+    if max_new_tokens <= 0:
+        raise ValueError(f"max_new_tokens: expected a positive integer, got {max_new_tokens}")
+    if temperature < 0:
+        raise ValueError(f"temperature: expected >= 0 (0 = greedy), got {temperature}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p: expected a number in (0, 1], got {top_p}")
+    if num_samples < 1:
+        raise ValueError(f"num_samples: expected >= 1, got {num_samples}")
+    if num_samples > 1 and temperature == 0:
+        raise ValueError(f"num_samples={num_samples} with temperature=0: greedy decoding gives the same "
+                         "completion every time; set temperature > 0 to sample")
+    if batch_size < 1:
+        raise ValueError(f"batch_size: expected >= 1, got {batch_size}")
+
+
+def end_token_ids(model: Any, tokenizer: Any) -> list[int]:
+    """Every id that ends a completion: the tokenizer's eos plus the model's generation_config eos ids.
+
+    Chat models often have more than one (Qwen2: <|im_end|> and <|endoftext|>; Llama 3: <|eot_id|> and
+    <|end_of_text|>); the model's generation_config lists them.
+    """
+    ids: list[int] = []
+    if tokenizer.eos_token_id is not None:
+        ids.append(int(tokenizer.eos_token_id))
+    config_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    for value in config_eos if isinstance(config_eos, (list, tuple)) else [config_eos]:
+        if value is not None and int(value) not in ids:
+            ids.append(int(value))
+    return ids
+
+
+def _sampling_kwargs(temperature: float, top_p: float) -> dict[str, Any]:
+    """Decoding settings stated in full, so a checkpoint's generation_config.json cannot change them."""
+    if temperature == 0:
+        # Greedy. temperature/top_p/top_k set to transformers' neutral defaults (1.0, 1.0, 50): they are
+        # unused when do_sample=False, and neutral values keep a checkpoint's own sampling defaults from
+        # triggering "flag is set but do_sample=False" warnings.
+        return {"do_sample": False, "temperature": 1.0, "top_p": 1.0, "top_k": 50, "repetition_penalty": 1.0}
+    # top_k=0 turns top-k off: the distribution is temperature + nucleus only, as vLLM samples by default
+    # (top_k=-1) and as the MAmmoTH/MetaMath maj@k evaluations did.
+    return {"do_sample": True, "temperature": float(temperature), "top_p": float(top_p), "top_k": 0,
+            "repetition_penalty": 1.0}
+
+
+def _rng_devices(model: Any) -> list[int]:
+    device = getattr(model, "device", torch.device("cpu"))
+    return [device.index or 0] if device.type == "cuda" else []
+
+
+def _prompt_ids(tokenizer: Any, prompt: str) -> list[int]:
+    """Token ids of one prompt, adding the tokenizer's special tokens (BOS) unless the text has them.
+
+    A chat template usually writes the BOS itself; adding another would give the model a doubled BOS it
+    never saw in training.
+    """
+    bos = tokenizer.bos_token
+    add_special = not (bos and prompt.startswith(bos))
+    return tokenizer(prompt, add_special_tokens=add_special)["input_ids"]
+
+
+# ----------------------------------------------------------------------------------------------
+# vLLM (optional)
+
+
+@dataclass
+class VLLMModel:
+    """A vLLM engine and, when evaluating an adapter, the LoRA request that selects it."""
+
+    llm: Any
+    lora_request: Any = None
+
+
+def vllm_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
+def load_vllm(folder: str, adapter: str | None = None, *, seed: int = 0, max_lora_rank: int = 64) -> VLLMModel:
+    """A vLLM engine for a local model folder (or hub id), with `adapter` (a PEFT folder) as a LoRA."""
+    if not vllm_available():
+        raise RuntimeError("backend=vllm: the vllm package is not installed (pip install vllm, on a CUDA machine)")
+    from vllm import LLM
+    from vllm.lora.request import LoRARequest
+
+    llm = LLM(model=folder, seed=seed, enable_lora=adapter is not None, max_lora_rank=max_lora_rank)
+    request = LoRARequest("adapter", 1, adapter) if adapter is not None else None
+    return VLLMModel(llm=llm, lora_request=request)
+
+
+def _generate_vllm(engine: VLLMModel, prompts: list[str], *, max_new_tokens: int, temperature: float,
+                   top_p: float, num_samples: int, stop: list[str] | None, seed: int) -> list[list[str]]:
+    from vllm import SamplingParams
+
+    params = SamplingParams(n=num_samples, temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
+                            max_tokens=max_new_tokens, stop=stop or None, seed=seed)
+    outputs = engine.llm.generate(prompts, params, lora_request=engine.lora_request)
+    # vLLM returns outputs in input order and already cuts at stop strings; cut again for safety.
+    return [[cut_at_stop(choice.text, stop) for choice in output.outputs] for output in outputs]
+
+
+# ----------------------------------------------------------------------------------------------
+# transformers
+
+
+def generate(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[str],
+    *,
+    max_new_tokens: int = 512,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    num_samples: int = 1,
+    batch_size: int = 8,
+    stop: list[str] | None = None,
+    seed: int = 0,
+    backend: str = "auto",
+) -> list[list[str]]:
+    """`num_samples` completions (new text only) for each prompt, in input order.
+
+    `batch_size` counts sequences per forward pass: with `num_samples` > 1 each batch holds
+    `max(1, batch_size // num_samples)` prompts. Sampling is seeded: the same prompts, settings and
+    batch size give the same completions.
+    """
+    _check_args(prompts, max_new_tokens, temperature, top_p, num_samples, batch_size)
+    if backend not in ("auto", "hf", "vllm"):
+        raise ValueError(f"backend: expected 'auto', 'hf' or 'vllm', got {backend!r}")
+    if isinstance(model, VLLMModel):
+        if backend == "hf":
+            raise ValueError("backend='hf' but the model is a vLLM engine; pass a transformers model")
+        return _generate_vllm(model, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
+                              top_p=top_p, num_samples=num_samples, stop=stop, seed=seed)
+    if backend == "vllm":
+        raise ValueError("backend='vllm' needs a VLLMModel (arithmo.generate.load_vllm); got a transformers model")
+    if not prompts:
+        return []
+    if tokenizer.pad_token_id is None:
+        raise ValueError("the tokenizer has no pad token, which batched generation needs; load the model with "
+                         "arithmo.model.load_model (it sets one) or call arithmo.model.ensure_pad_token(tokenizer)")
+
+    encoded = [_prompt_ids(tokenizer, p) for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
+    prompts_per_batch = max(1, batch_size // num_samples)
+    end_ids = end_token_ids(model, tokenizer)
+    stop_strings = [s for s in (stop or []) if s]
+    results: list[list[str]] = [[] for _ in prompts]
+    saved_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    try:
+        with torch.random.fork_rng(devices=_rng_devices(model)), torch.inference_mode():
+            torch.manual_seed(seed)  # inside fork_rng: the caller's global RNG state is left as it was
+            for start in range(0, len(order), prompts_per_batch):
+                chunk = order[start:start + prompts_per_batch]
+                batch = tokenizer.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt")
+                batch = {key: value.to(model.device) for key, value in batch.items()}
+                extra = {"stop_strings": stop_strings, "tokenizer": tokenizer} if stop_strings else {}
+                output = model.generate(
+                    **batch, max_new_tokens=max_new_tokens, num_return_sequences=num_samples,
+                    eos_token_id=end_ids, pad_token_id=tokenizer.pad_token_id, **_sampling_kwargs(temperature, top_p),
+                    **extra)
+                new_tokens = output[:, batch["input_ids"].shape[1]:].tolist()
+                for row, token_ids in enumerate(new_tokens):
+                    # Rows come grouped per prompt: prompt 0's samples, then prompt 1's ...
+                    results[chunk[row // num_samples]].append(_decode(tokenizer, token_ids, end_ids, stop_strings))
+    finally:
+        tokenizer.padding_side = saved_side
+    return results
+
+
+def _decode(tokenizer: Any, token_ids: list[int], end_ids: list[int], stop: list[str]) -> str:
+    """The text before the first end-of-sequence id, cut at the first stop string."""
+    for position, token in enumerate(token_ids):
+        if token in end_ids:
+            token_ids = token_ids[:position]
+            break
+    # clean_up_tokenization_spaces=False: keep the text exactly as generated ("x = 5 ." must not become
+    # "x = 5."; some checkpoints, SmolLM2's GGUF among them, turn that clean-up on).
+    text = tokenizer.decode(token_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+    return cut_at_stop(text, stop)
+
+
+def stream_generate(
+    model: Any,
+    tokenizer: Any,
+    prompt: str,
+    *,
+    max_new_tokens: int = 512,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    stop: list[str] | None = None,
+    max_time_s: float | None = None,
+    seed: int = 0,
+) -> Iterator[str]:
+    """Yield the completion of `prompt` as it grows (each value is the whole text so far, cut at `stop`).
+
+    Generation runs in a thread that feeds a TextIteratorStreamer; it ends at eos, at a stop string, after
+    `max_time_s` seconds, or when the caller stops iterating.
+    """
+    from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+    class StopWhenSet(StoppingCriteria):
+        """Ends generation once the consumer of the stream has gone away (the event is set)."""
+
+        def __init__(self, event: threading.Event):
+            self.event = event
+
+        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+            return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    _check_args([prompt], max_new_tokens, temperature, top_p, 1, 1)
+    stop_strings = [s for s in (stop or []) if s]
+    abandoned = threading.Event()
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True,
+                                    clean_up_tokenization_spaces=False)
+    inputs = tokenizer([prompt], return_tensors="pt", add_special_tokens=not (
+        tokenizer.bos_token and prompt.startswith(tokenizer.bos_token)))
+    inputs = {key: value.to(model.device) for key, value in inputs.items()}
+    kwargs: dict[str, Any] = dict(
+        **inputs, max_new_tokens=max_new_tokens, eos_token_id=end_token_ids(model, tokenizer),
+        pad_token_id=tokenizer.pad_token_id, streamer=streamer,
+        stopping_criteria=StoppingCriteriaList([StopWhenSet(abandoned)]), **_sampling_kwargs(temperature, top_p))
+    if stop_strings:
+        kwargs.update(stop_strings=stop_strings, tokenizer=tokenizer)
+    if max_time_s is not None:
+        kwargs["max_time"] = float(max_time_s)
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            with torch.random.fork_rng(devices=_rng_devices(model)), torch.inference_mode():
+                torch.manual_seed(seed)
+                model.generate(**kwargs)
+        except BaseException as err:  # re-raised in the consumer's thread below
+            failure.append(err)
+            streamer.end()
+
+    thread = threading.Thread(target=work, name="arithmo-stream-generate", daemon=True)
+    thread.start()
+    text = ""
+    try:
+        for piece in streamer:
+            text += piece
+            cut = cut_at_stop(text, stop_strings)
+            if cut != text:
+                yield cut
+                return
+            if piece:
+                yield text
+    finally:
+        abandoned.set()
+        thread.join()
+    if failure:
+        raise failure[0]

@@ -1,0 +1,217 @@
+"""Evaluation throughput, each row against its anchor run side by side in this process:
+
+    python bench/bench_eval.py [--programs 120] [--items 32] [--smollm]
+
+1. grading: `is_equivalent` comparisons/s on real GSM8K and MATH gold answers (each gold against itself,
+   and against the next row's gold: the mismatch path that reaches sympy), against comparing
+   `normalize_answer` strings; and `extract_answer` on the real MATH solutions against the one-line
+   boxed regex many eval scripts use (no nested braces).
+2. PoT sandbox: programs/s through arithmo's pool (`Sandbox`, workers = cores, sympy preloaded) against
+   the plain way, one `python -c` process per program, as many at once as there are cores. The programs
+   come from real GSM8K test rows (their `<<48/2=24>>` calculator steps as Python lines) and, for the
+   sympy row, MATH-style programs that `import sympy`.
+3. generation: items/s of greedy `arithmo.generate.generate` on real GSM8K questions with the tiny random
+   Llama the tests use (and, with --smollm, SmolLM2-135M-Instruct), batch 1 against batched.
+Real rows come from ../shared/data; the script stops with a message when it is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+ROWS: list[tuple[str, float, float, str]] = []  # (what, arithmo per second, anchor per second, unit)
+
+
+def record(what: str, ours: float, anchor: float, unit: str) -> None:
+    ROWS.append((what, ours, anchor, unit))
+    print(f"  {what}: {ours:,.1f} vs {anchor:,.1f} {unit} (x{ours / anchor:.2f})", flush=True)
+
+
+def rate(function, count: int, min_seconds: float = 1.0, repeats: int = 3) -> float:
+    """Units per second of `function` (which does `count` units): the best of `repeats` windows of at
+    least `min_seconds` each. The best, not the mean: other processes on a shared 2-core machine only
+    ever slow a window down."""
+    function()  # warm-up: imports, caches, worker start
+    best = 0.0
+    for _ in range(repeats):
+        done, started = 0, time.perf_counter()
+        while True:
+            function()
+            done += count
+            elapsed = time.perf_counter() - started
+            if elapsed >= min_seconds:
+                break
+        best = max(best, done / elapsed)
+    return best
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.open(encoding="utf-8")]
+
+
+# ----------------------------------------------------------------------------------------------
+# 1. grading
+
+
+def bench_grading() -> None:
+    from arithmo.evaluation.benchmarks import load_items
+    from arithmo.grading import extract_answer, is_equivalent, normalize_answer
+
+    print("grading (real gold answers)")
+    for name, path in (("gsm8k", SHARED / "gsm8k" / "test_first300.jsonl"),
+                       ("math", SHARED / "math" / "test_dev500.jsonl")):
+        golds = [item["answer"] for item in load_items(name, path=str(path))]
+        shifted = golds[1:] + golds[:1]
+        for label, preds in (("same", golds), ("next row", shifted)):
+            pairs = list(zip(preds, golds))
+            ours = rate(lambda: [is_equivalent(p, g) for p, g in pairs], len(pairs))
+            anchor = rate(lambda: [normalize_answer(p) == normalize_answer(g) for p, g in pairs], len(pairs))
+            record(f"is_equivalent {name} {label} vs normalized ==", ours, anchor, "comparisons/s")
+    solutions = [row["solution"] for row in read_jsonl(SHARED / "math" / "test_dev500.jsonl")]
+    ours = rate(lambda: [extract_answer(s) for s in solutions], len(solutions))
+    # The anchor is the one-line regex many eval scripts use; it misses nested braces (\\boxed{\\frac{1}{2}}).
+    naive = re.compile(r"\\boxed\{([^{}]*)\}")
+    anchor = rate(lambda: [(naive.findall(s) or [None])[-1] for s in solutions], len(solutions))
+    misses = sum((naive.findall(s) or [None])[-1] != extract_answer(s) for s in solutions)
+    print(f"  the naive regex disagrees with extract_answer on {misses} of {len(solutions)} MATH solutions")
+    record("extract_answer MATH solutions vs naive boxed regex", ours, anchor, "texts/s")
+
+
+# ----------------------------------------------------------------------------------------------
+# 2. sandbox
+
+_CALC = re.compile(r"<<([^=<>]+)=")
+
+
+def gsm8k_programs(limit: int) -> list[str]:
+    """One program per real GSM8K test row: its calculator steps in order, printing the last."""
+    programs = []
+    for row in read_jsonl(SHARED / "gsm8k" / "test_first300.jsonl"):
+        steps = _CALC.findall(row["answer"])
+        if steps:
+            body = "\n".join(f"step{i} = {expr}" for i, expr in enumerate(steps))
+            programs.append(f"{body}\nprint(step{len(steps) - 1})")
+        if len(programs) == limit:
+            break
+    return programs
+
+
+def sympy_programs(limit: int) -> list[str]:
+    """MATH-style PoT programs (as MathInstruct's PoT rows write them): sympy solves and simplifies."""
+    return [f"import sympy as sp\nx = sp.symbols('x')\nroots = sp.solve(x**2 - {k + 1}*x + {k}, x)\n"
+            f"print(sp.nsimplify(sum(roots) / {k + 2}))" for k in range(limit)]
+
+
+def plain_subprocess(codes: list[str], timeout_s: float, workers: int) -> list[str]:
+    """The anchor: one fresh `python -c` per program, `workers` at a time, stdout captured."""
+    def one(code: str) -> str:
+        with tempfile.TemporaryDirectory() as folder:
+            done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout_s,
+                                  cwd=folder, stdin=subprocess.DEVNULL)
+        return done.stdout
+
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(one, codes))
+
+
+def bench_sandbox(count: int) -> None:
+    from arithmo.grading.execute import Sandbox
+
+    workers = os.cpu_count() or 1
+    print(f"PoT sandbox ({workers} workers)")
+    for label, codes in (("GSM8K calculator programs", gsm8k_programs(count)),
+                         ("sympy programs", sympy_programs(max(8, count // 4)))):
+        with Sandbox(workers=workers) as sandbox:
+            results = sandbox.run(codes, timeout_s=10.0)
+            plain = plain_subprocess(codes, 30.0, workers)
+            agree = sum(r.stdout == p for r, p in zip(results, plain))
+            failed = sum(r.error is not None for r in results)
+            print(f"  {label}: {len(codes)} programs, {failed} failed in the sandbox, {agree} outputs equal the "
+                  "plain run's", flush=True)
+            ours = rate(lambda: sandbox.run(codes, timeout_s=10.0), len(codes), min_seconds=2.0)
+        anchor = rate(lambda: plain_subprocess(codes, 30.0, workers), len(codes), min_seconds=2.0)
+        record(f"{label}: pool vs python -c per program", ours, anchor, "programs/s")
+    start = time.perf_counter()
+    with Sandbox(workers=workers) as sandbox:
+        sandbox.run(["print(1)"] * workers, timeout_s=10.0)
+    print(f"  pool start-up ({workers} workers, first programs included): {time.perf_counter() - start:.2f} s")
+
+
+# ----------------------------------------------------------------------------------------------
+# 3. generation
+
+
+def bench_generation(items: int, smollm: bool, max_new_tokens: int) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from arithmo.evaluation.benchmarks import load_items
+    from arithmo.generate import generate
+    from arithmo.prompts import render_eval
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from _shared import make_tiny_model
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    questions = [item["question"] for item in load_items(
+        "gsm8k", path=str(SHARED / "gsm8k" / "test_first300.jsonl"), n=items)]
+    models = []
+    with tempfile.TemporaryDirectory() as folder:
+        tiny = make_tiny_model(Path(folder) / "tiny", chat_template=True)
+        models.append(("tiny random Llama", AutoModelForCausalLM.from_pretrained(tiny).eval(),
+                       AutoTokenizer.from_pretrained(tiny), items))
+    if smollm:
+        from arithmo.model import load_model
+
+        loaded = load_model("smollm2-135m-instruct", engine="hf", trainable=False)
+        models.append(("SmolLM2-135M-Instruct", loaded.model, loaded.tokenizer, min(items, 8)))
+    print(f"generation (greedy, {max_new_tokens} new tokens at most, real GSM8K questions)")
+    for label, model, tokenizer, count in models:
+        prompts = [render_eval(q, "cot", tokenizer) for q in questions[:count]]
+        generate(model, tokenizer, prompts[:2], max_new_tokens=4, batch_size=2)  # warm-up
+        timings = {}
+        for batch_size in (1, 8):
+            runs = []
+            for _ in range(2):  # best of two: see rate()
+                started = time.perf_counter()
+                outputs = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
+                runs.append(time.perf_counter() - started)
+            timings[batch_size] = min(runs)
+            tokens = sum(len(tokenizer(o[0], add_special_tokens=False)["input_ids"]) for o in outputs)
+            print(f"  {label} batch {batch_size}: {count} items in {timings[batch_size]:.2f} s, best of "
+                  f"{len(runs)} (~{tokens} new tokens)", flush=True)
+        record(f"{label}: batch 8 vs batch 1", count / timings[8], count / timings[1], "items/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--programs", type=int, default=120, help="GSM8K-derived programs to run")
+    parser.add_argument("--items", type=int, default=32, help="questions to generate for (tiny model)")
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--smollm", action="store_true", help="also time SmolLM2-135M-Instruct (slow on CPU)")
+    args = parser.parse_args()
+    if not SHARED.is_dir():
+        sys.exit(f"real rows not found: {SHARED} is absent (../shared/data beside the checkout)")
+    print(f"{os.cpu_count()} CPU cores; python {sys.version.split()[0]}\n")
+    bench_grading()
+    bench_sandbox(args.programs)
+    bench_generation(args.items, args.smollm, args.max_new_tokens)
+    width = max(len(r[0]) for r in ROWS)
+    print(f"\n{'measure':<{width}}  {'arithmo':>11}  {'anchor':>11}  {'ratio':>6}  unit")
+    for what, ours, anchor, unit in ROWS:
+        print(f"{what:<{width}}  {ours:>11,.1f}  {anchor:>11,.1f}  {ours / anchor:>6.2f}  {unit}")
+
+
+if __name__ == "__main__":
+    main()

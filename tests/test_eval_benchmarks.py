@@ -1,0 +1,130 @@
+"""Benchmark loaders: real GSM8K/MATH rows from ../shared/data, and field errors that name file, line and field."""
+
+import json
+
+import pytest
+
+from _shared import REPO, shared_file
+from arithmo.data.sources import DataError
+from arithmo.evaluation.benchmarks import load_items
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_gsm8k_real_rows():
+    path = shared_file("gsm8k/test_first300.jsonl")
+    items = load_items("gsm8k", path=str(path), n=5)
+    assert [i["id"] for i in items] == [f"gsm8k/{k:05d}" for k in range(5)]
+    assert items[0]["question"].startswith("Janet\u2019s ducks lay 16 eggs per day.")
+    assert [i["answer"] for i in items] == ["18", "3", "70000", "540", "20"]
+    assert all(i["benchmark"] == "gsm8k" and i["meta"] == {} for i in items)
+    assert len(load_items("gsm8k", path=str(path))) == 300
+
+
+def test_gsm8k_removes_thousands_separators():
+    path = shared_file("gsm8k/train_first500.jsonl")
+    rows = [json.loads(line) for line in open(path)]
+    items = load_items("gsm8k", path=str(path))
+    with_comma = [(r, i) for r, i in zip(rows, items) if "," in r["answer"].rsplit("####", 1)[1]]
+    assert with_comma, "the real train rows include answers like '2,125'"
+    for row, item in with_comma:
+        assert item["answer"] == row["answer"].rsplit("####", 1)[1].strip().replace(",", "")
+        assert "," not in item["answer"]
+
+
+def test_metamath_eval_copy_reads_as_gsm8k():
+    path = shared_file("metamath_eval/GSM8K_test_first300.jsonl")
+    gsm = load_items("gsm8k", path=str(shared_file("gsm8k/test_first300.jsonl")), n=20)
+    meta = load_items("gsm8k", path=str(path), n=20)
+    assert [(i["question"], i["answer"]) for i in meta] == [(i["question"], i["answer"]) for i in gsm]
+
+
+def test_math_real_rows_keep_level_and_type():
+    path = shared_file("math/test_dev500.jsonl")
+    items = load_items("math", path=str(path), n=3)
+    assert items[0] == {
+        "id": "math/0", "benchmark": "math",
+        "question": "How many vertical asymptotes does the graph of $y=\\frac{2}{x^2+x-6}$ have?",
+        "answer": "2", "meta": {"level": "Level 3", "type": "Algebra"}}
+    assert items[2]["id"] == "math/22" and items[2]["answer"] == "5"
+    everything = load_items("math", path=str(path))
+    assert len(everything) == 500
+    assert {i["meta"]["level"] for i in everything} == {f"Level {k}" for k in range(1, 6)}
+    assert len({i["meta"]["type"] for i in everything}) == 7
+    assert all(i["answer"] for i in everything)
+
+
+def test_math_gold_is_the_last_boxed(tmp_path):
+    rows = [{"problem": "p", "level": "Level 1", "type": "Algebra", "idx": 7,
+             "solution": "First $\\boxed{3}$, then in the end $\\boxed{\\frac{1}{2}}$."}]
+    items = load_items("math", path=str(write_jsonl(tmp_path / "m.jsonl", rows)))
+    assert items[0]["answer"] == "\\frac{1}{2}"
+
+
+def test_math500_and_svamp_schemas(tmp_path):
+    # Synthetic rows in the real column layouts of HuggingFaceH4/MATH-500 and ChilleD/SVAMP.
+    math500 = [{"problem": "What is $1+1$?", "solution": "It is $\\boxed{2}$.", "answer": "2",
+                "subject": "Prealgebra", "level": 1, "unique_id": "test/prealgebra/1.json"}]
+    svamp = [{"ID": "chal-1", "Body": "Jack had 8 pens.", "Question": "He lost 3. How many are left?",
+              "Equation": "( 8.0 - 3.0 )", "Answer": 5.0, "Type": "Subtraction"}]
+    item = load_items("math500", path=str(write_jsonl(tmp_path / "m5.jsonl", math500)))[0]
+    assert item == {"id": "math500/test/prealgebra/1.json", "benchmark": "math500", "question": "What is $1+1$?",
+                    "answer": "2", "meta": {"level": "Level 1", "type": "Prealgebra"}}
+    item = load_items("svamp", path=str(write_jsonl(tmp_path / "sv.jsonl", svamp)))[0]
+    assert item == {"id": "svamp/chal-1", "benchmark": "svamp",
+                    "question": "Jack had 8 pens. He lost 3. How many are left?", "answer": "5",
+                    "meta": {"type": "Subtraction"}}
+
+
+def test_eval_item_file_and_formats(tmp_path):
+    heldout = REPO / "data_recipes" / "tiny" / "heldout.jsonl"
+    items = load_items("file", path=str(heldout))
+    assert len(items) == 60 and items[0]["id"] == "tiny/000" and items[0]["benchmark"] == "tiny"
+    assert items[0]["answer"] == "35" and items[0]["meta"] == {"type": "add", "level": "one_step"}
+    # The same rows as .json and .parquet read the same.
+    rows = [json.loads(line) for line in heldout.open()][:4]
+    (tmp_path / "h.json").write_text(json.dumps(rows))
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "h.parquet")
+    assert load_items("file", path=str(tmp_path / "h.json")) == items[:4]
+    assert load_items("file", path=str(tmp_path / "h.parquet")) == items[:4]
+
+
+def test_missing_field_names_file_line_and_field(tmp_path):
+    rows = [{"id": "a", "question": "q", "answer": "1"}, {"id": "b", "question": "q2"}]
+    path = write_jsonl(tmp_path / "items.jsonl", rows)
+    with pytest.raises(DataError, match=r"items\.jsonl:2: EvalItem row has no 'answer' field"):
+        load_items("file", path=str(path))
+    path = write_jsonl(tmp_path / "gsm.jsonl", [{"question": "q", "answer": "no final line"}])
+    with pytest.raises(DataError, match=r"gsm\.jsonl:1: GSM8K answer has no '#### <number>'"):
+        load_items("gsm8k", path=str(path))
+    path = write_jsonl(tmp_path / "math.jsonl", [{"problem": "p", "solution": "s \\boxed{1}", "type": "Algebra"}])
+    with pytest.raises(DataError, match=r"math\.jsonl:1: math row has no 'level' field"):
+        load_items("math", path=str(path))
+    path = write_jsonl(tmp_path / "nobox.jsonl", [{"problem": "p", "solution": "no box", "level": "Level 1",
+                                                   "type": "Algebra"}])
+    with pytest.raises(DataError, match=r"nobox\.jsonl:1: MATH solution has no \\boxed"):
+        load_items("math", path=str(path))
+
+
+def test_user_errors(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"id": "a", "question": "q", "answer": "1"},
+                                              {"id": "a", "question": "q", "answer": "2"}])
+    with pytest.raises(DataError, match=r"d\.jsonl:2: duplicate item id 'a'"):
+        load_items("file", path=str(path))
+    with pytest.raises(DataError, match="unknown benchmark 'gsm9k'"):
+        load_items("gsm9k", path=str(path))
+    with pytest.raises(DataError, match="n: expected a positive number"):
+        load_items("file", path=str(path), n=0)
+    with pytest.raises(DataError, match="nowhere.jsonl: benchmark file not found"):
+        load_items("gsm8k", path=str(tmp_path / "nowhere.jsonl"))
+    with pytest.raises(DataError, match="benchmark=file needs `path`"):
+        load_items("file")
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(DataError, match="no items read"):
+        load_items("file", path=str(tmp_path / "empty.jsonl"))
