@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypedDict
 
+try:
+    from typing import NotRequired
+except ImportError:  # Python 3.10
+    from typing_extensions import NotRequired
+
 Style = Literal["cot", "pot"]
 
 
@@ -61,6 +66,13 @@ class Prediction(TypedDict):
     exec: ExecRecord | None
     extracted: str | None
     correct: bool
+    # written by arithmo.eval beside the contract's keys
+    sample: NotRequired[int | None]  # None for the greedy completion, 0..k-1 for maj@k samples
+    gold: NotRequired[str]
+    extracted_flexible: NotRequired[str | None]  # with the last-number fallback
+    correct_flexible: NotRequired[bool]
+    answer_source: NotRequired[str | None]  # hybrid: "pot", "cot", or None when neither answered
+    fallback: NotRequired[dict | None]  # hybrid: the CoT prompt and completion when the program failed
 
 
 SFT_KEYS = tuple(SFTRecord.__annotations__)

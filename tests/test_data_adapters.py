@@ -107,7 +107,13 @@ def test_hub_loader_reads_a_local_dataset_folder(tmp_path):
 
 
 def test_hub_loader_offline_error_says_what_to_do(monkeypatch):
+    import datasets
+    import huggingface_hub
+
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # the libraries read these once at import: set their module flags too, or each call retries the network
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True, raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(DataError, match="point the recipe's `path:` at a local"):
         list(read_hub_rows("no-such-org/no-such-dataset-arithmo", None, "train"))
