@@ -269,3 +269,15 @@ def describe(cls: type, prefix: str = "") -> list[str]:
             f.default_factory() if f.default_factory is not dataclasses.MISSING else "(required)")
         lines.append(f"  {prefix}{f.name} ({_type_name(tp)}, default {default!r}): {f.metadata.get('help', '')}")
     return lines
+
+
+def find_preset(name: str | Path, folder: Path) -> Path:
+    """A preset given as a YAML path, or by name in `folder` (`gsm8k_cot` -> folder/gsm8k_cot.yaml)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    named = folder / f"{str(name).removesuffix('.yaml')}.yaml"
+    if named.is_file():
+        return named
+    known = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
+    raise ConfigError(f"preset '{name}' not found (a YAML path, or one of: {known})")

@@ -27,7 +27,7 @@ from typing import Literal
 
 import yaml
 
-from arithmo.config import ConfigError, describe, field, load_config, save_config, to_dict
+from arithmo.config import ConfigError, describe, field, find_preset, load_config, save_config, to_dict
 from arithmo.data.sources import DataError
 from arithmo.evaluation.benchmarks import benchmark_name, load_items
 from arithmo.evaluation.loop import evaluate_items
@@ -236,14 +236,7 @@ def evaluate(cfg: EvalConfig) -> dict:
 
 def preset_path(name: str) -> Path:
     """A preset by name (`gsm8k_cot` -> arithmo/configs/eval/gsm8k_cot.yaml) or by file path."""
-    path = Path(name)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        return path
-    packaged = PRESETS / f"{name}.yaml"
-    if not packaged.is_file():
-        known = ", ".join(sorted(p.stem for p in PRESETS.glob("*.yaml")))
-        raise ConfigError(f"preset '{name}' not found (a YAML path, or one of: {known})")
-    return packaged
+    return find_preset(name, PRESETS)
 
 
 def main(argv: list[str] | None = None) -> int:

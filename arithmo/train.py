@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from arithmo.config import ConfigError, describe, field, load_config, save_config
+from arithmo.config import ConfigError, describe, field, find_preset, load_config, save_config
 
 PRESETS = Path(__file__).parent / "configs" / "train"
 log = logging.getLogger("arithmo.train")
@@ -322,16 +322,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
 def resolve_preset(preset: str | None) -> Path | None:
     """A preset is a YAML path or the name of one in arithmo/configs/train/ (without .yaml)."""
-    if preset is None:
-        return None
-    path = Path(preset)
-    if path.is_file():
-        return path
-    named = PRESETS / f"{preset.removesuffix('.yaml')}.yaml"
-    if named.is_file():
-        return named
-    known = ", ".join(sorted(p.stem for p in PRESETS.glob("*.yaml")))
-    raise ConfigError(f"preset '{preset}' not found (a YAML path, or one of: {known})")
+    return None if preset is None else find_preset(preset, PRESETS)
 
 
 def main(argv: list[str] | None = None) -> int:
