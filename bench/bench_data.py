@@ -54,6 +54,7 @@ def write_inputs(workdir: Path, rows: int, seed: int = 0) -> dict[str, Path]:
                                 f"The answer is: {answer}", "type": "GSM_AnsAug",
                                 "original_question": question}) + "\n")
     with open(paths["mathinstruct"], "w") as f:
+        prev_q = ""
         for i in range(n_inst):
             question = _sentence(rng, rng.randint(20, 60))
             if i % 50 == 1:  # a near duplicate of the previous row: one word changed
