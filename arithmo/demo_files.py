@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from arithmo.data.sources import read_file_rows
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"  # real GSM8K/MATH rows beside the checkout; never copied in
 TINY_HELDOUT = REPO / "data_recipes" / "tiny" / "heldout.jsonl"  # EvalItems written by data_recipes/make_tiny.py
@@ -88,15 +90,9 @@ def load_examples(data_dir: str | Path | None = None, per_benchmark: int = 4, ma
 
 
 def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    for number, line in enumerate(open(path, encoding="utf-8"), 1):
-        if line.strip():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{number}: not valid JSON ({err})") from err
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-            yield number, row
+    """(line number, row) pairs; a bad line raises DataError (a ValueError) naming the file and line."""
+    for where, row in read_file_rows(path):
+        yield int(where.rsplit(":", 1)[1]), row
 
 
 def _text(row: dict, key: str, path: Path, number: int) -> str:
