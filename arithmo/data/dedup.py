@@ -51,14 +51,20 @@ def near_duplicates(
     question_sig = minhash_signatures(questions, num_perm, seed=seed)
     # Half the permutations for solutions: they only confirm candidates (std error ~0.06 at 64).
     solution_sig = minhash_signatures(solutions, max(num_perm // 2, 16), seed=seed + 1)
-    keys = band_keys(question_sig, bands).tolist()
-    buckets: dict[int, list[int]] = {}
+    keys = band_keys(question_sig, bands)
+    # Most band keys occur once, so a bucket holds a bare row index until a second row joins it: one list
+    # object per key cost ~0.8 GB at 700K rows x 16 bands (bench/bench_data.py), now only shared keys pay.
+    buckets: dict[int, int | list[int]] = {}
     for i in range(n):
-        row_keys = keys[i]
+        row_keys = keys[i].tolist()
         candidates: set[int] = set()
         for key in row_keys:
             members = buckets.get(key)
-            if members:
+            if members is None:
+                continue
+            if isinstance(members, int):
+                candidates.add(members)
+            else:
                 candidates.update(members)
         if candidates:
             idx = np.fromiter(candidates, dtype=np.int64, count=len(candidates))
@@ -68,5 +74,11 @@ def near_duplicates(
                 duplicate[i] = True
                 continue
         for key in row_keys:
-            buckets.setdefault(key, []).append(i)
+            members = buckets.get(key)
+            if members is None:
+                buckets[key] = i
+            elif isinstance(members, int):
+                buckets[key] = [members, i]
+            else:
+                members.append(i)
     return duplicate
