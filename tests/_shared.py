@@ -56,7 +56,7 @@ def make_tokenizer(out_dir: Path, *, chat_template: bool = True, vocab_size: int
 
 
 def make_tiny_model(out_dir: Path, *, chat_template: bool = True, vocab_size: int = 512, seed: int = 0,
-                    layers: int = 2, hidden: int = 64) -> Path:
+                    layers: int = 2, hidden: int = 64, dtype=None) -> Path:
     """Write a random-initialised LlamaForCausalLM and a trained byte-level BPE tokenizer to `out_dir`."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -68,7 +68,8 @@ def make_tiny_model(out_dir: Path, *, chat_template: bool = True, vocab_size: in
                          max_position_embeddings=512, tie_word_embeddings=False,
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id)
-    LlamaForCausalLM(config).save_pretrained(out_dir)
+    model = LlamaForCausalLM(config)
+    (model.to(dtype) if dtype is not None else model).save_pretrained(out_dir)
     return out_dir
 
 

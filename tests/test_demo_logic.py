@@ -345,23 +345,17 @@ def test_on_a_gpu_the_4bit_model_compares_base_and_adapter(tmp_path):
     """CUDA: the app's path for a real QLoRA adapter (4-bit base, PEFT adapter, disable_adapter for the base)."""
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import AutoModelForCausalLM
 
-    from _shared import make_tokenizer
+    from _shared import make_tiny_model
 
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     base_dir = tmp_path / "base"
-    tokenizer = make_tokenizer(base_dir, chat_template=True)
-    torch.manual_seed(0)
     # hidden 256: bitsandbytes quantizes in blocks of 64, and a wider model keeps 4-bit rounding from
     # making base and adapter agree by accident
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=256, intermediate_size=512, num_hidden_layers=4,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         tie_word_embeddings=False, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    model = LlamaForCausalLM(config).to(torch.bfloat16)
-    model.save_pretrained(base_dir)
+    make_tiny_model(base_dir, layers=4, hidden=256, dtype=torch.bfloat16)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.bfloat16)
     lora = LoraConfig(r=8, lora_alpha=64, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False)
     get_peft_model(model, lora).save_pretrained(tmp_path / "run" / "adapter")
     (tmp_path / "run" / "config.yaml").write_text(f"model:\n  name: {base_dir}\n  template: chat\n")

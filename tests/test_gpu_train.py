@@ -12,7 +12,7 @@ from arithmo.config import load_config
 from arithmo.train import TrainConfig, train
 from arithmo.trainlog import read_train_log
 
-from _shared import make_tokenizer
+from _shared import make_tiny_model
 
 pytestmark = pytest.mark.gpu
 
@@ -22,16 +22,7 @@ FACT = "Quillfeather Spire"
 
 def _small_model(out_dir):
     """A random 4-layer Llama wide enough for bitsandbytes 4-bit blocks (hidden 256)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tokenizer = make_tokenizer(out_dir, chat_template=True)
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=256, intermediate_size=512, num_hidden_layers=4,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         tie_word_embeddings=False, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(out_dir)
-    return out_dir
+    return make_tiny_model(out_dir, layers=4, hidden=256, dtype=torch.bfloat16)
 
 
 def _answer(model, tokenizer):
