@@ -1,8 +1,10 @@
 """`python app.py [--model M] [--adapter DIR] [--host 127.0.0.1] [--port 7860]`: arithmo's demo in a browser.
 
 With no arguments it serves the embedded SmolLM2-135M-Instruct, with runs/demo/adapter on top when
-`make demo` has trained it. UI only: `arithmo.demo` answers, votes and compares, `arithmo.demo_files`
-reads the examples and the evaluation results, and every program runs in `arithmo.grading.execute`'s sandbox.
+`make demo` has trained it. UI only: `arithmo.app.session` answers, votes and compares (with evaluation's
+scoring rules), `arithmo.app.files` reads the examples and the evaluation results, and every program runs in
+`arithmo.grading.execute`'s sandbox. `--examples gsm8k=FILE --examples math` adds benchmark rows (a local file in
+the benchmark's schema, or the hub) to the example questions.
 
 Endpoints for `gradio_client` (`Client(url).predict(..., api_name="/answer")`):
   /answer       (question, style, temperature, max_new_tokens, k) -> (output, answer, status, program,
@@ -23,10 +25,12 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from arithmo.demo import MAX_NEW_TOKENS_CAP, MAX_SAMPLES, MAX_TEMPERATURE, VOTE_HEADERS, DemoSession
-from arithmo.demo_model import default_adapter, load_generator
-from arithmo.demo_files import (LEVEL_HEADERS, OVERVIEW_HEADERS, TYPE_HEADERS, find_metrics, load_examples,
-                                load_metrics, metrics_tables)
+from arithmo.app.session import MAX_NEW_TOKENS_CAP, MAX_SAMPLES, MAX_TEMPERATURE, VOTE_HEADERS, DemoSession
+from arithmo.app.generator import default_adapter, load_generator
+from arithmo.app.files import (LEVEL_HEADERS, OVERVIEW_HEADERS, TYPE_HEADERS, find_metrics, load_examples,
+                               load_metrics, metrics_tables)
+from arithmo.benchmarks import BENCHMARKS
+from arithmo.runs import is_adapter
 
 STYLE_CHOICES = [("Program of thought (PoT)", "pot"), ("Chain of thought (CoT)", "cot"),
                  ("Hybrid: program, else chain of thought", "hybrid")]
@@ -170,19 +174,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs-dir", default=str(REPO / "runs"), help="where the results panel looks")
     parser.add_argument("--max-time-s", type=float, default=60.0, help="time cap of one generation")
     parser.add_argument("--max-request-s", type=float, default=300.0, help="time cap of one request (k samples)")
+    parser.add_argument("--examples", action="append", default=[], metavar="BENCHMARK[=FILE]",
+                        help=f"add example questions from a benchmark ({', '.join(BENCHMARKS)}): a local file in its "
+                             "schema, or the hub without =FILE; repeat for several")
     return parser.parse_args(argv)
+
+
+def example_sources(specs: list[str]) -> dict[str, str | None]:
+    """`["gsm8k=test.jsonl", "math"]` -> {"gsm8k": "test.jsonl", "math": None}; ValueError naming a bad one."""
+    sources: dict[str, str | None] = {}
+    for spec in specs:
+        name, _, path = spec.partition("=")
+        if name not in BENCHMARKS:
+            raise ValueError(f"--examples {spec}: unknown benchmark {name!r}; expected one of {', '.join(BENCHMARKS)}")
+        sources[name] = path or None
+    return sources
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline by design: no calls home
     adapter = None if args.no_adapter else (args.adapter or default_adapter(args.runs_dir))
-    if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
+    if adapter is not None and not is_adapter(adapter):
         print(f"error: --adapter {adapter}: no adapter_config.json there (expected a PEFT adapter folder)",
               file=sys.stderr)
         return 2
+    try:
+        examples, examples_note = load_examples(example_sources(args.examples))
+    except ValueError as err:  # an unknown benchmark, or a file that is not in its schema (DataError)
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     generator = load_generator(args.model, adapter, template=args.template, engine=args.engine)
-    examples, examples_note = load_examples()
     session = DemoSession(generator, examples=examples, max_time_s=args.max_time_s,
                           max_request_s=args.max_request_s)
     note = f"Model: **{generator.description}**" + ("" if adapter else " (no adapter: the Base vs adapter tab is idle)")

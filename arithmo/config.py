@@ -2,7 +2,7 @@
 
     cfg = load_config(DataConfig, "data_recipes/tiny.yaml", ["seed=3", "dedup.threshold=0.9"])
 
-Rules (DESIGN.md, "Configuration"):
+Rules (docs/design.md, "Configuration"):
 - every field is typed, defaulted and documented (`metadata={"help": ...}`);
 - a preset (YAML mapping) sets values, then overrides win; dotted keys reach nested dataclasses and
   list items (`sources.0.max_rows=100`);

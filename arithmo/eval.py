@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
-
+from arithmo.benchmarks import NAMES, benchmark_name, load_items
 from arithmo.config import ConfigError, describe, field, find_preset, load_config, save_config, to_dict
-from arithmo.data.sources import DataError
-from arithmo.evaluation.benchmarks import benchmark_name, load_items
+from arithmo.io import DataError
+from arithmo.runs import (CHART, EVAL_CONFIG, METRICS, PREDICTIONS, RunError, RunFolder, default_eval_dir,
+                          find_adapter, read_run_config)
 from arithmo.evaluation.loop import evaluate_items
 from arithmo.evaluation.metrics import format_table, plot_accuracy
 from arithmo.prompts import POT_HINTS
@@ -37,7 +37,7 @@ from arithmo.prompts import POT_HINTS
 __all__ = ["EvalConfig", "EvalError", "evaluate", "evaluate_items", "load_items", "main"]
 
 PRESETS = Path(__file__).parent / "configs" / "eval"
-DEFAULT_MODEL = "smollm2-135m-instruct"  # the CPU demo's model (DESIGN.md, "Offline by design")
+DEFAULT_MODEL = "smollm2-135m-instruct"  # the CPU demo's model (docs/design.md, "Offline by design")
 
 
 class EvalError(RuntimeError):
@@ -56,12 +56,11 @@ class EvalConfig:
                                                                 "when installed and a GPU is present)")
     load_in_4bit: bool | None = field(None, help="4-bit base weights; null: exactly when CUDA is present")
     dtype: str = field("auto", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
-    benchmark: Literal["gsm8k", "math", "math500", "svamp", "file"] = field(
-        "gsm8k", help="benchmark; `file` reads EvalItem records from `path`")
+    benchmark: str = field("gsm8k", help=f"benchmark ({', '.join(NAMES)}; arithmo/benchmarks.py); `file` reads "
+                                         "EvalItem records from `path`")
     path: str | None = field(None, help="local .jsonl/.json/.parquet file in the benchmark's schema "
                                         "(instead of the hub)")
-    hub: str | None = field(None, help="hub dataset id; null: the benchmark's default (openai/gsm8k, "
-                                       "EleutherAI/hendrycks_math, HuggingFaceH4/MATH-500, ChilleD/SVAMP)")
+    hub: str | None = field(None, help="hub dataset id; null: the benchmark's own (arithmo/benchmarks.py)")
     config: str | None = field(None, help="hub config; null: the benchmark's default (gsm8k: main; math: "
                                           "every subject)")
     split: str | None = field(None, help="hub split; null: test")
@@ -80,7 +79,7 @@ class EvalConfig:
     pot_hint: str = field(POT_HINTS[0], help="the sentence appended to a question to ask for a program")
     stop: list[str] | None = field(None, help="stop strings; null: '\\nQuestion:' for the plain template, none "
                                               "for chat (eos ends a turn)")
-    timeout_s: float = field(5.0, help="time limit per program (PoT) in seconds")
+    program_timeout_s: float = field(5.0, help="time limit per program (PoT) in seconds")
     workers: int | None = field(None, help="sandbox processes running programs; null: one per CPU core")
     grade_timeout_s: float = field(2.0, help="time limit for one symbolic answer comparison")
     output_dir: str | None = field(None, help="where results go; null: <run>/eval/<benchmark>_<style>[_maj<k>] "
@@ -100,7 +99,9 @@ class EvalConfig:
             raise ConfigError(f"n: expected a positive number of items (or null for all), got {self.n}")
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"workers: expected >= 1 (or null for one per core), got {self.workers}")
-        for key in ("timeout_s", "grade_timeout_s"):
+        if self.benchmark not in NAMES:
+            raise ConfigError(f"benchmark: expected one of {', '.join(NAMES)}, got {self.benchmark!r}")
+        for key in ("program_timeout_s", "grade_timeout_s"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{key}: expected a positive number of seconds, got {getattr(self, key)}")
         if self.k > 1 and self.temperature <= 0:
@@ -127,40 +128,27 @@ def resolve(cfg: EvalConfig) -> EvalConfig:
     """A copy of `cfg` with model, adapter, template and output_dir filled in from `run` and defaults."""
     values = to_dict(cfg)
     if cfg.run is not None:
-        run = Path(cfg.run)
-        config_file = run / "config.yaml"
-        if not config_file.is_file():
-            raise EvalError(f"run={cfg.run}: {config_file} not found (expected a training run folder)")
-        trained = yaml.safe_load(config_file.read_text()) or {}
-        model_cfg = trained.get("model")
-        name = model_cfg.get("name") if isinstance(model_cfg, dict) else model_cfg
-        if not isinstance(name, str) or not name:
-            raise EvalError(f"{config_file}: no model name (expected `model: {{name: ...}}`)")
-        values["model"] = values["model"] or name
-        if values["adapter"] is None:
-            if not (run / "adapter" / "adapter_config.json").is_file():
-                raise EvalError(f"run={cfg.run}: {run / 'adapter'} holds no trained adapter (adapter_config.json); "
-                                "train the run first, or pass adapter=<folder>")
-            values["adapter"] = str(run / "adapter")
-        if values["template"] == "auto" and isinstance(model_cfg, dict) and model_cfg.get("template"):
-            values["template"] = model_cfg["template"]  # evaluate with the template the run trained on
+        try:
+            trained = read_run_config(cfg.run).model
+            adapter = values["adapter"] or str(find_adapter(RunFolder(Path(cfg.run)).adapter))
+        except RunError as err:
+            raise EvalError(f"run={cfg.run}: {err}; or pass adapter=<folder>") from err
+        values["model"] = values["model"] or trained.name
+        values["adapter"] = adapter
+        if values["template"] == "auto":
+            values["template"] = trained.template  # evaluate with the template the run trained on
     values["model"] = values["model"] or DEFAULT_MODEL
     if values["output_dir"] is None:
-        folder = f"{benchmark_name(cfg.benchmark, cfg.path)}_{cfg.style}" + (f"_maj{cfg.k}" if cfg.k > 1 else "")
-        if cfg.run is not None:
-            values["output_dir"] = str(Path(cfg.run) / "eval" / folder)
-        else:
-            slug = values["model"].strip("/").replace("/", "--")
-            if values["adapter"]:
-                slug += "+" + Path(values["adapter"]).name
-            values["output_dir"] = str(Path("runs") / "eval" / slug / folder)
+        name = benchmark_name(cfg.benchmark, cfg.path)
+        values["output_dir"] = str(RunFolder(Path(cfg.run)).eval_dir(name, cfg.style, cfg.k) if cfg.run is not None
+                                   else default_eval_dir(values["model"], values["adapter"], name, cfg.style, cfg.k))
     return load_config(EvalConfig, values)
 
 
 def check_resumable(cfg: EvalConfig, out: Path) -> None:
     """Refuse to resume predictions made with other settings (they would be mixed into one score)."""
-    saved = out / "eval_config.yaml"
-    if not cfg.resume or not (out / "predictions.jsonl").is_file() or not saved.is_file():
+    saved = out / EVAL_CONFIG
+    if not cfg.resume or not (out / PREDICTIONS).is_file() or not saved.is_file():
         return
     try:
         before = load_config(EvalConfig, saved)
@@ -188,7 +176,7 @@ def load_for_eval(cfg: EvalConfig):
         folder, gguf_file = resolve_model_path(cfg.model)
         if gguf_file is not None:
             raise EvalError("backend=vllm takes a model folder or hub id, not a .gguf file; use backend=hf")
-        engine = load_vllm(folder, cfg.adapter, seed=cfg.seed)
+        engine = load_vllm(folder, cfg.adapter, seed=cfg.seed)  # max_lora_rank: the adapter's own (runs.py)
         return engine, engine.llm.get_tokenizer(), "vllm"
     from arithmo.model import load_model
 
@@ -211,7 +199,7 @@ def evaluate(cfg: EvalConfig) -> dict:
     # 3. resume check and the resolved config -------------------------------------------------
     check_resumable(cfg, out)
     out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "eval_config.yaml")
+    save_config(cfg, out / EVAL_CONFIG)
     # 4. the model ----------------------------------------------------------------------------
     model, tokenizer, engine = load_for_eval(cfg)
     print(f"[eval] {cfg.model}{' + ' + cfg.adapter if cfg.adapter else ''} on {len(items)} {items[0]['benchmark']} "
@@ -220,23 +208,23 @@ def evaluate(cfg: EvalConfig) -> dict:
     _, metrics = evaluate_items(
         model, tokenizer, items, cfg.style, template=cfg.template, pot_hint=cfg.pot_hint, k=cfg.k,
         temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
-        batch_size=cfg.batch_size, stop=cfg.stop, timeout_s=cfg.timeout_s, workers=cfg.workers,
+        batch_size=cfg.batch_size, stop=cfg.stop, program_timeout_s=cfg.program_timeout_s, workers=cfg.workers,
         grade_timeout_s=cfg.grade_timeout_s, seed=cfg.seed, backend="vllm" if engine == "vllm" else "hf",
-        predictions_path=out / "predictions.jsonl", resume=cfg.resume, save_every=cfg.save_every, progress=True)
+        predictions_path=out / PREDICTIONS, resume=cfg.resume, save_every=cfg.save_every, progress=True)
     # 6. metrics, chart, table ----------------------------------------------------------------
     metrics.update(model=cfg.model, adapter=cfg.adapter, config_hash=config_hash(cfg), engine=engine,
                    seconds=round(time.perf_counter() - started, 3))
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+    (out / METRICS).write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
     if cfg.plot:
-        plot_accuracy(metrics, out / "accuracy.png")
+        plot_accuracy(metrics, out / CHART)
     print(format_table(metrics))
     print(f"[eval] wrote {out}/predictions.jsonl, metrics.json{', accuracy.png' if cfg.plot else ''}")
     return metrics
 
 
-def preset_path(name: str) -> Path:
-    """A preset by name (`gsm8k_cot` -> arithmo/configs/eval/gsm8k_cot.yaml) or by file path."""
-    return find_preset(name, PRESETS)
+def resolve_preset(preset: str | None) -> Path | None:
+    """A preset is a YAML path or the name of one in arithmo/configs/eval/ (`gsm8k_cot`, without .yaml)."""
+    return None if preset is None else find_preset(preset, PRESETS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     from arithmo.model import ModelError  # imports torch: after --help has had its chance to exit
 
     try:
-        cfg = load_config(EvalConfig, preset_path(args.preset) if args.preset else None, args.overrides)
+        cfg = load_config(EvalConfig, resolve_preset(args.preset), args.overrides)
         evaluate(cfg)
     except (ConfigError, DataError, EvalError, ModelError) as err:
         print(f"error: {err}", file=sys.stderr)

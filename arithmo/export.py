@@ -13,25 +13,21 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
+from arithmo.runs import RunError, adapter_info, find_adapter, read_run_config, run_of_adapter
 
 
 class ExportError(RuntimeError):
     pass
 
 
-def _run_model_name(adapter_dir: Path) -> str:
-    """The base model of an adapter: the run's config.yaml, else the adapter's own config."""
-    run_config = adapter_dir.parent / "config.yaml"
-    if run_config.is_file():
-        name = (yaml.safe_load(run_config.read_text()) or {}).get("model", {}).get("name")
-        if name:
-            return name
-    adapter_config = adapter_dir / "adapter_config.json"
-    if adapter_config.is_file():
-        name = json.loads(adapter_config.read_text()).get("base_model_name_or_path")
-        if name:
-            return name
+def _base_model_name(adapter_dir: Path) -> str:
+    """The base model of an adapter: its run's config.yaml, else the adapter's own config."""
+    run = run_of_adapter(adapter_dir)
+    if run is not None:
+        return read_run_config(run).model.name
+    name = adapter_info(adapter_dir).base_model
+    if name:
+        return name
     raise ExportError(f"cannot tell the base model of {adapter_dir}: pass --model")
 
 
@@ -42,12 +38,11 @@ def merge_adapter(adapter: str | Path, out_dir: str | Path, *, model: str | None
 
     from arithmo.model import load_model
 
-    adapter_dir = Path(adapter)
-    if (adapter_dir / "adapter").is_dir():
-        adapter_dir = adapter_dir / "adapter"
-    if not (adapter_dir / "adapter_config.json").is_file():
-        raise ExportError(f"{adapter} is neither a run folder with adapter/ nor a PEFT adapter folder")
-    base = model or _run_model_name(adapter_dir)
+    try:
+        adapter_dir = find_adapter(adapter)
+        base = model or _base_model_name(adapter_dir)
+    except RunError as err:
+        raise ExportError(str(err)) from err
     loaded = load_model(base, engine="hf", adapter=str(adapter_dir), load_in_4bit=False, dtype=dtype)
     merged = loaded.model.merge_and_unload()
     out = Path(out_dir)

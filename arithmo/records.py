@@ -1,4 +1,4 @@
-"""The records that pass between stages (DESIGN.md, "Records"): plain dicts, JSONL on disk.
+"""The records that pass between stages (docs/design.md, "Records"): plain dicts, JSONL on disk.
 
 These TypedDicts are the stage contracts; adapters, training and evaluation read and write exactly
 these keys.
@@ -73,6 +73,50 @@ class Prediction(TypedDict):
     correct_flexible: NotRequired[bool]
     answer_source: NotRequired[str | None]  # hybrid: "pot", "cot", or None when neither answered
     fallback: NotRequired[dict | None]  # hybrid: the CoT prompt and completion when the program failed
+
+
+class GroupScore(TypedDict):
+    n: int
+    correct: int
+    accuracy: float
+
+
+class MajK(TypedDict):
+    k: int
+    temperature: float | None
+    accuracy: float
+    correct: int
+    no_answer_rate: float
+
+
+class Metrics(TypedDict):
+    """metrics.json of one evaluation (`arithmo.evaluation.metrics.compute_metrics`, then `arithmo.eval`).
+
+    Rates are shares of all `n` items (0..1): a missing answer or a crashed program counts as wrong.
+    Read one with `arithmo.runs.read_metrics`.
+    """
+
+    benchmark: str
+    style: str
+    n: int
+    accuracy: float  # strict answers of the greedy completions
+    accuracy_flexible: float  # with the last-number fallback
+    maj_k: MajK | None
+    no_answer_rate: float
+    exec_error_rate: float | None  # PoT/hybrid only
+    exec_timeout_rate: float | None
+    by_level: dict[str, GroupScore]
+    by_type: dict[str, GroupScore]
+    grader_version: str
+    correct: int
+    missing_predictions: int
+    no_program_rate: NotRequired[float]  # PoT/hybrid
+    cot_fallback_rate: NotRequired[float]  # hybrid
+    model: NotRequired[str]
+    adapter: NotRequired[str | None]
+    config_hash: NotRequired[str]
+    engine: NotRequired[str]
+    seconds: NotRequired[float]
 
 
 SFT_KEYS = tuple(SFTRecord.__annotations__)

@@ -8,24 +8,9 @@ the baseline; every other row shows its accuracy and the change against it in po
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
-
-def read_metrics(path: str | Path) -> dict:
-    """The metrics of an eval output folder or metrics.json file; names the file when it is not one."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "metrics.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no metrics.json here (run python -m arithmo.eval first)")
-    metrics = json.loads(path.read_text())
-    for key in ("benchmark", "style", "n", "accuracy"):
-        if key not in metrics:
-            raise ValueError(f"{path}: not an arithmo metrics file (no '{key}')")
-    metrics["_path"] = str(path)
-    return metrics
+from arithmo.runs import RunError, read_metrics
 
 
 def _label(metrics: dict) -> str:
@@ -51,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         rows = [read_metrics(p) for p in args.results]
-    except (FileNotFoundError, ValueError) as err:
+    except RunError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(compare_table(rows))

@@ -9,8 +9,8 @@ The recipe reads top to bottom:
      attention, checkpoints every N steps, resume from the last one, Ctrl-C saves a checkpoint
   6. save the adapter, the log and the summary
 
-Run folder (DESIGN.md): runs/<name>/{config.yaml, manifest.json, data/, checkpoints/, adapter/,
-train_log.jsonl, summary.json}.
+Run folder (its layout is arithmo/runs.py's): runs/<name>/{config.yaml, manifest.json, data/, checkpoints/,
+adapter/, train_log.jsonl, summary.json}.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from arithmo.config import ConfigError, describe, field, find_preset, load_config, save_config
+from arithmo.io import DataError, read_file_rows
+from arithmo.runs import RunFolder
 
 PRESETS = Path(__file__).parent / "configs" / "train"
 log = logging.getLogger("arithmo.train")
@@ -40,7 +42,7 @@ class TrainError(RuntimeError):
 @dataclass
 class ModelConfig:
     name: str = field("smollm2-135m-instruct", help="hub id, local folder, .gguf file or embedded alias")
-    engine: Literal["auto", "unsloth", "kernels", "hf"] = field("auto", help="training engine (DESIGN.md)")
+    engine: Literal["auto", "unsloth", "kernels", "hf"] = field("auto", help="training engine (docs/design.md)")
     load_in_4bit: bool | None = field(None, help="4-bit NF4 base weights (QLoRA); null: exactly when CUDA is present")
     dtype: str = field("auto", help="compute dtype: auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
     max_seq_length: int = field(1024, help="longest training sequence in tokens (longer rows are truncated)")
@@ -98,32 +100,28 @@ class TrainConfig:
 def read_sft_file(path: Path) -> list[dict]:
     """SFT records from a JSONL file; a line that is not a record names the file, line and key."""
     rows = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise TrainError(f"{path}:{number}: not valid JSON ({err})") from err
+    try:
+        for where, row in read_file_rows(path):
             for key in ("prompt", "completion", "style"):
                 if not isinstance(row.get(key), str) or not row[key].strip():
-                    raise TrainError(f"{path}:{number}: missing or empty '{key}' (SFT records need "
+                    raise TrainError(f"{where}: missing or empty '{key}' (SFT records need "
                                      f"id, source, style, prompt, completion)")
             rows.append(row)
+    except DataError as err:
+        raise TrainError(str(err)) from err
     return rows
 
 
-def load_training_data(data: str, run_dir: Path, overrides: list[str]) -> tuple[list[dict], list[dict], dict]:
-    """(train rows, val rows, manifest) from a built folder, or from a recipe YAML built into run_dir/data."""
+def load_training_data(data: str, run: RunFolder, overrides: list[str]) -> tuple[list[dict], list[dict], dict]:
+    """(train rows, val rows, manifest) from a built folder, or from a recipe YAML built into <run>/data."""
     path = Path(data)
     if path.suffix in (".yaml", ".yml"):
         from arithmo.data import build_from_recipe
 
         if not path.is_file():
             raise TrainError(f"data recipe not found: {path}")
-        build_from_recipe(path, run_dir / "data", overrides, log=lambda line: log.info(line))
-        path = run_dir / "data"
+        build_from_recipe(path, run.data, overrides, log=lambda line: log.info(line))
+        path = run.data
     if not (path / "train.jsonl").is_file():
         raise TrainError(f"{path} is not a built data folder: expected train.jsonl (build one with "
                          f"python -m arithmo.data build RECIPE --out {path})")
@@ -157,12 +155,12 @@ def _optimizer(name: str, cuda: bool) -> str:
     if name != "auto":
         return name
     if cuda:
-        # 8-bit AdamW: the QLoRA setup measured in ../shared/gpu (bitsandbytes AdamW8bit).
+        # 8-bit AdamW (bitsandbytes AdamW8bit): the QLoRA setup measured in docs/measurements.md.
         return "adamw_bnb_8bit"
     return "adamw_torch"
 
 
-def build_trainer(model: Any, tokenizer: Any, train_ds, val_ds, cfg: TrainConfig, run_dir: Path):
+def build_trainer(model: Any, tokenizer: Any, train_ds, val_ds, cfg: TrainConfig, run: RunFolder):
     """TRL's SFTTrainer configured from `cfg`, with arithmo's log, progress bar and Ctrl-C handling."""
     import importlib.util
 
@@ -176,9 +174,9 @@ def build_trainer(model: Any, tokenizer: Any, train_ds, val_ds, cfg: TrainConfig
     bf16 = cuda and torch.cuda.is_bf16_supported() and cfg.model.dtype in ("auto", "bfloat16", "bf16")
     tensorboard = importlib.util.find_spec("tensorboard") is not None
     if tensorboard:  # transformers 5 takes the TensorBoard folder from the environment only
-        os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(run_dir / "tensorboard"))
+        os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(run.tensorboard))
     args = SFTConfig(
-        output_dir=str(run_dir / "checkpoints"),
+        output_dir=str(run.checkpoints),
         per_device_train_batch_size=cfg.micro_batch_size,
         per_device_eval_batch_size=cfg.micro_batch_size,
         gradient_accumulation_steps=cfg.grad_accum,
@@ -214,16 +212,16 @@ def build_trainer(model: Any, tokenizer: Any, train_ds, val_ds, cfg: TrainConfig
     interrupt = SaveOnInterrupt()
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
                          processing_class=tokenizer,
-                         callbacks=[JsonlLogger(run_dir / "train_log.jsonl"), ProgressBar(), interrupt])
+                         callbacks=[JsonlLogger(run.train_log), ProgressBar(), interrupt])
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     return trainer, interrupt
 
 
-def last_checkpoint(run_dir: Path) -> str | None:
+def last_checkpoint(run: RunFolder) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
-    folder = run_dir / "checkpoints"
+    folder = run.checkpoints
     return get_last_checkpoint(str(folder)) if folder.is_dir() else None
 
 
@@ -248,23 +246,24 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     from arithmo.model import prepare_engine
 
     prepare_engine(cfg.model.engine, cfg.model.load_in_4bit)  # unsloth must be imported before trl/peft
-    run_dir = Path(cfg.output_dir) / cfg.name
-    resume_from = last_checkpoint(run_dir) if cfg.resume else None
+    run = RunFolder.of(cfg.output_dir, cfg.name)
+    run_dir = run.root
+    resume_from = last_checkpoint(run) if cfg.resume else None
     if run_dir.exists() and cfg.overwrite:
         shutil.rmtree(run_dir)
-    elif last_checkpoint(run_dir) and not cfg.resume:
+    elif last_checkpoint(run) and not cfg.resume:
         raise TrainError(f"{run_dir} already holds checkpoints: pass resume=true to continue it, "
                          f"overwrite=true to start over, or name=<new name>")
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
+    save_config(cfg, run.config)
 
     # 2. data ---------------------------------------------------------------------------------
-    train_rows, val_rows, manifest = load_training_data(cfg.data, run_dir, cfg.data_overrides)
+    train_rows, val_rows, manifest = load_training_data(cfg.data, run, cfg.data_overrides)
     train_rows = select_rows(train_rows, cfg.styles, cfg.max_train_rows)
     val_rows = select_rows(val_rows, cfg.styles, None)
     if not train_rows:
         raise TrainError(f"no training rows of style {cfg.styles} in {cfg.data}")
-    (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    run.manifest.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
 
     # 3. model --------------------------------------------------------------------------------
     m = cfg.model
@@ -280,7 +279,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     val_ds = render_dataset(val_rows, loaded.tokenizer, m.template) if val_rows else None
 
     # 5. train --------------------------------------------------------------------------------
-    trainer, interrupt = build_trainer(loaded.model, loaded.tokenizer, train_ds, val_ds, cfg, run_dir)
+    trainer, interrupt = build_trainer(loaded.model, loaded.tokenizer, train_ds, val_ds, cfg, run)
     steps_note = f"{cfg.max_steps} steps" if cfg.max_steps > 0 else f"{cfg.epochs:g} epochs"
     print(f"[train] {len(train_rows)} rows ({'+'.join(cfg.styles)}), {steps_note}, effective batch "
           f"{cfg.micro_batch_size * cfg.grad_accum}; run folder {run_dir}"
@@ -292,23 +291,23 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         raise TrainError(_oom_advice(cfg)) from err
     seconds = time.perf_counter() - start
     if interrupt.interrupted:
-        print(f"[train] stopped by Ctrl-C; checkpoint saved in {last_checkpoint(run_dir)}; continue with "
+        print(f"[train] stopped by Ctrl-C; checkpoint saved in {last_checkpoint(run)}; continue with "
               f"resume=true", flush=True)
 
     # 6. save ---------------------------------------------------------------------------------
-    trainer.save_model(str(run_dir / "adapter"))
-    loaded.tokenizer.save_pretrained(str(run_dir / "adapter"))
+    trainer.save_model(str(run.adapter))
+    loaded.tokenizer.save_pretrained(str(run.adapter))
     val_loss = trainer.evaluate()["eval_loss"] if val_ds is not None and not interrupt.interrupted else None
     state = trainer.state
     summary = {
         "run": str(run_dir), "engine": loaded.engine, "model": m.name, "steps": state.global_step,
         "train_loss": result.training_loss, "val_loss": val_loss, "tokens_seen": int(state.num_input_tokens_seen),
         "tokens_per_s": round(state.num_input_tokens_seen / max(seconds, 1e-9), 1), "seconds": round(seconds, 1),
-        "interrupted": interrupt.interrupted, "adapter": str(run_dir / "adapter"),
+        "interrupted": interrupt.interrupted, "adapter": str(run.adapter),
     }
     if torch.cuda.is_available():
         summary["peak_reserved_gib"] = round(torch.cuda.max_memory_reserved() / 2**30, 2)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    run.summary.write_text(json.dumps(summary, indent=2) + "\n")
     loss_text = "n/a" if val_loss is None or math.isnan(val_loss) else f"{val_loss:.4f}"
     print(f"[train] done: {summary['steps']} steps in {summary['seconds']} s, train loss "
           f"{summary['train_loss']:.4f}, val loss {loss_text}, {summary['tokens_per_s']:,} tokens/s; "
@@ -336,7 +335,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="[%(name)s] %(message)s")
     logging.getLogger("arithmo").setLevel(logging.INFO)  # ours at INFO; libraries' chatter stays out
-    from arithmo.data import DataError
     from arithmo.model import ModelError
 
     try:

@@ -3,9 +3,9 @@
 
     python bench/bench_recipe_gpu.py --model-dir /tmp/m7b --engines hf,unsloth --steps 10
 
-Random weights cost the same memory and time as real ones (../shared/gpu/README.md). Each engine runs in
+Random weights cost the same memory and time as real ones (docs/measurements.md). Each engine runs in
 its own process so one engine's patches and allocator state cannot leak into another's figures. The
-anchor table in ../shared/gpu/README.md was measured with a plain loop, not the recipe: compare ratios.
+anchor table in docs/measurements.md was measured with a plain loop, not the recipe: compare ratios.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ and peak reserved memory with ratios to unsloth and to the HF stack. Stacks:
   kernels  the same 4-bit model and LoRA, base weights frozen in bf16 (no fp32 upcast of norms/embeddings/
            lm_head), arithmo.kernels.apply_kernels(offload_checkpoints=True), expandable CUDA segments
   unsloth  FastLanguageModel 4-bit + get_peft_model(use_gradient_checkpointing="unsloth")
-Anchors (../shared/gpu/README.md, H100, same architecture and loop): HF 5,750 tok/s / 15.4 GiB at 4x2048 and
+Anchors (docs/measurements.md "GPU anchors", H100, same architecture and loop): HF 5,750 tok/s / 15.4 GiB at 4x2048 and
 4,650 / 10.2 at 1x4096; unsloth 10,860 / 6.7 and 9,650 / 5.6; longest seq in 22 GiB: HF 14,336, unsloth 45,056.
 """
 
@@ -37,7 +37,7 @@ from pathlib import Path
 
 GiB = float(1 << 30)
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-ANCHORS = {  # (stack, batch, seq) -> (tokens/s, reserved GiB): ../shared/gpu/README.md, medians of two runs
+ANCHORS = {  # (stack, batch, seq) -> (tokens/s, reserved GiB): docs/measurements.md "GPU anchors", medians of two runs
     ("hf", 4, 2048): (5750, 15.38), ("hf", 1, 4096): (4650, 10.23),
     ("unsloth", 4, 2048): (10860, 6.69), ("unsloth", 1, 4096): (9650, 5.56),
 }
@@ -356,7 +356,7 @@ def print_table(results: str) -> None:
                   f" {ratio('hf', 'tokens_per_s'):>13} {ratio('hf', 'peak_reserved_GiB'):>10}")
             anchor = ANCHORS.get((stack, batch, seq))
             if anchor:
-                print(f"{'':16}(anchor {anchor[0]} tok/s, {anchor[1]} GiB: ../shared/gpu/README.md)")
+                print(f"{'':16}(anchor {anchor[0]} tok/s, {anchor[1]} GiB: docs/measurements.md)")
     for r in records:
         if r.get("phase") == "maxseq" and r.get("event") == "summary":
             print(f"longest seq @ {r['cap_GiB']} GiB, batch 1: {r['stack']} {r['max_ok_seq']} (first failure "

@@ -1,6 +1,6 @@
 """A stand-in text generator for the demo's tests: scripted replies, streamed in chunks, every call recorded.
 
-It has the members `arithmo.demo.DemoSession` uses (tokenizer, template, has_adapter, stream), so the app's
+It has the members `arithmo.app.session.DemoSession` uses (tokenizer, template, has_adapter, stream), so the app's
 logic and UI run unchanged around it; only the model is replaced.
 """
 

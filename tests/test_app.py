@@ -21,8 +21,8 @@ from _shared import REPO
 pytest.importorskip("gradio", reason="the app extra is not installed: pip install -e '.[app]'")
 from gradio_client import Client  # noqa: E402
 
-from arithmo.demo import DemoSession  # noqa: E402
-from arithmo.demo_files import Example  # noqa: E402
+from arithmo.app.session import DemoSession  # noqa: E402
+from arithmo.app.files import Example  # noqa: E402
 
 SHELLS = "Ines has 14 shells and gets 21 more. How many shells does Ines have now?"
 PWNED = Path("/tmp") / f"arithmo-app-pwned-{uuid.uuid4().hex}"

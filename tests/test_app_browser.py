@@ -82,7 +82,7 @@ def test_a_person_asks_a_question_and_sees_the_answer(browser, tmp_path):
 
     reply = lambda prompt, use_adapter, seed: ("start = 14\nmore = 21\nprint(start + more)" if is_pot_prompt(prompt)
                                                else "The answer is: 35")
-    from arithmo.demo import DemoSession
+    from arithmo.app.session import DemoSession
 
     session = DemoSession(ScriptedGenerator(reply))
     ui, url = serve(session, tmp_path)
@@ -119,9 +119,9 @@ def test_screenshot_of_smollm2_answering(browser, tmp_path):
 
     With runs/demo/adapter present (after `make demo`) it overwrites docs/app_screenshot.png; without it the
     base model answers in chain of thought and the picture stays in tmp."""
-    from arithmo.demo import DemoSession
-    from arithmo.demo_files import load_examples
-    from arithmo.demo_model import default_adapter, load_generator
+    from arithmo.app.session import DemoSession
+    from arithmo.app.files import load_examples
+    from arithmo.app.generator import default_adapter, load_generator
 
     adapter = default_adapter()
     generator = load_generator(None, adapter)

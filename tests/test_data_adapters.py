@@ -5,7 +5,7 @@ import json
 import pytest
 
 from arithmo.data.adapters import ADAPTERS, mathinstruct_style
-from arithmo.data.sources import DataError, read_file_rows, read_hub_rows
+from arithmo.io import DataError, read_file_rows, read_hub_rows
 
 # One row per source, in the exact column layout of the hub datasets (synthetic content).
 METAMATHQA_ROW = {"query": "Tom has 3 apples and buys 4 more. How many apples does he have?",

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from arithmo.data.build import build_from_recipe
-from arithmo.data.sources import DataError
+from arithmo.io import DataError
 from arithmo.records import SFT_KEYS
 
 from _shared import REPO
@@ -121,7 +121,7 @@ def test_verify_pot_drops_failing_and_wrong_programs(tmp_path):
                                        "dataset": "t"}) + "\n" for q, p, a in rows))
     recipe = tmp_path / "r.yaml"
     recipe.write_text(f"name: v\nsources:\n  - {{name: lila, adapter: lila, path: {src}}}\n"
-                      "dedup: {near: false}\ntransforms: {verify_pot: true, verify_timeout_s: 2.0}\nval_size: 0\n")
+                      "dedup: {near: false}\ntransforms: {verify_pot: true, program_timeout_s: 2.0}\nval_size: 0\n")
     manifest = build_from_recipe(recipe, tmp_path / "out", log=lambda line: None)
     assert manifest["sources"]["lila"]["dropped"] == {"pot_failed": 1, "pot_timeout": 1, "pot_wrong_answer": 1}
     kept = sorted(r["completion"] for r in _read(tmp_path / "out" / "train.jsonl"))

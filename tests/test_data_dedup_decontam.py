@@ -98,7 +98,7 @@ def test_short_benchmark_question_matches_exactly(tmp_path):
 
 
 def test_missing_required_benchmark_fails_and_optional_is_recorded(tmp_path):
-    from arithmo.data.sources import DataError
+    from arithmo.io import DataError
 
     with pytest.raises(DataError, match="decontaminate.benchmarks\\[gone\\].*file not found"):
         load_benchmark(BenchmarkConfig(name="gone", path=str(tmp_path / "no.jsonl")), "", 10)

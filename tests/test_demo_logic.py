@@ -5,15 +5,14 @@ import uuid
 from pathlib import Path
 
 import pytest
-from _demo_fakes import ScriptedGenerator, by_style
+from _demo_fakes import ScriptedGenerator, by_style, import_app
 from _shared import shared_file
 
-from arithmo.demo import (MAX_NEW_TOKENS_CAP, MAX_SAMPLES, DemoInputError, DemoSession, check_question,
-                          check_settings, pool_answers, vote_table)
-from arithmo.demo_files import (FALLBACK_EXAMPLES, Example, find_metrics, load_examples, load_metrics,
-                                metrics_tables)
-from arithmo.demo_model import ModelGenerator, load_generator
-from arithmo.evaluation.scoring import majority_vote
+from arithmo.app.files import FALLBACK_EXAMPLES, Example, find_metrics, load_examples, load_metrics, metrics_tables
+from arithmo.app.generator import ModelGenerator, load_generator
+from arithmo.app.session import (MAX_NEW_TOKENS_CAP, MAX_SAMPLES, DemoInputError, DemoSession, check_question,
+                                 check_settings, vote_table)
+from arithmo.evaluation.scoring import majority_vote, pool_answers
 
 
 def last(views):
@@ -276,10 +275,9 @@ def test_model_generator_streams_through_the_session(tiny_model_dir):
 
 
 def test_examples_come_from_the_real_rows():
-    shared_file("gsm8k/test_first300.jsonl")
-    shared_file("math/test_dev500.jsonl")
-    examples, where = load_examples()
-    assert where.startswith("real rows from")
+    gsm8k, math = shared_file("gsm8k/test_first300.jsonl"), shared_file("math/test_dev500.jsonl")
+    examples, where = load_examples({"gsm8k": gsm8k, "math": math})
+    assert where.startswith("benchmark rows: gsm8k")
     labels = [example.label for example in examples]
     assert labels[:3] == ["tiny held-out #1", "tiny held-out #2", "GSM8K test #1"]
     janet = examples[2]
@@ -290,15 +288,20 @@ def test_examples_come_from_the_real_rows():
 
 
 def test_examples_fall_back_to_our_own_and_bad_rows_name_file_line_and_key(tmp_path):
-    examples, where = load_examples(tmp_path)
-    assert examples[-4:] == list(FALLBACK_EXAMPLES) and "is absent" in where
-    (tmp_path / "gsm8k").mkdir()
-    (tmp_path / "math").mkdir()
-    (tmp_path / "gsm8k" / "test_first300.jsonl").write_text('{"question": "Q?", "answer": "#### 3"}\n{"question": "Q2"}\n')
-    (tmp_path / "math" / "test_dev500.jsonl").write_text("")
-    with pytest.raises(ValueError, match=r"test_first300.jsonl:2: expected a non-empty text field 'answer' "
+    examples, where = load_examples()
+    assert examples[-4:] == list(FALLBACK_EXAMPLES) and "--examples" in where
+    bad = tmp_path / "gsm8k.jsonl"
+    bad.write_text('{"question": "Q?", "answer": "#### 3"}\n{"question": "Q2"}\n')
+    with pytest.raises(ValueError, match=r"gsm8k.jsonl:2: gsm8k row has no 'answer' or 'response' field "
                                          r"\(fields present: question\)"):
-        load_examples(tmp_path)
+        load_examples({"gsm8k": bad})
+
+
+def test_app_examples_option_names_a_benchmark_and_a_file():
+    app = import_app()
+    assert app.example_sources(["gsm8k=a.jsonl", "math"]) == {"gsm8k": "a.jsonl", "math": None}
+    with pytest.raises(ValueError, match="--examples gms8k=a.jsonl: unknown benchmark 'gms8k'"):
+        app.example_sources(["gms8k=a.jsonl"])
 
 
 def _write_metrics(path: Path, **values) -> Path:
@@ -374,7 +377,7 @@ def test_on_a_gpu_the_4bit_model_compares_base_and_adapter(tmp_path):
 
 
 def test_an_over_long_program_is_refused_before_it_runs(session_for):
-    from arithmo.demo import MAX_PROGRAM_CHARS
+    from arithmo.app.session import MAX_PROGRAM_CHARS
 
     session = session_for("unused")
     shown = session.run_user_program("print(1)\n" + "#" * MAX_PROGRAM_CHARS)

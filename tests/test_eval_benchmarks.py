@@ -5,8 +5,8 @@ import json
 import pytest
 
 from _shared import REPO, shared_file
-from arithmo.data.sources import DataError
-from arithmo.evaluation.benchmarks import load_items
+from arithmo.io import DataError
+from arithmo.benchmarks import load_items
 
 
 def write_jsonl(path, rows):

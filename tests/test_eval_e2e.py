@@ -52,7 +52,7 @@ def test_math_pot_with_maj_k_counts_every_item(tiny_base_model_dir, tmp_path):
     out = tmp_path / "math_pot"
     cfg = load_config(EvalConfig, None, [
         f"model={tiny_base_model_dir}", "benchmark=math", f"path={shared_file('math/test_dev500.jsonl')}", "n=4",
-        "style=pot", "k=2", "temperature=1.0", "max_new_tokens=8", "timeout_s=2", "workers=2", f"output_dir={out}"])
+        "style=pot", "k=2", "temperature=1.0", "max_new_tokens=8", "program_timeout_s=2", "workers=2", f"output_dir={out}"])
     metrics = evaluate(cfg)
     lines = read_lines(out / "predictions.jsonl")
     assert len(lines) == 4 * 3, "one greedy and k=2 sampled lines per item"

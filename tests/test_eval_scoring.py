@@ -12,7 +12,7 @@ from transformers import AutoTokenizer
 
 from _eval_fakes import ScriptedLM
 from _shared import REPO
-from arithmo.data.sources import DataError
+from arithmo.io import DataError
 from arithmo.evaluation import evaluate_items
 from arithmo.evaluation.scoring import majority_vote
 from arithmo.prompts import POT_HINTS
@@ -45,7 +45,7 @@ def tokenizer(tiny_model_dir):
 
 def run(tokenizer, style, items=ITEMS, respond=scripted_respond, **kwargs):
     model = ScriptedLM(tokenizer, respond)
-    kwargs.setdefault("timeout_s", 1.0)
+    kwargs.setdefault("program_timeout_s", 1.0)
     lines, metrics = evaluate_items(model, tokenizer, items, style, max_new_tokens=64, workers=2, **kwargs)
     return model, lines, metrics
 

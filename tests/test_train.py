@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 
 from arithmo.config import ConfigError, load_config
 from arithmo.model import ModelError, load_model
+from arithmo.runs import RunFolder
 from arithmo.train import TrainConfig, TrainError, build_trainer, render_dataset, resolve_preset, train
 from arithmo.trainlog import read_train_log
 
@@ -59,7 +60,7 @@ def _trainer(tmp_path, model_dir, **overrides):
                         gradient_checkpointing=False, max_seq_length=128)
     rows = [json.loads(line) for line in open(tmp_path / "data" / "train.jsonl")]
     dataset = render_dataset(rows, loaded.tokenizer, "auto")
-    trainer, _ = build_trainer(loaded.model, loaded.tokenizer, dataset, None, cfg, tmp_path / "run")
+    trainer, _ = build_trainer(loaded.model, loaded.tokenizer, dataset, None, cfg, RunFolder(tmp_path / "run"))
     return trainer, loaded.tokenizer, dataset
 
 

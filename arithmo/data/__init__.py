@@ -5,6 +5,6 @@
 
 from arithmo.data.build import build, build_from_recipe
 from arithmo.data.recipe import DataConfig
-from arithmo.data.sources import DataError
+from arithmo.io import DataError
 
 __all__ = ["build", "build_from_recipe", "DataConfig", "DataError"]

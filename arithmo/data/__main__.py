@@ -8,7 +8,7 @@ import sys
 from arithmo.config import ConfigError, describe
 from arithmo.data.build import build_from_recipe
 from arithmo.data.recipe import DataConfig
-from arithmo.data.sources import DataError
+from arithmo.io import DataError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Source adapters: the only code that knows each source's column names (DESIGN.md, "Records").
+"""Source adapters: the only code that knows each source's column names (docs/design.md, "Records").
 
 An adapter turns one raw row into the fields of a MathExample, or names why the row is unusable.
 A row missing a column the adapter needs is not "unusable": it means the file is not in the schema
@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from arithmo.data.sources import DataError
+from arithmo.io import DataError
 
 Mapped = dict[str, Any]  # question, solution, style, answer, meta
 
@@ -87,6 +87,13 @@ ADAPTERS: dict[str, Callable[[dict, str], Mapped | str]] = {
     "metamathqa": adapt_metamathqa,
     "mathinstruct": adapt_mathinstruct,
     "lila": adapt_lila,
+}
+
+# Every column each adapter reads (required or not): tests/test_hub_schemas.py checks them against the cards.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "metamathqa": ("query", "response", "type", "original_question"),
+    "mathinstruct": ("instruction", "output", "source"),
+    "lila": ("input", "output_program", "output_answer", "dataset", "split"),
 }
 
 # Local Lila files hold all splits in one file: the `split` column selects rows.

@@ -22,7 +22,7 @@ from arithmo.data.adapters import ADAPTERS, SPLIT_COLUMN
 from arithmo.data.decontaminate import benchmarks_for, contaminated_by
 from arithmo.data.dedup import exact_duplicates, near_duplicates
 from arithmo.data.recipe import DataConfig, SourceConfig
-from arithmo.data.sources import DataError, describe_input, read_file_rows, read_hub_rows, resolve_path
+from arithmo.io import DataError, read_file_rows, read_hub_rows, resolve_path, sha256_file
 from arithmo.data.transforms import ensure_print, format_cot_answer, maybe_lowercase
 from arithmo.data.textsim import normalize_text
 from arithmo.prompts import add_pot_hint, stable_rng, strip_pot_trigger
@@ -45,6 +45,13 @@ class _Ledger:
 
     def drop(self, source: str, reason: str, count: int = 1) -> None:
         self.dropped[source][reason] += count
+
+
+def describe_input(path: Path | None, hub: str | None, config: str | None, splits: list[str]) -> dict[str, Any]:
+    """The manifest's record of one input: a file with its sha256, or a hub id with config and splits."""
+    if path is not None:
+        return {"path": str(path), "sha256": sha256_file(path)}
+    return {"hub": hub, "config": config, "splits": list(splits)}
 
 
 def _read_source(src: SourceConfig, base_dir: str, ledger: _Ledger) -> tuple[list[MathExample], dict]:
@@ -124,7 +131,7 @@ def _verify_pot(examples: list[MathExample], cfg: DataConfig, ledger: _Ledger, c
     from arithmo.grading.execute import run_programs
 
     pot = [e for e in examples if e["style"] == "pot"]
-    results = run_programs([e["solution"] for e in pot], timeout_s=cfg.transforms.verify_timeout_s,
+    results = run_programs([e["solution"] for e in pot], timeout_s=cfg.transforms.program_timeout_s,
                            workers=cfg.transforms.verify_workers)
     bad: set[str] = set()
     for example, result in zip(pot, results):
@@ -193,6 +200,9 @@ def build(cfg: DataConfig, out_dir: str | Path, log: Callable[[str], None] = pri
     if cfg.decontaminate.enabled and cfg.decontaminate.benchmarks:
         benchmarks, decontam["benchmarks"] = benchmarks_for(cfg.decontaminate.benchmarks, cfg.base_dir,
                                                             cfg.decontaminate.ngram)
+        for name, entry in decontam["benchmarks"].items():
+            if "skipped" in entry:  # required: false -- said on screen as well as in the manifest
+                log(f"[data] WARNING: decontamination against {name} skipped ({entry['skipped']})")
         n = cfg.decontaminate.ngram
         by_question = contaminated_by([e["question_norm"] for e in examples], benchmarks, n)
         # MetaMathQA rows record the GSM8K/MATH question they were rewritten from.

@@ -4,7 +4,8 @@ A row is contaminated by a benchmark when, after normalisation (lowercase, punct
 - its question equals a benchmark question (catches questions shorter than n words), or
 - it shares any word n-gram with a benchmark question (default n = 10, see DecontamConfig).
 Both the row's question and, where the source records it, the question it was rewritten from
-(MetaMathQA's `original_question`) are checked.
+(MetaMathQA's `original_question`) are checked. A benchmark named in the recipe (`benchmark: gsm8k`) is
+read through `arithmo.benchmarks`, which knows its hub id, configs, split and question column.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from arithmo.benchmarks import load_questions
 from arithmo.data.recipe import BenchmarkConfig
-from arithmo.data.sources import DataError, read_file_rows, read_hub_rows, resolve_path, sha256_file
+from arithmo.io import DataError, read_file_rows, read_hub_rows, resolve_path, sha256_file
 from arithmo.data.textsim import ngram_hashes, normalize_text, word_arrays
 
 QUESTION_FIELDS = ("question", "problem", "query", "input")
@@ -29,27 +31,36 @@ class Benchmark:
     exact: set[str] = field(default_factory=set)
 
 
+def _questions(cfg: BenchmarkConfig, base_dir: str) -> tuple[list[str], dict]:
+    """The benchmark's questions and its manifest record (path + sha256, or hub id, configs and split)."""
+    path = resolve_path(cfg.path, base_dir) if cfg.path is not None else None
+    if cfg.benchmark is not None:
+        questions, source = load_questions(cfg.benchmark, path=path, hub=cfg.hub, config=cfg.config,
+                                           split=cfg.split)
+        source = {"benchmark": cfg.benchmark, **source}
+    else:  # a custom set: any file or hub dataset with a question column
+        rows = read_file_rows(path) if path is not None else read_hub_rows(cfg.hub, cfg.config, cfg.split)
+        source = {"hub": cfg.hub, "configs": [cfg.config], "split": cfg.split} if path is None else {}
+        questions = []
+        for where, row in rows:
+            key = cfg.question_field or next((k for k in QUESTION_FIELDS if k in row), None)
+            if key is None or key not in row:
+                wanted = cfg.question_field or " or ".join(QUESTION_FIELDS)
+                raise DataError(f"{where}: benchmark {cfg.name} row has no question field ({wanted})")
+            questions.append(str(row[key]))
+    if path is not None:
+        source = {**source, "path": str(path), "sha256": sha256_file(path)}
+    return questions, source
+
+
 def load_benchmark(cfg: BenchmarkConfig, base_dir: str, n: int) -> Benchmark | str:
     """The benchmark's questions and fingerprints, or (when not required) why it was skipped."""
     try:
-        if cfg.path is not None:
-            path = resolve_path(cfg.path, base_dir)
-            rows = list(read_file_rows(path))
-            source = {"path": str(path), "sha256": sha256_file(path)}
-        else:
-            rows = list(read_hub_rows(cfg.hub, cfg.config, cfg.split))
-            source = {"hub": cfg.hub, "config": cfg.config, "split": cfg.split}
+        questions, source = _questions(cfg, base_dir)
     except DataError as err:
         if cfg.required:
             raise DataError(f"decontaminate.benchmarks[{cfg.name}]: {err}") from err
         return f"not loaded: {err}"
-    questions = []
-    for where, row in rows:
-        key = cfg.question_field or next((k for k in QUESTION_FIELDS if k in row), None)
-        if key is None or key not in row:
-            wanted = cfg.question_field or " or ".join(QUESTION_FIELDS)
-            raise DataError(f"{where}: benchmark {cfg.name} row has no question field ({wanted})")
-        questions.append(str(row[key]))
     bench = Benchmark(cfg.name, questions, source)
     normalised = [normalize_text(q) for q in questions]
     words, offsets = word_arrays(normalised)

@@ -38,20 +38,39 @@ class SourceConfig:
 @dataclass
 class BenchmarkConfig:
     name: str = field("", help="benchmark name recorded in the manifest, e.g. 'gsm8k_test'")
+    benchmark: str | None = field(
+        None, help="a benchmark arithmo knows (gsm8k, math, math500, svamp; file: EvalItem records): its hub id, "
+                   "configs, split and question column come from arithmo.benchmarks; `path` reads a local file "
+                   "in its schema instead")
     path: str | None = field(None, help="local file of test rows (relative paths: to the recipe file)")
-    hub: str | None = field(None, help="hub dataset id, e.g. 'openai/gsm8k'")
-    config: str | None = field(None, help="hub config, e.g. 'main'")
+    hub: str | None = field(None, help="hub dataset id, e.g. 'openai/gsm8k' (with `benchmark`: overrides its hub)")
+    config: str | None = field(None, help="hub config, e.g. 'main' (with `benchmark`: one config instead of its own)")
     split: str = field("test", help="hub split")
     question_field: str | None = field(
-        None, help="column with the question; default: the first of question/problem/query/input present"
+        None, help="column with the question (without `benchmark`); default: the first of question/problem/"
+                   "query/input present"
     )
     required: bool = field(True, help="fail when the benchmark cannot be loaded (false: record and skip)")
 
     def validate(self) -> None:
+        from arithmo.benchmarks import NAMES
+
         if not self.name:
             raise ConfigError("decontaminate.benchmarks.*.name: every benchmark needs a name")
-        if (self.path is None) == (self.hub is None):
-            raise ConfigError(f"decontaminate.benchmarks[{self.name}]: give exactly one of `path` or `hub`")
+        where = f"decontaminate.benchmarks[{self.name}]"
+        if self.benchmark is not None:
+            if self.benchmark not in NAMES:
+                raise ConfigError(f"{where}.benchmark: unknown benchmark {self.benchmark!r}; expected one of "
+                                  f"{', '.join(NAMES)}")
+            if self.path is not None and self.hub is not None:
+                raise ConfigError(f"{where}: give at most one of `path` or `hub` with `benchmark`")
+            if self.question_field is not None:
+                raise ConfigError(f"{where}.question_field: `benchmark: {self.benchmark}` knows its question "
+                                  "column; drop question_field (or drop `benchmark` for a custom file)")
+            if self.benchmark == "file" and self.path is None and self.hub is None:
+                raise ConfigError(f"{where}: `benchmark: file` needs `path` (an EvalItem file)")
+        elif (self.path is None) == (self.hub is None):
+            raise ConfigError(f"{where}: give `benchmark`, or exactly one of `path` or `hub`")
 
 
 @dataclass
@@ -92,7 +111,7 @@ class TransformConfig:
     pot_hints: bool = field(True, help="give each PoT question one hint phrase; replace fixed triggers")
     ensure_print: bool = field(True, help="append print(answer) to PoT programs that print nothing")
     verify_pot: bool = field(False, help="run PoT programs in the sandbox; drop failures and wrong answers")
-    verify_timeout_s: float = field(5.0, help="per-program time limit when verifying")
+    program_timeout_s: float = field(5.0, help="per-program time limit in seconds when verifying")
     verify_workers: int | None = field(None, help="parallel programs when verifying (default: CPU count)")
 
     def validate(self) -> None:

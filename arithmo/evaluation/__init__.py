@@ -5,7 +5,7 @@
     predictions, metrics = evaluate_items(model, tokenizer, items, "pot", max_new_tokens=256)
 """
 
-from arithmo.evaluation.benchmarks import load_items
+from arithmo.benchmarks import load_items
 from arithmo.evaluation.loop import evaluate_items
 from arithmo.evaluation.metrics import compute_metrics, format_table, plot_accuracy
 from arithmo.evaluation.scoring import majority_vote

@@ -41,7 +41,7 @@ def evaluate_items(
     max_new_tokens: int = 512,
     batch_size: int = 8,
     stop: list[str] | None = None,
-    timeout_s: float = 5.0,
+    program_timeout_s: float = 5.0,
     workers: int | None = None,
     grade_timeout_s: float = 2.0,
     seed: int = 0,
@@ -96,7 +96,7 @@ def evaluate_items(
         sandbox = Sandbox(workers=workers)
 
         def run(programs: list[str]) -> list[Any]:
-            return sandbox.run(programs, timeout_s=timeout_s)
+            return sandbox.run(programs, timeout_s=program_timeout_s)
 
     decoding = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, batch_size=batch_size,
                     stop=stop, backend=backend)

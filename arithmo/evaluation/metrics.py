@@ -11,7 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from arithmo.evaluation.scoring import majority_vote
+from arithmo.evaluation.scoring import grade_answer, majority_vote
 
 
 def _rate(count: int, total: int) -> float:
@@ -81,10 +81,9 @@ def compute_metrics(items: list[dict], lines: list[dict], *, style: str, k: int 
         voted_none = 0
         for item in items:
             answers = [samples[item["id"]][j]["extracted"] if j in samples[item["id"]] else None for j in range(k)]
-            vote = majority_vote(answers, timeout_s=grade_timeout_s)
+            vote = majority_vote(answers, grade_timeout_s=grade_timeout_s)
             voted_none += vote is None
-            voted_correct += vote is not None and bool(
-                grading.is_equivalent(vote, item["answer"], timeout_s=grade_timeout_s))
+            voted_correct += grade_answer(vote, item["answer"], grade_timeout_s)
         metrics["maj_k"] = {"k": k, "temperature": temperature, "accuracy": _rate(voted_correct, n),
                             "correct": voted_correct, "no_answer_rate": _rate(voted_none, n)}
     return metrics

@@ -8,8 +8,13 @@
 - `hybrid`: PoT first; when the program is missing, fails, times out or prints nothing usable, a CoT
   completion for the same question answers instead. This is MAmmoTH's hybrid decoding (Yue et al. 2023,
   "MAmmoTH", sec. 2.4: "if the program fails to execute or gives no output, fall back to CoT").
+- maj@k: `pool_answers` groups equivalent answers; `majority_vote` is its first group.
 
-One prediction line per item per sample (DESIGN.md "Prediction"), with these additions: `sample` (null for
+These rules are the only copy: the app (`arithmo.app.session`) calls `read_cot`, `program_answer`,
+`needs_cot_fallback`, `pool_answers` and `grade_answer` from here, so it scores a completion exactly as
+`python -m arithmo.eval` does.
+
+One prediction line per item per sample (docs/design.md "Records"), with these additions: `sample` (null for
 the greedy completion, 0..k-1 for the sampled ones), `gold`, `extracted_flexible`, `correct_flexible`,
 and for hybrid `answer_source` ("pot" | "cot" | null) and `fallback` (the CoT prompt and completion, or null).
 """
@@ -40,9 +45,28 @@ def _grading():
     return grading
 
 
-def grade_answer(extracted: str | None, gold: str, timeout_s: float) -> bool:
+def grade_answer(extracted: str | None, gold: str, grade_timeout_s: float = 2.0) -> bool:
     """Whether an extracted answer matches the gold answer (a missing answer is wrong)."""
-    return extracted is not None and bool(_grading().is_equivalent(extracted, gold, timeout_s=timeout_s))
+    return extracted is not None and bool(_grading().is_equivalent(extracted, gold, timeout_s=grade_timeout_s))
+
+
+def read_cot(completion: str) -> tuple[str | None, str | None]:
+    """(strict, flexible) answers of a chain-of-thought completion: strict is the `The answer is:` line or a
+    `\\boxed{}` (what is graded); flexible also takes the last number (reported beside it)."""
+    grading = _grading()
+    return grading.extract_answer(completion, mode="strict"), grading.extract_answer(completion, mode="flexible")
+
+
+def program_answer(result: Any) -> str | None:
+    """The answer a program gave: read from its output when it ran to the end, None after an error or timeout."""
+    if result.error is not None or result.timed_out:
+        return None
+    return _grading().answer_from_output(result.stdout)
+
+
+def needs_cot_fallback(pot_answer: str | None) -> bool:
+    """Hybrid decoding: the chain-of-thought completion answers when the program gave no answer (MAmmoTH)."""
+    return pot_answer is None
 
 
 def _base(item: dict, style: str, sample: int | None, prompt: str, completion: str) -> dict[str, Any]:
@@ -53,9 +77,7 @@ def _base(item: dict, style: str, sample: int | None, prompt: str, completion: s
 
 def grade_cot_line(line: dict[str, Any], completion: str, gold: str, grade_timeout_s: float) -> None:
     """Fill the strict and flexible answers of a CoT completion into `line`."""
-    grading = _grading()
-    strict = grading.extract_answer(completion, mode="strict")
-    flexible = grading.extract_answer(completion, mode="flexible")
+    strict, flexible = read_cot(completion)
     line["extracted"] = strict
     line["correct"] = grade_answer(strict, gold, grade_timeout_s)
     line["extracted_flexible"] = flexible
@@ -82,8 +104,8 @@ def grade_programs(lines: list[dict[str, Any]], *, run: RunPrograms, grade_timeo
         raise RuntimeError(f"the sandbox returned {len(results)} results for {len(runnable)} programs")
     for line, result in zip(runnable, results):
         line["exec"] = _exec_record(result)
-        if result.error is None and not result.timed_out:
-            answer = grading.answer_from_output(result.stdout)
+        answer = program_answer(result)
+        if answer is not None:
             line["extracted"] = line["extracted_flexible"] = answer
             line["correct"] = line["correct_flexible"] = grade_answer(answer, line["gold"], grade_timeout_s)
 
@@ -115,7 +137,7 @@ def predict(items: list[dict], style: str, complete: Complete, samples: list[int
     for line in lines:
         line["answer_source"] = "pot" if line["extracted"] is not None else None
         line["fallback"] = None
-    failed = [(line, item) for line, item in zip(lines, line_items) if line["extracted"] is None]
+    failed = [(line, item) for line, item in zip(lines, line_items) if needs_cot_fallback(line["extracted"])]
     if failed:
         cot_prompts = [render_eval(item["question"], "cot", tokenizer, template) for _, item in failed]
         cot_completions = complete(cot_prompts, 1, sampled)
@@ -128,26 +150,30 @@ def predict(items: list[dict], style: str, complete: Complete, samples: list[int
     return lines
 
 
-def majority_vote(answers: list[str | None], *, timeout_s: float = 2.0) -> str | None:
-    """The most common answer, with equivalent answers ("0.5", "1/2") pooled; ties go to the earliest.
+def pool_answers(answers: list[str | None], *, grade_timeout_s: float = 2.0) -> list[tuple[str, list[int]]]:
+    """[(answer, the 1-based numbers of the samples that gave it)], most votes first, ties to the earliest group.
 
-    Missing answers do not vote; with none left the vote has no answer. An answer joins a group when its
-    normalized text equals the group's (cheap), else when arithmo.grading finds it equivalent to the
-    group's first answer.
+    Equivalent answers ("0.5", "1/2") are pooled: an answer joins a group when its normalized text equals the
+    group's (cheap), else when arithmo.grading finds it equivalent to the group's first answer. Missing
+    answers (None) do not vote.
     """
     grading = _grading()
-    groups: list[list[Any]] = []  # [first answer, its normalized text, votes]
-    for answer in answers:
+    groups: list[tuple[str, str, list[int]]] = []  # (first answer, its normalized text, sample numbers)
+    for number, answer in enumerate(answers, 1):
         if answer is None:
             continue
         key = grading.normalize_answer(answer)
-        for group in groups:
-            if key == group[1] or grading.is_equivalent(answer, group[0], timeout_s=timeout_s):
-                group[2] += 1
+        for first, first_key, numbers in groups:
+            if key == first_key or grading.is_equivalent(answer, first, timeout_s=grade_timeout_s):
+                numbers.append(number)
                 break
         else:
-            groups.append([answer, key, 1])
-    if not groups:
-        return None
-    best = max(range(len(groups)), key=lambda index: (groups[index][2], -index))
-    return groups[best][0]
+            groups.append((answer, key, [number]))
+    ranked = sorted(range(len(groups)), key=lambda index: (-len(groups[index][2]), index))
+    return [(groups[index][0], groups[index][2]) for index in ranked]
+
+
+def majority_vote(answers: list[str | None], *, grade_timeout_s: float = 2.0) -> str | None:
+    """The most common answer (`pool_answers`' first group), or None when no sample gave one."""
+    pooled = pool_answers(answers, grade_timeout_s=grade_timeout_s)
+    return pooled[0][0] if pooled else None

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from arithmo.data.sources import DataError
+from arithmo.io import DataError
 
 
 @dataclass

@@ -5,7 +5,7 @@
         ...                                                   # the whole completion so far
     generator.stream(prompt, ..., use_adapter=False)          # the base model: peft's disable_adapter()
 
-`arithmo.demo.DemoSession` takes any object with the members of `TextGenerator`, so tests can hand it a
+`arithmo.app.session.DemoSession` takes any object with the members of `TextGenerator`, so tests can hand it a
 scripted stand-in.
 """
 
@@ -17,10 +17,10 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
+from arithmo.runs import RunFolder, is_adapter, read_run_config, run_of_adapter
 
-DEFAULT_MODEL = "smollm2-135m-instruct"  # the CPU demo's embedded model (DESIGN.md "Offline by design")
-REPO = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = "smollm2-135m-instruct"  # the CPU demo's embedded model (docs/design.md "Offline by design")
+REPO = Path(__file__).resolve().parents[2]
 
 
 class TextGenerator(Protocol):
@@ -69,21 +69,10 @@ class ModelGenerator:
             self._lock.release()
 
 
-def run_config_of(adapter: str | Path) -> dict:
-    """The training run's config.yaml beside an adapter folder (runs/<name>/adapter), or {}."""
-    config = Path(adapter).parent / "config.yaml"
-    if not config.is_file():
-        return {}
-    values = yaml.safe_load(config.read_text()) or {}
-    if not isinstance(values, dict):
-        raise ValueError(f"{config}: expected a mapping (a training run's config.yaml)")
-    return values
-
-
 def default_adapter(runs_dir: str | Path = REPO / "runs") -> Path | None:
     """runs/demo/adapter when `make demo` has trained it, else None."""
-    adapter = Path(runs_dir) / "demo" / "adapter"
-    return adapter if (adapter / "adapter_config.json").is_file() else None
+    adapter = RunFolder(Path(runs_dir) / "demo").adapter
+    return adapter if is_adapter(adapter) else None
 
 
 def load_generator(model: str | None = None, adapter: str | Path | None = None, *, template: str = "auto",
@@ -94,11 +83,11 @@ def load_generator(model: str | None = None, adapter: str | Path | None = None, 
     """
     from arithmo.model import load_model
 
-    run = run_config_of(adapter) if adapter is not None else {}
-    trained = run.get("model") if isinstance(run.get("model"), dict) else {}
-    name = model or trained.get("name") or DEFAULT_MODEL
-    if template == "auto" and trained.get("template"):
-        template = trained["template"]
+    run = run_of_adapter(adapter) if adapter is not None else None
+    trained = read_run_config(run).model if run is not None else None
+    name = model or (trained.name if trained is not None else DEFAULT_MODEL)
+    if template == "auto" and trained is not None:
+        template = trained.template
     loaded = load_model(name, engine=engine, adapter=str(adapter) if adapter is not None else None)
     shown = adapter
     if adapter is not None and Path(adapter).resolve().is_relative_to(REPO):

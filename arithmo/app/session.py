@@ -1,19 +1,21 @@
 """The Gradio demo's logic (`app.py` is only its UI): answer a question in a style, vote, compare, show results.
 
-    generator = load_generator("smollm2-135m-instruct", adapter="runs/demo/adapter")   # arithmo.demo_model
-    session = DemoSession(generator, examples=load_examples()[0])                     # arithmo.demo_files
+    generator = load_generator("smollm2-135m-instruct", adapter="runs/demo/adapter")   # arithmo.app.generator
+    session = DemoSession(generator, examples=load_examples()[0])                     # arithmo.app.files
     for view in session.answer("What is 12 + 30?", "pot", temperature=0.0, max_new_tokens=128, k=1):
         print(view.completion)          # grows as tokens arrive; view.answer, view.program, view.execution at the end
 
-- A *generator* turns a prompt into a stream of growing text. `arithmo.demo_model.ModelGenerator` wraps a
+- A *generator* turns a prompt into a stream of growing text. `arithmo.app.generator.ModelGenerator` wraps a
   loaded model (`arithmo.generate.stream_generate`); tests inject a stand-in with the same three members
   (`tokenizer`, `template`, `has_adapter`) and `stream(...)`.
-- Styles are the evaluation's (`arithmo.evaluation.scoring`): `cot` reads the answer line, `pot` runs the
-  program, `hybrid` runs the program and falls back to chain of thought when it gives no answer.
+- Styles and scoring are the evaluation's own functions (`arithmo.evaluation.scoring`: `read_cot`,
+  `program_answer`, `needs_cot_fallback`, `pool_answers`, `grade_answer`): `cot` reads the answer line, `pot`
+  runs the program, `hybrid` runs the program and falls back to chain of thought when it gives no answer; a
+  vote pools equivalent answers as maj@k does. The app and `python -m arithmo.eval` cannot disagree.
 - Model-written programs, and programs a user edits in the app, run ONLY in `arithmo.grading.execute`'s
   sandbox; nothing here calls `exec`.
 - Examples (real GSM8K/MATH rows) and evaluation results (`runs/**/eval/*/metrics.json`) are read from
-  disk by `arithmo.demo_files`.
+  disk by `arithmo.app.files`.
 """
 
 from __future__ import annotations
@@ -24,17 +26,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from arithmo.demo_files import Example
-from arithmo.demo_model import TextGenerator
+from arithmo.app.files import Example
+from arithmo.app.generator import TextGenerator
+from arithmo.evaluation.scoring import grade_answer, needs_cot_fallback, pool_answers, program_answer, read_cot
 from arithmo.prompts import POT_HINTS, render_eval
 
 STYLES = ("cot", "pot", "hybrid")
-# GSM8K's longest question in the 800 rows in ../shared/data is 755 characters, MATH's (dev 500) 1,582:
+# GSM8K's longest question in 800 real rows is 755 characters, MATH's (500 test rows) 1,582 (docs/measurements.md):
 # 4,000 leaves room for a pasted problem with its context and still stops a pasted book.
 MAX_QUESTION_CHARS = 4000
 # A program edited in the app: a 1,024-token answer holds ~4,000 characters of code; 4x that for a pasted one.
 MAX_PROGRAM_CHARS = 16_000
-MAX_NEW_TOKENS_CAP = 1024  # DESIGN.md evaluates with 512; twice that is the most one answer may take here
+MAX_NEW_TOKENS_CAP = 1024  # the GSM8K presets evaluate with 512; twice that is the most one answer may take here
 # Each sample is a full generation: at the default 60 s cap per generation, 16 samples already reach past the
 # default 300 s request cap, so more would only be cut off.
 MAX_SAMPLES = 16
@@ -111,6 +114,8 @@ class AnswerView:
     execution: str = ""
     votes: list[list[Any]] = field(default_factory=list)  # rows of VOTE_HEADERS
     status: str = ""
+    graded_answer: str | None = None  # what evaluation grades: the strict answer, or maj@k's vote
+    correct: bool | None = None  # evaluation's verdict against the example's reference (None: no reference)
 
 
 VOTE_HEADERS = ["answer", "votes", "share", "samples"]
@@ -126,34 +131,12 @@ def describe_execution(result: Any) -> str:
     return result.stdout if result.stdout.strip() else "(the program printed nothing)"
 
 
-def pool_answers(answers: list[str | None], timeout_s: float = 2.0) -> list[tuple[str, list[int]]]:
-    """[(answer, sample numbers from 1)] by votes, most first. Equivalent answers are pooled the way
-    `arithmo.evaluation.scoring.majority_vote` pools them (same normalized text, else arithmo.grading
-    equivalence with the group's first answer) and ties keep the earliest group first, so the first entry
-    is majority_vote's choice. Missing answers (None) do not vote."""
-    import arithmo.grading as grading
-
-    groups: list[tuple[str, str, list[int]]] = []  # (first answer, its normalized text, sample numbers)
-    for number, answer in enumerate(answers, 1):
-        if answer is None:
-            continue
-        key = grading.normalize_answer(answer)
-        for first, first_key, numbers in groups:
-            if key == first_key or grading.is_equivalent(answer, first, timeout_s=timeout_s):
-                numbers.append(number)
-                break
-        else:
-            groups.append((answer, key, [number]))
-    ranked = sorted(range(len(groups)), key=lambda index: (-len(groups[index][2]), index))
-    return [(groups[index][0], groups[index][2]) for index in ranked]
-
-
-def vote_table(answers: list[str | None], timeout_s: float = 2.0) -> list[list[Any]]:
-    """Rows of VOTE_HEADERS ([answer, votes, share, samples]) for `pool_answers`, and one last row for the
-    samples without an answer: every sample is counted somewhere."""
+def vote_table(answers: list[str | None], grade_timeout_s: float = 2.0) -> list[list[Any]]:
+    """Rows of VOTE_HEADERS ([answer, votes, share, samples]) for evaluation's `pool_answers` (its first row is
+    maj@k's choice), and one last row for the samples without an answer: every sample is counted somewhere."""
     total = len(answers)
     rows: list[list[Any]] = [[answer, len(numbers), f"{len(numbers) / total:.0%}", ", ".join(map(str, numbers))]
-                             for answer, numbers in pool_answers(answers, timeout_s)]
+                             for answer, numbers in pool_answers(answers, grade_timeout_s=grade_timeout_s)]
     missing = [number for number, answer in enumerate(answers, 1) if answer is None]
     if missing:
         rows.append(["(no answer)", len(missing), f"{len(missing) / total:.0%}", ", ".join(map(str, missing))])
@@ -200,15 +183,13 @@ class DemoSession:
 
     def run_user_program(self, code: Any) -> str:
         """A program typed or edited in the app, run in the sandbox like a model's: what it did, as text."""
-        from arithmo.grading import answer_from_output
-
         if not isinstance(code, str) or not code.strip():
             return "⚠️ The program box is empty: answer a question in the PoT or hybrid style, or type a program."
         if len(code) > MAX_PROGRAM_CHARS:
             return f"⚠️ The program is {len(code):,} characters long; the limit is {MAX_PROGRAM_CHARS:,}."
         result = self.run_program(code)
         shown = describe_execution(result)
-        answer = answer_from_output(result.stdout) if result.error is None and not result.timed_out else None
+        answer = program_answer(result)
         return shown + (f"\n\nprinted answer: {answer}" if answer is not None else "")
 
     def close(self) -> None:
@@ -233,19 +214,17 @@ class DemoSession:
 
     @staticmethod
     def _read_cot(sample: Sample, text: str) -> None:
-        from arithmo.grading import extract_answer
-
-        sample.answer = extract_answer(text, mode="strict")
+        sample.answer, flexible = read_cot(text)
         if sample.answer is not None:
             sample.shown_answer, sample.source = sample.answer, "the answer line"
             return
-        sample.shown_answer = extract_answer(text, mode="flexible")
+        sample.shown_answer = flexible
         sample.source = ("the last number in the text (no answer line: the evaluation would count it wrong)"
                          if sample.shown_answer is not None else "no answer found in the text")
 
     def _sample(self, question: str, style: str, *, notes: list[str], **decoding: Any) -> Iterator[Sample]:
         """Yields the same Sample as it grows: streamed text, then program, execution and answer."""
-        from arithmo.grading import answer_from_output, extract_program
+        from arithmo.grading import extract_program
 
         sample = Sample()
         for text in self._stream(question, "cot" if style == "cot" else "pot", notes=notes, **decoding):
@@ -260,10 +239,9 @@ class DemoSession:
             else:
                 result = self.run_program(sample.program)
                 sample.execution = describe_execution(result)
-                if result.error is None and not result.timed_out:
-                    sample.answer = sample.shown_answer = answer_from_output(result.stdout)
+                sample.answer = sample.shown_answer = program_answer(result)
                 sample.source = "the program's output" if sample.answer is not None else "the program gave no answer"
-            if style == "hybrid" and sample.answer is None:
+            if style == "hybrid" and needs_cot_fallback(sample.answer):
                 # MAmmoTH's hybrid decoding (Yue et al. 2023, sec. 2.4): no answer from the program -> CoT.
                 head = sample.text + "\n\n── the program gave no answer: falling back to chain of thought ──\n\n"
                 sample.text = head
@@ -324,14 +302,14 @@ class DemoSession:
             lines.append("No answer: nothing was generated.")
         elif k == 1:
             sample = samples[0]
-            view.answer = sample.shown_answer or ""
+            view.answer, view.graded_answer = sample.shown_answer or "", sample.answer
             lines.append(f"Answer from {sample.source}." if sample.shown_answer else f"No answer: {sample.source}.")
         else:
             view.votes = vote_table([sample.answer for sample in samples])
             pooled = pool_answers([sample.answer for sample in samples])
             if pooled:
                 winner, numbers = pooled[0]
-                view.answer = winner
+                view.answer = view.graded_answer = winner
                 chosen = samples[numbers[0] - 1]  # show the program of the first sample that voted for it
                 view.program, view.execution = chosen.program or "", chosen.execution
                 lines.append(f"Majority vote: {winner} with {len(numbers)} of {len(samples)} samples.")
@@ -339,13 +317,17 @@ class DemoSession:
                 view.answer = ""
                 lines.append(f"No answer: none of the {len(samples)} samples gave one.")
         reference = self.references.get(question)
-        if reference is not None and view.answer:
-            from arithmo.grading import is_equivalent
-
-            verdict = "matches ✓" if is_equivalent(view.answer, reference.answer) else "does not match ✗"
-            lines.append(f"Reference answer ({reference.label}): {reference.answer}; the model's answer {verdict}.")
-        elif reference is not None:
-            lines.append(f"Reference answer ({reference.label}): {reference.answer}.")
+        if reference is not None:
+            # The verdict `python -m arithmo.eval` would give: on the strict answer (or the vote), never on the
+            # last-number fallback shown when there is no answer line.
+            view.correct = grade_answer(view.graded_answer, reference.answer)
+            if view.graded_answer is not None:
+                verdict = "matches ✓" if view.correct else "does not match ✗"
+                lines.append(f"Reference answer ({reference.label}): {reference.answer}; the model's answer "
+                             f"{verdict}.")
+            else:
+                lines.append(f"Reference answer ({reference.label}): {reference.answer}; no graded answer, so the "
+                             "evaluation counts it wrong.")
         lines.extend(f"Note: {note}." for note in notes)
         lines.append(f"{len(samples)} sample{'s' if len(samples) != 1 else ''} in {seconds:.1f} s.")
         view.status = "\n\n".join(lines)

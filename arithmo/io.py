@@ -1,7 +1,11 @@
-"""Read raw rows from a local file or the hub, with a location for every row.
+"""Row readers shared by every stage: a local .jsonl/.json/.parquet file or a hub dataset, row by row.
+
+    for where, row in read_file_rows(Path("data/train.jsonl")):   # where = "data/train.jsonl:12"
+        ...
 
 Each row comes with a `where` string (`path:line` for JSONL, `path[row]` otherwise, `hub:split[row]`)
-so an adapter's error can name the exact row that is wrong.
+so the code that reads a row's fields can name the exact row that is wrong. Data recipes, training,
+evaluation, benchmarks and the app read files through this module; its one error type is `DataError`.
 """
 
 from __future__ import annotations
@@ -10,7 +14,6 @@ import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 
 class DataError(ValueError):
@@ -18,6 +21,7 @@ class DataError(ValueError):
 
 
 def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes (read in 1 MiB blocks)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -26,14 +30,25 @@ def sha256_file(path: Path) -> str:
 
 
 def resolve_path(path: str, base_dir: str) -> Path:
+    """`path` made absolute; a relative one is taken relative to `base_dir` (e.g. a recipe's folder)."""
     candidate = Path(path).expanduser()
     if not candidate.is_absolute() and base_dir:
         candidate = Path(base_dir) / candidate
     return candidate.resolve()
 
 
-def read_file_rows(path: Path, max_rows: int | None = None) -> Iterator[tuple[str, dict]]:
-    """Rows of a .jsonl, .json (a list of objects, or {"data": [...]}) or .parquet file."""
+def line_number(where: str) -> int:
+    """The line number of a JSONL row's `where` ("path:12" -> 12)."""
+    return int(where.rsplit(":", 1)[1])
+
+
+def read_file_rows(path: Path | str, max_rows: int | None = None) -> Iterator[tuple[str, dict]]:
+    """(where, row) pairs of a .jsonl, .json (a list of objects, or {"data": [...]}) or .parquet file.
+
+    Raises DataError naming the file (and line) when it is missing, of another type, or not valid JSON,
+    or when a row is not a JSON object.
+    """
+    path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     suffix = path.suffix.lower()
@@ -96,10 +111,3 @@ def read_hub_rows(
     limit = len(dataset) if max_rows is None else min(max_rows, len(dataset))
     for index in range(limit):
         yield f"{hub_id}:{split}[{index}]", dataset[index]
-
-
-def describe_input(path: Path | None, hub: str | None, config: str | None, splits: list[str]) -> dict[str, Any]:
-    """The manifest's record of one input: a file with its sha256, or a hub id with config and splits."""
-    if path is not None:
-        return {"path": str(path), "sha256": sha256_file(path)}
-    return {"hub": hub, "config": config, "splits": list(splits)}

@@ -1,0 +1,34 @@
+"""The real hub schemas of every dataset arithmo names, transcribed from each dataset's card.
+
+Each entry: the card's address, the configs (None: the dataset has only its default config), the splits and
+the columns. `tests/test_hub_schemas.py` checks every hub id, config, split and column that a recipe, preset
+or loader names against this table, so a wrong config name fails CI instead of a user's build.
+Transcribed 2026-11-29.
+"""
+
+HUB_SCHEMAS = {
+    # https://huggingface.co/datasets/openai/gsm8k : configs main and socratic; train 7,473, test 1,319
+    "openai/gsm8k": {"configs": ("main", "socratic"), "splits": ("train", "test"),
+                     "columns": ("question", "answer")},
+    # https://huggingface.co/datasets/EleutherAI/hendrycks_math : one config per subject (no "all"); the
+    # 12,500 MATH problems, train 7,500 / test 5,000
+    "EleutherAI/hendrycks_math": {
+        "configs": ("algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory",
+                    "prealgebra", "precalculus"),
+        "splits": ("train", "test"), "columns": ("problem", "level", "type", "solution")},
+    # https://huggingface.co/datasets/HuggingFaceH4/MATH-500 : default config, test only (500 rows)
+    "HuggingFaceH4/MATH-500": {"configs": None, "splits": ("test",),
+                               "columns": ("problem", "solution", "answer", "subject", "level", "unique_id")},
+    # https://huggingface.co/datasets/ChilleD/SVAMP : default config, train 700 / test 300
+    "ChilleD/SVAMP": {"configs": None, "splits": ("train", "test"),
+                      "columns": ("ID", "Body", "Question", "Equation", "Answer", "Type", "question_concat")},
+    # https://huggingface.co/datasets/meta-math/MetaMathQA : default config, train 395K
+    "meta-math/MetaMathQA": {"configs": None, "splits": ("train",),
+                             "columns": ("type", "query", "original_question", "response")},
+    # https://huggingface.co/datasets/TIGER-Lab/MathInstruct : default config (MathInstruct.json), train 262K
+    "TIGER-Lab/MathInstruct": {"configs": None, "splits": ("train",), "columns": ("source", "output", "instruction")},
+    # https://huggingface.co/datasets/allenai/lila : configs iid and ood (the mixes) plus one per task (not
+    # listed: arithmo names only the mixes); train / validation / test
+    "allenai/lila": {"configs": ("iid", "ood"), "splits": ("train", "validation", "test"),
+                     "columns": ("input", "output_program", "output_answer", "split", "dataset")},
+}
