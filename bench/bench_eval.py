@@ -65,7 +65,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def bench_grading() -> None:
-    from arithmo.evaluation.benchmarks import load_items
+    from arithmo.benchmarks import load_items
     from arithmo.grading import extract_answer, is_equivalent, normalize_answer
 
     print("grading (real gold answers)")
@@ -156,7 +156,7 @@ def bench_generation(items: int, smollm: bool, max_new_tokens: int) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from arithmo.evaluation.benchmarks import load_items
+    from arithmo.benchmarks import load_items
     from arithmo.generate import generate
     from arithmo.prompts import render_eval
 
