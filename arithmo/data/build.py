@@ -126,8 +126,12 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def _verify_pot(examples: list[MathExample], cfg: DataConfig, ledger: _Ledger, counts: Counter) -> list:
-    """Run PoT programs in the sandbox; drop those that fail, print nothing, or disagree with the answer."""
-    from arithmo.grading import is_equivalent
+    """Run PoT programs in the sandbox; drop those that fail, give no answer, or disagree with the answer.
+
+    A program's answer is read by evaluation's rule (`arithmo.evaluation.scoring.program_answer`), so a row
+    is kept exactly when `python -m arithmo.eval` would read the same answer from the same program.
+    """
+    from arithmo.evaluation.scoring import grade_answer, program_answer
     from arithmo.grading.execute import run_programs
 
     pot = [e for e in examples if e["style"] == "pot"]
@@ -135,12 +139,12 @@ def _verify_pot(examples: list[MathExample], cfg: DataConfig, ledger: _Ledger, c
                            workers=cfg.transforms.verify_workers)
     bad: set[str] = set()
     for example, result in zip(pot, results):
-        output = result.stdout.strip().splitlines()[-1].strip() if result.stdout.strip() else ""
+        answer = program_answer(result)
         if result.timed_out:
             reason = "pot_timeout"
-        elif result.error or not output:
+        elif answer is None:  # it raised, or printed nothing an answer can be read from
             reason = "pot_failed"
-        elif example["answer"] is not None and not is_equivalent(output, example["answer"]):
+        elif example["answer"] is not None and not grade_answer(answer, example["answer"]):
             reason = "pot_wrong_answer"
         else:
             counts["pot_verified"] += 1
