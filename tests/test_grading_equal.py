@@ -41,6 +41,16 @@ NORMALIZE_CASES = [
     ("\\begin{bmatrix} 1 \\\\ 2 \\end{bmatrix}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}"),  # matrix rows survive
     ("(1,000)", "(1,000)"),                          # inside brackets a comma separates items
     ("0,100", "0,100"),                              # not a thousands number: a list
+    # grader v2 rules (issue 11)
+    ("32, 349", "32, 349"),                          # a comma and a space: a list, kept apart from 32,349
+    ("\\\\frac{1}{2}", "\\frac{1}{2}"),                # escaped twice (a JSON dump)
+    ("185\\", "185"),                               # a stray trailing backslash
+    ("0.\\overline{6}", "\\frac{2}{3}"),               # a repeating decimal keeps its point: a fraction
+    ("12\\text{ km/h}", "12"),                       # a unit with a slash
+    ("\\cfrac{1}{4}", "\\frac{1}{4}"),                 # \cfrac is \frac
+    ("2 \\pm \\sqrt{3}", "2+\\sqrt{3},2-\\sqrt{3}"),     # plus-minus is two answers
+    ("$3$ or $-5$", "3,-5"),                         # answers joined by a word
+    ("x=3, x=-5", "3,-5"),                           # a list of assignments to one variable
 ]
 
 
@@ -89,16 +99,17 @@ EQUIVALENCE_CASES = [
     ("\\frac{1}{2}", "0.5", True),
     ("\\frac{1}{2}", "\\frac{2}{1}", False),     # numerator and denominator swapped
     ("-\\frac{1}{2}", "\\frac{-1}{2}", True),
-    ("0.3333", "\\frac13", True),                # a rounded decimal of a fraction (1e-4 relative)
+    ("0.3333", "\\frac13", False),               # grader v2: an exact gold needs an exact answer (equal.py doc)
     ("0.333", "\\frac13", False),                # rounded too far
-    ("0.3333333333333333", "\\frac{1}{3}", True),  # a program printing 1/3
+    ("0.3333333333333333", "\\frac{1}{3}", True),  # a program printing 1/3: machine precision is taken
     ("22.75", "22.8", False),
     ("2.0", "2", True),
     ("-0", "0", True),
     ("31/5", "6\\frac15", True),                 # MATH mixed numbers: 6 1/5, not 6 * 1/5
     ("6.2", "6 \\frac{1}{5}", True),
     ("6/5", "6\\frac15", False),
-    ("1.41421", "\\sqrt{2}", True),              # a decimal of an irrational, 1e-4 relative
+    ("1.41421", "\\sqrt{2}", False),             # grader v2: a hand rounding of an irrational is not exact
+    ("1.4142135623730951", "\\sqrt{2}", True),   # math.sqrt(2) printed by a program
     ("1.4", "\\sqrt{2}", False),
     # --- units, marks, wrappers
     ("\\$6", "6", True),
@@ -158,7 +169,7 @@ def test_is_equivalent(pred, gold, expected):
 
 
 def test_grader_version_and_grade():
-    assert GRADER_VERSION == "arithmo-grader-1"
+    assert GRADER_VERSION == "arithmo-grader-2"
     assert grade("2 + 3 = 5.\nThe answer is: 5", "5") == {
         "extracted_strict": "5", "extracted_flexible": "5", "correct_strict": True, "correct_flexible": True}
     # strict finds no marker; flexible's last number is right

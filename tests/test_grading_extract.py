@@ -2,7 +2,7 @@
 
 import pytest
 
-from arithmo.grading import answer_from_output, extract_answer, extract_program
+from arithmo.grading import answer_from_output, extract_answer, extract_program, grade
 
 # (completion, strict, flexible) — each row names the pitfall it covers
 EXTRACT_CASES = [
@@ -57,6 +57,32 @@ EXTRACT_CASES = [
     # nothing at all
     ("I do not know.", None, None),
     ("", None, None),
+    # --- grader v2 (issue 11): "Answer:" lines
+    ("ANSWER: \\frac{3}{4}", "\\frac{3}{4}", "\\frac{3}{4}"),                    # issue 11: upper case, no "is"
+    ("Final Answer: The smallest value is 9.", "9", "9"),                         # issue 11: a sentence after the colon
+    ("final answer: 42", "42", "42"),                                             # lower case
+    ("Answer: 17", "17", "17"),
+    ("We add them.\n**Final Answer:** $42$", "42", "42"),                         # Markdown bold around the marker
+    ("**Final Answer**: **$42$**", "42", "42"),
+    ("## Final Answer\n\n**Answer:** 12", "12", "12"),                             # a heading, then the line
+    ("**Final Answer:**\n42", "42", "42"),                                        # the value on the next line
+    ("Final answer: Sarah has 15 apples.", "15", "15"),                            # a sentence without a verb before the value
+    ("Final Answer: The smallest value is 9, because 3 squared is 9.", "9", "9"),  # the reason after the value
+    ("Answer: (B)", "(B)", "(B)"),
+    ("Final answer: $x = 5$", "x = 5", "x = 5"),                                   # an assignment is kept for the normalizer
+    ("The answer is: 7\nANSWER: 8", "8", "8"),                                    # the last marker wins
+    ("Let me verify the answer: 2 + 2 = 4, fine. So 5 it is.", None, "5"),         # "answer:" mid-sentence is no marker
+    # --- bold
+    ("The final answer is **42**.", "42", "42"),                                  # issue 11
+    ("The answer is **$42$**.", "42", "42"),                                      # bold around math
+    ("The answer is $**42**$", "42", "42"),                                       # math around bold
+    # --- the last-number fallback
+    ("... falls to \u22123 degrees.", None, "-3"),                                 # issue 11: a Unicode minus
+    ("The temperature is \u221212\u00b0C at night", None, "-12"),
+    ("so the ratio is \\frac{3}{4}", None, "\\frac{3}{4}"),                         # issue 11: not the 4 inside
+    ("so x = \\dfrac{5}{12}.", None, "\\dfrac{5}{12}"),
+    ("which gives -\\frac{1}{2}", None, "-\\frac{1}{2}"),                           # a negative fraction
+    ("the side is 2\\sqrt{3}", None, "2\\sqrt{3}"),                                # a root is one number too
 ]
 
 
@@ -65,6 +91,31 @@ def test_extract_answer(completion, strict, flexible):
     assert extract_answer(completion) == strict
     assert extract_answer(completion, mode="strict") == strict
     assert extract_answer(completion, mode="flexible") == flexible
+
+
+# (completion, gold, extracted) — several \\boxed{} count together only when the gold lists several answers
+BOXES_WITH_GOLD = [
+    ("So x = \\boxed{2} or x = \\boxed{3}.", "2, 3", "2, 3"),                # issue 11
+    ("So x = \\boxed{2} or x = \\boxed{3}.", "3", "3"),                      # one answer: the last box, as v1
+    ("First \\boxed{1}, then corrected: \\boxed{2}.", "2", "2"),
+    ("$\\boxed{2}$ and $\\boxed{-3}$", "\\{-3, 2\\}", "2, -3"),                # a set gold
+    ("roots \\boxed{1+\\sqrt2} and \\boxed{1-\\sqrt2}", "1\\pm\\sqrt{2}", "1+\\sqrt2, 1-\\sqrt2"),  # a plus-minus gold
+    ("\\boxed{(1,2)} and \\boxed{(3,4)}", "(1,2)", "(3,4)"),                # a pair is ONE answer
+    ("\\boxed{2, 3}", "2, 3", "2, 3"),                                      # one box already holds them all
+    ("\\boxed{2} so \\boxed{2} and \\boxed{3}", "2, 3", "2, 3"),              # a repeated box counts once
+    ("\\boxed{2} or \\boxed{3}. The answer is: 4", "2, 3", "4"),             # a later answer line wins
+]
+
+
+@pytest.mark.parametrize("completion, gold, extracted", BOXES_WITH_GOLD)
+def test_several_boxes_against_a_gold_with_several_answers(completion, gold, extracted):
+    assert extract_answer(completion, gold=gold) == extracted
+
+
+def test_grade_passes_the_gold_to_extraction():
+    assert grade("So x = \\boxed{2} or x = \\boxed{3}.", "3, 2")["correct_strict"] is True
+    assert grade("So x = \\boxed{2} or x = \\boxed{3}.", "3")["correct_strict"] is True
+    assert grade("So x = \\boxed{2} or x = \\boxed{4}.", "3, 2")["correct_strict"] is False
 
 
 def test_extract_answer_rejects_a_bad_mode_and_type():

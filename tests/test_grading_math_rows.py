@@ -14,7 +14,7 @@ import re
 import pytest
 from _shared import shared_file
 
-from arithmo.grading import extract_answer, grading_counts, is_equivalent
+from arithmo.grading import answer_from_output, extract_answer, grading_counts, is_equivalent
 
 # Rows whose solution is malformed for this check: none so far (all 500 MATH and 300 GSM8K rows pass).
 MALFORMED_ROWS: dict[int, str] = {}
@@ -65,10 +65,14 @@ def test_every_math_row_grades_its_own_solution_correct():
         extracted = extract_answer(row["solution"])
         forms = {
             "extracted": extracted,
+            "extracted with the gold": extract_answer(row["solution"], gold=gold),
             "answer line": extract_answer(f"Some work.\nThe answer is: {gold}"),
             "boxed line": extract_answer(f"The answer is $\\boxed{{{gold}}}$."),
+            "ANSWER: line": extract_answer(f"Some work.\nANSWER: {gold}"),
+            "bold final answer": extract_answer(f"Some work.\n**Final Answer:** ${gold}$"),
             "dfrac": gold.replace("\\frac", "\\dfrac"),
             "no spaces": gold.replace(" ", ""),
+            "escaped twice": gold.replace("\\", "\\\\"),  # as in a JSON dump
         }
         decimal = _decimal_form(gold)
         if decimal is not None:
@@ -163,10 +167,16 @@ def test_every_gsm8k_row_grades_its_own_solution_correct(relative, field):
         extracted = extract_answer(solution)
         if extracted != gold or not is_equivalent(extracted, gold):
             return f"{gold!r}: extracted {extracted!r}"
-        for form in (f"The answer is: {gold}", f"The answer is {int(gold.replace(',', '')):,}.",
-                     f"{gold}.0"):
+        value = int(gold.replace(",", ""))
+        for form in (f"The answer is: {gold}", f"The answer is {value:,}.", f"{gold}.0",
+                     f"Final Answer: The total is {gold}.", f"The final answer is **{gold}**.", f"ANSWER: ${gold}$"):
             if not is_equivalent(extract_answer(form, mode="flexible"), gold):
                 return f"{gold!r}: the form {form!r} is not equivalent"
+        # what a PoT program prints for it: int, float, numpy 2 scalars, a one-item list
+        for printed in (f"{value}\n", f"{float(value)}\n", f"np.int64({value})\n", f"[np.float64({float(value)})]\n",
+                        f"[{value}]\n", f"Total: {value}\n"):
+            if not is_equivalent(answer_from_output(printed), gold):
+                return f"{gold!r}: the printout {printed!r} read as {answer_from_output(printed)!r}"
         if is_equivalent(str(int(gold.replace(",", "")) + 1), gold):
             return f"{gold!r}: gold + 1 accepted"
         return None

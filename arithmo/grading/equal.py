@@ -11,11 +11,21 @@ Decisions a lax grader gets wrong, each covered by a test in tests/test_grading_
 - Brackets: `(1,2)` and `[1,2)` and `[1,2]` are three different things; `(1,2)` is not `(2,1)`.
   Sets `\\{1,2\\}` and bare lists `1, 2` (MATH: "enter all solutions, separated by commas") ignore order.
 - A vector written as a tuple is not a `pmatrix` column: MATH's vector answers are matrices.
+- Relations: `x \\ge 3` is `3 \\le x` (a relation reads the same from either side, its sign turned
+  round), and a one-variable inequality is the interval it describes: `x > 3` is `(3, \\infty)`,
+  `1 < x \\le 2` is `(1, 2]`.
 - Numbers: integers and fractions compare exactly (10001 is not 10000 even though a 1e-4 relative
-  tolerance would say so); when a decimal is involved, a relative tolerance of 1e-4 (as in
-  Qwen2.5-Math's evaluation grader `numeric_equal`, math.isclose(rel_tol=1e-4)) accepts a rounded
-  decimal of a fraction, 0.3333 for 1/3, but when the other side is an integer only float noise is
-  forgiven (1e-9 relative, 1e-12 absolute: a program printing 24.000000000000004 or 5.6e-17 for 0).
+  tolerance would say so). When the other side is an integer, only float noise is forgiven (1e-9
+  relative, 1e-12 absolute: a program printing 24.000000000000004 or 5.6e-17 for 0).
+- Exact and decimal golds (issue 11). A DECIMAL gold (it has a decimal point) accepts any answer
+  within 1e-4 relative, as in Qwen2.5-Math's evaluation grader `numeric_equal` (math.isclose,
+  rel_tol=1e-4). An EXACT gold (integer, fraction, radical, pi, ...) needs an exact answer: `0.5` for
+  `\\frac{1}{2}` and `0.\\overline{3}` for `\\frac{1}{3}` are exact, `1.732` for `\\sqrt{3}` and `0.3333` for
+  `\\frac{1}{3}` are a person's rounding and are wrong. The one inexact decimal taken is a value at
+  machine precision, which is how a program prints an exact result: at least 7 significant digits
+  (float32 prints 6-9 digits, float64 15-17; a hand rounding keeps 2-5) and within 1e-6 relative
+  (float32's epsilon 2**-23 = 1.2e-7, a few roundings): `0.3333333333333333` is `\\frac{1}{3}`,
+  `1.7320508075688772` is `\\sqrt{3}`.
 """
 
 from __future__ import annotations
@@ -26,12 +36,16 @@ from fractions import Fraction
 
 from arithmo.grading.deadline import DeadlineExceeded, call_with_deadline
 from arithmo.grading.extract import extract_answer
+from arithmo.grading.latex_text import split_top_level
 from arithmo.grading.normalize import normalize_answer
 from arithmo.grading.symbolic import equations_equal, expressions_equal
 
-GRADER_VERSION = "arithmo-grader-1"
+# 2: grader v2 (issue 11): Python printouts, \pm, relations, exact golds, units, joined answers.
+GRADER_VERSION = "arithmo-grader-2"
 
 REL_TOL = 1e-4          # Qwen2.5-Math evaluation/grader.py numeric_equal: isclose(rel_tol=1e-4)
+COMPUTED_MIN_DIGITS = 7      # significant digits that mark a machine-precision decimal (module doc)
+COMPUTED_REL_TOL = 1e-6      # float32 epsilon 2**-23 = 1.2e-7, times a few roundings
 FLOAT_NOISE_REL_TOL = 1e-9   # float64 carries ~16 digits; 1e-9 leaves room for a few rounding steps
 FLOAT_NOISE_ABS_TOL = 1e-12  # 0.1 + 0.2 - 0.3 prints 5.551115123125783e-17
 EXACT_FORM_REL_TOL = 1e-12   # two exact forms (\sqrt{2}/2 vs 1/\sqrt{2}) evaluated to 30 digits
@@ -46,6 +60,7 @@ _SLASH_FRACTION = re.compile(r"^(-?\d+)/(\d+)$")
 _LATEX_FRACTION = re.compile(r"^(-?)\\frac\{(-?\d+)\}\{(-?\d+)\}$")
 _MIXED_NUMBER = re.compile(r"^(-?)(\d+)\\frac\{(\d+)\}\{(\d+)\}$")  # MATH's 6\frac{1}{5} is 6 1/5
 _MATRIX = re.compile(r"^\\begin\{pmatrix\}(.*)\\end\{pmatrix\}$", re.DOTALL)
+_DECIMAL_POINT = re.compile(r"\d\.\d|\d\.?\d*e[-+]?\d", re.IGNORECASE)
 _WORD = re.compile(r"^[A-Za-z][A-Za-z ]+$")
 _MATH_WORDS = {"pi", "oo"}  # constants as a program prints them (sympy writes oo): compared as math
 
@@ -56,23 +71,53 @@ def grading_counts() -> dict[str, int]:
 
 
 # ---------------------------------------------------------------- structure
-def _split_top_level(text: str, separator: str) -> list[str]:
-    """Split on `separator` where no bracket is open (any of ( [ { opens, any of ) ] } closes)."""
-    parts, depth, start, index = [], 0, 0, 0
+_split_top_level = split_top_level
+# Relation signs after normalization (\\geq, \\geqslant, \\gt, unicode are already \\ge, >, ...).
+_RELATION = re.compile(r"\\(?:le|ge|ne)(?![a-zA-Z])|<|>")
+_FLIPPED = {"<": ">", ">": "<", "\\le": "\\ge", "\\ge": "\\le", "\\ne": "\\ne"}
+_VARIABLE = re.compile(r"^[a-zA-Z]$")
+
+
+def _split_relation(text: str) -> tuple[list[str], list[str]] | None:
+    """(sides, signs) of `a < b \\le c` at the top level (outside brackets), or None without a sign."""
+    sides, signs, depth, start, index = [], [], 0, 0, 0
     while index < len(text):
         char = text[index]
-        if char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth -= 1
-        elif depth == 0 and text.startswith(separator, index):
-            parts.append(text[start:index])
-            index += len(separator)
-            start = index
+        depth += 1 if char in "([{" else -1 if char in ")]}" else 0
+        match = _RELATION.match(text, index) if depth == 0 else None
+        if match:
+            sides.append(text[start:index].strip())
+            signs.append(match.group(0))
+            index = start = match.end()
             continue
         index += 1
-    parts.append(text[start:])
-    return parts
+    if not signs:
+        return None
+    sides.append(text[start:].strip())
+    return (sides, signs) if all(sides) else None
+
+
+def _oriented(sides: list[str], signs: list[str]) -> tuple[list[str], list[str]]:
+    """A chain written with > / \\ge turned round to < / \\le: `x \\ge 3` is `3 \\le x`."""
+    if all(sign in (">", "\\ge") for sign in signs):
+        return sides[::-1], [_FLIPPED[sign] for sign in reversed(signs)]
+    return sides, signs
+
+
+def _relation_as_interval(sides: list[str], signs: list[str]) -> str | None:
+    """The interval a one-variable inequality describes (`3 < x` -> `(3,\\infty)`), or None."""
+    sides, signs = _oriented(sides, signs)
+    if any(sign not in ("<", "\\le") for sign in signs):
+        return None
+    opening = {"<": "(", "\\le": "["}
+    closing = {"<": ")", "\\le": "]"}
+    if len(sides) == 2 and _VARIABLE.match(sides[0]) and not _VARIABLE.match(sides[1]):
+        return f"(-\\infty,{sides[1]}{closing[signs[0]]}"
+    if len(sides) == 2 and _VARIABLE.match(sides[1]) and not _VARIABLE.match(sides[0]):
+        return f"{opening[signs[0]]}{sides[0]},\\infty)"
+    if len(sides) == 3 and _VARIABLE.match(sides[1]):
+        return f"{opening[signs[0]]}{sides[0]},{sides[2]}{closing[signs[1]]}"
+    return None
 
 
 def _closing_index(text: str) -> int | None:
@@ -89,7 +134,7 @@ def _closing_index(text: str) -> int | None:
 
 
 def _shape(text: str) -> tuple[str, object]:
-    """(kind, parts) of a normalized answer; kind is matrix/union/set/sequence/list/equation/scalar."""
+    """(kind, parts) of a normalized answer; kind is matrix/union/set/sequence/list/relation/equation/scalar."""
     matrix = _MATRIX.match(text)
     if matrix:
         rows = [row for row in matrix.group(1).split("\\\\") if row.strip()]
@@ -106,6 +151,9 @@ def _shape(text: str) -> tuple[str, object]:
     items = _split_top_level(text, ",")
     if len(items) > 1:
         return "list", items
+    relation = _split_relation(text)
+    if relation is not None:
+        return "relation", relation
     sides = _split_top_level(text, "=")
     if len(sides) == 2 and all(sides):
         return "equation", sides
@@ -140,6 +188,13 @@ def _equal(pred: str, gold: str, timeout_s: float, depth: int = 0) -> bool:
     unordered = {"set", "list"}
     if pred_kind in unordered and gold_kind in unordered:
         return _match_unordered(pred_parts, gold_parts, timeout_s, depth)
+    if {pred_kind, gold_kind} == {"relation", "sequence"}:
+        # x > 3 against (3, \\infty): the inequality as its interval
+        relation, other = (pred_parts, gold) if pred_kind == "relation" else (gold_parts, pred)
+        interval = _relation_as_interval(*relation)
+        return interval is not None and _equal(interval, other, timeout_s, depth)
+    if pred_kind == "relation" and gold_kind == "relation":
+        return _relations_equal(pred_parts, gold_parts, timeout_s, depth)
     if pred_kind != gold_kind:
         return False
     if pred_kind == "matrix":
@@ -156,6 +211,17 @@ def _equal(pred: str, gold: str, timeout_s: float, depth: int = 0) -> bool:
     if pred_kind == "equation":
         return _with_deadline(equations_equal, (tuple(pred_parts), tuple(gold_parts)), timeout_s)
     return _scalar_equal(pred, gold, timeout_s)
+
+
+def _relations_equal(pred: tuple, gold: tuple, timeout_s: float, depth: int) -> bool:
+    (pred_sides, pred_signs), (gold_sides, gold_signs) = _oriented(*pred), _oriented(*gold)
+    if pred_signs == ["\\ne"] and gold_signs == ["\\ne"] and not _same_sides(pred_sides, gold_sides, timeout_s, depth):
+        pred_sides = pred_sides[::-1]  # x \\ne 3 is 3 \\ne x
+    return pred_signs == gold_signs and _same_sides(pred_sides, gold_sides, timeout_s, depth)
+
+
+def _same_sides(pred: list[str], gold: list[str], timeout_s: float, depth: int) -> bool:
+    return len(pred) == len(gold) and all(_equal(p, g, timeout_s, depth) for p, g in zip(pred, gold))
 
 
 # ---------------------------------------------------------------- numbers and expressions
@@ -178,14 +244,38 @@ def _exact_number(text: str) -> Fraction | None:
     return None
 
 
-def _numbers_equal(pred: Fraction, gold: Fraction, pred_text: str, gold_text: str) -> bool:
-    has_decimal = "." in pred_text or "." in gold_text or "e" in pred_text.lower() or "e" in gold_text.lower()
-    if not has_decimal:
-        return pred == gold
+_DECIMAL_LITERAL = re.compile(r"\d*\.\d+|\d+\.\d*|\d+(?=e[-+]?\d)", re.IGNORECASE)
+
+
+def _significant_digits(text: str) -> int:
+    """The fewest significant digits among the decimals in `text` (`0.3333` has 4, `1.5\\sqrt{2}` 2)."""
+    counts = [len(literal.replace(".", "").lstrip("0").rstrip("0") or "0")
+              for literal in _DECIMAL_LITERAL.findall(text)]
+    return min(counts) if counts else 0
+
+
+def _tolerance(pred_text: str, gold_text: str, pred_decimal: bool, gold_decimal: bool) -> tuple[float, float] | None:
+    """(rel_tol, abs_tol) for a comparison where some side has a decimal; None: only exact equality."""
     if _INTEGER.match(pred_text) or _INTEGER.match(gold_text):
-        rel_tol, abs_tol = FLOAT_NOISE_REL_TOL, FLOAT_NOISE_ABS_TOL
-    else:
-        rel_tol, abs_tol = REL_TOL, 0.0
+        return FLOAT_NOISE_REL_TOL, FLOAT_NOISE_ABS_TOL
+    if gold_decimal:
+        return REL_TOL, 0.0
+    if pred_decimal and _significant_digits(pred_text) >= COMPUTED_MIN_DIGITS:
+        return COMPUTED_REL_TOL, 0.0  # a program's float for an exact gold (module doc)
+    return None
+
+
+def _numbers_equal(pred: Fraction, gold: Fraction, pred_text: str, gold_text: str) -> bool:
+    if pred == gold:
+        return True  # 0.5 is 1/2 exactly
+    pred_decimal = "." in pred_text or "e" in pred_text.lower()
+    gold_decimal = "." in gold_text or "e" in gold_text.lower()
+    if not (pred_decimal or gold_decimal):
+        return False
+    tolerance = _tolerance(pred_text, gold_text, pred_decimal, gold_decimal)
+    if tolerance is None:
+        return False  # 0.3333 is not 1/3: an exact gold needs an exact answer
+    rel_tol, abs_tol = tolerance
     difference = abs(pred - gold)
     return difference <= max(rel_tol * max(abs(pred), abs(gold)), abs_tol)
 
@@ -213,13 +303,10 @@ def _scalar_equal(pred: str, gold: str, timeout_s: float) -> bool:
     pred_number, gold_number = _exact_number(pred), _exact_number(gold)
     if pred_number is not None and gold_number is not None:
         return _numbers_equal(pred_number, gold_number, pred, gold)
-    has_decimal = bool(re.search(r"\d\.\d", pred + " " + gold))
-    if has_decimal and (_INTEGER.match(pred) or _INTEGER.match(gold)):
-        rel_tol, abs_tol = FLOAT_NOISE_REL_TOL, FLOAT_NOISE_ABS_TOL
-    elif has_decimal:
-        rel_tol, abs_tol = REL_TOL, 0.0
-    else:
-        rel_tol, abs_tol = EXACT_FORM_REL_TOL, 0.0
+    pred_decimal, gold_decimal = bool(_DECIMAL_POINT.search(pred)), bool(_DECIMAL_POINT.search(gold))
+    tolerance = _tolerance(pred, gold, pred_decimal, gold_decimal) if pred_decimal or gold_decimal else None
+    # No tolerance: two exact forms (\\sqrt{2}/2 and 1/\\sqrt{2}) still agree to 30 digits.
+    rel_tol, abs_tol = tolerance if tolerance is not None else (EXACT_FORM_REL_TOL, 0.0)
     return _with_deadline(expressions_equal, (pred, gold, rel_tol, abs_tol), timeout_s)
 
 
@@ -242,9 +329,14 @@ def is_equivalent(pred: str | None, gold: str, timeout_s: float = 2.0) -> bool:
 
 
 def grade(completion: str, gold: str) -> dict:
-    """Extract the answer from `completion` both ways and compare each with `gold`."""
-    strict = extract_answer(completion, mode="strict")
-    flexible = extract_answer(completion, mode="flexible")
+    """Extract the answer from `completion` both ways and compare each with `gold`.
+
+    The gold is passed to `extract_answer`, so several `\\boxed{}` answers count together when the
+    gold lists several answers (extract.py). Returns {"extracted_strict", "extracted_flexible",
+    "correct_strict", "correct_flexible"}.
+    """
+    strict = extract_answer(completion, mode="strict", gold=gold)
+    flexible = extract_answer(completion, mode="flexible", gold=gold)
     return {
         "extracted_strict": strict,
         "extracted_flexible": flexible,

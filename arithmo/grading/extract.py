@@ -3,6 +3,15 @@
 Strict mode reads only explicit answer markers, so a completion that never commits to an answer gets
 None (counted as "no answer" in metrics). Flexible mode falls back to the last number in the text,
 the lm-evaluation-harness "flexible-extract" idea for GSM8K; metrics report both separately.
+
+Markers (the one that comes last in the text wins):
+- "The answer is: X" / "The (final) answer is X." (MetaMath, Minerva, MathInstruct);
+- "Answer: X" / "ANSWER: X" / "**Final Answer:** X" at the start of a line or sentence (the format
+  of chat models and of the OpenAI simple-evals MATH prompt, "Answer: $ANSWER"); when X is a sentence,
+  its value: "Final Answer: The smallest value is 9." is 9;
+- `\\boxed{X}`, `\\fbox{X}`; GSM8K's `#### X`.
+Markdown bold around the value (`**42**`) is not part of it. A program's printout is read by
+`answer_from_output` (Python values: arithmo.grading.pyoutput).
 """
 
 from __future__ import annotations
@@ -11,7 +20,9 @@ import ast
 import re
 from typing import Literal
 
-from arithmo.grading.normalize import find_braced
+from arithmo.grading.latex_text import find_braced, split_top_level
+from arithmo.grading.normalize import normalize_answer
+from arithmo.grading.pyoutput import NotReadable, last_printed_value, read_python_value
 
 # "The answer is: X" (MetaMath / Arithmo final line, Yu et al. 2023) and "The answer is X." (MathInstruct
 # CoT rows, Minerva's "The final answer is X"). Case-insensitive; the value runs to the end of the line.
@@ -26,11 +37,26 @@ _MATH_CHARACTER = re.compile(r"[\d\\^=+*/()\[\]{}<>|]")
 _ONE_WORD = re.compile(r"^[A-Za-z]+$")
 # Three words in a row (outside LaTeX commands) are a sentence, not an answer ("5 square feet" is two).
 _PROSE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}[ ,]+[A-Za-z]{2,}[ ,]+[A-Za-z]{2,}")
+# "Answer: X" at the start of a line (after Markdown marks: "**Final Answer:** X", "## Answer: X") or of
+# a sentence; "answer:" inside a sentence ("let us check the answer: 2+2") is not a marker.
+_ANSWER_COLON = re.compile(r"\b(?:final\s+)?answer(?:\*\*|__)?[ \t]*:(?:\*\*|__)?[ \t]*(?P<rest>[^\n]*)", re.IGNORECASE)
+_LINE_START = re.compile(r"(?:^|\n)[ \t>#*_-]*$|[.!?][ \t]+(?:\*\*|__)?$")
+# In a sentence after "Answer:", the value follows its verb: "The smallest value is 9." (first verb)
+_VALUE_AFTER_VERB = re.compile(r"\b(?:is|are|equals|was|be)\b\s*:?\s*(?P<value>.+)$|=\s*(?P<after_equals>[^=]+)$",
+                               re.IGNORECASE)
+_REASON = re.compile(r",\s+(?=[A-Za-z]{2,})|\s+(?:because|since|as|which|when|so|for|if)\b", re.IGNORECASE)
+# A value that opens with two words is a sentence ("Sarah has 15 apples"), not "15 apples" or "x = 5".
+_SENTENCE_START = re.compile(r"^[A-Za-z]{2,}[ \t]+[A-Za-z]{2,}\b")
 # GSM8K's final line "#### 72" (Cobbe et al. 2021).
 _HASH_LINE = re.compile(r"####[ \t]*(?P<rest>[^\n]*)")
 _BOXED = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
-# The last number: optional sign (not a subtraction: "5-3" ends in 3), thousands groups, decimals, a/b.
-_NUMBER = re.compile(r"(?:(?<![\w)\]}])-)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+(?:\.\d+)?)?|(?<!\d)\.\d+")
+# The last number: optional sign (not a subtraction: "5-3" ends in 3; U+2212 is a minus too), thousands
+# groups, decimals, a/b; a LaTeX fraction or root is ONE number, so "\\frac{3}{4}" is not 4.
+_MINUS = "-\u2212"
+_NUMBER = re.compile(r"(?:(?<![\w)\]}])[" + _MINUS + r"])?(?:"
+                     r"\\[dtc]?frac\s*\{[^{}$]*\}\s*\{[^{}$]*\}|\\[dtc]?frac\s*\d\s*\d"  # \frac{3}{4}, \frac34
+                     r"|(?:\d+)?\\sqrt\s*\{[^{}$]*\}"                                 # 2\sqrt{3}
+                     r"|(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+(?:\.\d+)?)?|(?<!\d)\.\d+)")
 
 # Tokens a chat model emits to end its turn; anything after one is not part of the completion.
 CHAT_END_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "</s>", "<|end_of_text|>")
@@ -42,13 +68,35 @@ _CODE_START = re.compile(r"^(?:import\s+\w|from\s+[\w.]+\s+import\s|def\s+\w+\s*
 
 
 def _clean_value(value: str) -> str | None:
-    """Trim what surrounds an answer on its line: `\\boxed{}`, `$`, a closing full stop ("is 5.")."""
+    """Trim what surrounds an answer on its line: `\\boxed{}`, `$`, Markdown bold `**`, a closing
+    full stop ("is 5.")."""
     boxed = _last_boxed(value)
     if boxed is not None:
         value = boxed[1]
-    for _ in range(2):  # "$5$." and "5.$": the full stop and the math delimiters in either order
-        value = value.strip().rstrip(".").strip().strip("$")
+    for _ in range(3):  # "$5$.", "5.$", "**$42$**.": full stop, bold and math delimiters in any order
+        value = value.strip().rstrip(".").strip().strip("*_").strip().strip("$")
     return value.strip() or None
+
+
+def _answer_colon_candidates(text: str) -> list[tuple[int, str]]:
+    found = []
+    for match in _ANSWER_COLON.finditer(text):
+        if not _LINE_START.search(text[max(0, match.start() - 40): match.start()]):
+            continue  # mid-sentence "the answer: ..." is not a marker
+        rest = match.group("rest")
+        if not rest.strip(" \t*_$"):  # "**Final Answer:**" alone: the value is on the next line
+            following = text[match.end():].lstrip("\n").split("\n", 1)[0]
+            rest = following
+        value = _clean_value(_NEXT_SENTENCE.split(rest, maxsplit=1)[0])
+        if value is not None and (_PROSE.search(value) or _SENTENCE_START.match(value)):
+            verb = _VALUE_AFTER_VERB.search(value)
+            if verb:  # "... is 9, because ..." / "is 9 since ...": the value ends before the reason
+                value = _clean_value(_REASON.split(verb.group("value") or verb.group("after_equals"), maxsplit=1)[0])
+            else:
+                value = _last_number(value) or value
+        if value is not None:
+            found.append((match.start(), value))
+    return found
 
 
 def _answer_is_candidates(text: str) -> list[tuple[int, str]]:
@@ -105,28 +153,65 @@ def _hash_candidates(text: str) -> list[tuple[int, str]]:
     return found
 
 
-def extract_answer(text: str, mode: Literal["strict", "flexible"] = "strict") -> str | None:
+def _last_number(text: str) -> str | None:
+    numbers = _NUMBER.findall(text)
+    return numbers[-1].replace("\u2212", "-") if numbers else None
+
+
+def _all_boxed(text: str) -> list[str]:
+    """The contents of every complete `\\boxed{}` in `text`, in order, each once (by normalized text)."""
+    found, seen, end = [], set(), len(text)
+    while (last := _last_boxed(text[:end])) is not None:
+        end, content = last
+        key = normalize_answer(content)
+        if key not in seen:
+            seen.add(key)
+            found.insert(0, content)
+    return found
+
+
+def _answer_count(answer: str) -> int:
+    """How many answers `answer` lists: the items of a bare list or a set (`2, 3`, `\\{1,2\\}`,
+    `2 \\pm \\sqrt{3}`), else 1 (a tuple or interval `(1, 2)` is ONE answer)."""
+    text = normalize_answer(answer)
+    if text.startswith("\\{") and text.endswith("\\}"):
+        return len(split_top_level(text[2:-2], ","))
+    return len(split_top_level(text, ","))
+
+
+def extract_answer(text: str, mode: Literal["strict", "flexible"] = "strict", *, gold: str | None = None) -> str | None:
     """The final answer stated in `text`, or None.
 
-    Strict: the explicit marker that comes last in the text among 'The answer is: X' / 'The answer is
-    X.', `\\boxed{X}` (nested braces; also `\\boxed X` and `\\fbox{X}`) and GSM8K's `#### X`.
-    Flexible: the same, else the last number in the text. Text after a chat end token is ignored.
+    Strict: the explicit marker that comes last in the text (module doc): 'The answer is: X', 'Answer:
+    X', `\\boxed{X}` (nested braces; also `\\boxed X` and `\\fbox{X}`), GSM8K's `#### X`.
+    Flexible: the same, else the last number in the text (a LaTeX fraction or root counts as one number).
+    Text after a chat end token is ignored.
+    `gold`: when given and it lists several answers (`2, 3`, a set, `\\pm`) while the last box holds
+    fewer, every `\\boxed{}` of the completion together is the answer ("x = \\boxed{2} or x = \\boxed{3}"
+    is "2, 3"), as a human grader reads it; otherwise the last box, as without `gold`.
+    Raises ValueError for another mode and TypeError when `text` is not a str.
     """
     if mode not in ("strict", "flexible"):
         raise ValueError(f"extract_answer mode must be 'strict' or 'flexible', got {mode!r}")
     if not isinstance(text, str):
         raise TypeError(f"extract_answer expects a str completion, got {type(text).__name__}")
     text = _strip_chat_end(text)
-    candidates = _answer_is_candidates(text) + _hash_candidates(text)
+    candidates = _answer_is_candidates(text) + _answer_colon_candidates(text) + _hash_candidates(text)
     boxed = _last_boxed(text)
     if boxed is not None:
         candidates.append(boxed)
     if candidates:
-        return max(candidates, key=lambda found: found[0])[1]
+        winner = max(candidates, key=lambda found: found[0])
+        if gold is not None and winner == boxed:
+            several = _answer_count(gold)
+            if several > 1 and _answer_count(boxed[1]) < several:
+                boxes = _all_boxed(text)
+                if len(boxes) > 1:
+                    return ", ".join(boxes)
+        return winner[1]
     if mode == "strict":
         return None
-    numbers = _NUMBER.findall(text)
-    return numbers[-1] if numbers else None
+    return _last_number(text)
 
 
 def _strip_chat_end(completion: str) -> str:
@@ -175,9 +260,40 @@ def extract_program(completion: str) -> str | None:
     return None
 
 
-def answer_from_output(stdout: str) -> str | None:
-    """The answer a program printed: its last non-empty output line, stripped; None when it printed nothing."""
+# A printed label before the value: "Total: 42", "x = 5", "The total cost is: 42" (words, no operators).
+_PRINTED_LABEL = re.compile(r"^[A-Za-z_][\w ]{0,40}?\s*(?::|(?<![<>!=])=(?!=))\s*(?P<value>\S.*)$")
+_NO_VALUE = {"None", "nan", "NaN", "[]", "set()", "EmptySet", "()", "{}"}
+
+
+def answer_from_output(stdout: str | None) -> str | None:
+    """The answer a program printed, as answer text; None when it printed nothing (or `None`, `nan`).
+
+    The last value printed (its last non-empty line, or the lines of a numpy matrix printed over
+    several) is read as a Python value first: `[5]` is 5, `[2, 3]` the list 2, 3, `[np.float64(18.0)]`
+    18.0, numpy's `[3. 2.]` the list 3.0, 2.0, `(1+3j)` and sympy's `1 + 3*I` are 1+3i (rules in
+    arithmo.grading.pyoutput; the text is parsed, never evaluated). Otherwise the line is text: an
+    answer marker in it ("The answer is 5") is used, a label before the value ("Total: 42") dropped,
+    and the rest (LaTeX a program printed, "42 apples") goes to the normalizer as it is.
+    """
     if stdout is None:
         return None
-    lines = [line.strip() for line in stdout.splitlines() if line.strip()]
-    return lines[-1] if lines else None
+    if not isinstance(stdout, str):
+        raise TypeError(f"answer_from_output expects the program's stdout as a str, got {type(stdout).__name__}")
+    printed = last_printed_value(stdout)
+    if printed is None or printed in _NO_VALUE:
+        return None
+    try:
+        return read_python_value(printed)
+    except NotReadable:
+        pass
+    line = printed.splitlines()[-1].strip()
+    marked = extract_answer(line, mode="strict")
+    if marked is not None:
+        return marked
+    label = _PRINTED_LABEL.match(line)
+    if label and "=" not in label.group("value"):  # "x = 3, y = 4" stays whole: the normalizer pairs it
+        try:
+            return read_python_value(label.group("value"))
+        except NotReadable:
+            return label.group("value").strip()
+    return line

@@ -21,6 +21,17 @@ from __future__ import annotations
 import re
 from typing import Callable
 
+from arithmo.grading.latex_text import (  # noqa: F401  (find_braced, unwrap_command: public here since v1)
+    REPEATING_DECIMAL,
+    expand_plus_minus,
+    find_braced,
+    repeating_to_fraction,
+    split_top_level,
+    strip_assignments,
+    undo_double_escaping,
+    unwrap_command,
+)
+
 Replacement = str | Callable[[re.Match], str]
 Rule = tuple[re.Pattern, Replacement, str]
 
@@ -30,41 +41,13 @@ Rule = tuple[re.Pattern, Replacement, str]
 _RESERVED_WORDS = {"pi", "sqrt", "and", "or", "sin", "cos", "tan", "log", "ln", "exp", "i", "e", "mod"}
 
 
-def find_braced(text: str, open_index: int) -> int | None:
-    """Index of the `}` that closes the `{` at `open_index`, or None when the braces never balance."""
-    depth = 0
-    for index in range(open_index, len(text)):
-        char = text[index]
-        if char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                return index
-    return None
-
-
-def unwrap_command(text: str, command: str) -> str:
-    r"""Replace every `\command{X}` (nested braces allowed) by `X`; an unbalanced one is left as is."""
-    pattern = re.compile(r"\\" + command + r"(?![a-zA-Z])\s*\{")
-    start = 0
-    while True:
-        match = pattern.search(text, start)
-        if not match:
-            return text
-        close = find_braced(text, match.end() - 1)
-        if close is None:
-            return text
-        text = text[: match.start()] + text[match.end(): close] + text[close + 1:]
-        start = match.start()
-
-
 def _strip_wrappers(text: str) -> str:
-    """Remove what encloses the whole answer: `$..$`, `\\(..\\)`, `\\[..\\]`, `\\boxed{..}`, `{..}`."""
+    """Remove what encloses the whole answer: `$..$`, `\\(..\\)`, `\\[..\\]`, `\\boxed{..}`, `{..}`,
+    and Markdown bold `**..**` (chat models bold their answer: "The final answer is **42**")."""
     while True:
         before = text
         text = text.strip()
-        for opener, closer in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+        for opener, closer in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"), ("**", "**")):
             if len(text) > len(opener) + len(closer) and text.startswith(opener) and text.endswith(closer):
                 text = text[len(opener): -len(closer)].strip()
         for command in ("boxed", "fbox"):
@@ -79,9 +62,16 @@ def _strip_wrappers(text: str) -> str:
             return text
 
 
+# 0. Escaping: text that passed through JSON or a prompt template twice.
+ESCAPE_RULES: list[Rule] = [
+    (re.compile(r"^.*$", re.DOTALL), lambda m: undo_double_escaping(m.group(0)),
+     r"text escaped twice (a JSON dump): \\frac{1}{2} is \frac{1}{2} (latex_text.undo_double_escaping)"),
+    (re.compile(r"\\+\s*$"), "", r"a stray backslash (or row break) at the end: 185\ is 185"),
+]
+
 # 1. Characters and spacing commands: the same symbol typed in different ways.
 CHARACTER_RULES: list[Rule] = [
-    (re.compile("[\u2212\u2012\u2013\u2014]"), "-", "unicode minus and dashes are a minus sign"),
+    (re.compile("[\u2212\u2012\u2013\u2014\ufe63\uff0d]"), "-", "unicode minus and dashes are a minus sign"),
     (re.compile("\u00d7"), r"\\times ", "unicode multiplication sign"),
     (re.compile("\u00f7"), r"\\div ", "unicode division sign"),
     (re.compile("\u03c0"), r"\\pi ", "unicode pi"),
@@ -89,17 +79,30 @@ CHARACTER_RULES: list[Rule] = [
     (re.compile("\u221a"), r"\\sqrt", "unicode square root"),
     (re.compile("\u2264"), r"\\le ", "unicode less-or-equal"),
     (re.compile("\u2265"), r"\\ge ", "unicode greater-or-equal"),
+    (re.compile("\u2260"), r"\\ne ", "unicode not-equal"),
+    (re.compile("\u00b1"), r"\\pm ", "unicode plus-minus"),
+    (re.compile("\u2213"), r"\\mp ", "unicode minus-plus"),
     (re.compile(r"(?<!\\)\\!"), "", r"negative thin space: 1,\!000 is 1,000"),
     (re.compile(r"\{,\}"), ",", "{,} is a comma typeset without space: 14{,}916"),
-    (re.compile(r"(?<!\\)\\(?:[,;:> ]|quad|qquad|enspace|thinspace)"), " ",
+    (re.compile(r"(?<!\\)\\(?:[,;:> ]|quad|qquad|enspace|thinspace|medspace|thickspace)(?![a-zA-Z])"), " ",
      "LaTeX spacing commands are spaces (not the row break \\\\ before a space)"),
     (re.compile(r"~"), " ", "a tie is a space"),
     (re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big|bigg|Bigg)(?![a-zA-Z])\s*"), "",
      r"\left( and \right) size delimiters; the delimiter itself stays"),
     (re.compile(r"\\(?:displaystyle|textstyle)(?![a-zA-Z])"), "", "display-size switches"),
-    (re.compile(r"\\[dt]frac(?![a-zA-Z])"), r"\\frac", r"\dfrac and \tfrac are \frac at another size"),
-    (re.compile(r"\\(?:leq|leqslant)(?![a-zA-Z])"), r"\\le", r"\leq is \le"),
-    (re.compile(r"\\(?:geq|geqslant)(?![a-zA-Z])"), r"\\ge", r"\geq is \ge"),
+    (re.compile(r"\\(?:bf|it|rm|sf|tt|bfseries|itshape|rmfamily|mdseries|upshape)(?![a-zA-Z])\s*"), "",
+     r"old font switches: {\bf 7} is 7"),
+    (re.compile(r"<="), r"\\le ", "a program's <= is \\le"),
+    (re.compile(r">="), r"\\ge ", "a program's >= is \\ge"),
+    (re.compile(r"!="), r"\\ne ", "a program's != is \\ne"),
+    (re.compile(r"\\textcolor\s*\{[^{}]*\}|\\color\s*\{[^{}]*\}"), "",
+     r"a colour (\textcolor{red}{7}, {\color{blue} 7}) is not part of the value"),
+    (re.compile(r"\\[dtc]frac(?![a-zA-Z])"), r"\\frac",
+     r"\dfrac, \tfrac and \cfrac (continued-fraction layout) are \frac at another size"),
+    (re.compile(r"\\(?:leq|leqslant|leqq)(?![a-zA-Z])"), r"\\le", r"\leq is \le"),
+    (re.compile(r"\\(?:geq|geqslant|geqq)(?![a-zA-Z])"), r"\\ge", r"\geq is \ge"),
+    (re.compile(r"\\lt(?![a-zA-Z])"), "<", r"\lt is <"),
+    (re.compile(r"\\gt(?![a-zA-Z])"), ">", r"\gt is >"),
     (re.compile(r"\\neq(?![a-zA-Z])"), r"\\ne", r"\neq is \ne"),
     (re.compile(r"\\(?:varnothing|emptyset)(?![a-zA-Z])|\\\{\s*\\\}"), r"\\emptyset", "the empty set"),
     (re.compile(r"\\lbrace(?![a-zA-Z])"), r"\\{", r"\lbrace is \{"),
@@ -112,7 +115,9 @@ CHARACTER_RULES: list[Rule] = [
 # `50\%` with `50` explicitly (and never with 0.5).
 MARK_RULES: list[Rule] = [
     (re.compile(r"\\\$|\$"), "", r"dollar signs: \$115,000 is 115,000"),
-    (re.compile(r"\\(?:textdollar|dollar)(?![a-zA-Z])"), "", "dollar commands"),
+    (re.compile(r"\\(?:textdollar|dollar|euro|pounds|textsterling|texteuro|yen|textyen)(?![a-zA-Z])"), "",
+     "currency commands"),
+    (re.compile("[\u20ac\u00a3\u00a5\u20b9\u00a2]"), "", "currency signs (euro, pound, yen, rupee, cent)"),
     (re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ(?![a-zA-Z])|\\circ(?![a-zA-Z])|\u00b0|\\degree(?![a-zA-Z])"), "",
      r"degree marks: 144^\circ is 144 (MATH geometry answers)"),
     (re.compile(r"\\%|\\percent(?![a-zA-Z])|\s*\bpercent\b"), "%", "one percent mark"),
@@ -120,17 +125,25 @@ MARK_RULES: list[Rule] = [
 ]
 
 # 3. Text wrappers: trailing units go (applied until none is left: 5\text{ square}\text{ feet}), words
-# elsewhere are unwrapped.
+# elsewhere are unwrapped. A unit is letters with spaces, points, slashes and an exponent (km/h, sq. ft.,
+# m/s^2), in any text command, before the end or a comma (3\text{ cm}, 4\text{ cm}); `i` and `e` in
+# \mathrm are the imaginary unit and Euler's number, and `and`/`or` join answers: none is a unit.
+_TEXT_COMMAND = r"\\(?:text|textrm|textnormal|textup|textit|mbox|hbox|mathrm)\s*"
+_UNIT_BODY = r"\{\s*(?!(?:i|e|and|or)\s*\})[a-zA-Z][a-zA-Z .'/]*(?:\^\s*\{?-?\d\}?)?\s*\}"
+_UNIT_POWER = r"(?:\s*\^\s*\{?\s*-?[1-3]\s*\}?)?"
+_UNIT = _TEXT_COMMAND + _UNIT_BODY + _UNIT_POWER
 TEXT_RULES: list[Rule] = [
-    (re.compile(r"(?<=\S)\s*\\(?:text|textrm|mbox|mathrm)\s*\{\s*[a-zA-Z][a-zA-Z .]*\}"
-                r"\s*(?:\^\s*\{?\s*[23]\s*\}?)?\s*$"),
-     "", r"a trailing unit: 85\text{ feet}, 440\text{ cm}^2"),
+    (re.compile(r"(?<=\S)\s*" + _UNIT + r"(?:\s*/\s*" + _UNIT + r")*\s*(?=,|$)"), "",
+     r"a trailing unit: 85\text{ feet}, 440\text{ cm}^2, 12\text{ km/h}, 5\mbox{ m}/\mbox{s}"),
 ]
-_UNWRAP_COMMANDS = ("text", "textrm", "textbf", "textit", "mbox", "mathrm", "mathbf", "mathit", "operatorname",
-                    "boxed", "fbox")
+_UNWRAP_COMMANDS = ("text", "textrm", "textnormal", "textup", "textmd", "textbf", "textit", "textsf", "texttt",
+                    "emph", "mbox", "hbox", "mathrm", "mathbf", "mathit", "mathsf", "mathtt", "mathnormal",
+                    "boldsymbol", "bm", "underline", "operatorname", "boxed", "fbox")
 
 # 4. Shorthand LaTeX expanded into its braced form.
 SHORTHAND_RULES: list[Rule] = [
+    (REPEATING_DECIMAL, repeating_to_fraction,
+     r"a repeating decimal is a fraction: 0.\overline{6} is \frac{2}{3}, 0.1\overline{6} is \frac{1}{6}"),
     (re.compile(r"\\frac\s*(\w)\s*(\w)"), r"\\frac{\1}{\2}", r"\frac12 is \frac{1}{2}"),
     (re.compile(r"\\frac\s*(\w)\s*\{"), r"\\frac{\1}{", r"\frac1{10} is \frac{1}{10}"),
     (re.compile(r"\\frac\s*(\{[^{}]*\})\s*(\w)"), r"\\frac\1{\2}", r"\frac{9}5 is \frac{9}{5}"),
@@ -139,36 +152,53 @@ SHORTHAND_RULES: list[Rule] = [
     (re.compile(r"_\s*\{\s*(\w+)\s*\}"), r"_\1", "2112_{6} is 2112_6"),
 ]
 
-# 5. Whole-answer shapes: what surrounds the value.
-_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"
-_UNIT_WORD = r"[a-zA-Z]{2,}"
+# 5. Answers joined by words are a list (MATH: "enter all solutions, separated by commas"); then
+# assignments in a list lose their left sides (latex_text.strip_assignments).
+JOIN_RULES: list[Rule] = [
+    (re.compile(r"\s*,?\s+(?:and|or)\s+|\s*,?\s*\\(?:text|textrm|textnormal|mbox)\{\s*(?:and|or|,)\s*\}\s*"), ", ",
+     r"'3 or -5', '1 and 2', 3\text{ or }-5, '1, 2, and 3' list their answers: 3, -5"),
+    (re.compile(r"^.*$", re.DOTALL), lambda m: strip_assignments(m.group(0)),
+     "x=3, x=-5 is 3, -5; x=1, y=2 is (1, 2) (latex_text.strip_assignments)"),
+]
+
+# 6. Whole-answer shapes: what surrounds the value.
+_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+|\\frac\{\d+\}\{\d+\})"
+_UNIT_WORD = r"(?:[a-zA-Z]{2,}\.?|[a-zA-Z]+/[a-zA-Z]+)(?:/[a-zA-Z]+)?"
 SHAPE_RULES: list[Rule] = [
     (re.compile(r"^\s*(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\w+)?\s*=\s*(?=[^=]+$)"), "",
      "x = 5 is 5: one variable on the left (Hendrycks MATH answers are values)"),
     (re.compile(r"^\s*[a-zA-Z]\s*\(\s*[a-zA-Z]\s*\)\s*=\s*(?=[^=]+$)"), "", "f(x) = x^2 is x^2"),
     (re.compile(r"^\s*\(\s*[a-zA-Z](?:\s*,\s*[a-zA-Z])+\s*\)\s*=\s*(?=[^=]+$)"), "", "(x, y) = (1, 2) is (1, 2)"),
     (re.compile(r"^\s*[a-zA-Z]\s*\\in\s*"), "", r"x \in [1, 2] is [1, 2]"),
-    (re.compile(r"\s+(?:and|\\text\{\s*and\s*\})\s+"), ",", "'1 and 2' lists two answers: 1, 2"),
-    (re.compile(r"\s*\\text\{\s*(?:and|,)\s*\}\s*"), ",", r"\text{ and } between answers"),
     (re.compile(r"^\s*\(\s*([A-E])\s*\)\s*$"), r"\1", "a multiple-choice letter: (B) is B"),
     (re.compile(r"^(" + _NUMBER + r")\s+(?!(?:" + "|".join(sorted(_RESERVED_WORDS)) + r")\b)" + _UNIT_WORD +
                 r"(?:\s+" + _UNIT_WORD + r")*(?:\s*\^\s*[23])?\s*$"), r"\1",
-     "unit words after a number: '18 dollars' is 18, '440 cm^2' is 440"),
+     "unit words after a number: '18 dollars' is 18, '440 cm^2' is 440, '12 km/h' is 12"),
     (re.compile(r"[.\s]+$"), "", "a sentence's full stop after the answer"),
 ]
 
-# 6. Spaces and number spelling (last: they work on the compact form).
+# 7. Spaces and number spelling (last: they work on the compact form).
 NUMBER_RULES: list[Rule] = [
-    (re.compile(r"(\\[a-zA-Z]+)\s+(?=[a-zA-Z0-9])|\s+"), lambda m: m.group(1) + " " if m.group(1) else "",
-     r"spaces carry no meaning, except after a command: \pi r keeps its space"),
     (re.compile(r"^([-+]?)([1-9]\d{0,2}(?:,\d{3})+)(\.\d+)?(%?)$"),
      lambda m: m.group(1) + m.group(2).replace(",", "") + (m.group(3) or "") + m.group(4),
-     "thousands separators in a whole-number answer: 1,000,000 is 1000000 (decision in the module doc)"),
+     "thousands separators in a whole-number answer: 1,000,000 is 1000000 (decision in the module doc); "
+     "a comma followed by a space is never one: 32, 349 is a list (applied before spaces go)"),
+    (re.compile(r"(?<=\d),\s+(?=\d{3}(?!\d))|(\\[a-zA-Z]+)\s+(?=[a-zA-Z0-9])|\s+"),
+     lambda m: ", " if m.group(0).startswith(",") else (m.group(1) + " " if m.group(1) else ""),
+     r"spaces carry no meaning, except after a command (\pi r keeps its space) and in '32, 349' "
+     "(kept so the list is not read as 32,349 again)"),
     (re.compile(r"^\+"), "", "+5 is 5"),
     (re.compile(r"(?<![\d.])\.(\d)"), r"0.\1", ".5 is 0.5"),
     (re.compile(r"(\d+\.\d*?)0+(?![\d.])"), r"\1", "trailing zeros after the point: 2.50 is 2.5"),
     (re.compile(r"(\d+)\.(?![\d])"), r"\1", "a bare point left by the rule above: 5.0 -> 5. -> 5"),
 ]
+
+# 8. Plus-minus: last, on the compact form (latex_text.expand_plus_minus).
+PLUS_MINUS_RULES: list[Rule] = [
+    (re.compile(r"^.*$", re.DOTALL), lambda m: expand_plus_minus(m.group(0)),
+     r"2 \pm \sqrt{3} is the list 2+\sqrt{3}, 2-\sqrt{3}; \pm 4 is 4, -4 (so 4 alone is not \pm 4)"),
+]
+
 
 def _apply(rules: list[Rule], text: str) -> str:
     for pattern, replacement, _reason in rules:
@@ -177,10 +207,14 @@ def _apply(rules: list[Rule], text: str) -> str:
 
 
 def normalize_answer(s: str) -> str:
-    """The canonical text form of answer `s` (see the rule tables above); '' when nothing is left."""
+    """The canonical text form of answer `s` (see the rule tables above); '' when nothing is left.
+
+    Raises TypeError when `s` is not a str.
+    """
     if not isinstance(s, str):
         raise TypeError(f"normalize_answer expects a str answer, got {type(s).__name__}: {s!r}")
-    text = _strip_wrappers(s)
+    text = _apply(ESCAPE_RULES, s.strip())
+    text = _strip_wrappers(text)
     text = _apply(CHARACTER_RULES, text)
     text = _apply(MARK_RULES, text)
     text = _strip_wrappers(text)
@@ -189,6 +223,8 @@ def normalize_answer(s: str) -> str:
     for command in _UNWRAP_COMMANDS:
         text = unwrap_command(text, command)
     text = _apply(SHORTHAND_RULES, text)
+    text = _apply(JOIN_RULES, _strip_wrappers(text))
     text = _apply(SHAPE_RULES, _strip_wrappers(text))
     text = _apply(NUMBER_RULES, _strip_wrappers(text))
-    return _apply(SHAPE_RULES[-1:], _strip_wrappers(text))
+    text = _apply(SHAPE_RULES[-1:], _strip_wrappers(text))
+    return _apply(PLUS_MINUS_RULES, text)
