@@ -5,10 +5,13 @@
 Pairs: (a) every MATH dev row in ../shared/data/math/test_dev500.jsonl, gold = the last \\boxed{} of its
 solution, pred = the gold itself and perturbed forms (some still equal, some wrong on purpose);
 (b) the GSM8K test rows (gold = the number after ####) with the same idea; (c) the pitfall table of
-tests/test_grading_equal.py. Each pair carries the intended verdict, so the table counts, per group
-and form, how often each grader matches it and how often the two graders agree; every pair where
-they disagree is listed. Then a timing table: seconds per comparison (ratio to math-verify) and the
-cost of arithmo's time limits (deadline.py).
+tests/test_grading_equal.py and the grader-v2 kinds of tests/test_grading_kinds.py (issue 11), one
+group per kind; (d) "PoT stdout": what a program printed (tests/test_grading_pyoutput.py), read by
+arithmo's `answer_from_output` and handed to math-verify as printed. Each pair carries the intended
+verdict, so the table counts, per group and form, how often each grader matches it and how often the
+two graders agree; every pair where they disagree is listed. Then timing tables: seconds per
+comparison over all pairs (ratio to math-verify), comparisons/s on GSM8K-style pairs for both graders
+in the same run (best of 3 windows of >= 1 s each), and the cost of arithmo's time limits (deadline.py).
 
 math-verify is optional (the `dev` extra installs it); without it the script says so and reports
 arithmo alone. Its "Timeout during comparison" log line comes from the pitfall row 10^{10^{10}}: its
@@ -28,7 +31,7 @@ from collections import Counter
 from fractions import Fraction
 from pathlib import Path
 
-from arithmo.grading import is_equivalent, normalize_answer
+from arithmo.grading import answer_from_output, is_equivalent, normalize_answer
 from arithmo.grading.deadline import call_with_deadline
 from arithmo.grading.symbolic import expressions_equal
 
@@ -78,12 +81,27 @@ def gsm8k_forms(gold: str) -> list[tuple[str, str, bool]]:
             ("times 10", str(value * 10), False)]
 
 
-def pitfall_pairs() -> list[tuple[str, str, str, bool]]:
+# tests/test_grading_kinds.py tables, one group each (issue 11's kinds)
+KIND_TABLES = ("PLUS_MINUS", "UNITS", "WRAPPERS", "REPEATING_DECIMALS", "RELATIONS", "JOINED_BY_WORDS", "ESCAPES",
+               "THOUSANDS", "EXACT_GOLDS")
+POT_TABLES = ("LISTS", "NUMPY", "COMPLEX", "SYMPY", "TEXT")  # tests/test_grading_pyoutput.py
+
+
+def pitfall_pairs() -> list[tuple[str, str, str, str, bool]]:
     sys.path.insert(0, str(REPO / "tests"))
+    import test_grading_kinds
+    import test_grading_pyoutput
     from test_grading_equal import EQUIVALENCE_CASES
 
-    return [("pitfalls", "table row", pred, gold, expected) for pred, gold, expected in EQUIVALENCE_CASES
-            if pred is not None]
+    pairs = [("pitfalls", "table row", pred, gold, expected) for pred, gold, expected in EQUIVALENCE_CASES
+             if pred is not None]
+    for table in KIND_TABLES:
+        pairs += [("v2 kinds", table.lower(), pred, gold, expected)
+                  for pred, gold, expected in getattr(test_grading_kinds, table)]
+    for table in POT_TABLES:
+        pairs += [("PoT stdout", table.lower(), stdout, gold, expected)
+                  for stdout, gold, expected in getattr(test_grading_pyoutput, table)]
+    return pairs
 
 
 def load_pairs(max_rows: int | None) -> list[tuple[str, str, str, str, bool]]:
@@ -122,24 +140,29 @@ def math_verify_grader():
     return grade
 
 
+def ours(group: str, pred: str, gold: str) -> bool:
+    """arithmo's verdict; a PoT printout goes through `answer_from_output` first, as evaluation does."""
+    return is_equivalent(answer_from_output(pred) if group == "PoT stdout" else pred, gold)
+
+
 def compare(pairs, math_verify) -> tuple[list, dict]:
     rows, seconds = [], {"arithmo": 0.0, "math-verify": 0.0}
     for group, form, pred, gold, intended in pairs:
         start = time.perf_counter()
-        ours = is_equivalent(pred, gold)
+        verdict = ours(group, pred, gold)
         seconds["arithmo"] += time.perf_counter() - start
         theirs = None
         if math_verify is not None:
             start = time.perf_counter()
             theirs = math_verify(pred, gold)
             seconds["math-verify"] += time.perf_counter() - start
-        rows.append((group, form, pred, gold, intended, ours, theirs))
+        rows.append((group, form, pred, gold, intended, verdict, theirs))
     return rows, seconds
 
 
 def print_tables(rows, seconds, have_math_verify: bool) -> None:
     keys = sorted({(r[0], r[1], r[4]) for r in rows}, key=lambda k: (k[0], not k[2], k[1]))
-    header = f"{'group':9} {'form':18} {'intended':8} {'n':>5} {'arithmo ok':>10}"
+    header = f"{'group':10} {'form':18} {'intended':8} {'n':>5} {'arithmo ok':>10}"
     if have_math_verify:
         header += f" {'mv ok':>6} {'agree':>6} {'disagree':>8}"
     print("\n" + header + "\n" + "-" * len(header))
@@ -147,7 +170,7 @@ def print_tables(rows, seconds, have_math_verify: bool) -> None:
     for group, form, intended in keys:
         selected = [r for r in rows if (r[0], r[1], r[4]) == (group, form, intended)]
         ours_ok = sum(r[5] == intended for r in selected)
-        line = f"{group:9} {form:18} {str(intended):8} {len(selected):5d} {ours_ok:10d}"
+        line = f"{group:10} {form:18} {str(intended):8} {len(selected):5d} {ours_ok:10d}"
         totals.update(n=len(selected), ours=ours_ok)
         if have_math_verify:
             theirs_ok = sum(r[6] == intended for r in selected)
@@ -155,7 +178,7 @@ def print_tables(rows, seconds, have_math_verify: bool) -> None:
             line += f" {theirs_ok:6d} {agree:6d} {len(selected) - agree:8d}"
             totals.update(theirs=theirs_ok, agree=agree)
         print(line)
-    line = f"{'all':9} {'':18} {'':8} {totals['n']:5d} {totals['ours']:10d}"
+    line = f"{'all':10} {'':18} {'':8} {totals['n']:5d} {totals['ours']:10d}"
     if have_math_verify:
         line += f" {totals['theirs']:6d} {totals['agree']:6d} {totals['n'] - totals['agree']:8d}"
     print(line)
@@ -164,13 +187,13 @@ def print_tables(rows, seconds, have_math_verify: bool) -> None:
         disagreements = [r for r in rows if r[5] != r[6]]
         print(f"\n{len(disagreements)} pairs where the graders disagree "
               "(intended = the verdict the form was built to have):")
-        for group, form, pred, gold, intended, ours, theirs in disagreements:
-            print(f"  {group:8} {form:18} pred={pred!r:40} gold={gold!r:40} intended={intended} "
-                  f"arithmo={ours} math-verify={theirs}")
+        for group, form, pred, gold, intended, verdict, theirs in disagreements:
+            print(f"  {group:10} {form:18} pred={pred!r:40} gold={gold!r:40} intended={intended} "
+                  f"arithmo={verdict} math-verify={theirs}")
     wrong = [r for r in rows if r[5] != r[4]]
     print(f"\n{len(wrong)} pairs where arithmo differs from the intended verdict")
-    for group, form, pred, gold, intended, ours, _ in wrong:
-        print(f"  {group:8} {form:18} pred={pred!r:40} gold={gold!r:40} intended={intended} arithmo={ours}")
+    for group, form, pred, gold, intended, verdict, _ in wrong:
+        print(f"  {group:10} {form:18} pred={pred!r:40} gold={gold!r:40} intended={intended} arithmo={verdict}")
 
     n = len(rows)
     print(f"\n{'grader':12} {'total s':>8} {'us/pair':>9} {'ratio to math-verify':>21}")
@@ -188,6 +211,40 @@ def _median_seconds(function, repeats: int) -> float:
         function()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def _rate(function, count: int, min_seconds: float = 1.0, repeats: int = 3) -> float:
+    """Units/s of `function` (doing `count` units): the best of `repeats` windows of >= `min_seconds`
+    (the best, not the mean: other processes on a shared machine only ever slow a window down)."""
+    function()  # warm-up: imports and caches
+    best = 0.0
+    for _ in range(repeats):
+        done, started = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - started) < min_seconds or done == 0:
+            function()
+            done += count
+        best = max(best, done / elapsed)
+    return best
+
+
+def time_gsm8k_pairs(math_verify) -> None:
+    """Comparisons/s of both graders on GSM8K-style pairs, in this run: each gold against itself, and
+    against the next row's gold (the mismatch path)."""
+    gsm_path = SHARED / "gsm8k" / "test_first300.jsonl"
+    if not gsm_path.is_file():
+        print(f"\nskipped the GSM8K speed table: {gsm_path} is absent")
+        return
+    golds = [json.loads(line)["answer"].rsplit("####", 1)[1].strip() for line in open(gsm_path, encoding="utf-8")]
+    print("\nGSM8K-style pairs, comparisons/s (best of 3 windows of >= 1 s):")
+    print(f"{'pairs':10} {'arithmo':>10} {'math-verify':>12} {'ratio':>7}")
+    for label, preds in (("same", golds), ("next row", golds[1:] + golds[:1])):
+        pairs = list(zip(preds, golds))
+        arithmo = _rate(lambda: [is_equivalent(p, g) for p, g in pairs], len(pairs))
+        if math_verify is None:
+            print(f"{label:10} {arithmo:10,.1f} {'-':>12} {'-':>7}")
+            continue
+        theirs = _rate(lambda: [math_verify(p, g) for p, g in pairs], len(pairs))
+        print(f"{label:10} {arithmo:10,.1f} {theirs:12,.1f} {arithmo / theirs:7.2f}")
 
 
 def time_deadlines() -> None:
@@ -231,6 +288,7 @@ def main() -> None:
     math_verify = math_verify_grader()
     rows, seconds = compare(pairs, math_verify)
     print_tables(rows, seconds, math_verify is not None)
+    time_gsm8k_pairs(math_verify)
     normalize_answer("warm")  # imports done; the timing below measures only the limits
     time_deadlines()
 

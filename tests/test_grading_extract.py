@@ -83,6 +83,17 @@ EXTRACT_CASES = [
     ("so x = \\dfrac{5}{12}.", None, "\\dfrac{5}{12}"),
     ("which gives -\\frac{1}{2}", None, "-\\frac{1}{2}"),                           # a negative fraction
     ("the side is 2\\sqrt{3}", None, "2\\sqrt{3}"),                                # a root is one number too
+    ("The area is 25 cm^2", None, "25"),                                           # an exponent is not the answer
+    ("The area is 25 \\text{cm}^{2}", None, "25"),
+    # --- what must NOT become an answer
+    ("Answer: Natalia sold 48/2 = 24 clips in May. Natalia sold 48+24 = 72 clips altogether.",
+     None, "72"),                                                                  # reasoning after "Answer:"
+    ("She sold 72 clips.\n#### 72\n\nQuestion: Tom has 3 apples.\nAnswer: Tom eats 1, so 2.",
+     "72", "72"),                                                                  # a base model's next few-shot question
+    # --- a computation that ends in its result
+    ("The answer is 48 + 24 = 72.", "72", "72"),
+    ("Final answer: \\frac{1}{2}+\\frac{1}{3} = \\frac{5}{6}", "\\frac{5}{6}", "\\frac{5}{6}"),
+    ("The answer is: x = 5", "x = 5", "x = 5"),                                    # a variable keeps its equation
 ]
 
 

@@ -50,6 +50,9 @@ UNITS = [
     ("13", "12\\text{ km/h}", False),                         # units go, the number still counts
     ("\\text{odd}", "\\textnormal{odd}", True),               # a word answer keeps its word
     ("3, 4", "3\\text{ cm}, 4\\text{ cm}", True),             # units on each item of a list
+    ("12", "12 cm\u00b2", True),                              # a unicode superscript
+    ("5", "5\\,\\mu\\text{m}", True),                         # a prefix outside the text command
+    ("12", "12\\text{ km}\\,\\text{h}^{-1}", True),             # a negative exponent
 ]
 
 WRAPPERS = [
@@ -65,6 +68,8 @@ WRAPPERS = [
     ("\\frac{2}{3}", "\\cfrac{1}{1+\\cfrac{1}{2}}", True),    # a real continued fraction
     ("7", "**7**", True),                                     # Markdown bold
     ("8", "\\textbf{7}", False),
+    ("7", "\\framebox{7}", True),
+    ("7", "\\colorbox{yellow}{7}", True),
 ]
 
 REPEATING_DECIMALS = [
@@ -80,6 +85,12 @@ REPEATING_DECIMALS = [
     ("0.\\overline{12}", "\\frac{4}{33}", True),
     ("0.\\overline{6}", "0.6", False),                        # not the terminating decimal
     ("0.\\overline{6}", "6", False),                          # the v1 normalizer made this 06
+    ("0.666...", "\\frac{2}{3}", True),                       # dots: the last digit repeats
+    ("0.1666\\ldots", "\\frac{1}{6}", True),
+    ("0.142857142857...", "\\frac{1}{7}", True),              # a six-digit block seen twice
+    ("0.(6)", "\\frac{2}{3}", True),                          # the repeating block in brackets
+    ("0.1(6)", "\\frac{1}{6}", True),
+    ("0.(6)", "\\frac{1}{6}", False),
 ]
 
 RELATIONS = [
@@ -100,6 +111,8 @@ RELATIONS = [
     ("1 < x \\leq 2", "(1, 2]", True),
     ("x \\ge 3", "(3,\\infty)", False),                       # the bracket counts
     ("f(4) > f(1) > f(2)", "f(2) < f(1) < f(4)", True),       # a MATH gold that is a chain
+    ("x < -1 \\text{ or } x > 2", "(-\\infty,-1)\\cup(2,\\infty)", True),  # inequalities joined by 'or': a union
+    ("x \\le -1 \\text{ or } x > 2", "(-\\infty,-1)\\cup(2,\\infty)", False),
 ]
 
 JOINED_BY_WORDS = [
@@ -162,6 +175,10 @@ EXACT_GOLDS = [
     ("2.5", "2.51", False),
     ("2.9999999999999996", "3", True),                        # an integer gold forgives float noise only
     ("2.9999", "3", False),
+    ("-0.5 + 0.866025403784439i", "-\\frac{1}{2}+\\frac{\\sqrt{3}}{2}i", True),  # sympy's Float: an exact 0.5, a computed root
+    ("-0.5 + 0.866i", "-\\frac{1}{2}+\\frac{\\sqrt{3}}{2}i", False),             # ... rounded by hand
+    ("0.70710678", "\\frac{\\sqrt{2}}{2}", True),              # 8 digits
+    ("0.7071", "\\frac{\\sqrt{2}}{2}", False),
 ]
 
 

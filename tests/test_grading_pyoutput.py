@@ -29,6 +29,8 @@ LISTS = [
     ("2 3\n", "23", False),                                   # ... not the number 23
     ("32, 349\n", "32349", False),                            # two numbers, not a thousands separator
     ("1,000\n", "1000", True),                                # f"{x:,}" is one number
+    ("{-1: 1, 2: 1}\n", "-1, 2", True),                      # sympy's roots(): {root: multiplicity}
+    ("{2: 2}\n", "2", True),                                 # a double root
 ]
 
 NUMPY = [
@@ -102,6 +104,9 @@ TEXT = [
     ("0.3333333333333333\n", "\\frac13", True),               # a float at machine precision
     ("0.33\n", "\\frac13", False),                            # a rounded one
     ("24.000000000000004\n", "24", True),
+    ("The roots are [2, 3]\n", "2, 3", True),                # a sentence ending in a Python value
+    ("Roots: [2, 3]\n", "3, 2", True),                        # a label before a Python value
+    ("x is 5.\n", "5", True),
 ]
 
 

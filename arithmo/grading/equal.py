@@ -13,7 +13,7 @@ Decisions a lax grader gets wrong, each covered by a test in tests/test_grading_
 - A vector written as a tuple is not a `pmatrix` column: MATH's vector answers are matrices.
 - Relations: `x \\ge 3` is `3 \\le x` (a relation reads the same from either side, its sign turned
   round), and a one-variable inequality is the interval it describes: `x > 3` is `(3, \\infty)`,
-  `1 < x \\le 2` is `(1, 2]`.
+  `1 < x \\le 2` is `(1, 2]`, `x < -1 or x > 2` is `(-\\infty,-1)\\cup(2,\\infty)`.
 - Numbers: integers and fractions compare exactly (10001 is not 10000 even though a 1e-4 relative
   tolerance would say so). When the other side is an integer, only float noise is forgiven (1e-9
   relative, 1e-12 absolute: a program printing 24.000000000000004 or 5.6e-17 for 0).
@@ -193,6 +193,12 @@ def _equal(pred: str, gold: str, timeout_s: float, depth: int = 0) -> bool:
         relation, other = (pred_parts, gold) if pred_kind == "relation" else (gold_parts, pred)
         interval = _relation_as_interval(*relation)
         return interval is not None and _equal(interval, other, timeout_s, depth)
+    if {pred_kind, gold_kind} == {"list", "union"}:
+        # "x < -1 or x > 2" (a list of inequalities once 'or' is a comma) against (-\\infty,-1)\\cup(2,\\infty)
+        items, union = (pred_parts, gold_parts) if pred_kind == "list" else (gold_parts, pred_parts)
+        intervals = [_relation_as_interval(*relation) if (relation := _split_relation(item)) else None
+                     for item in items]
+        return None not in intervals and _match_unordered(intervals, union, timeout_s, depth)
     if pred_kind == "relation" and gold_kind == "relation":
         return _relations_equal(pred_parts, gold_parts, timeout_s, depth)
     if pred_kind != gold_kind:
@@ -248,10 +254,11 @@ _DECIMAL_LITERAL = re.compile(r"\d*\.\d+|\d+\.\d*|\d+(?=e[-+]?\d)", re.IGNORECAS
 
 
 def _significant_digits(text: str) -> int:
-    """The fewest significant digits among the decimals in `text` (`0.3333` has 4, `1.5\\sqrt{2}` 2)."""
+    """The most significant digits among the decimals in `text` (`0.3333` has 4, `1.5\\sqrt{2}` 2, a
+    program's `-0.5 + 0.866025403784439i` 15: its short decimals are exact, its long one is computed)."""
     counts = [len(literal.replace(".", "").lstrip("0").rstrip("0") or "0")
               for literal in _DECIMAL_LITERAL.findall(text)]
-    return min(counts) if counts else 0
+    return max(counts) if counts else 0
 
 
 def _tolerance(pred_text: str, gold_text: str, pred_decimal: bool, gold_decimal: bool) -> tuple[float, float] | None:

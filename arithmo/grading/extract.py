@@ -42,18 +42,20 @@ _PROSE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}[ ,]+[A-Za-z]{2,}[ ,]+[A-Za-z]{
 _ANSWER_COLON = re.compile(r"\b(?:final\s+)?answer(?:\*\*|__)?[ \t]*:(?:\*\*|__)?[ \t]*(?P<rest>[^\n]*)", re.IGNORECASE)
 _LINE_START = re.compile(r"(?:^|\n)[ \t>#*_-]*$|[.!?][ \t]+(?:\*\*|__)?$")
 # In a sentence after "Answer:", the value follows its verb: "The smallest value is 9." (first verb)
-_VALUE_AFTER_VERB = re.compile(r"\b(?:is|are|equals|was|be)\b\s*:?\s*(?P<value>.+)$|=\s*(?P<after_equals>[^=]+)$",
-                               re.IGNORECASE)
+_VALUE_AFTER_VERB = re.compile(r"\b(?:is|are|equals|was|be)\b\s*:?\s*(?P<value>.+)$", re.IGNORECASE)
 _REASON = re.compile(r",\s+(?=[A-Za-z]{2,})|\s+(?:because|since|as|which|when|so|for|if)\b", re.IGNORECASE)
 # A value that opens with two words is a sentence ("Sarah has 15 apples"), not "15 apples" or "x = 5".
 _SENTENCE_START = re.compile(r"^[A-Za-z]{2,}[ \t]+[A-Za-z]{2,}\b")
+# A new few-shot question after the answer (see _cut_run_on).
+_RUN_ON = re.compile(r"\n[ \t]*(?:\*\*)?(?:Question|Problem|Q)[ \t]*\d*[ \t]*(?:\*\*)?:", re.IGNORECASE)
 # GSM8K's final line "#### 72" (Cobbe et al. 2021).
 _HASH_LINE = re.compile(r"####[ \t]*(?P<rest>[^\n]*)")
 _BOXED = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
 # The last number: optional sign (not a subtraction: "5-3" ends in 3; U+2212 is a minus too), thousands
-# groups, decimals, a/b; a LaTeX fraction or root is ONE number, so "\\frac{3}{4}" is not 4.
-_MINUS = "-\u2212"
-_NUMBER = re.compile(r"(?:(?<![\w)\]}])[" + _MINUS + r"])?(?:"
+# groups, decimals, a/b; a LaTeX fraction or root is ONE number, so "\\frac{3}{4}" is not 4; an exponent or
+# subscript is not a number of its own ("25 cm^2" ends in 25, "2112_6" in 2112).
+_MINUS = "-\u2212\u2013\ufe63\uff0d"  # a sign only when attached to its digits: "2 \u2013 3" is no minus
+_NUMBER = re.compile(r"(?<![\^_\d.])(?<!\^\{)(?<!_\{)(?:(?<![\w)\]}])[" + _MINUS + r"])?(?:"
                      r"\\[dtc]?frac\s*\{[^{}$]*\}\s*\{[^{}$]*\}|\\[dtc]?frac\s*\d\s*\d"  # \frac{3}{4}, \frac34
                      r"|(?:\d+)?\\sqrt\s*\{[^{}$]*\}"                                 # 2\sqrt{3}
                      r"|(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+(?:\.\d+)?)?|(?<!\d)\.\d+)")
@@ -75,6 +77,12 @@ def _clean_value(value: str) -> str | None:
         value = boxed[1]
     for _ in range(3):  # "$5$.", "5.$", "**$42$**.": full stop, bold and math delimiters in any order
         value = value.strip().rstrip(".").strip().strip("*_").strip().strip("$")
+    if "=" in value:
+        # "48 + 24 = 72" (a computation ending in its result) is 72; "x = 5" keeps its variable
+        left, right = value.rsplit("=", 1)
+        if right.strip() and not re.search(r"[A-Za-z]", re.sub(r"\\[a-zA-Z]+", "", left)) and "<" not in left + right \
+                and ">" not in left + right:
+            value = right.strip().strip("$").strip()
     return value.strip() or None
 
 
@@ -85,15 +93,15 @@ def _answer_colon_candidates(text: str) -> list[tuple[int, str]]:
             continue  # mid-sentence "the answer: ..." is not a marker
         rest = match.group("rest")
         if not rest.strip(" \t*_$"):  # "**Final Answer:**" alone: the value is on the next line
-            following = text[match.end():].lstrip("\n").split("\n", 1)[0]
-            rest = following
-        value = _clean_value(_NEXT_SENTENCE.split(rest, maxsplit=1)[0])
+            rest = text[match.end():].lstrip("\n").split("\n", 1)[0]
+        sentences = [part for part in _SENTENCE_END.split(rest) if part.strip()]
+        value = _clean_value(sentences[0]) if sentences else None
         if value is not None and (_PROSE.search(value) or _SENTENCE_START.match(value)):
+            if any(re.search(r"\d", sentence) for sentence in sentences[1:]):
+                continue  # "Answer: Natalia sold 48/2 = 24 clips. Then ... 72": reasoning, not an answer line
             verb = _VALUE_AFTER_VERB.search(value)
-            if verb:  # "... is 9, because ..." / "is 9 since ...": the value ends before the reason
-                value = _clean_value(_REASON.split(verb.group("value") or verb.group("after_equals"), maxsplit=1)[0])
-            else:
-                value = _last_number(value) or value
+            # "... is 9, because ..." / "is 9 since ...": the value ends before the reason
+            value = _clean_value(_REASON.split(verb.group("value"), maxsplit=1)[0]) if verb else _last_number(value)
         if value is not None:
             found.append((match.start(), value))
     return found
@@ -155,7 +163,7 @@ def _hash_candidates(text: str) -> list[tuple[int, str]]:
 
 def _last_number(text: str) -> str | None:
     numbers = _NUMBER.findall(text)
-    return numbers[-1].replace("\u2212", "-") if numbers else None
+    return re.sub(f"^[{_MINUS}]", "-", numbers[-1]) if numbers else None
 
 
 def _all_boxed(text: str) -> list[str]:
@@ -195,7 +203,7 @@ def extract_answer(text: str, mode: Literal["strict", "flexible"] = "strict", *,
         raise ValueError(f"extract_answer mode must be 'strict' or 'flexible', got {mode!r}")
     if not isinstance(text, str):
         raise TypeError(f"extract_answer expects a str completion, got {type(text).__name__}")
-    text = _strip_chat_end(text)
+    text = _cut_run_on(_strip_chat_end(text))
     candidates = _answer_is_candidates(text) + _answer_colon_candidates(text) + _hash_candidates(text)
     boxed = _last_boxed(text)
     if boxed is not None:
@@ -212,6 +220,17 @@ def extract_answer(text: str, mode: Literal["strict", "flexible"] = "strict", *,
     if mode == "strict":
         return None
     return _last_number(text)
+
+
+def _cut_run_on(text: str) -> str:
+    """`text` up to a new "Question:" / "Problem:" line that follows an answer marker: a base model
+    continuing its few-shot prompt (lm-evaluation-harness GSM8K: "Question: ...\nAnswer: ...") writes
+    the next question, and its "Answer:" is not this completion's answer."""
+    for match in _RUN_ON.finditer(text):
+        head = text[: match.start()]
+        if _BOXED.search(head) or _ANSWER_IS.search(head) or _HASH_LINE.search(head) or _ANSWER_COLON.search(head):
+            return head
+    return text
 
 
 def _strip_chat_end(completion: str) -> str:
@@ -262,6 +281,7 @@ def extract_program(completion: str) -> str | None:
 
 # A printed label before the value: "Total: 42", "x = 5", "The total cost is: 42" (words, no operators).
 _PRINTED_LABEL = re.compile(r"^[A-Za-z_][\w ]{0,40}?\s*(?::|(?<![<>!=])=(?!=))\s*(?P<value>\S.*)$")
+_PRINTED_TAIL = re.compile(r"\b(?:is|are|equals|be)\s*:?\s+(?P<value>[^\s].*?)\.?$", re.IGNORECASE)
 _NO_VALUE = {"None", "nan", "NaN", "[]", "set()", "EmptySet", "()", "{}"}
 
 
@@ -290,6 +310,12 @@ def answer_from_output(stdout: str | None) -> str | None:
     marked = extract_answer(line, mode="strict")
     if marked is not None:
         return marked
+    tail = _PRINTED_TAIL.search(line)
+    if tail:  # "The roots are [2, 3]": a sentence ending in a Python value
+        try:
+            return read_python_value(tail.group("value"))
+        except NotReadable:
+            pass
     label = _PRINTED_LABEL.match(line)
     if label and "=" not in label.group("value"):  # "x = 3, y = 4" stays whole: the normalizer pairs it
         try:

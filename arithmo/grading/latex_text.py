@@ -82,13 +82,45 @@ REPEATING_DECIMAL = re.compile(
     r"(?<![\d.])(\d*)\.(\d*)\s*\\(?:overline|bar|dot)\s*(?:\{\s*(\d+)\s*\}|(\d))")
 
 
-def repeating_to_fraction(match: re.Match) -> str:
-    r"""`0.1\overline{6}` -> `\frac{1}{6}`: whole part W, plain digits A, repeating digits R give
-    (WAR - WA) / (10^len(A) * (10^len(R) - 1)), the textbook rule for a recurring decimal."""
-    whole, plain, repeating = match.group(1) or "0", match.group(2), match.group(3) or match.group(4)
-    value = Fraction(int(whole + plain + repeating) - int(whole + plain),
-                     10 ** len(plain) * (10 ** len(repeating) - 1))
+# 0.(6) and 0.1(6): the repeating block in brackets (common outside the US)
+REPEATING_IN_BRACKETS = re.compile(r"(?<![\d.])(\d*)\.(\d*)\((\d+)\)")
+# 0.666... / 0.1666\ldots: the digits repeat until the dots
+REPEATING_WITH_DOTS = re.compile(r"(?<![\d.])(\d*)\.(\d+)\s*(?:\.{3}|\\[lc]?dots(?![a-zA-Z])|\u2026)")
+
+
+def _fraction_text(value: Fraction) -> str:
     return str(value.numerator) if value.denominator == 1 else f"\\frac{{{value.numerator}}}{{{value.denominator}}}"
+
+
+def _recurring(whole: str, plain: str, repeating: str) -> Fraction:
+    """(WAR - WA) / (10^len(A) * (10^len(R) - 1)): the textbook value of W.A(R repeating)."""
+    whole = whole or "0"
+    return Fraction(int(whole + plain + repeating) - int(whole + plain), 10 ** len(plain) * (10 ** len(repeating) - 1))
+
+
+def repeating_in_brackets_to_fraction(match: re.Match) -> str:
+    """`0.1(6)` -> `\\frac{1}{6}`."""
+    return _fraction_text(_recurring(match.group(1), match.group(2), match.group(3)))
+
+
+def repeating_with_dots_to_fraction(match: re.Match) -> str:
+    """`0.1666...` -> `\\frac{1}{6}`: the shortest block that ends the digits at least twice repeats
+    (`0.142857142857...` is 1/7); digits without a repeated block just lose the dots (`0.5...` is 0.5)."""
+    whole, digits = match.group(1), match.group(2)
+    for period in range(1, len(digits) // 2 + 1):
+        block = digits[-period:]
+        if digits[-2 * period:-period] == block:
+            plain = digits
+            while plain.endswith(block):
+                plain = plain[:-period]
+            return _fraction_text(_recurring(whole, plain, block))
+    return f"{whole}.{digits}"
+
+
+def repeating_to_fraction(match: re.Match) -> str:
+    r"""`0.1\overline{6}` -> `\frac{1}{6}` (`\bar`, `\dot` alike): whole part W, plain digits A,
+    repeating digits R give (WAR - WA) / (10^len(A) * (10^len(R) - 1))."""
+    return _fraction_text(_recurring(match.group(1), match.group(2), match.group(3) or match.group(4)))
 
 
 # ---------------------------------------------------------------- lists of assignments

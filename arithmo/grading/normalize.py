@@ -23,9 +23,13 @@ from typing import Callable
 
 from arithmo.grading.latex_text import (  # noqa: F401  (find_braced, unwrap_command: public here since v1)
     REPEATING_DECIMAL,
+    REPEATING_IN_BRACKETS,
+    REPEATING_WITH_DOTS,
     expand_plus_minus,
     find_braced,
+    repeating_in_brackets_to_fraction,
     repeating_to_fraction,
+    repeating_with_dots_to_fraction,
     split_top_level,
     strip_assignments,
     undo_double_escaping,
@@ -82,6 +86,8 @@ CHARACTER_RULES: list[Rule] = [
     (re.compile("\u2260"), r"\\ne ", "unicode not-equal"),
     (re.compile("\u00b1"), r"\\pm ", "unicode plus-minus"),
     (re.compile("\u2213"), r"\\mp ", "unicode minus-plus"),
+    (re.compile("\u00b2"), "^2", "unicode superscript two: cm\u00b2 is cm^2"),
+    (re.compile("\u00b3"), "^3", "unicode superscript three"),
     (re.compile(r"(?<!\\)\\!"), "", r"negative thin space: 1,\!000 is 1,000"),
     (re.compile(r"\{,\}"), ",", "{,} is a comma typeset without space: 14{,}916"),
     (re.compile(r"(?<!\\)\\(?:[,;:> ]|quad|qquad|enspace|thinspace|medspace|thickspace)(?![a-zA-Z])"), " ",
@@ -95,7 +101,7 @@ CHARACTER_RULES: list[Rule] = [
     (re.compile(r"<="), r"\\le ", "a program's <= is \\le"),
     (re.compile(r">="), r"\\ge ", "a program's >= is \\ge"),
     (re.compile(r"!="), r"\\ne ", "a program's != is \\ne"),
-    (re.compile(r"\\textcolor\s*\{[^{}]*\}|\\color\s*\{[^{}]*\}"), "",
+    (re.compile(r"\\(?:textcolor|color|colorbox)\s*\{[^{}]*\}"), "",
      r"a colour (\textcolor{red}{7}, {\color{blue} 7}) is not part of the value"),
     (re.compile(r"\\[dtc]frac(?![a-zA-Z])"), r"\\frac",
      r"\dfrac, \tfrac and \cfrac (continued-fraction layout) are \frac at another size"),
@@ -128,7 +134,7 @@ MARK_RULES: list[Rule] = [
 # elsewhere are unwrapped. A unit is letters with spaces, points, slashes and an exponent (km/h, sq. ft.,
 # m/s^2), in any text command, before the end or a comma (3\text{ cm}, 4\text{ cm}); `i` and `e` in
 # \mathrm are the imaginary unit and Euler's number, and `and`/`or` join answers: none is a unit.
-_TEXT_COMMAND = r"\\(?:text|textrm|textnormal|textup|textit|mbox|hbox|mathrm)\s*"
+_TEXT_COMMAND = r"(?:\\mu\s*)?\\(?:text|textrm|textnormal|textup|textit|mbox|hbox|mathrm)\s*"  # \mu: 5\mu\text{m}
 _UNIT_BODY = r"\{\s*(?!(?:i|e|and|or)\s*\})[a-zA-Z][a-zA-Z .'/]*(?:\^\s*\{?-?\d\}?)?\s*\}"
 _UNIT_POWER = r"(?:\s*\^\s*\{?\s*-?[1-3]\s*\}?)?"
 _UNIT = _TEXT_COMMAND + _UNIT_BODY + _UNIT_POWER
@@ -138,12 +144,14 @@ TEXT_RULES: list[Rule] = [
 ]
 _UNWRAP_COMMANDS = ("text", "textrm", "textnormal", "textup", "textmd", "textbf", "textit", "textsf", "texttt",
                     "emph", "mbox", "hbox", "mathrm", "mathbf", "mathit", "mathsf", "mathtt", "mathnormal",
-                    "boldsymbol", "bm", "underline", "operatorname", "boxed", "fbox")
+                    "boldsymbol", "bm", "underline", "operatorname", "boxed", "fbox", "framebox")
 
 # 4. Shorthand LaTeX expanded into its braced form.
 SHORTHAND_RULES: list[Rule] = [
     (REPEATING_DECIMAL, repeating_to_fraction,
      r"a repeating decimal is a fraction: 0.\overline{6} is \frac{2}{3}, 0.1\overline{6} is \frac{1}{6}"),
+    (REPEATING_IN_BRACKETS, repeating_in_brackets_to_fraction, r"0.(6) and 0.1(6) write the repeating block in brackets"),
+    (REPEATING_WITH_DOTS, repeating_with_dots_to_fraction, r"0.666... and 0.1666\ldots repeat their last block"),
     (re.compile(r"\\frac\s*(\w)\s*(\w)"), r"\\frac{\1}{\2}", r"\frac12 is \frac{1}{2}"),
     (re.compile(r"\\frac\s*(\w)\s*\{"), r"\\frac{\1}{", r"\frac1{10} is \frac{1}{10}"),
     (re.compile(r"\\frac\s*(\{[^{}]*\})\s*(\w)"), r"\\frac\1{\2}", r"\frac{9}5 is \frac{9}{5}"),

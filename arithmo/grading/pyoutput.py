@@ -14,7 +14,8 @@ Rules (each is a test row in tests/test_grading_pyoutput.py):
 - A list or a set is the list of its items, in any order (sympy's `solve` returns the roots as a
   list: `[2, 3]` is "2, 3"); one item is that item (`[5]` is 5, `{x: 3}` is 3); empty is no answer.
 - A tuple keeps its order and brackets (`(1, 2)` is a point or an interval); a dict of several
-  symbols is the tuple of its values in printed order (`{x: 1, y: 2}` is (1, 2)).
+  symbols is the tuple of its values in printed order (`{x: 1, y: 2}` is (1, 2)); a dict keyed by
+  numbers is sympy's `roots()` (root: multiplicity), so its keys are the answer (`{-1: 1, 2: 1}`).
 - A 2-D numpy array or sympy Matrix is a pmatrix; a 1-D array is a list.
 - Complex numbers use `i`: `(1+3j)` and `1 + 3*I` are `1+3i`.
 """
@@ -301,6 +302,8 @@ def _expression(value) -> str:
     if isinstance(value, tuple):
         return "(" + ", ".join(_expression(item) for item in value) + ")"
     if isinstance(value, dict):
+        if not all(re.fullmatch(r"[A-Za-z]\w*", key) for key in value):
+            return _expression(list(value))  # sympy's roots(): {root: multiplicity, ...} lists the roots
         values = list(value.values())
         return _expression(values[0]) if len(values) == 1 else _expression(tuple(values))
     if isinstance(value, list):
