@@ -80,7 +80,8 @@ class TrainConfig:
     save_steps: int = field(50, help="checkpoint every N optimizer steps (and at the end)")
     save_total_limit: int = field(2, help="checkpoints kept")
     logging_steps: int = field(5, help="log loss and tokens/s every N steps")
-    resume: bool = field(False, help="continue from the run folder's last checkpoint (same data order and schedule)")
+    resume: bool = field(False, help="continue from the run folder's last checkpoint (same data order and "
+                                     "schedule); a run that already finished what is asked does nothing")
     overwrite: bool = field(False, help="delete an existing run folder of the same name first")
 
     def validate(self) -> None:
@@ -91,6 +92,9 @@ class TrainConfig:
             raise ConfigError("epochs: expected > 0 when max_steps is not set")
         if not self.styles:
             raise ConfigError("styles: expected at least one of cot, pot")
+        if self.resume and self.overwrite:
+            raise ConfigError("resume=true and overwrite=true contradict each other: resume continues the run "
+                              "folder's last checkpoint, overwrite deletes it; pass one of them")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -225,6 +229,34 @@ def last_checkpoint(run: RunFolder) -> str | None:
     return get_last_checkpoint(str(folder)) if folder.is_dir() else None
 
 
+def finished_summary(run: RunFolder, checkpoint: str, cfg: TrainConfig) -> dict | None:
+    """The summary of a run whose last checkpoint already finished what `cfg` asks, else None.
+
+    Finished means: summary.json was written at the end of an uninterrupted run, the checkpoint's step is the
+    last step of its schedule (trainer_state.json), and the step budget asked now is the one that run had
+    (the same max_steps, or the same epochs). Resuming such a run again would train past its schedule
+    (transformers starts one more step) and overwrite the summary.
+    """
+    from arithmo.runs import RunError, read_run_config
+
+    state_file = Path(checkpoint) / "trainer_state.json"
+    if not run.summary.is_file() or not state_file.is_file():
+        return None
+    summary = json.loads(run.summary.read_text())
+    state = json.loads(state_file.read_text())
+    if summary.get("interrupted") or state.get("global_step", 0) < state.get("max_steps", 0):
+        return None
+    if summary.get("steps") != state["global_step"]:
+        return None  # the summary is from another part of the run's history
+    if cfg.max_steps > 0:
+        return summary if state["global_step"] >= cfg.max_steps else None
+    try:
+        before = read_run_config(run)  # what the finished run was asked (config.yaml is rewritten later)
+    except RunError:
+        return None
+    return summary if before.max_steps <= 0 and before.epochs == cfg.epochs else None
+
+
 def _oom_advice(cfg: TrainConfig) -> str:
     return (f"out of GPU memory at max_seq_length={cfg.model.max_seq_length}, micro_batch_size="
             f"{cfg.micro_batch_size}. Try, in order: micro_batch_size={max(1, cfg.micro_batch_size // 2)} "
@@ -249,6 +281,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     run = RunFolder.of(cfg.output_dir, cfg.name)
     run_dir = run.root
     resume_from = last_checkpoint(run) if cfg.resume else None
+    finished = finished_summary(run, resume_from, cfg) if resume_from else None
+    if finished is not None:
+        print(f"[train] {run_dir} already finished: step {finished['steps']} of its schedule "
+              f"({resume_from}); nothing to train, summary kept. To train further, raise max_steps or epochs; "
+              f"to start over, overwrite=true.", flush=True)
+        return finished
     if run_dir.exists() and cfg.overwrite:
         shutil.rmtree(run_dir)
     elif last_checkpoint(run) and not cfg.resume:

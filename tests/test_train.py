@@ -40,10 +40,11 @@ def test_presets_resolve_and_overrides_win():
     ("micro_batch_size=two", "micro_batch_size"),  # wrong type
     ("model.engine=vllm", "model.engine"),         # not one of the engines
     ("micro_batch_size=0", "micro_batch_size"),    # out of range
+    ("resume=true overwrite=true", "resume=true and overwrite=true"),  # overwrite would delete what resume reads
 ])
 def test_bad_keys_and_values_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        load_config(TrainConfig, resolve_preset("smollm2_135m_cpu"), [override])
+        load_config(TrainConfig, resolve_preset("smollm2_135m_cpu"), override.split())
 
 
 def test_unknown_preset_lists_the_known_ones():

@@ -38,12 +38,12 @@ sys.exit(recipe.main(sys.argv[1:]))
 """
 
 
-def _run(tmp_path, model_dir, name, kill_at=0, resume=False):
+def _run(tmp_path, model_dir, name, kill_at=0, resume=False, extra=()):
     args = [f"data={tmp_path / 'data'}", f"output_dir={tmp_path / 'runs'}", f"name={name}",
             f"model.name={model_dir}", "model.engine=hf", "model.load_in_4bit=false", "model.dtype=float32",
             "model.max_seq_length=128", "model.gradient_checkpointing=false", "micro_batch_size=4",
             "grad_accum=2", "max_steps=6", "save_steps=2", "logging_steps=1", "lr=5e-3", "warmup_ratio=0.2",
-            "lr_scheduler=cosine", "model.lora_dropout=0.1", f"resume={str(resume).lower()}"]
+            "lr_scheduler=cosine", "model.lora_dropout=0.1", f"resume={str(resume).lower()}", *extra]
     env = dict(os.environ, KILL_AT_STEP=str(kill_at), PYTHONPATH=str(REPO))
     return subprocess.run([sys.executable, "-c", CHILD, *args], env=env, capture_output=True, text=True,
                           timeout=300)
@@ -74,6 +74,36 @@ def test_resume_after_sigkill_follows_the_same_curve(runs):
         assert cut[step]["learning_rate"] == pytest.approx(whole[step]["learning_rate"], rel=1e-9), step
         assert cut[step]["loss"] == pytest.approx(whole[step]["loss"], rel=1e-4), step
     assert json.loads((root / "cut" / "summary.json").read_text())["steps"] == 6
+
+
+def _snapshot(run):
+    return ((run / "summary.json").read_text(), sorted(p.name for p in (run / "checkpoints").iterdir()),
+            (run / "adapter" / "adapter_model.safetensors").read_bytes())
+
+
+@pytest.mark.parametrize("budget", [
+    [],                                 # max_steps=6: a rerun used to train step 7, then 8 (the finished
+                                        # checkpoint rotated away)
+    ["max_steps=-1", "epochs=1"],       # epochs mode: a rerun used to write train_loss 0.0 into summary.json
+])
+def test_resuming_a_finished_run_does_nothing_and_says_so(runs, tiny_model_dir, budget):
+    root, _ = runs
+    name = "done_" + ("steps" if not budget else "epochs")
+    first = _run(root.parent, tiny_model_dir, name, extra=budget)
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = _snapshot(root / name)
+    for _ in range(2):
+        again = _run(root.parent, tiny_model_dir, name, resume=True, extra=budget)
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert "already finished" in again.stdout and "nothing to train, summary kept" in again.stdout
+        assert _snapshot(root / name) == before
+    summary = json.loads(before[0])
+    assert summary["train_loss"] > 0 and summary["steps"] == (6 if not budget else 5)
+    # asking for more steps continues from the finished checkpoint
+    more = _run(root.parent, tiny_model_dir, name, resume=True, extra=["max_steps=8"] if not budget else
+                ["max_steps=-1", "epochs=2"])
+    assert more.returncode == 0 and "resuming from" in more.stdout, more.stderr[-3000:]
+    assert json.loads((root / name / "summary.json").read_text())["steps"] == (8 if not budget else 10)
 
 
 def test_export_merges_into_plain_weights(runs, tmp_path, tiny_model_dir):
