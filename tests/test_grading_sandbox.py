@@ -1,17 +1,20 @@
 """The PoT sandbox: every limit shown holding, with the audit hook on and (where a kernel layer sits beneath
-it) with the hook switched off, so each layer is tested on its own.
+it) with the hook switched off, so each layer is tested on its own. `sandbox` is the default pool (the
+bubblewrap jail where it runs, as in CI); `fallback` is the host-mode pool used where bubblewrap cannot run.
+The attacks of issue 12, one test per kind, are in test_sandbox_jail.py.
 """
 
 import os
 import signal
 import socket
+import sys
 import time
 
 import pytest
 
 psutil = pytest.importorskip("psutil", reason="psutil is needed to look for stray processes")
 
-from arithmo.grading import execute  # noqa: E402
+from arithmo.grading import _jail  # noqa: E402
 from arithmo.grading.execute import ExecResult, Sandbox, run_program, run_programs  # noqa: E402
 
 
@@ -26,13 +29,23 @@ def layers(sandbox):
     return sandbox.layers()
 
 
+@pytest.fixture(scope="module")
+def fallback():
+    """The fallback pool: the zygote on the host (in `unshare --net --pid` where allowed), no mount namespace."""
+    with Sandbox(workers=1, jail=False) as box:
+        yield box, box.layers()
+
+
 @pytest.fixture
-def unjailed(monkeypatch):
-    """A sandbox whose zygote runs without unshare: the fallback when namespaces are unavailable."""
-    monkeypatch.setattr(execute, "_jail", lambda: ([], "no jail: switched off by the test"))
+def bare(monkeypatch):
+    """The weakest fallback: no namespaces at all (no bubblewrap and no unshare)."""
+    jail = _jail.Jail("host", (), (sys.executable, "-I"), str(_jail.HERE / "_sandbox_child.py"),
+                      "fallback: no namespaces (switched off by the test)",
+                      {"network_namespace": False, "user_namespace": False, "mount_namespace": False})
+    monkeypatch.setattr(_jail, "choose", lambda _asked=None: jail)
     with Sandbox(workers=1) as box:
         layers = box.layers()
-        assert layers["jail"] == "no jail: switched off by the test" and not layers["pid_namespace"]
+        assert layers["jail"] == "fallback: no namespaces (switched off by the test)" and not layers["pid_namespace"]
         yield box, layers
 
 
@@ -68,14 +81,12 @@ def test_infinite_loop_times_out_and_its_process_group_is_gone(sandbox, layers):
     run(sandbox, "pass")  # the zygote is up: anything new after the run would be a leftover
     before = descendants()
     start = time.monotonic()
-    result = run(sandbox, "import os\nprint(os.getuid(), os.getcwd(), flush=True)\nwhile True:\n    pass",
-                 timeout_s=1.0)
+    result = run(sandbox, "import os\nprint(os.getuid(), flush=True)\nwhile True:\n    pass", timeout_s=1.0)
     elapsed = time.monotonic() - start
     assert result.timed_out and result.error == "timed out after 1 s"
     assert 1.0 <= elapsed < 2.5
-    uid, workdir = result.stdout.split()
-    uid = int(uid)
-    assert descendants() == before and not os.path.exists(workdir)
+    uid = int(result.stdout)
+    assert descendants() == before
     if layers["uid_drop"]:
         assert uid != 0 and processes_of_uid(uid) == []
 
@@ -93,34 +104,48 @@ def test_memory_bomb_is_stopped_with_an_error_naming_memory(sandbox, code):
     assert "MemoryError" in result.error or "Unable to allocate" in result.error
 
 
+STORM = ("import os, time\nborn = 0\nfor _ in range(50):\n    try:\n        pid = os.fork()\n"
+         "    except OSError as refused:\n        print('refused:', refused)\n        break\n"
+         "    if pid == 0:\n        time.sleep(60)\n        os._exit(0)\n    born += 1\n"
+         "print('born', born, os.getuid())")
+
+
 @pytest.mark.parametrize("audit_hook", [True, False])
 def test_fork_storm_is_contained_and_leaves_no_process(sandbox, layers, audit_hook):
-    if not audit_hook and not layers["uid_drop"]:
-        pytest.skip("without the uid drop nothing beneath the audit hook bounds os.fork (not root?)")
     run(sandbox, "pass")
     before = descendants()
-    storm = ("import os, time\nborn = 0\nfor _ in range(50):\n    try:\n        pid = os.fork()\n"
-             "    except OSError as refused:\n        print('refused:', refused)\n        break\n"
-             "    if pid == 0:\n        time.sleep(60)\n        os._exit(0)\n    born += 1\nprint('born', born, os.getuid())")
-    result = run(sandbox, storm, max_processes=4, audit_hook=audit_hook)
+    result = run(sandbox, STORM, audit_hook=audit_hook)  # default max_processes=1: no child processes
     assert result.error is None, result
     lines = result.stdout.splitlines()
     born, uid = (int(v) for v in lines[-1].split()[1:])
     if audit_hook:
         assert lines[0] == "refused: sandbox refused os.fork (forking)" and born == 0
-    else:  # RLIMIT_NPROC = 4 tasks for the program's uid: itself and three children, then EAGAIN
-        assert lines[0].startswith("refused: [Errno 11]") and born == 3
+    elif layers["seccomp"].startswith("on"):  # the kernel refuses the clone itself
+        assert lines[0] == "refused: [Errno 1] Operation not permitted" and born == 0
     assert descendants() == before
     assert processes_of_uid(uid) == []
+
+
+def test_with_max_processes_the_uid_limit_caps_a_fork_storm(sandbox, layers):
+    if not layers["uid_drop"]:
+        pytest.skip("RLIMIT_NPROC is only enforced for a non-root uid")
+    before = descendants()
+    result = run(sandbox, STORM, max_processes=4, audit_hook=False)
+    lines = result.stdout.splitlines()
+    born, uid = (int(v) for v in lines[-1].split()[1:])
+    # RLIMIT_NPROC = 4 tasks for the program's uid: itself and three children, then EAGAIN
+    assert lines[0].startswith("refused: [Errno 11]") and born == 3
+    assert descendants() == before and processes_of_uid(uid) == []
 
 
 def test_threads_count_against_the_process_limit(sandbox, layers):
     if not layers["uid_drop"]:
         pytest.skip("RLIMIT_NPROC is only enforced for a non-root uid")
-    code = ("import threading, time\nstarted = 0\nfor _ in range(10):\n    try:\n"
+    code = ("import threading, time\nstarted = 0\nfor _ in range({n}):\n    try:\n"
             "        threading.Thread(target=time.sleep, args=(0.5,), daemon=True).start()\n"
             "    except RuntimeError:\n        break\n    started += 1\nprint(started)")
-    assert run(sandbox, code, max_processes=3).stdout == "2\n"
+    assert run(sandbox, code.format(n=10), max_processes=3).stdout == "2\n"
+    assert run(sandbox, code.format(n=10), max_threads=5).stdout == "5\n"  # max_processes=1: threads apart
 
 
 def test_output_flood_is_capped_and_says_so(sandbox):
@@ -134,27 +159,38 @@ def test_output_flood_is_capped_and_says_so(sandbox):
 
 
 @pytest.mark.parametrize("audit_hook", [True, False])
-def test_write_outside_the_working_directory_is_refused(sandbox, layers, tmp_path, audit_hook):
+def test_host_files_cannot_be_written(sandbox, layers, tmp_path, audit_hook):
+    target = tmp_path / "escaped.txt"
+    result = run(sandbox, f"open({str(target)!r}, 'w').write('pwned')", audit_hook=audit_hook)
+    if layers["mount_namespace"]:  # the host folder does not exist in the jail
+        assert result.error == f"FileNotFoundError: [Errno 2] No such file or directory: {str(target)!r}"
+    assert not target.exists() and result.error is not None
+
+
+@pytest.mark.parametrize("audit_hook", [True, False])
+def test_fallback_refuses_writes_outside_the_working_directory(fallback, tmp_path, audit_hook):
+    box, layers = fallback
     if not audit_hook and not layers["uid_drop"]:
         pytest.skip("without the uid drop only the audit hook refuses writes")
     target = tmp_path / "escaped.txt"
-    result = run(sandbox, f"open({str(target)!r}, 'w').write('pwned')", audit_hook=audit_hook)
+    result = run(box, f"open({str(target)!r}, 'w').write('pwned')", audit_hook=audit_hook)
     expected = (f"PermissionError: sandbox refused writing {str(target)!r} outside the working directory" if audit_hook
                 else f"PermissionError: [Errno 13] Permission denied: {str(target)!r}")
     assert result.error == expected
     assert not target.exists()
 
 
-def test_links_and_renames_do_not_carry_writes_out(sandbox, tmp_path):
+def test_fallback_links_and_renames_do_not_carry_writes_out(fallback, tmp_path):
+    box, _ = fallback
     outside = tmp_path / "victim.txt"
     outside.write_text("original")
     via_symlink = f"import os\nos.symlink({str(outside)!r}, 'link')\nopen('link', 'w').write('pwned')"
-    assert run(sandbox, via_symlink).error == (
+    assert run(box, via_symlink).error == (
         "PermissionError: sandbox refused writing 'link' outside the working directory")
     via_hardlink = f"import os\nos.link({str(outside)!r}, 'hard')"
-    assert run(sandbox, via_hardlink).error.startswith("PermissionError: sandbox refused os.link on ")
+    assert run(box, via_hardlink).error.startswith("PermissionError: sandbox refused os.link on ")
     rename_out = f"open('x', 'w').write('x')\nimport os\nos.rename('x', {str(tmp_path / 'moved')!r})"
-    assert run(sandbox, rename_out).error.startswith("PermissionError: sandbox refused os.rename on ")
+    assert run(box, rename_out).error.startswith("PermissionError: sandbox refused os.rename on ")
     assert outside.read_text() == "original" and not (tmp_path / "moved").exists()
 
 
@@ -165,11 +201,12 @@ def test_files_inside_the_working_directory_work_and_are_size_capped(sandbox):
     assert result.error == "OSError: [Errno 27] File too large"
 
 
-def test_world_writable_leftovers_are_swept(sandbox, layers):
+def test_fallback_sweeps_world_writable_leftovers(fallback):
+    box, layers = fallback
     if not layers["uid_drop"]:
         pytest.skip("the sweep finds leftovers by the program's uid")
     name = f"/tmp/arithmo-sandbox-test-{os.getpid()}"
-    result = run(sandbox, f"open({name!r}, 'w').write('x')\nprint('wrote')", audit_hook=False)
+    result = run(box, f"open({name!r}, 'w').write('x')\nprint('wrote')", audit_hook=False)
     assert result.stdout == "wrote\n" and not os.path.exists(name)
 
 
@@ -220,14 +257,15 @@ def test_killing_the_parent_does_not_hurt_the_evaluator(sandbox, audit_hook):
     assert run(sandbox, "print(6 * 7)").stdout == "42\n"  # the zygote survived
 
 
-def test_stdin_is_empty_env_is_minimal_and_the_temp_dir_is_removed(sandbox, monkeypatch):
+def test_stdin_is_empty_env_is_minimal_and_the_working_directory_starts_empty(sandbox):
     code = ("import os, sys\nprint(repr(sys.stdin.read()))\nprint(sorted(os.environ))\n"
-            "print(os.getcwd())\nprint(len(os.listdir('.')))")
-    lines = run(sandbox, code).stdout.splitlines()
-    assert lines[0] == "''"
-    assert lines[1] == str(sorted(["HOME", "LANG", "MKL_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                   "PATH", "TMPDIR"]))
-    assert lines[3] == "0" and not os.path.exists(lines[2])
+            "print(os.getcwd())\nprint(len(os.listdir('.')))\nopen('left.txt', 'w').write('x')")
+    for _ in range(2):  # the second run must not see the first one's file
+        lines = run(sandbox, code).stdout.splitlines()
+        assert lines[0] == "''"
+        assert lines[1] == str(sorted(["HOME", "LANG", "MKL_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                       "PATH", "TMPDIR"]))
+        assert lines[3] == "0" and (lines[2].startswith("/box/") or not os.path.exists(lines[2]))
 
 
 def test_syntax_errors_exceptions_and_exit_codes_are_reported(sandbox):
@@ -236,10 +274,11 @@ def test_syntax_errors_exceptions_and_exit_codes_are_reported(sandbox):
     assert run(sandbox, "import sys\nsys.exit(3)").error == "exit code 3"
     assert run(sandbox, "import sys\nprint('ok')\nsys.exit(0)") == ExecResult("ok\n", None, False)
     assert run(sandbox, "import os\nos._exit(5)").error == "exit code 5"
+    assert run(sandbox, "raise ValueError('two\\nlines')").error == "ValueError: two lines"  # one line always
 
 
-def test_without_namespaces_the_uid_layers_still_contain_forks_and_kills(unjailed):
-    box, layers = unjailed
+def test_without_namespaces_the_uid_layers_still_contain_forks_and_kills(bare):
+    box, layers = bare
     if not layers["uid_drop"]:
         pytest.skip("no namespaces and no uid drop (not root): only the audit hook is left")
     before = descendants()
@@ -259,8 +298,8 @@ def test_without_namespaces_the_uid_layers_still_contain_forks_and_kills(unjaile
 def test_a_zygote_killed_from_outside_is_replaced(sandbox):
     run(sandbox, "pass")
     for process in psutil.Process().children(recursive=False):
-        if any("unshare" in part or "_sandbox_child" in part for part in process.cmdline()):
-            process.kill()  # unshare --kill-child takes the zygote and its namespace with it
+        if any(word in part for part in process.cmdline() for word in ("bwrap", "unshare", "_sandbox_child")):
+            process.kill()  # bwrap --die-with-parent / unshare --kill-child take the zygote and its jail along
     time.sleep(0.1)
     assert run(sandbox, "print('back')").stdout == "back\n"
 
@@ -291,6 +330,8 @@ def test_bad_arguments_name_what_was_expected():
         run_program("print(1)", timeout_s=0)
     with pytest.raises(ValueError, match="memory_mb must be an int >= 16"):
         run_program("print(1)", memory_mb=1.5)
+    with pytest.raises(ValueError, match="disk_mb must be an int >= 1"):
+        run_program("print(1)", disk_mb=0)
     with pytest.raises(ValueError, match="workers must be a positive int"):
         Sandbox(workers=0)
     with pytest.raises(ValueError, match="workers must be a positive int or None, got 0"):

@@ -1,42 +1,44 @@
 """The sandbox's zygote: imports the allowed libraries once, then forks one fresh child per program.
 
-Run as a script (`python -I _sandbox_child.py WORKROOT`) by `arithmo.grading.execute`, usually as PID 1 of a
-fresh PID + network namespace. It must stay standalone (stdlib only): `-I` keeps the script's folder off
-`sys.path`. Protocol, one JSON object per line: it writes `{"ready": ...}` once, then for each request line
-`{"code", "timeout_s", "memory_mb", "max_output_bytes", "max_file_bytes", "max_processes", "audit"}` on stdin
-it writes `{"stdout", "error", "timed_out"}` on stdout. EOF on stdin ends it.
+Run as a script by `arithmo.grading.execute` (stdlib only; `-I` keeps this folder off `sys.path`, so the
+sibling modules are loaded by path): `python -I [-S] _sandbox_child.py CONFIG_JSON`, where CONFIG is
+{"mode": "jail" | "host", "control_fd": int, "workroot": str | None, "site": str | None, "probe": bool}.
+In "jail" mode it runs as PID 1 of a bubblewrap jail (see `_jail.py`); in "host" mode (the fallback) on the
+host, maybe inside `unshare --net --pid`.
 
-Each child: own session (so one killpg reaches its descendants), stdin /dev/null, stdout/stderr/status pipes
-read here with caps and a wall-clock deadline, rlimits (CPU, address space, file size, processes, open files,
-core), a fresh working directory, a minimal environment, an unprivileged uid when we are root (so the kernel
-enforces RLIMIT_NPROC and file permissions), parent-death SIGKILL, then the audit hook of `_sandbox_guard.py`,
-installed last, after everything the program may use has been imported.
+Protocol on the control socket (AF_UNIX, SOCK_SEQPACKET: one JSON object per message):
+  zygote -> parent  {"ready": true, <layers>}  or  {"ready": false, "error": "..."}
+  parent -> zygote  {"run": seq, <limits>, "code_bytes": n} + 4 descriptors (SCM_RIGHTS): the program text
+                    (a memfd), and the write ends of its stdout, stderr and status pipes
+  parent -> zygote  {"kill": "output" | "status", "seq": seq}     (the parent saw too much output)
+  zygote -> parent  {"seq": seq, "wait_status": int, "killed_for": None | "timeout" | "output" | "status",
+                     "cleanup_error": None | str, "restart": bool}
+The zygote never reads a program's text or anything it writes: the child reads the memfd and writes into
+pipes the parent reads. So no program's code or output is ever in the zygote's memory, which the next
+program's process starts as a copy of.
 """
 
-import builtins
 import ctypes
 import importlib.util
 import json
 import os
-import random
-import resource
 import secrets
 import selectors
-import shutil
 import signal
+import socket
 import stat
 import sys
 import tempfile
 import time
 import traceback
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 # What model-written PoT programs import (Arithmo/PoT corpora: sympy, math, numpy, fractions...), plus the
 # submodules sympy/numpy load lazily on common calls (integrate, random). Imported here once; a fork shares them.
 PRELOAD = ("math", "cmath", "fractions", "decimal", "statistics", "itertools", "functools", "collections", "re",
            "datetime", "random", "string", "operator", "heapq", "bisect", "numbers", "json", "copy", "typing",
-           "dataclasses", "sympy", "mpmath", "numpy", "numpy.random", "sympy.integrals.manualintegrate",
-           "sympy.integrals.risch", "sympy.integrals.heurisch")
-
+           "dataclasses", "inspect", "concurrent.futures", "threading", "sympy", "mpmath", "numpy",
+           "numpy.random", "sympy.integrals.manualintegrate", "sympy.integrals.risch", "sympy.integrals.heurisch")
 # Calls typical of PoT programs, run once here: their first call imports ~20-50 more sympy modules lazily and
 # fills sympy's caches (a cold `solve` took 36 ms here, a warm one 2 ms), which every forked child then shares.
 WARM_UP = """
@@ -50,23 +52,26 @@ sympy.summation(x, (x, 1, 10)), sympy.Matrix([[1, 2], [3, 4]]).det(), sympy.fact
 sympy.gcd(12, 18), sympy.lcm(4, 6), sympy.floor(sympy.Rational(7, 2)), sympy.latex(x / 2)
 numpy.linalg.solve([[1.0, 2.0], [3.0, 4.0]], [1.0, 1.0]), numpy.random.default_rng(0).random()
 """
-
-# Linux constants (include/uapi/linux/prctl.h, capability.h); Python's os module does not expose them.
-PR_SET_PDEATHSIG, PR_SET_KEEPCAPS, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 8, 36, 38
-CAP_DAC_READ_SEARCH, LINUX_CAPABILITY_VERSION_3 = 2, 0x20080522
-STATUS_CAP_BYTES, STDERR_TAIL_BYTES, READ_CHUNK = 16384, 4096, 65536
-# Folders any uid may create files in (FHS: /tmp, /var/tmp; /dev/shm, /run/lock on Linux): swept after each
-# program for entries its uid left behind, in case it got a write past the audit hook.
+# Linux constants (include/uapi/linux/prctl.h); Python's os module lacks them.
+PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 36, 38
+# Host mode: folders any uid may create files in (FHS: /tmp, /var/tmp; /dev/shm, /run/lock on Linux), swept
+# after each program for entries its uid left behind, in case it got a write past the audit hook.
 WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+KILL_REASONS = ("output", "status")
+PROBE_REQUEST = {"timeout_s": 1.0, "memory_mb": 64, "max_file_bytes": 1024, "max_processes": 1, "max_threads": 4,
+                 "disk_mb": 1, "max_files": 8, "audit": True}
 
 
-def _load_guard():
-    """`_sandbox_guard.py` beside this file, loaded by path (`-I` keeps this folder off sys.path on purpose)."""
-    spec = importlib.util.spec_from_file_location("_sandbox_guard", os.path.join(os.path.dirname(__file__),
-                                                                                 "_sandbox_guard.py"))
+def _load(name: str):
+    """A sibling module of this file, loaded by path (`-I` keeps this folder off sys.path on purpose)."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(HERE, name + ".py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _last_line() -> str:
+    return traceback.format_exception_only(*sys.exc_info()[:2])[-1].strip()
 
 
 def _world_readable(folder: str) -> bool:
@@ -86,13 +91,51 @@ def _world_readable(folder: str) -> bool:
         return True  # a sys.path entry that does not exist cannot block an import
 
 
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 class Zygote:
-    def __init__(self, workroot: str):
-        self.workroot = workroot
+    def __init__(self, config: dict):
+        self.mode = config["mode"]
+        self.workroot = config.get("workroot")
+        if config.get("site"):
+            sys.path.append(config["site"])
         os.close(os.pidfd_open(os.getpid()))  # fail now, with a clear traceback, on a kernel older than 5.3
         self.libc = ctypes.CDLL(None, use_errno=True)
-        self.guard = _load_guard()
-        self.preloaded, self.missing = [], []
+        self.guard, self.runner = _load("_sandbox_guard"), _load("_sandbox_runner")
+        self.seccomp, self.fs, self.setup = _load("_sandbox_seccomp"), _load("_sandbox_fs"), _load("_sandbox_setup")
+        self.preloaded, self.missing, self.warm_up = [], [], "skipped (probe)"
+        if not config.get("probe"):
+            self._preload()
+        # A random uid in [2**30, 2**31): no account owns it, and no other sandbox picks the same one, so
+        # RLIMIT_NPROC counts only this zygote's programs and "kill every process of this uid" is exact.
+        self.uid = 2**30 + secrets.randbelow(2**30)
+        self.own_pid = os.getpid()
+        self.pid_namespace = self.own_pid == 1  # PID 1 of a fresh namespace: kill(-1) reaches only our tree
+        self.no_new_privs = self.libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+        self.libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # orphans come back to us to be killed and reaped
+        # Host mode only: if the interpreter lives somewhere an unprivileged uid cannot read (here /root is
+        # 0700), the child keeps exactly one capability, CAP_DAC_READ_SEARCH. The jail binds the runtime at
+        # world-readable paths instead, so there it keeps none.
+        self.keep_read_search = self.mode == "host" and not all(_world_readable(p) for p in sys.path if p)
+        self.privileges = "none"
+        if os.geteuid() == 0 and self._probe(lambda: self.setup.drop_uid(self)) is None:
+            self.privileges = "uid drop"
+        elif self.mode == "jail":
+            self.privileges = "capabilities dropped"  # a user namespace with one uid: drop its capabilities
+        self.seccomp_state = self._probe_seccomp()
+        workdir = self._make_workdir() if self.mode == "host" else None
+        try:  # everything a program's process goes through, short of running one
+            self.setup_error = self._probe(lambda: self.setup.enter(self, PROBE_REQUEST, workdir))
+        finally:
+            if workdir is not None:
+                self.fs.remove_tree(workdir)
+
+    def _preload(self) -> None:
         for name in PRELOAD:
             try:
                 __import__(name)
@@ -105,188 +148,132 @@ class Zygote:
             self.warm_up = f"{time.perf_counter() - started:.2f} s"
         except Exception as failure:  # noqa: BLE001 - a missing library only costs speed; say so in the layers
             self.warm_up = f"failed: {type(failure).__name__}: {failure}"
-        # A random uid in [2**30, 2**31): no account owns it, and no other sandbox picks the same one, so
-        # RLIMIT_NPROC counts only this zygote's programs and "kill every process of this uid" is exact.
-        self.uid = 2**30 + secrets.randbelow(2**30)
-        self.own_pid = os.getpid()
-        self.pid_namespace = self.own_pid == 1  # PID 1 of a fresh namespace: kill(-1) reaches only our tree
-        self.no_new_privs = self.libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
-        self.libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # orphans come back to us to be killed and reaped
-        # Dropping to an unprivileged uid makes the kernel enforce RLIMIT_NPROC (it does not for root) and file
-        # permissions. If the interpreter lives somewhere that uid cannot read (here /root is 0700), the child
-        # keeps exactly one capability, CAP_DAC_READ_SEARCH (read any file: what root could anyway).
-        self.keep_read_search = not all(_world_readable(p) for p in sys.path if p)
-        self.uid_drop = os.geteuid() == 0 and self._probe_drop()
 
     def layers(self) -> dict:
-        return {"pid_namespace": self.pid_namespace, "uid_drop": self.uid_drop,
-                "keeps_cap_dac_read_search": self.uid_drop and self.keep_read_search,
-                "no_new_privs": self.no_new_privs, "preloaded": self.preloaded, "missing": self.missing,
-                "warm_up": self.warm_up, "preloaded_address_space_mib": _vm_size_bytes() >> 20}
+        return {"filesystem": ("private tmpfs per program (own mount namespace), read-only runtime"
+                               if self.mode == "jail" else "host filesystem, a fresh folder per program"),
+                "pid_namespace": self.pid_namespace, "privileges": self.privileges,
+                "uid_drop": self.privileges == "uid drop",
+                "keeps_cap_dac_read_search": self.privileges == "uid drop" and self.keep_read_search,
+                "no_new_privs": self.no_new_privs, "seccomp": self.seccomp_state, "preloaded": self.preloaded,
+                "missing": self.missing, "warm_up": self.warm_up,
+                "preloaded_address_space_mib": self.setup.vm_size_bytes() >> 20}
 
-    def _probe_drop(self) -> bool:
+    # probes: each runs in a forked child, so a failure costs nothing here -------------------------------
+
+    def _probe(self, function) -> str | None:
+        """Run `function` in a forked child: None if it returned, else its error line."""
+        read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:
+            os.close(read_end)
             try:
-                self._drop_privileges()
+                function()
                 os._exit(0)
-            except BaseException:  # noqa: BLE001 - any failure means the layer is unavailable
+            except BaseException:  # noqa: BLE001 - the probe reports any failure
+                os.write(write_end, _last_line().encode()[:2000])
                 os._exit(1)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as pipe:
+            message = pipe.read().decode(errors="replace")
         _, status = os.waitpid(pid, 0)
-        return os.waitstatus_to_exitcode(status) == 0
+        return None if os.waitstatus_to_exitcode(status) == 0 else (message or f"wait status {status}")
 
-    def _drop_privileges(self) -> None:
-        if self.keep_read_search:
-            if self.libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0:
-                raise OSError(ctypes.get_errno(), "prctl(PR_SET_KEEPCAPS)")
-        os.setgroups([])
-        os.setgid(self.uid)
-        os.setuid(self.uid)
-        if self.keep_read_search:  # capset(2): effective = permitted = {CAP_DAC_READ_SEARCH}, nothing inheritable
-            header = (ctypes.c_uint32 * 2)(LINUX_CAPABILITY_VERSION_3, 0)
-            data = (ctypes.c_uint32 * 6)(1 << CAP_DAC_READ_SEARCH, 1 << CAP_DAC_READ_SEARCH, 0, 0, 0, 0)
-            if self.libc.capset(header, data) != 0:
-                raise OSError(ctypes.get_errno(), "capset")
+    def _probe_seccomp(self) -> str:
+        def forks_refused() -> None:
+            self.seccomp.install(self.libc, allow_processes=False)
+            try:
+                pid = os.fork()
+            except PermissionError:
+                return
+            if pid == 0:
+                os._exit(0)
+            raise RuntimeError("fork was not refused")
+        failure = self._probe(forks_refused)
+        return f"on ({self.seccomp.machine()} filter)" if failure is None else f"off: {failure}"
 
-    def serve(self, requests, replies) -> None:
-        for line in requests:
-            if line.strip():
-                reply = self.run(json.loads(line))
-                replies.write(json.dumps(reply) + "\n")
-                replies.flush()
+    # one program ---------------------------------------------------------------------------------------
 
-    def run(self, request: dict) -> dict:
-        workdir = tempfile.mkdtemp(prefix="prog-", dir=self.workroot)
-        if self.uid_drop:
-            os.chown(workdir, self.uid, self.uid)
-        os.chmod(workdir, 0o700)
-        pipes = [os.pipe() for _ in range(3)]  # stdout, stderr, status
+    def serve(self, control: socket.socket) -> None:
+        while True:
+            message, fds = self._receive(control)
+            if message is None:
+                return  # the parent closed the socket: finish
+            if "run" not in message or len(fds) != 4:
+                for fd in fds:
+                    os.close(fd)
+                continue  # a late kill for a program already finished
+            try:
+                reply = self.run(message, fds, control)
+            except Exception:  # noqa: BLE001 - our own failure: report it, and let the parent start afresh
+                reply = {"seq": message["run"], "zygote_error": _last_line(), "restart": True}
+            control.send(json.dumps(reply).encode())
+            if reply.get("restart"):
+                return
+
+    @staticmethod
+    def _receive(control: socket.socket) -> tuple[dict | None, list[int]]:
+        data, fds, flags, _ = socket.recv_fds(control, 1 << 16, 8)
+        if not data:
+            return None, fds
+        if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+            raise RuntimeError("truncated control message")
+        return json.loads(data), fds
+
+    def run(self, request: dict, fds: list[int], control: socket.socket) -> dict:
+        workdir = self._make_workdir() if self.mode == "host" else None
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            self._child(request, workdir, [w for _, w in pipes])  # never returns
-        for _, write_end in pipes:
-            os.close(write_end)
         try:
-            return self._collect(pid, request, [r for r, _ in pipes])
+            pid = os.fork()
+            if pid == 0:
+                self._child(request, fds, workdir)  # never returns
         finally:
-            self._kill_leftovers(pid)
-            for read_end, _ in pipes:
-                os.close(read_end)
-            shutil.rmtree(workdir, onerror=_force_remove)
-
-    def _child(self, request: dict, workdir: str, write_ends: list[int]) -> None:
-        out_w, err_w, status_w = write_ends
-        try:
-            os.setsid()  # own session and process group: one killpg reaches everything it starts
-            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # over RLIMIT_FSIZE: write() fails with EFBIG instead
-            devnull = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(devnull, 0)
-            os.dup2(out_w, 1)
-            os.dup2(err_w, 2)
-            status_fd = os.dup2(status_w, 3)
-            os.closerange(4, os.sysconf("SC_OPEN_MAX"))  # the zygote's protocol pipes stay out of reach
-            os.chdir(workdir)
-            os.environ.clear()
-            os.environ.update({"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8",
-                               "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
-            tempfile.tempdir = workdir
-            self._set_limits(request)
-            if self.uid_drop:
-                self._drop_privileges()
-            self.libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # set after setuid, which clears it
-            if os.getppid() != self.own_pid:
-                os._exit(70)  # the zygote already died: do not run unsupervised
-            random.seed()  # a fresh interpreter seeds from os.urandom; a fork would copy the zygote's state
-            sys.stdin = open(0, encoding="utf-8", closefd=False)
-            sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
-            sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
-            sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
-            sys.dont_write_bytecode = True
-            sys.modules.pop("_posixsubprocess", None)  # so `import _posixsubprocess` meets the import check
-            if request.get("audit", True):
-                self.guard.install_guard(workdir)
-        except BaseException:  # noqa: BLE001 - report the setup failure, never fall through to the program
-            os.write(status_w, json.dumps({"error": "sandbox setup failed: " + _last_line()}).encode())
-            os._exit(71)
-        error = _run_program(request["code"], request["memory_mb"])
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except (OSError, ValueError):
-            pass
-        os.write(status_fd, json.dumps({"error": error}).encode())
-        os._exit(0)
-
-    def _set_limits(self, request: dict) -> None:
-        cpu_s = int(request["timeout_s"]) + 2  # wall clock normally stops it first; this bounds CPU regardless
-        baseline = _vm_size_bytes()  # the preloaded libraries are already mapped: the allowance comes on top
-        limits = {resource.RLIMIT_CPU: (cpu_s, cpu_s + 1),
-                  resource.RLIMIT_AS: (baseline + (request["memory_mb"] << 20),) * 2,
-                  resource.RLIMIT_FSIZE: (request["max_file_bytes"],) * 2,
-                  resource.RLIMIT_NPROC: (request["max_processes"],) * 2,
-                  resource.RLIMIT_NOFILE: (64, 64),
-                  resource.RLIMIT_CORE: (0, 0)}
-        for kind, value in limits.items():
-            resource.setrlimit(kind, value)
-
-    def _collect(self, pid: int, request: dict, read_ends: list[int]) -> dict:
-        out_r, err_r, status_r = read_ends
-        cap = request["max_output_bytes"]
-        buffers = {out_r: bytearray(), err_r: bytearray(), status_r: bytearray()}
-        received = dict.fromkeys(read_ends, 0)  # bytes per pipe (stderr's buffer keeps only its tail)
-        selector = selectors.DefaultSelector()
-        for fd in read_ends:
-            selector.register(fd, selectors.EVENT_READ)
-        pidfd = os.pidfd_open(pid)
-        selector.register(pidfd, selectors.EVENT_READ)
-        deadline = time.monotonic() + request["timeout_s"]
-        killed_for, exited = None, False
-        while selector.get_map() and killed_for is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 and not exited:
-                killed_for = "timeout"
-                break
-            ready = selector.select(0 if exited else remaining)
-            if not ready and exited:
-                break  # the child is gone and nothing more is waiting: stray holders of the pipes are killed next
-            for key, _ in ready:
-                if key.fd == pidfd:
-                    exited = True
-                    selector.unregister(pidfd)
-                    continue
-                chunk = os.read(key.fd, READ_CHUNK)
-                if not chunk:
-                    selector.unregister(key.fd)
-                    continue
-                buffer = buffers[key.fd]
-                buffer += chunk
-                received[key.fd] += len(chunk)
-                if key.fd == err_r and len(buffer) > STDERR_TAIL_BYTES:
-                    del buffer[:-STDERR_TAIL_BYTES]
-                if key.fd in (out_r, err_r) and received[key.fd] > cap:
-                    killed_for = "output"
-                    break
-                if key.fd == status_r and received[key.fd] > STATUS_CAP_BYTES:
-                    killed_for = "status"
-                    break
-        selector.close()
-        os.close(pidfd)
-        if killed_for is not None:
-            _kill_group(pid)
+            for fd in fds:
+                os.close(fd)  # only the child holds the pipes now: EOF reaches the parent when it is gone
+        killed_for = self._supervise(pid, request, control)
         _, wait_status = os.waitpid(pid, 0)
-        return _reply(buffers[out_r], buffers[err_r], buffers[status_r], wait_status, killed_for, request)
+        cleanup_error = self._clean_up(workdir)
+        return {"seq": request["run"], "wait_status": wait_status, "killed_for": killed_for,
+                "cleanup_error": cleanup_error, "restart": cleanup_error is not None}
 
-    def _kill_leftovers(self, pid: int) -> None:
-        """Kill everything the program started (its group, its uid, the whole namespace) and reap it."""
+    def _supervise(self, pid: int, request: dict, control: socket.socket) -> str | None:
+        """Wait for the child to end, its deadline, or the parent's kill; return why it was killed, if it was."""
+        pidfd = os.pidfd_open(pid)
+        deadline = time.monotonic() + request["timeout_s"]
+        killed_for = None
+        with selectors.DefaultSelector() as selector:
+            selector.register(pidfd, selectors.EVENT_READ)
+            selector.register(control, selectors.EVENT_READ)
+            while killed_for is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    killed_for = "timeout"
+                    break
+                for key, _ in selector.select(remaining):
+                    if key.fd == pidfd:
+                        os.close(pidfd)
+                        return None
+                    message, fds = self._receive(control)
+                    for fd in fds:
+                        os.close(fd)
+                    if message is None:
+                        _kill_group(pid)
+                        raise SystemExit(0)  # the parent is gone: stop (the jail dies with us)
+                    if message.get("seq") == request["run"] and message.get("kill") in KILL_REASONS:
+                        killed_for = message["kill"]
+        os.close(pidfd)
         _kill_group(pid)
+        return killed_for
+
+    def _clean_up(self, workdir: str | None) -> str | None:
+        """Kill and reap whatever the program left running; in host mode remove its files. None when clean."""
         if self.pid_namespace:
-            try:  # as PID 1 of our own namespace, kill(-1) reaches our descendants only
+            try:  # as PID 1 of our own namespace, kill(-1) reaches every other process in it
                 os.kill(-1, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        elif self.uid_drop:
+        elif self.privileges == "uid drop":
             helper = os.fork()
             if helper == 0:  # kill(-1) as the program's uid reaches exactly that uid's processes
                 try:
@@ -296,18 +283,28 @@ class Zygote:
                     os.kill(-1, signal.SIGKILL)
                 finally:
                     os._exit(0)
-        if self.uid_drop:
-            self._sweep_world_writable()
+        problems = []
         give_up = time.monotonic() + 2.0
-        while time.monotonic() < give_up:
+        while True:
             try:
                 if os.waitpid(-1, os.WNOHANG) == (0, 0):
+                    if time.monotonic() > give_up:
+                        problems.append("processes still running after the program")
+                        break
                     time.sleep(0.001)
             except ChildProcessError:
-                return
-        print(f"sandbox: children still running after a program (pid {pid})", file=sys.stderr)
+                break
+        if self.mode == "host":
+            if self.privileges == "uid drop":
+                problems += self._sweep_world_writable()
+            try:
+                self.fs.remove_tree(workdir)
+            except OSError as failure:
+                problems.append(f"could not remove its folder: {failure}")
+        return "; ".join(problems) or None
 
-    def _sweep_world_writable(self) -> None:
+    def _sweep_world_writable(self) -> list[str]:
+        problems = []
         for folder in WORLD_WRITABLE:
             try:
                 entries = list(os.scandir(folder))
@@ -315,104 +312,65 @@ class Zygote:
                 continue
             for entry in entries:
                 try:
-                    if entry.stat(follow_symlinks=False).st_uid != self.uid:
-                        continue
-                    if entry.is_dir(follow_symlinks=False):
-                        shutil.rmtree(entry.path, onerror=_force_remove)
-                    else:
-                        os.unlink(entry.path)
+                    if entry.stat(follow_symlinks=False).st_uid == self.uid:
+                        self.fs.remove_tree(entry.path)
                 except OSError as failure:
-                    print(f"sandbox: could not remove {entry.path}: {failure}", file=sys.stderr)
+                    problems.append(f"could not remove {entry.path}: {failure}")
+        return problems
 
+    def _make_workdir(self) -> str:
+        workdir = tempfile.mkdtemp(prefix="prog-", dir=self.workroot)
+        if self.privileges == "uid drop":
+            os.chown(workdir, self.uid, self.uid)
+        os.chmod(workdir, 0o700)
+        return workdir
 
-def _run_program(code: str, memory_mb: int) -> str | None:
-    """Execute `code` as __main__; return None on success, else a one-line error."""
-    try:
-        exec(compile(code, "<program>", "exec"), {"__name__": "__main__", "__builtins__": builtins})
-    except SystemExit as stop:
-        if stop.code is None or stop.code == 0:
-            return None
-        return f"exit code {stop.code}" if isinstance(stop.code, int) else f"SystemExit: {stop.code}"
-    except MemoryError:
-        return f"memory limit ({memory_mb} MiB): {_last_line()}"
-    except SyntaxError as bad:
-        return f"{_last_line()} (line {bad.lineno})"
-    except BaseException:  # noqa: BLE001 - any exception in untrusted code is its result, reported
-        return _last_line()
-    return None
+    # inside the child ----------------------------------------------------------------------------------
 
-
-def _last_line() -> str:
-    return traceback.format_exception_only(*sys.exc_info()[:2])[-1].strip()
-
-
-def _vm_size_bytes() -> int:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmSize in /proc/self/status")
-
-
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _force_remove(function, path, _exc_info) -> None:
-    """rmtree's error handler: a program may chmod its files read-only; make them writable and retry."""
-    os.chmod(os.path.dirname(path), 0o700)
-    if os.path.isdir(path) and not os.path.islink(path):
-        os.chmod(path, 0o700)
-        shutil.rmtree(path, onerror=_force_remove)
-    else:
-        function(path)
-
-
-def _reply(out: bytes, err: bytes, status: bytes, wait_status: int, killed_for: str | None,
-           request: dict) -> dict:
-    cap = request["max_output_bytes"]
-    stdout = bytes(out[:cap]).decode("utf-8", errors="replace")
-    if killed_for == "timeout":
-        return {"stdout": stdout, "error": f"timed out after {request['timeout_s']:g} s", "timed_out": True}
-    if killed_for == "output":
-        if len(out) > cap:
-            return {"stdout": stdout + "\n[output truncated]", "error": f"killed: output limit ({cap} bytes on stdout)",
-                    "timed_out": False}
-        return {"stdout": stdout, "error": f"killed: output limit ({cap} bytes on stderr)", "timed_out": False}
-    if killed_for == "status":
-        return {"stdout": stdout, "error": "killed: wrote too much on the status channel", "timed_out": False}
-    try:
-        error = json.loads(bytes(status))["error"]
-    except (ValueError, KeyError, TypeError):
-        error = _describe_exit(wait_status, err, request)
-    return {"stdout": stdout, "error": error, "timed_out": False}
-
-
-def _describe_exit(wait_status: int, err: bytes, request: dict) -> str | None:
-    """Why a child ended without a status report: a signal (a limit) or an exit code, plus its last stderr line."""
-    tail = bytes(err).decode("utf-8", errors="replace").strip().splitlines()
-    detail = f": {tail[-1]}" if tail else ""
-    if os.WIFSIGNALED(wait_status):
-        signum = os.WTERMSIG(wait_status)
-        if signum == signal.SIGXCPU:
-            return f"killed: CPU time limit ({int(request['timeout_s']) + 2} s){detail}"
-        hint = " (memory limit or stack overflow?)" if signum in (signal.SIGSEGV, signal.SIGBUS) else ""
-        return f"killed by signal {signal.Signals(signum).name}{hint}{detail}"
-    code = os.waitstatus_to_exitcode(wait_status)
-    return None if code == 0 else f"exit code {code}{detail}"  # os._exit(0) is a clean exit, as in python
+    def _child(self, request: dict, fds: list[int], workdir: str | None) -> None:
+        code_fd, out_w, err_w, status_w = fds
+        try:
+            os.setsid()  # own session and process group: one killpg reaches everything it starts
+            devnull = os.open(os.devnull, os.O_RDONLY)
+            for source, target in ((devnull, 0), (out_w, 1), (err_w, 2), (status_w, 3), (code_fd, 4)):
+                os.dup2(source, target)
+            os.closerange(5, os.sysconf("SC_OPEN_MAX"))  # the control socket and every other descriptor
+            size, chunks = request["code_bytes"], []
+            while sum(map(len, chunks)) < size:  # pread: the parent's write moved the shared file offset
+                chunk = os.pread(4, size, sum(map(len, chunks)))
+                if not chunk:
+                    raise EOFError("the program text is shorter than announced")
+                chunks.append(chunk)
+            os.close(4)
+            code = b"".join(chunks).decode("utf-8", errors="surrogatepass")
+            self.setup.enter(self, request, workdir)
+        except BaseException:  # noqa: BLE001 - report the setup failure, never fall through to the program
+            os.write(3, json.dumps({"error": "sandbox setup failed: " + _last_line()}).encode())
+            os._exit(71)
+        result = self.runner.run(code, request["memory_mb"], request["max_output_bytes"])
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.write(3, json.dumps(result).encode())
+        os._exit(0)
 
 
 def main() -> None:
-    workroot = sys.argv[1]
-    protocol_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # stray prints (library warnings) must not corrupt the protocol
-    zygote = Zygote(workroot)
-    protocol_out.write(json.dumps({"ready": True, **zygote.layers()}) + "\n")
-    protocol_out.flush()
-    zygote.serve(sys.stdin, protocol_out)
+    config = json.loads(sys.argv[1])
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # stray prints (library warnings) go nowhere
+    zygote = Zygote(config)
+    layers = zygote.layers()
+    ready = ({"ready": True, **layers} if zygote.setup_error is None
+             else {"ready": False, "error": f"a program's setup fails here: {zygote.setup_error}", **layers})
+    if config.get("probe"):
+        os.write(2, (json.dumps(ready) + "\n").encode())
+        return
+    control = socket.socket(fileno=config["control_fd"])
+    control.send(json.dumps(ready).encode())
+    if ready["ready"]:
+        zygote.serve(control)
 
 
 if __name__ == "__main__":

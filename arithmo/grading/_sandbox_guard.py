@@ -20,6 +20,9 @@ REFUSED_EVENTS = {
     "os.killpg": "signalling a process group", "signal.pthread_kill": "signalling a thread",
     "resource.setrlimit": "changing resource limits", "resource.prlimit": "changing resource limits",
     "os.startfile": "starting a file", "webbrowser.open": "opening a browser",
+    # the usual first step of switching this hook off from Python: finding its closure through the collector
+    "gc.get_objects": "walking the heap", "gc.get_referrers": "walking the heap",
+    "gc.get_referents": "walking the heap",
 }
 REFUSED_PREFIXES = {"socket.": "network access", "ctypes.": "loading or calling native code",
                     "syslog.": "talking to the system log"}
@@ -34,9 +37,11 @@ PATH_EVENTS = {"os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,), "os.rename
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 
-def install_guard(workdir: str) -> None:
-    """Refuse process creation, network, native code and writes outside `workdir` (audit-hook tripwire)."""
-    root = os.path.realpath(workdir)
+def install_guard(workdir: str, *more_writable: str) -> None:
+    """Refuse process creation, network, native code and writes outside `workdir` and `more_writable`
+    (in the jail: the program's /tmp and /dev/shm, which live in its own tmpfs). An audit-hook tripwire."""
+    roots = tuple(os.path.realpath(folder) for folder in (workdir, *more_writable))
+    realpath, fsdecode, sep = os.path.realpath, os.fsdecode, os.sep  # bound now, not looked up per event
     # Re-entrancy guard, per thread: realpath() below may raise audit events of its own. Per thread, or one
     # thread's check in progress (realpath releases the GIL) would wave another thread's event through.
     busy: set[int] = set()
@@ -44,8 +49,8 @@ def install_guard(workdir: str) -> None:
     def inside(path) -> bool:
         if isinstance(path, int):  # an already-open descriptor (stdout, a pipe): nothing new is opened
             return True
-        real = os.path.realpath(os.fsdecode(path))
-        return real == root or real.startswith(root + os.sep)
+        real = realpath(fsdecode(path))
+        return any(real == root or real.startswith(root + sep) for root in roots)
 
     def refuse(what: str) -> None:
         raise PermissionError(f"sandbox refused {what}")
@@ -75,4 +80,6 @@ def install_guard(workdir: str) -> None:
         finally:
             busy.discard(thread)
 
+    for name in [name for name in sys.modules if name.partition(".")[0] in REFUSED_IMPORTS]:
+        del sys.modules[name]  # loaded by the zygote itself (socket) or by sympy: a new import meets the check
     sys.addaudithook(hook)
