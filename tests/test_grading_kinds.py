@@ -193,3 +193,12 @@ def test_grader_v2_kinds(pred, gold, expected):
 def test_normalizing_twice_changes_nothing(text):
     once = normalize_answer(text)
     assert normalize_answer(once) == once
+
+
+@pytest.mark.parametrize("number", ["5.0", "-3", "+5", "1,000", "1,000.50", "0.10", "007", "  42  ", "2.500", "-0"])
+def test_plain_number_fast_path_matches_the_full_pipeline(number, monkeypatch):
+    from arithmo.grading import normalize
+
+    fast = normalize_answer(number)
+    monkeypatch.setattr(normalize, "_PLAIN_NUMBER", normalize.re.compile(r"(?!)"))  # never matches: all rules run
+    assert normalize_answer(number) == fast

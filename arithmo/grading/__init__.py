@@ -1,11 +1,14 @@
 """Answer checking: extract an answer from a completion, normalize it, compare it with the gold one.
 
-The PoT sandbox (`arithmo.grading.execute`) is imported from its own module, not from here.
+A PoT program's printout becomes an answer through `answer_from_output` (Python values are parsed by
+`read_python_value`, never evaluated). The PoT sandbox (`arithmo.grading.execute`) is imported from its
+own module, not from here.
 """
 
 from arithmo.grading.equal import GRADER_VERSION, grade, grading_counts, is_equivalent
 from arithmo.grading.extract import answer_from_output, extract_answer, extract_program
 from arithmo.grading.normalize import normalize_answer
+from arithmo.grading.pyoutput import read_python_value
 
 __all__ = [
     "GRADER_VERSION",
@@ -16,4 +19,5 @@ __all__ = [
     "grading_counts",
     "is_equivalent",
     "normalize_answer",
+    "read_python_value",
 ]

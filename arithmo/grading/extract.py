@@ -39,7 +39,7 @@ _ONE_WORD = re.compile(r"^[A-Za-z]+$")
 _PROSE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}[ ,]+[A-Za-z]{2,}[ ,]+[A-Za-z]{2,}")
 # "Answer: X" at the start of a line (after Markdown marks: "**Final Answer:** X", "## Answer: X") or of
 # a sentence; "answer:" inside a sentence ("let us check the answer: 2+2") is not a marker.
-_ANSWER_COLON = re.compile(r"\b(?:final\s+)?answer(?:\*\*|__)?[ \t]*:(?:\*\*|__)?[ \t]*(?P<rest>[^\n]*)", re.IGNORECASE)
+_ANSWER_COLON = re.compile(r"\b(?:(?:the|my|our)\s+)?(?:final\s+)?answer(?:\*\*|__)?[ \t]*:(?:\*\*|__)?[ \t]*(?P<rest>[^\n]*)", re.IGNORECASE)
 _LINE_START = re.compile(r"(?:^|\n)[ \t>#*_-]*$|[.!?][ \t]+(?:\*\*|__)?$")
 # In a sentence after "Answer:", the value follows its verb: "The smallest value is 9." (first verb)
 _VALUE_AFTER_VERB = re.compile(r"\b(?:is|are|equals|was|be)\b\s*:?\s*(?P<value>.+)$", re.IGNORECASE)
@@ -204,7 +204,9 @@ def extract_answer(text: str, mode: Literal["strict", "flexible"] = "strict", *,
     if not isinstance(text, str):
         raise TypeError(f"extract_answer expects a str completion, got {type(text).__name__}")
     text = _cut_run_on(_strip_chat_end(text))
-    candidates = _answer_is_candidates(text) + _answer_colon_candidates(text) + _hash_candidates(text)
+    candidates = _hash_candidates(text)
+    if "answer" in text.lower():  # the two regexes below try every word: skip them when they cannot match
+        candidates += _answer_is_candidates(text) + _answer_colon_candidates(text)
     boxed = _last_boxed(text)
     if boxed is not None:
         candidates.append(boxed)

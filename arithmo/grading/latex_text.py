@@ -25,6 +25,8 @@ def find_braced(text: str, open_index: int) -> int | None:
 
 def unwrap_command(text: str, command: str) -> str:
     r"""Replace every `\command{X}` (nested braces allowed) by `X`; an unbalanced one is left as is."""
+    if "\\" + command not in text:
+        return text
     pattern = re.compile(r"\\" + command + r"(?![a-zA-Z])\s*\{")
     start = 0
     while True:
