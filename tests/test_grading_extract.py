@@ -66,10 +66,10 @@ EXTRACT_CASES = [
     ("**Final Answer**: **$42$**", "42", "42"),
     ("## Final Answer\n\n**Answer:** 12", "12", "12"),                             # a heading, then the line
     ("**Final Answer:**\n42", "42", "42"),                                        # the value on the next line
-    ("Final answer: Sarah has 15 apples.", "15", "15"),                            # a sentence without a verb before the value
+    ("Final answer: Sarah has 15 apples.", "15", "15"),                            # a sentence without 'is': its number
     ("Final Answer: The smallest value is 9, because 3 squared is 9.", "9", "9"),  # the reason after the value
     ("Answer: (B)", "(B)", "(B)"),
-    ("Final answer: $x = 5$", "x = 5", "x = 5"),                                   # an assignment is kept for the normalizer
+    ("Final answer: $x = 5$", "x = 5", "x = 5"),                                   # the normalizer drops x =
     ("The answer is: 7\nANSWER: 8", "8", "8"),                                    # the last marker wins
     ("Let me verify the answer: 2 + 2 = 4, fine. So 5 it is.", None, "5"),         # "answer:" mid-sentence is no marker
     # --- bold
@@ -89,7 +89,7 @@ EXTRACT_CASES = [
     ("Answer: Natalia sold 48/2 = 24 clips in May. Natalia sold 48+24 = 72 clips altogether.",
      None, "72"),                                                                  # reasoning after "Answer:"
     ("She sold 72 clips.\n#### 72\n\nQuestion: Tom has 3 apples.\nAnswer: Tom eats 1, so 2.",
-     "72", "72"),                                                                  # a base model's next few-shot question
+     "72", "72"),                                                                  # a base model's next question
     # --- a computation that ends in its result
     ("The answer is 48 + 24 = 72.", "72", "72"),
     ("Final answer: \\frac{1}{2}+\\frac{1}{3} = \\frac{5}{6}", "\\frac{5}{6}", "\\frac{5}{6}"),

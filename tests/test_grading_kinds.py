@@ -175,7 +175,7 @@ EXACT_GOLDS = [
     ("2.5", "2.51", False),
     ("2.9999999999999996", "3", True),                        # an integer gold forgives float noise only
     ("2.9999", "3", False),
-    ("-0.5 + 0.866025403784439i", "-\\frac{1}{2}+\\frac{\\sqrt{3}}{2}i", True),  # sympy's Float: an exact 0.5, a computed root
+    ("-0.5 + 0.866025403784439i", "-\\frac{1}{2}+\\frac{\\sqrt{3}}{2}i", True),  # sympy Floats, a computed root
     ("-0.5 + 0.866i", "-\\frac{1}{2}+\\frac{\\sqrt{3}}{2}i", False),             # ... rounded by hand
     ("0.70710678", "\\frac{\\sqrt{2}}{2}", True),              # 8 digits
     ("0.7071", "\\frac{\\sqrt{2}}{2}", False),

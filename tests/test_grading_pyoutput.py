@@ -107,6 +107,8 @@ TEXT = [
     ("The roots are [2, 3]\n", "2, 3", True),                # a sentence ending in a Python value
     ("Roots: [2, 3]\n", "3, 2", True),                        # a label before a Python value
     ("x is 5.\n", "5", True),
+    ("The roots are 2 and 3\n", "3, 2", True),                # a sentence with words between the values
+    ("The total is 42 dollars\n", "42", True),
 ]
 
 

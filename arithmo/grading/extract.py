@@ -39,7 +39,8 @@ _ONE_WORD = re.compile(r"^[A-Za-z]+$")
 _PROSE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}[ ,]+[A-Za-z]{2,}[ ,]+[A-Za-z]{2,}")
 # "Answer: X" at the start of a line (after Markdown marks: "**Final Answer:** X", "## Answer: X") or of
 # a sentence; "answer:" inside a sentence ("let us check the answer: 2+2") is not a marker.
-_ANSWER_COLON = re.compile(r"\b(?:(?:the|my|our)\s+)?(?:final\s+)?answer(?:\*\*|__)?[ \t]*:(?:\*\*|__)?[ \t]*(?P<rest>[^\n]*)", re.IGNORECASE)
+_ANSWER_COLON = re.compile(r"\b(?:(?:the|my|our)\s+)?(?:final\s+)?answer(?:\*\*|__)?[ \t]*:(?:\*\*|__)?[ \t]*"
+                           r"(?P<rest>[^\n]*)", re.IGNORECASE)
 _LINE_START = re.compile(r"(?:^|\n)[ \t>#*_-]*$|[.!?][ \t]+(?:\*\*|__)?$")
 # In a sentence after "Answer:", the value follows its verb: "The smallest value is 9." (first verb)
 _VALUE_AFTER_VERB = re.compile(r"\b(?:is|are|equals|was|be)\b\s*:?\s*(?P<value>.+)$", re.IGNORECASE)
@@ -313,11 +314,12 @@ def answer_from_output(stdout: str | None) -> str | None:
     if marked is not None:
         return marked
     tail = _PRINTED_TAIL.search(line)
-    if tail:  # "The roots are [2, 3]": a sentence ending in a Python value
+    if tail:  # "The roots are [2, 3]", "The total is 42 dollars": a sentence ending in its value
         try:
             return read_python_value(tail.group("value"))
         except NotReadable:
-            pass
+            if re.search(r"\d", tail.group("value")):
+                return tail.group("value").strip()
     label = _PRINTED_LABEL.match(line)
     if label and "=" not in label.group("value"):  # "x = 3, y = 4" stays whole: the normalizer pairs it
         try:

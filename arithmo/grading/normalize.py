@@ -150,7 +150,8 @@ _UNWRAP_COMMANDS = ("text", "textrm", "textnormal", "textup", "textmd", "textbf"
 SHORTHAND_RULES: list[Rule] = [
     (REPEATING_DECIMAL, repeating_to_fraction,
      r"a repeating decimal is a fraction: 0.\overline{6} is \frac{2}{3}, 0.1\overline{6} is \frac{1}{6}"),
-    (REPEATING_IN_BRACKETS, repeating_in_brackets_to_fraction, r"0.(6) and 0.1(6) write the repeating block in brackets"),
+    (REPEATING_IN_BRACKETS, repeating_in_brackets_to_fraction,
+     r"0.(6) and 0.1(6) write the repeating block in brackets"),
     (REPEATING_WITH_DOTS, repeating_with_dots_to_fraction, r"0.666... and 0.1666\ldots repeat their last block"),
     (re.compile(r"\\frac\s*(\w)\s*(\w)"), r"\\frac{\1}{\2}", r"\frac12 is \frac{1}{2}"),
     (re.compile(r"\\frac\s*(\w)\s*\{"), r"\\frac{\1}{", r"\frac1{10} is \frac{1}{10}"),

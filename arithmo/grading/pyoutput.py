@@ -16,7 +16,8 @@ Rules (each is a test row in tests/test_grading_pyoutput.py):
 - A tuple keeps its order and brackets (`(1, 2)` is a point or an interval); a dict of several
   symbols is the tuple of its values in printed order (`{x: 1, y: 2}` is (1, 2)); a dict keyed by
   numbers is sympy's `roots()` (root: multiplicity), so its keys are the answer (`{-1: 1, 2: 1}`).
-- A 2-D numpy array or sympy Matrix is a pmatrix; a 1-D array is a list.
+- A 2-D numpy array or sympy Matrix is a pmatrix; a 1-D array is a list; a plain list of lists is a
+  list of tuples (`[[1, 2], [3, 4]]` is "(1, 2), (3, 4)").
 - Complex numbers use `i`: `(1+3j)` and `1 + 3*I` are `1+3i`.
 """
 
@@ -30,7 +31,8 @@ _MAX_CHARS = 4000  # a printout longer than this is not one answer (and ast.pars
 _MAX_LINES = 60    # a numpy matrix printed over several lines: at most this many are joined
 _THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")  # 1,000 from f"{x:,}" is a number, not (1, 0)
 # numpy's array str: `[3. 2.]`, `[[1 2]\n [3 4]]`, `[ 1.5 -2. ]`, `[1.+2.j 3.-1.j]`, `[True False]`
-_NUMPY_ITEM = r"(?:[-+]?(?:\d+\.?\d*(?:e[-+]?\d+)?|\.\d+|nan|inf)(?:[-+](?:\d+\.?\d*(?:e[-+]?\d+)?|nan|inf)j)?|True|False)"
+_NUMPY_REAL = r"(?:\d+\.?\d*(?:e[-+]?\d+)?|\.\d+|nan|inf)"
+_NUMPY_ITEM = r"(?:[-+]?" + _NUMPY_REAL + r"(?:[-+]" + _NUMPY_REAL + r"j)?|True|False)"
 _NUMPY_STR = re.compile(r"^[\[\]\s]*" + _NUMPY_ITEM + r"(?:[\[\]\s]+" + _NUMPY_ITEM + r")*[\[\]\s]*$", re.IGNORECASE)
 _SPACED_NUMBERS = re.compile(r"^" + _NUMPY_ITEM + r"(?:[ \t]+" + _NUMPY_ITEM + r")+$", re.IGNORECASE)
 
@@ -181,7 +183,9 @@ def _constant(value) -> str:
     if isinstance(value, complex):
         real, imag = _constant(value.real), _constant(value.imag)
         imaginary = {"1.0": "i", "-1.0": "-i"}.get(imag, f"{_integral(imag)}i")
-        return imaginary if value.real == 0 else f"{_integral(real)}{'' if imaginary.startswith('-') else '+'}{imaginary}"
+        if value.real == 0:
+            return imaginary
+        return f"{_integral(real)}{'' if imaginary.startswith('-') else '+'}{imaginary}"
     if isinstance(value, str):
         return value.strip()
     raise NotReadable(f"a {type(value).__name__} constant")
@@ -285,7 +289,7 @@ def _call(node: ast.Call) -> object:
         return f"\\binom{{{_expression(args[0])}}}{{{_expression(args[1])}}}"
     if short in ("complex", "mpc") and args:
         real, imag = (_expression(arg) for arg in (args + ["0"])[:2])
-        return f"{real}+{imag}i"
+        return f"{real}{'' if imag.startswith('-') else '+'}{imag}i"
     raise NotReadable(f"the call {name}()")
 
 
