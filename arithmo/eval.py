@@ -3,15 +3,18 @@
 The recipe, top to bottom (`evaluate(cfg)`; a notebook calls the same function):
   1. resolve what to evaluate: `run=runs/<name>` means that run's adapter on the model in its config.yaml;
   2. load the benchmark items (hub id by default, or a local file in the benchmark's schema);
-  3. check that an existing predictions file came from the same settings (resume) and save the config;
-  4. load the model (arithmo.model.load_model; vLLM when installed and asked for);
+  3. check that an existing predictions file came from the same settings and the same generator (model and
+     adapter contents, backend, dtype, template: provenance.json) or refuse; re-grade saved lines that an
+     older grader scored (or all of them with regrade=true) without generating again;
+  4. load the model (arithmo.model.load_model; vLLM when installed and its settings allow), only when some
+     item is left to generate;
   5. generate, run programs, grade (`evaluate_items`; greedy, plus maj@k when k > 1), appending to
      predictions.jsonl as items finish;
   6. write metrics.json and accuracy.png, print a table.
 
 Outputs go to `<output_dir>` (default `runs/<name>/eval/<benchmark>_<style>/` for a run):
-`predictions.jsonl`, `metrics.json`, `eval_config.yaml` (the resolved config; itself a valid preset) and
-`accuracy.png`.
+`predictions.jsonl`, `metrics.json`, `eval_config.yaml` (the resolved config; itself a valid preset),
+`provenance.json` (what generated the predictions) and `accuracy.png`.
 """
 
 from __future__ import annotations
@@ -28,8 +31,11 @@ from typing import Literal
 from arithmo.benchmarks import NAMES, benchmark_name, load_items
 from arithmo.config import ConfigError, describe, field, find_preset, load_config, save_config, to_dict
 from arithmo.io import DataError
-from arithmo.runs import (CHART, EVAL_CONFIG, METRICS, PREDICTIONS, RunError, RunFolder, default_eval_dir,
-                          find_adapter, read_run_config)
+from arithmo.evaluation.provenance import differences, provenance
+from arithmo.evaluation.scoring import regrade
+from arithmo.evaluation.store import pending_ids, regrade_file
+from arithmo.runs import (CHART, EVAL_CONFIG, METRICS, PREDICTIONS, PROVENANCE, RunError, RunFolder,
+                          default_eval_dir, find_adapter, read_run_config)
 from arithmo.evaluation.loop import evaluate_items
 from arithmo.evaluation.metrics import format_table, plot_accuracy
 from arithmo.prompts import POT_HINTS
@@ -84,7 +90,10 @@ class EvalConfig:
     grade_timeout_s: float = field(2.0, help="time limit for one symbolic answer comparison")
     output_dir: str | None = field(None, help="where results go; null: <run>/eval/<benchmark>_<style>[_maj<k>] "
                                               "or runs/eval/<model>/<benchmark>_<style>[_maj<k>]")
-    resume: bool = field(True, help="skip items already in predictions.jsonl (false: start over)")
+    resume: bool = field(True, help="skip items already in predictions.jsonl, when the same model, adapter and "
+                                    "settings made them (false: start over)")
+    regrade: bool = field(False, help="grade the saved completions again without generating (a resume "
+                                      "re-grades lines of an older grader by itself)")
     save_every: int = field(64, help="append predictions to disk every this many items")
     plot: bool = field(True, help="write accuracy.png")
     seed: int = field(0, help="seed for maj@k sampling")
@@ -114,8 +123,11 @@ class EvalConfig:
             raise ConfigError("model: empty; give a hub id, folder, .gguf file or alias (or null)")
 
 
-# Keys that do not change what a prediction line holds: a resumed run may change them freely.
-NOT_HASHED = ("output_dir", "resume", "plot", "save_every", "batch_size", "workers", "n")
+# Keys that do not change what a prediction line holds: a resumed run may change them freely. What generates
+# the completions (model and adapter contents, backend, dtype, 4-bit, template) is compared through
+# provenance.json instead, by content rather than by name.
+NOT_HASHED = ("output_dir", "resume", "regrade", "plot", "save_every", "batch_size", "workers", "n", "model",
+              "adapter", "run", "engine", "backend", "load_in_4bit", "dtype", "template")
 
 
 def config_hash(cfg: EvalConfig) -> str:
@@ -161,22 +173,83 @@ def check_resumable(cfg: EvalConfig, out: Path) -> None:
                         "use another output_dir, or resume=false to start over")
 
 
-def load_for_eval(cfg: EvalConfig):
-    """(model, tokenizer, engine description) for generation."""
+def check_provenance(cfg: EvalConfig, out: Path, record: dict) -> None:
+    """Refuse to resume predictions that another model, adapter, backend, dtype or template generated."""
+    predictions, saved_file = out / PREDICTIONS, out / PROVENANCE
+    if not cfg.resume or not predictions.is_file() or not predictions.read_text().strip():
+        return
+    if not saved_file.is_file():
+        raise EvalError(f"{predictions} has no {PROVENANCE} beside it, so what generated it cannot be checked "
+                        "(it predates arithmo recording it); rerun with resume=false, or another output_dir")
+    generation, _ = differences(json.loads(saved_file.read_text()), record)
+    if generation:
+        raise EvalError(f"{out} holds predictions generated by something else ({'; '.join(generation)}); they "
+                        "would be mixed into this score. Use resume=false to start over, or another output_dir")
+
+
+def regrade_saved(cfg: EvalConfig, out: Path, items: list[dict]) -> None:
+    """Re-grade saved lines scored by another grader version (all with regrade=true), without generating."""
+    from arithmo.grading import GRADER_VERSION
+
+    golds = {item["id"]: item["answer"] for item in items}
+    sandbox = None
+
+    def regrade_lines(lines: list[dict]) -> tuple[list[dict], set[str]]:
+        nonlocal sandbox
+        if cfg.style != "cot":
+            from arithmo.grading.execute import Sandbox
+
+            sandbox = Sandbox(workers=cfg.workers)
+        run = (lambda programs: sandbox.run(programs, timeout_s=cfg.program_timeout_s)) if sandbox else None
+        return regrade(lines, golds, cfg.style, run=run, grade_timeout_s=cfg.grade_timeout_s)
+
+    try:
+        count, redo = regrade_file(out / PREDICTIONS, list(golds), GRADER_VERSION, cfg.regrade, regrade_lines)
+    finally:
+        if sandbox is not None:
+            sandbox.close()
+    if count:
+        print(f"[eval] re-graded {count} saved lines with {GRADER_VERSION} (no generation)"
+              + (f"; {redo} items need generating again (their program no longer answers and no "
+                 "chain-of-thought fallback was saved)" if redo else ""), file=sys.stderr)
+
+
+def pick_backend(cfg: EvalConfig) -> tuple[str, str]:
+    """(hf | vllm, why). auto picks vLLM only when it is installed, a GPU is present and the settings are ones
+    vLLM honours (it has no 4-bit bitsandbytes path here and does not use arithmo's engines); backend=vllm with
+    such settings is an EvalError saying which."""
     import torch
 
-    from arithmo.generate import load_vllm, vllm_available
+    from arithmo.generate import vllm_available
 
-    backend = cfg.backend
-    if backend == "auto":
-        backend = "vllm" if vllm_available() and torch.cuda.is_available() else "hf"
+    conflicts = []
+    if cfg.load_in_4bit:
+        conflicts.append("load_in_4bit=true (vLLM serves the 16-bit base with the adapter as a LoRA)")
+    if cfg.engine not in ("auto", "hf"):
+        conflicts.append(f"engine={cfg.engine} (a transformers engine; vLLM runs its own)")
+    if cfg.backend == "vllm":
+        if conflicts:
+            raise EvalError(f"backend=vllm does not honour {'; '.join(conflicts)}: drop them, or use backend=hf")
+        return "vllm", "requested"
+    if cfg.backend == "hf":
+        return "hf", "requested"
+    if not vllm_available():
+        return "hf", "vLLM is not installed (pip install 'arithmo[vllm]')"
+    if not torch.cuda.is_available():
+        return "hf", "no CUDA GPU (vLLM's CPU build runs only when asked: backend=vllm)"
+    if conflicts:
+        return "hf", f"vLLM installed, but it would ignore {'; '.join(conflicts)}"
+    return "vllm", "vLLM installed and a CUDA GPU present"
+
+
+def load_for_eval(cfg: EvalConfig, backend: str):
+    """(model, tokenizer, engine description) for generation on `backend` (pick_backend)."""
     if backend == "vllm":
-        from arithmo.model import resolve_model_path
+        from arithmo.generate import load_vllm
+        from arithmo.model import plain_model_folder
 
-        folder, gguf_file = resolve_model_path(cfg.model)
-        if gguf_file is not None:
-            raise EvalError("backend=vllm takes a model folder or hub id, not a .gguf file; use backend=hf")
-        engine = load_vllm(folder, cfg.adapter, seed=cfg.seed)  # max_lora_rank: the adapter's own (runs.py)
+        # vLLM reads a folder or hub id; a GGUF model (the embedded alias) is served from its plain fp32 copy.
+        engine = load_vllm(plain_model_folder(cfg.model), cfg.adapter, seed=cfg.seed, dtype=cfg.dtype)
         return engine, engine.llm.get_tokenizer(), "vllm"
     from arithmo.model import load_model
 
@@ -196,24 +269,42 @@ def evaluate(cfg: EvalConfig) -> dict:
     if cfg.n is not None and len(items) < cfg.n:
         print(f"[eval] n={cfg.n} but the benchmark has {len(items)} items: evaluating all {len(items)}",
               file=sys.stderr)
-    # 3. resume check and the resolved config -------------------------------------------------
+    # 3. resume checks: the same settings, the same generator; re-grade what an older grader scored --------
+    from arithmo.grading import GRADER_VERSION  # imports sympy (~1 s): not at `--help` time
+
     check_resumable(cfg, out)
+    backend, backend_reason = pick_backend(cfg)
+    record = provenance(model=cfg.model, adapter=cfg.adapter, backend=backend, dtype=cfg.dtype,
+                        load_in_4bit=cfg.load_in_4bit, template=cfg.template, grader_version=GRADER_VERSION,
+                        engine=cfg.engine)
+    check_provenance(cfg, out, record)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / EVAL_CONFIG)
-    # 4. the model ----------------------------------------------------------------------------
-    model, tokenizer, engine = load_for_eval(cfg)
-    print(f"[eval] {cfg.model}{' + ' + cfg.adapter if cfg.adapter else ''} on {len(items)} {items[0]['benchmark']} "
-          f"items, style={cfg.style}, k={cfg.k}; engine {engine}", file=sys.stderr)
+    (out / PROVENANCE).write_text(json.dumps(record, indent=2) + "\n")
+    if cfg.resume:
+        regrade_saved(cfg, out, items)
+    pending = pending_ids(out / PREDICTIONS, [item["id"] for item in items], cfg.style, cfg.k) if cfg.resume \
+        else items
+    # 4. the model, when something is left to generate ----------------------------------------
+    if pending:
+        model, tokenizer, engine = load_for_eval(cfg, backend)
+        print(f"[eval] {cfg.model}{' + ' + cfg.adapter if cfg.adapter else ''} on {len(items)} "
+              f"{items[0]['benchmark']} items, style={cfg.style}, k={cfg.k}; backend {backend} ({backend_reason}), "
+              f"engine {engine}", file=sys.stderr)
+    else:
+        model = tokenizer = None
+        engine = "none: every item was already in predictions.jsonl"
+        print(f"[eval] all {len(items)} items are in {out / PREDICTIONS}: nothing to generate", file=sys.stderr)
     # 5. generate, execute, grade -------------------------------------------------------------
     _, metrics = evaluate_items(
         model, tokenizer, items, cfg.style, template=cfg.template, pot_hint=cfg.pot_hint, k=cfg.k,
         temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
         batch_size=cfg.batch_size, stop=cfg.stop, program_timeout_s=cfg.program_timeout_s, workers=cfg.workers,
-        grade_timeout_s=cfg.grade_timeout_s, seed=cfg.seed, backend="vllm" if engine == "vllm" else "hf",
+        grade_timeout_s=cfg.grade_timeout_s, seed=cfg.seed, backend=backend,
         predictions_path=out / PREDICTIONS, resume=cfg.resume, save_every=cfg.save_every, progress=True)
     # 6. metrics, chart, table ----------------------------------------------------------------
     metrics.update(model=cfg.model, adapter=cfg.adapter, config_hash=config_hash(cfg), engine=engine,
-                   seconds=round(time.perf_counter() - started, 3))
+                   backend=backend, provenance=record, seconds=round(time.perf_counter() - started, 3))
     (out / METRICS).write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
     if cfg.plot:
         plot_accuracy(metrics, out / CHART)

@@ -133,7 +133,7 @@ def vllm_max_lora_rank(rank: int) -> int:
     raise ValueError(f"LoRA rank {rank} is above the largest rank vLLM serves ({VLLM_LORA_RANKS[-1]})")
 
 
-def load_vllm(folder: str, adapter: str | None = None, *, seed: int = 0) -> VLLMModel:
+def load_vllm(folder: str, adapter: str | None = None, *, seed: int = 0, dtype: str = "auto") -> VLLMModel:
     """A vLLM engine for a local model folder (or hub id), with `adapter` (a PEFT folder) as a LoRA.
 
     max_lora_rank is sized from the adapter's own adapter_config.json (arithmo.runs.adapter_info), so a run
@@ -149,7 +149,13 @@ def load_vllm(folder: str, adapter: str | None = None, *, seed: int = 0) -> VLLM
     lora = {}
     if adapter is not None:
         lora = {"enable_lora": True, "max_lora_rank": vllm_max_lora_rank(adapter_info(adapter).rank)}
-    llm = LLM(model=folder, seed=seed, **lora)
+    # dtype: "auto" lets vLLM take the model's own (bf16 for most 7B checkpoints); on CPU, fp32 is the fast one
+    # (docs/measurements.md), as for the transformers backend.
+    import torch
+
+    if dtype == "auto" and not torch.cuda.is_available():
+        dtype = "float32"
+    llm = LLM(model=folder, seed=seed, dtype=dtype, **lora)
     request = LoRARequest("adapter", 1, adapter) if adapter is not None else None
     return VLLMModel(llm=llm, lora_request=request)
 

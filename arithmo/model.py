@@ -89,6 +89,12 @@ def resolve_model_path(name_or_path: str) -> tuple[str, str | None]:
     return name_or_path, None
 
 
+def plain_model_folder(name_or_path: str) -> str:
+    """A folder (or hub id) that loaders without GGUF support read: a GGUF model's cached plain fp32 copy."""
+    folder, gguf_file = resolve_model_path(name_or_path)
+    return str(_plain_copy_of_gguf(folder, gguf_file)) if gguf_file is not None else folder
+
+
 def _plain_copy_of_gguf(folder: str, gguf_file: str) -> Path:
     """Load a GGUF model once, save it as plain fp32 safetensors in the cache, return that folder."""
     from transformers import AutoModelForCausalLM, AutoTokenizer

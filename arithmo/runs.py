@@ -8,7 +8,7 @@
       adapter/                         PEFT safetensors + adapter_config.json: adapter_info(run)
       train_log.jsonl, summary.json, tensorboard/
       eval/<benchmark>_<style>[_maj<k>]/
-        eval_config.yaml, predictions.jsonl, metrics.json (read_metrics), accuracy.png
+        eval_config.yaml, provenance.json, predictions.jsonl, metrics.json (read_metrics), accuracy.png
 
 Training writes this layout; evaluation, export, report and the app read it through this module only.
 Errors are `RunError` (a ValueError) naming the file and what was expected.
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 ADAPTER_CONFIG = "adapter_config.json"  # peft's name for an adapter's config
 EVAL_CONFIG, PREDICTIONS, METRICS, CHART = "eval_config.yaml", "predictions.jsonl", "metrics.json", "accuracy.png"
+PROVENANCE = "provenance.json"  # what produced predictions.jsonl (arithmo.evaluation.provenance)
 # The keys every table of results needs (docs/design.md "metrics.json").
 REQUIRED_METRICS = ("benchmark", "style", "n", "accuracy")
 

@@ -97,11 +97,11 @@ def test_vllm_is_started_with_the_adapters_rank(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm.lora.request", request)
     monkeypatch.setattr("arithmo.generate.vllm_available", lambda: True)
     engine = load_vllm("my/model", str(run.adapter))
-    assert started == {"model": "my/model", "seed": 0, "enable_lora": True, "max_lora_rank": 128}
+    assert started == {"model": "my/model", "seed": 0, "dtype": "float32", "enable_lora": True, "max_lora_rank": 128}
     assert engine.lora_request.path == str(run.adapter)
     started.clear()
     load_vllm("my/model")  # no adapter: no LoRA settings at all
-    assert started == {"model": "my/model", "seed": 0}
+    assert started == {"model": "my/model", "seed": 0, "dtype": "float32"}
 
 
 def test_read_metrics_names_the_file_and_the_problem(tmp_path):

@@ -15,7 +15,7 @@ These rules are the only copy: the app (`arithmo.app.session`) calls `read_cot`,
 `python -m arithmo.eval` does.
 
 One prediction line per item per sample (docs/design.md "Records"), with these additions: `sample` (null for
-the greedy completion, 0..k-1 for the sampled ones), `gold`, `extracted_flexible`, `correct_flexible`,
+the greedy completion, 0..k-1 for the sampled ones), `gold`, `grader_version`, `extracted_flexible`, `correct_flexible`,
 and for hybrid `answer_source` ("pot" | "cot" | null) and `fallback` (the CoT prompt and completion, or null).
 """
 
@@ -70,9 +70,11 @@ def needs_cot_fallback(pot_answer: str | None) -> bool:
 
 
 def _base(item: dict, style: str, sample: int | None, prompt: str, completion: str) -> dict[str, Any]:
+    # grader_version per line: a resume re-grades exactly the lines an older grader scored (see regrade).
     return {"id": item["id"], "benchmark": item["benchmark"], "style": style, "sample": sample, "prompt": prompt,
             "completion": completion, "program": None, "exec": None, "extracted": None, "correct": False,
-            "extracted_flexible": None, "correct_flexible": False, "gold": item["answer"]}
+            "extracted_flexible": None, "correct_flexible": False, "gold": item["answer"],
+            "grader_version": _grading().GRADER_VERSION}
 
 
 def grade_cot_line(line: dict[str, Any], completion: str, gold: str, grade_timeout_s: float) -> None:
@@ -177,3 +179,46 @@ def majority_vote(answers: list[str | None], *, grade_timeout_s: float = 2.0) ->
     """The most common answer (`pool_answers`' first group), or None when no sample gave one."""
     pooled = pool_answers(answers, grade_timeout_s=grade_timeout_s)
     return pooled[0][0] if pooled else None
+
+
+def regrade(lines: list[dict[str, Any]], golds: dict[str, str], style: str, *, run: RunPrograms | None,
+            grade_timeout_s: float) -> tuple[list[dict[str, Any]], set[str]]:
+    """Grade saved prediction lines again with the current grader (no generation): (regraded lines, ids of
+    items that need generating again).
+
+    CoT lines are re-read from their completion; PoT and hybrid programs are extracted and run again in the
+    sandbox (a stored stdout is cut at MAX_STORED_STDOUT, so it is not re-read). A hybrid line whose program
+    no longer gives an answer is graded on its saved chain-of-thought fallback; when it has none (the program
+    answered before), the item must be generated again, and its id is returned.
+    """
+    if style not in STYLES:
+        raise ValueError(f"style: expected one of {', '.join(STYLES)}, got {style!r}")
+    fresh = []
+    for line in lines:
+        new = _base({"id": line["id"], "benchmark": line["benchmark"], "answer": golds[line["id"]]}, style,
+                    line.get("sample"), line["prompt"], line["completion"])
+        for key in ("answer_source", "fallback"):
+            if key in line:
+                new[key] = line[key]
+        fresh.append(new)
+    if style == "cot":
+        for line in fresh:
+            grade_cot_line(line, line["completion"], line["gold"], grade_timeout_s)
+        return fresh, set()
+    if run is None:
+        raise ValueError(f"style={style} runs programs: pass `run` (a sandbox runner)")
+    grade_programs(fresh, run=run, grade_timeout_s=grade_timeout_s)
+    redo: set[str] = set()
+    if style == "hybrid":
+        for line in fresh:
+            if not needs_cot_fallback(line["extracted"]):
+                line["answer_source"] = "pot"
+            elif line.get("fallback"):
+                graded: dict[str, Any] = {}
+                grade_cot_line(graded, line["fallback"]["completion"], line["gold"], grade_timeout_s)
+                line.update(graded)
+                line["answer_source"] = "cot" if graded["extracted"] is not None else None
+            else:
+                line["answer_source"] = None
+                redo.add(line["id"])
+    return fresh, redo

@@ -12,6 +12,7 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from arithmo.io import DataError
@@ -86,6 +87,38 @@ def resume_from(path: Path, item_ids: list[str], style: str, k: int) -> Resumed:
     if result.redo_items or result.truncated_lines or len(result.lines) + len(keep_other) != len(rows):
         write_lines(path, keep_other + result.lines)
     return result
+
+
+def regrade_file(path: Path, item_ids: list[str], version: str, force: bool,
+                 regrade: Callable[[list[dict[str, Any]]], tuple[list[dict[str, Any]], set[str]]]) -> tuple[int, int]:
+    """Re-grade the lines of `item_ids` that an older grader scored (all of them with `force`) through
+    `regrade` (arithmo.evaluation.scoring.regrade with the golds and a sandbox bound); returns (lines
+    re-graded, items dropped to be generated again). Lines of other items are kept as they are: each line
+    records its grader_version, so they are re-graded when their items are evaluated."""
+    if not path.is_file():
+        return 0, 0
+    rows, _ = read_lines(path)  # a cut-short last line is dropped here, as resume_from would
+    wanted = set(item_ids)
+    stale = [row for row in rows if row["id"] in wanted and (force or row.get("grader_version") != version)]
+    if not stale:
+        return 0, 0
+    fresh, redo = regrade(stale)
+    by_key = {(row["id"], row["sample"]): row for row in fresh}
+    write_lines(path, [by_key.get((row["id"], row["sample"]), row) for row in rows if row["id"] not in redo])
+    return len(stale), len(redo)
+
+
+def pending_ids(path: Path, item_ids: list[str], style: str, k: int) -> list[str]:
+    """The ids of `item_ids` that predictions.jsonl does not hold in full (read only; nothing rewritten)."""
+    if not path.is_file():
+        return list(item_ids)
+    rows, _ = read_lines(path)
+    found: dict[str, set] = defaultdict(set)
+    for row in rows:
+        if row.get("style") == style:
+            found[row["id"]].add(row["sample"])
+    need = expected_samples(k)
+    return [item_id for item_id in item_ids if not need <= found.get(item_id, set())]
 
 
 def write_lines(path: Path, rows: list[dict[str, Any]]) -> None:
