@@ -19,6 +19,9 @@ Gold answers:
 - MATH-500 (`problem`, `solution`, `answer`, `subject`, `level` 1-5, `unique_id`): `answer`; meta level as
   "Level N" (MATH's spelling, so by-level tables line up) and type = subject.
 - SVAMP (`ID`, `Body`, `Question`, `Answer`, `Type`): question = Body + " " + Question.
+- GSM8K-Platinum (`question`, `answer`, `cleaning_status`): as GSM8K; the cleaning status goes into meta.
+- MGSM zh (`question`, `answer_number`): gold = answer_number.
+- CMATH (`id`, `grade`, `question`, `golden`): gold = golden; level = "Grade N".
 - file: EvalItem records (`id`, `question`, `answer`, optional `meta` and `benchmark`).
 A row without a needed field is a DataError naming the file, the line and the field.
 """
@@ -147,6 +150,30 @@ def svamp_item(row: dict, where: str, index: int, name: str) -> EvalItem:
             "meta": meta}
 
 
+def gsm8k_platinum_item(row: dict, where: str, index: int, name: str) -> EvalItem:
+    """GSM8K-Platinum: GSM8K's schema plus `cleaning_status` (consensus, verified, revised), kept in meta."""
+    item = gsm8k_item(row, where, index, name)
+    item["meta"] = {"cleaning_status": str(row["cleaning_status"])} if row.get("cleaning_status") else {}
+    return item
+
+
+def mgsm_item(row: dict, where: str, index: int, name: str) -> EvalItem:
+    """MGSM: the gold is `answer_number` (the test split's `answer` column is empty; the 8 train rows hold a
+    worked solution there)."""
+    question = _text(row, where, ("question",), "mgsm")
+    gold = _number_text(_field(row, where, ("answer_number",), "mgsm"))
+    return {"id": f"{name}/{index:05d}", "benchmark": name, "question": question, "answer": gold, "meta": {}}
+
+
+def cmath_item(row: dict, where: str, index: int, name: str) -> EvalItem:
+    """CMATH: `question` and its `golden` answer; the school grade (1-6) is the level."""
+    question = _text(row, where, ("question",), "cmath")
+    gold = _text(row, where, ("golden",), "cmath")
+    meta = {"level": f"Grade {row['grade']}"} if row.get("grade") is not None else {}
+    return {"id": _item_id(name, row.get("id"), index), "benchmark": name, "question": question, "answer": gold,
+            "meta": meta}
+
+
 def file_item(row: dict, where: str, index: int, name: str) -> EvalItem:
     item_id = _text(row, where, ("id",), "EvalItem")
     question = _text(row, where, ("question",), "EvalItem")
@@ -174,6 +201,16 @@ BENCHMARKS: dict[str, Benchmark] = {
                          "https://huggingface.co/datasets/HuggingFaceH4/MATH-500", math500_item),
     "svamp": Benchmark("svamp", "ChilleD/SVAMP", (None,), "test", ("ID", "Body", "Question", "Answer", "Type"),
                        "https://huggingface.co/datasets/ChilleD/SVAMP", svamp_item),
+    # GSM8K's test relabelled, ambiguous questions removed (1,209 of 1,319 kept; Vendrow et al. 2025).
+    "gsm8k_platinum": Benchmark("gsm8k_platinum", "madrylab/gsm8k-platinum", ("main",), "test",
+                                ("question", "answer", "cleaning_status"),
+                                "https://huggingface.co/datasets/madrylab/gsm8k-platinum", gsm8k_platinum_item),
+    # MGSM's Chinese split (250 GSM8K test questions translated; Shi et al. 2022), as DeepSeekMath reports it.
+    "mgsm_zh": Benchmark("mgsm_zh", "juletxara/mgsm", ("zh",), "test", ("question", "answer_number"),
+                         "https://huggingface.co/datasets/juletxara/mgsm", mgsm_item),
+    # CMATH (Wei et al. 2023): Chinese elementary-school word problems, grades 1-6 (cmath_test.jsonl -> test).
+    "cmath": Benchmark("cmath", "weitianwen/cmath", (None,), "test", ("question", "golden", "grade", "id"),
+                       "https://huggingface.co/datasets/weitianwen/cmath", cmath_item),
 }
 NAMES = (*BENCHMARKS, "file")  # `file`: EvalItem records from a local path
 

@@ -31,4 +31,16 @@ HUB_SCHEMAS = {
     # listed: arithmo names only the mixes); train / validation / test
     "allenai/lila": {"configs": ("iid", "ood"), "splits": ("train", "validation", "test"),
                      "columns": ("input", "output_program", "output_answer", "split", "dataset")},
+    # https://huggingface.co/datasets/madrylab/gsm8k-platinum : config main, test 1,209
+    "madrylab/gsm8k-platinum": {"configs": ("main",), "splits": ("test",),
+                                "columns": ("question", "answer", "cleaning_status")},
+    # https://huggingface.co/datasets/juletxara/mgsm : one config per language (bn de en es fr ja ru sw te th zh);
+    # train 8 / test 250 each
+    "juletxara/mgsm": {"configs": ("bn", "de", "en", "es", "fr", "ja", "ru", "sw", "te", "th", "zh"),
+                       "splits": ("train", "test"),
+                       "columns": ("question", "answer", "answer_number", "equation_solution")},
+    # https://huggingface.co/datasets/weitianwen/cmath : cmath_dev.jsonl (600) and cmath_test.jsonl (1,098), read
+    # by datasets as the validation and test splits
+    "weitianwen/cmath": {"configs": None, "splits": ("validation", "test"),
+                         "columns": ("id", "grade", "reasoning_step", "num_digits", "question", "golden")},
 }

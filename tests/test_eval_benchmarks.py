@@ -128,3 +128,31 @@ def test_user_errors(tmp_path):
     (tmp_path / "empty.jsonl").write_text("")
     with pytest.raises(DataError, match="no items read"):
         load_items("file", path=str(tmp_path / "empty.jsonl"))
+
+
+# Fixtures in each new benchmark's real schema (tests/fixtures/benchmarks, columns as in tests/hub_schemas.py).
+FIXTURES = REPO / "tests" / "fixtures" / "benchmarks"
+
+
+@pytest.mark.parametrize("benchmark, fixture, expected", [
+    # GSM8K-Platinum: the gold after '####' without its thousands separator; the cleaning status kept
+    ("gsm8k_platinum", "gsm8k_platinum.jsonl",
+     [("gsm8k_platinum/00000", "16", {"cleaning_status": "consensus"}),
+      ("gsm8k_platinum/00001", "5000", {"cleaning_status": "revised"}),
+      ("gsm8k_platinum/00002", "5", {"cleaning_status": "verified"})]),
+    # MGSM: the test split's `answer` is null; the gold is answer_number (an int: no '.0')
+    ("mgsm_zh", "mgsm_zh.jsonl", [("mgsm_zh/00000", "22", {}), ("mgsm_zh/00001", "15", {})]),
+    # CMATH: `golden`, and the school grade as the level (by-level tables)
+    ("cmath", "cmath.jsonl", [("cmath/0", "7", {"level": "Grade 1"}), ("cmath/1", "300", {"level": "Grade 4"}),
+                              ("cmath/2", "60", {"level": "Grade 6"})]),
+])
+def test_new_benchmarks_read_their_real_schema(benchmark, fixture, expected):
+    items = load_items(benchmark, path=FIXTURES / fixture)
+    assert [(i["id"], i["answer"], i["meta"]) for i in items] == expected
+    assert all(i["benchmark"] == benchmark and i["question"] for i in items)
+
+
+def test_a_row_without_the_gold_column_names_it(tmp_path):
+    path = write_jsonl(tmp_path / "mgsm.jsonl", [{"question": "1+1?", "answer": None}])
+    with pytest.raises(DataError, match=r"mgsm.jsonl:1: mgsm row has no 'answer_number' field"):
+        load_items("mgsm_zh", path=path)
