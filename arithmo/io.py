@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,18 +97,44 @@ def read_file_rows(path: Path | str, max_rows: int | None = None) -> Iterator[tu
 
 
 def read_hub_rows(
-    hub_id: str, config: str | None, split: str, max_rows: int | None = None
+    hub_id: str, config: str | None, split: str, max_rows: int | None = None, *,
+    revision: str | None = None, resolved: dict | None = None,
 ) -> Iterator[tuple[str, dict]]:
-    """Rows of one split of a hub dataset (or a local dataset folder) through datasets.load_dataset."""
+    """Rows of one split of a hub dataset (or a local dataset folder) through datasets.load_dataset.
+
+    `revision` pins the dataset repository's git revision (a commit sha, tag or branch; None: the default
+    branch), so a recipe that names one reads the same bytes every time. When `resolved` is a dict, it
+    receives {"revision": the 40-hex commit the split was loaded at, or None for a local folder} once the
+    split is loaded: the data build records it in the manifest, so an unpinned build can be repeated.
+    Raises DataError (with what to do offline) when the dataset cannot be loaded.
+    """
     import datasets
 
     try:
-        dataset = datasets.load_dataset(hub_id, config, split=split)
+        dataset = datasets.load_dataset(hub_id, config, split=split, revision=revision)
     except (FileNotFoundError, ConnectionError, ValueError, OSError) as err:
+        pinned = f", revision {revision!r}" if revision else ""
         raise DataError(
-            f"cannot load dataset '{hub_id}' (config {config!r}, split {split!r}): {err}. "
+            f"cannot load dataset '{hub_id}' (config {config!r}, split {split!r}{pinned}): {err}. "
             "Offline? Download it once, or point the recipe's `path:` at a local .jsonl/.parquet file."
         ) from err
+    if resolved is not None:
+        resolved["revision"] = loaded_revision(dataset)
     limit = len(dataset) if max_rows is None else min(max_rows, len(dataset))
     for index in range(limit):
         yield f"{hub_id}:{split}[{index}]", dataset[index]
+
+
+_COMMIT_IN_URL = re.compile(r"@([0-9a-f]{40})/")
+
+
+def loaded_revision(dataset) -> str | None:
+    """The hub commit a loaded `datasets.Dataset` came from, or None (a local folder has none).
+
+    datasets >= 2.15 resolves the revision to a commit before downloading and records each data file as
+    `hf://datasets/<id>@<commit>/<path>` in `info.download_checksums`; a dataset re-read from the cache
+    carries the same record.
+    """
+    checksums = getattr(getattr(dataset, "info", None), "download_checksums", None) or {}
+    commits = sorted({m.group(1) for url in checksums for m in [_COMMIT_IN_URL.search(str(url))] if m})
+    return commits[0] if len(commits) == 1 else None

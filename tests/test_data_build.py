@@ -76,7 +76,7 @@ def test_same_seed_is_byte_identical_and_seed_matters(tmp_path):
     build_from_recipe(TINY, tmp_path / "a", **quiet)
     build_from_recipe(TINY, tmp_path / "b", **quiet)
     build_from_recipe(TINY, tmp_path / "c", overrides=["seed=7"], **quiet)
-    for name in ("train.jsonl", "val.jsonl", "manifest.json"):
+    for name in ("train.jsonl", "val.jsonl", "manifest.json", "contamination.md"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     assert (tmp_path / "a" / "train.jsonl").read_bytes() != (tmp_path / "c" / "train.jsonl").read_bytes()
 

@@ -1,5 +1,6 @@
 """Build a training mix from a recipe: read -> adapt -> format -> decontaminate -> dedup -> verify ->
-prompt transforms -> split -> write `train.jsonl`, `val.jsonl` and `manifest.json`.
+prompt transforms -> split -> write `train.jsonl`, `val.jsonl`, `manifest.json` and `contamination.md`
+(token-length percentiles per source too, when the recipe names a tokenizer).
 
 Every input row ends in exactly one place: an output row, or a drop reason counted per source, and the
 manifest checks `rows_in == rows_out + dropped` for each source. The same inputs and seed give
@@ -18,84 +19,15 @@ from typing import Any, Callable
 
 from arithmo import __version__
 from arithmo.config import load_config, to_dict
-from arithmo.data.adapters import ADAPTERS, SPLIT_COLUMN
-from arithmo.data.decontaminate import benchmarks_for, contaminated_by
+from arithmo.data.contamination import decontaminate
 from arithmo.data.dedup import exact_duplicates, near_duplicates
-from arithmo.data.recipe import DataConfig, SourceConfig
-from arithmo.io import DataError, read_file_rows, read_hub_rows, resolve_path, sha256_file
-from arithmo.data.transforms import ensure_print, format_cot_answer, maybe_lowercase
+from arithmo.data.recipe import DataConfig
+from arithmo.data.sources import Ledger, read_source
 from arithmo.data.textsim import normalize_text
+from arithmo.data.transforms import ensure_print, format_cot_answer, maybe_lowercase
+from arithmo.io import DataError
 from arithmo.prompts import add_pot_hint, stable_rng, strip_pot_trigger
 from arithmo.records import MathExample, SFTRecord
-
-# Lila names its validation split "dev" in the row's `split` column and "validation" on the hub.
-_SPLIT_ALIASES = {"dev": "validation", "valid": "validation", "val": "validation"}
-
-
-def _canonical_split(name: str) -> str:
-    return _SPLIT_ALIASES.get(name.lower(), name.lower())
-
-
-class _Ledger:
-    """Per-source counts: rows in, rows out by style, rows dropped by reason."""
-
-    def __init__(self, names: list[str]):
-        self.rows_in = Counter({n: 0 for n in names})
-        self.dropped: dict[str, Counter] = {n: Counter() for n in names}
-
-    def drop(self, source: str, reason: str, count: int = 1) -> None:
-        self.dropped[source][reason] += count
-
-
-def describe_input(path: Path | None, hub: str | None, config: str | None, splits: list[str]) -> dict[str, Any]:
-    """The manifest's record of one input: a file with its sha256, or a hub id with config and splits."""
-    if path is not None:
-        return {"path": str(path), "sha256": sha256_file(path)}
-    return {"hub": hub, "config": config, "splits": list(splits)}
-
-
-def _read_source(src: SourceConfig, base_dir: str, ledger: _Ledger) -> tuple[list[MathExample], dict]:
-    """Adapted examples of one source, and its manifest input record."""
-    adapt = ADAPTERS[src.adapter]
-    split_column = SPLIT_COLUMN.get(src.adapter)
-    wanted_splits = {_canonical_split(s) for s in src.splits}
-    examples: list[MathExample] = []
-    if src.path is not None:
-        path = resolve_path(src.path, base_dir)
-        streams = [read_file_rows(path, src.max_rows)]
-        record = describe_input(path, None, None, src.splits)
-    else:
-        streams = [read_hub_rows(src.hub, src.config, split, src.max_rows) for split in src.splits]
-        record = describe_input(None, src.hub, src.config, src.splits)
-    index = 0
-    for stream in streams:
-        for where, row in stream:
-            ledger.rows_in[src.name] += 1
-            row_id = f"{src.name}/{index:07d}"
-            index += 1
-            if src.path is not None and split_column:
-                if split_column not in row:
-                    raise DataError(f"{where}: missing field '{split_column}' needed to select splits "
-                                    f"{sorted(wanted_splits)} of a local {src.adapter} file")
-                if _canonical_split(str(row[split_column])) not in wanted_splits:
-                    ledger.drop(src.name, "split_excluded")
-                    continue
-            mapped = adapt(row, where)
-            if isinstance(mapped, str):
-                ledger.drop(src.name, mapped)
-                continue
-            examples.append({"id": row_id, "source": src.name, **mapped})
-    record.update({"name": src.name, "adapter": src.adapter, "rows": ledger.rows_in[src.name]})
-    if src.max_rows is not None:
-        record["max_rows"] = src.max_rows
-    return examples, record
-
-
-def _original_norm(example: dict) -> str:
-    original = example["meta"].get("original_question") or ""
-    if not original or original == example["question"]:
-        return ""  # nothing beyond the question itself, which is checked anyway
-    return normalize_text(original)
 
 
 def _keep(examples: list, drop_mask, reason: str, ledger: _Ledger) -> list:
@@ -125,7 +57,7 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
     tmp.replace(path)
 
 
-def _verify_pot(examples: list[MathExample], cfg: DataConfig, ledger: _Ledger, counts: Counter) -> list:
+def _verify_pot(examples: list[MathExample], cfg: DataConfig, ledger: Ledger, counts: Counter) -> list:
     """Run PoT programs in the sandbox; drop those that fail, give no answer, or disagree with the answer.
 
     A program's answer is read by evaluation's rule (`arithmo.evaluation.scoring.program_answer`), so a row
@@ -155,13 +87,17 @@ def _verify_pot(examples: list[MathExample], cfg: DataConfig, ledger: _Ledger, c
 
 
 def build(cfg: DataConfig, out_dir: str | Path, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Build the mix described by `cfg` into `out_dir`; returns the manifest."""
+    """Build the mix described by `cfg` into `out_dir`; returns the manifest.
+
+    Writes train.jsonl, val.jsonl, manifest.json and contamination.md. Raises DataError for unusable input
+    (a missing file or column, a required benchmark that cannot be loaded, a tokenizer that cannot load).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     names = [s.name for s in cfg.sources]
     if not names:
         raise DataError("the recipe lists no sources")
-    ledger, actions, stage_seconds = _Ledger(names), Counter(), {}
+    ledger, actions, stage_seconds = Ledger(names), Counter(), {}
     clock = time.perf_counter()
 
     def stage(name: str, rows: int) -> None:
@@ -174,7 +110,7 @@ def build(cfg: DataConfig, out_dir: str | Path, log: Callable[[str], None] = pri
     # ---- 1. read and adapt every source, in priority order
     examples, inputs = [], []
     for src in cfg.sources:
-        rows, record = _read_source(src, cfg.base_dir, ledger)
+        rows, record = read_source(src, cfg.base_dir, ledger, actions)
         examples.extend(rows)
         inputs.append(record)
     stage("read", len(examples))
@@ -199,24 +135,9 @@ def build(cfg: DataConfig, out_dir: str | Path, log: Callable[[str], None] = pri
     examples = formatted
     stage("format", len(examples))
 
-    # ---- 3. decontaminate against the evaluation sets
-    decontam: dict[str, Any] = {"enabled": cfg.decontaminate.enabled, "ngram": cfg.decontaminate.ngram}
-    if cfg.decontaminate.enabled and cfg.decontaminate.benchmarks:
-        benchmarks, decontam["benchmarks"] = benchmarks_for(cfg.decontaminate.benchmarks, cfg.base_dir,
-                                                            cfg.decontaminate.ngram)
-        for name, entry in decontam["benchmarks"].items():
-            if "skipped" in entry:  # required: false -- said on screen as well as in the manifest
-                log(f"[data] WARNING: decontamination against {name} skipped ({entry['skipped']})")
-        n = cfg.decontaminate.ngram
-        by_question = contaminated_by([e["question_norm"] for e in examples], benchmarks, n)
-        # MetaMathQA rows record the GSM8K/MATH question they were rewritten from.
-        by_original = contaminated_by([_original_norm(e) for e in examples], benchmarks, n)
-        hits = Counter()
-        for example, a, b in zip(examples, by_question, by_original):
-            if a or b:
-                hits[f"{example['source']}<-{a or b}"] += 1
-        decontam["hits"] = dict(sorted(hits.items()))
-        examples = _keep(examples, [bool(a or b) for a, b in zip(by_question, by_original)], "contaminated", ledger)
+    # ---- 3. decontaminate against the evaluation sets (exact, n-gram, near); contamination.md
+    drop, decontam, report = decontaminate(examples, cfg.decontaminate, cfg.base_dir, cfg.name, log)
+    examples = _keep(examples, drop, "contaminated", ledger)
     stage("decontam", len(examples))
 
     # ---- 4. dedup: exact, then near-duplicate question with near-identical solution
@@ -262,7 +183,19 @@ def build(cfg: DataConfig, out_dir: str | Path, log: Callable[[str], None] = pri
     train = [records[i] for i in order[n_val:]]
     _write_jsonl(out / "train.jsonl", train)
     _write_jsonl(out / "val.jsonl", val)
+    (out / "contamination.md").write_text(report, encoding="utf-8")
     stage("write", len(records))
+
+    # ---- 7b. token lengths per source, when the recipe names a tokenizer (to choose max_seq_length)
+    lengths = None
+    if cfg.tokenizer:
+        from arithmo.data.token_lengths import token_lengths
+
+        lengths = token_lengths(records, cfg.tokenizer)
+        for source, entry in lengths["by_source"].items():
+            log(f"[data] tokens {source}: total p50 {entry['total']['p50']}, p99 {entry['total']['p99']}, "
+                f"max {entry['total']['max']}; over 1024: {entry['over']['1024']}, over 2048: {entry['over']['2048']}")
+        stage("tokens", len(records))
 
     # ---- 8. manifest: every input row accounted for
     out_by_source = {n: Counter() for n in names}
@@ -294,6 +227,8 @@ def build(cfg: DataConfig, out_dir: str | Path, log: Callable[[str], None] = pri
         "decontamination": decontam,
         "config": to_dict(cfg),
     }
+    if lengths is not None:
+        manifest["token_lengths"] = lengths
     if not balanced:
         raise AssertionError(f"row accounting does not balance: {json.dumps(sources, indent=1)}")
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")

@@ -12,7 +12,10 @@ from typing import Literal
 
 from arithmo.config import ConfigError, field
 
-Adapter = Literal["metamathqa", "mathinstruct", "lila"]
+# One per source schema (arithmo/data/adapters.py), then the generic formats other kits write
+# (arithmo/data/formats.py): chat `messages`, alpaca, TRL prompt-completion.
+Adapter = Literal["metamathqa", "mathinstruct", "lila", "dart_math", "openmath2", "numinamath", "gsm8k_train",
+                  "math_train", "messages", "alpaca", "prompt_completion"]
 
 
 @dataclass
@@ -22,10 +25,20 @@ class SourceConfig:
     path: str | None = field(None, help="local .jsonl/.json/.parquet file (relative paths: to the recipe file)")
     hub: str | None = field(None, help="hub dataset id (or a local dataset folder) for datasets.load_dataset")
     config: str | None = field(None, help="hub config name, e.g. 'ood' for allenai/lila")
+    configs: list[str] | None = field(
+        None, help="several hub configs read one after another, instead of `config` (MATH train: one per "
+                   "subject of EleutherAI/hendrycks_math)")
     splits: list[str] = field(
         default_factory=lambda: ["train"],
-        help="hub splits to load; for a local Lila file, the values of its `split` column to keep",
+        help="hub splits to load (OpenMathInstruct-2: train_1M, train_2M, train_5M or train); for a local "
+             "Lila file, the values of its `split` column to keep",
     )
+    revision: str | None = field(
+        None, help="hub dataset revision to read (commit sha, tag or branch); the manifest records the commit "
+                   "loaded either way, so copying it here makes the build repeatable")
+    style: Literal["cot", "pot"] | None = field(
+        None, help="for the generic formats (messages, alpaca, prompt_completion): whether completions are "
+                   "CoT text or PoT programs (default cot); the dataset adapters know their own")
     max_rows: int | None = field(None, help="read at most this many rows per split (for quick runs)")
 
     def validate(self) -> None:
@@ -33,6 +46,16 @@ class SourceConfig:
             raise ConfigError("sources.*.name: every source needs a name")
         if (self.path is None) == (self.hub is None):
             raise ConfigError(f"sources[{self.name}]: give exactly one of `path` or `hub`")
+        if self.config is not None and self.configs is not None:
+            raise ConfigError(f"sources[{self.name}]: give `config` or `configs`, not both")
+        if self.path is not None and (self.configs or self.revision):
+            raise ConfigError(f"sources[{self.name}]: `configs` and `revision` are for hub sources, not `path`")
+        if self.adapter in ("gsm8k_train", "math_train") and self.hub is not None and "test" in self.splits:
+            raise ConfigError(f"sources[{self.name}].splits: the {self.adapter} adapter reads training splits; "
+                              "'test' is what evaluation scores (name it under decontaminate.benchmarks)")
+        if self.style is not None and self.adapter not in ("messages", "alpaca", "prompt_completion"):
+            raise ConfigError(f"sources[{self.name}].style: the {self.adapter} adapter knows its style; `style` "
+                              "is for the generic formats (messages, alpaca, prompt_completion)")
 
 
 @dataclass
@@ -50,6 +73,7 @@ class BenchmarkConfig:
         None, help="column with the question (without `benchmark`); default: the first of question/problem/"
                    "query/input present"
     )
+    revision: str | None = field(None, help="hub revision of a custom hub set (without `benchmark`)")
     required: bool = field(True, help="fail when the benchmark cannot be loaded (false: record and skip)")
 
     def validate(self) -> None:
@@ -67,6 +91,9 @@ class BenchmarkConfig:
             if self.question_field is not None:
                 raise ConfigError(f"{where}.question_field: `benchmark: {self.benchmark}` knows its question "
                                   "column; drop question_field (or drop `benchmark` for a custom file)")
+            if self.revision is not None:
+                raise ConfigError(f"{where}.revision: arithmo.benchmarks reads `benchmark: {self.benchmark}`; "
+                                  "pin a revision on a custom hub set (hub + question_field) instead")
             if self.benchmark == "file" and self.path is None and self.hub is None:
                 raise ConfigError(f"{where}: `benchmark: file` needs `path` (an EvalItem file)")
         elif (self.path is None) == (self.hub is None):
@@ -81,6 +108,20 @@ class DecontamConfig:
     # GSM8K test question is ~46 words, and rephrasings keep shorter runs verbatim.
     ngram: int = field(10, help="word n-gram length for overlap with benchmark questions")
     benchmarks: list[BenchmarkConfig] = field(default_factory=list, help="evaluation sets to check against")
+    near: bool = field(True, help="also drop questions whose word set nearly equals a benchmark question's")
+    # Word-set Jaccard, measured 2026-11-29 on the rows beside the checkout (issue 14): distinct problems reach
+    # 0.55 (GSM8K train 500 vs test 300) and 0.70 (MATH test 500 among themselves; one pair of diagram problems
+    # differing in one coordinate reaches 0.83). Rewrites the 10-gram check misses: one word replaced in a MATH
+    # problem (84 of 500 missed; median J 0.89), sentences swapped in a GSM8K question (6 of 300; J 1.0).
+    near_threshold: float = field(0.8, help="word-set Jaccard at or above which a question is contaminated "
+                                            "(when it also holds every number of the test question)")
+    report_pairs: int = field(10, help="pairs shown per benchmark and table in contamination.md")
+
+    def validate(self) -> None:
+        if not 0.0 < self.near_threshold <= 1.0:
+            raise ConfigError(f"decontaminate.near_threshold: expected a number in (0, 1], got {self.near_threshold}")
+        if self.report_pairs < 0:
+            raise ConfigError(f"decontaminate.report_pairs: expected >= 0, got {self.report_pairs}")
 
 
 @dataclass
@@ -128,6 +169,9 @@ class DataConfig:
     dedup: DedupConfig = field(default_factory=DedupConfig, help="deduplication")
     transforms: TransformConfig = field(default_factory=TransformConfig, help="transforms")
     val_size: float = field(0.01, help="validation rows: a share (<1) or a count (>=1)")
+    tokenizer: str | None = field(
+        None, help="hub id or local folder of a tokenizer: the manifest then records token-length percentiles "
+                   "per source (prompt, completion, total), to choose max_seq_length before training")
     base_dir: str = field("", help="folder relative paths resolve against (set to the recipe's folder)")
 
     def validate(self) -> None:

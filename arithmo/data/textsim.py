@@ -3,7 +3,7 @@
 Everything after tokenising runs on numpy arrays over many documents at once, because the full
 Arithmo mix is ~700K rows and a per-row Python loop over shingles would take minutes.
 
-- Words: lowercase, non-alphanumerics to spaces, so "$1,000." and "1 000" both give words "1", "000".
+- Words: `arithmo.data.normalize.normalize_text` (notation rewrites meet: "\\dfrac"/"\\frac", "1,000"/"1000").
 - A word's hash is the first 8 bytes of its blake2b digest (stable across processes and runs).
 - An n-gram's hash is sum_j word[p+j] * C_j mod 2^64 with fixed odd C_j: order matters, and windows
   never cross a document boundary.
@@ -16,18 +16,16 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
-import re
 
 import numpy as np
 
-_NON_WORD = re.compile(r"[^0-9a-z]+")
+from arithmo.data.normalize import normalize_text
+
+__all__ = ["normalize_text", "word_arrays", "ngram_hashes", "minhash_signatures", "band_keys"]
+
 _WORD_CACHE: dict[str, int] = {}
 # Fixed odd multipliers for n-gram position j (from a seeded generator, so they never change).
 _POSITION_MULTIPLIERS = np.random.default_rng(20240101).integers(1, 2**63, size=64, dtype=np.uint64) | np.uint64(1)
-
-
-def normalize_text(text: str) -> str:
-    return " ".join(_NON_WORD.sub(" ", text.lower()).split())
 
 
 def _word_hash(word: str) -> int:

@@ -1,0 +1,100 @@
+"""Reading a recipe's sources: rows in, adapted examples out, every row counted in the ledger.
+
+A source is a local file (`path`) or a hub dataset (`hub`, with `config` or `configs`, `splits` and an
+optional `revision`). The manifest's input record names the file with its sha256, or the hub id with the
+commit each split was loaded at, so a build can be repeated on the same bytes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from arithmo.data.adapters import ADAPTERS, SPLIT_COLUMN
+from arithmo.data.recipe import SourceConfig
+from arithmo.io import DataError, read_file_rows, read_hub_rows, resolve_path, sha256_file
+from arithmo.records import MathExample
+
+# Lila names its validation split "dev" in the row's `split` column and "validation" on the hub.
+_SPLIT_ALIASES = {"dev": "validation", "valid": "validation", "val": "validation"}
+
+
+def canonical_split(name: str) -> str:
+    return _SPLIT_ALIASES.get(name.lower(), name.lower())
+
+
+class Ledger:
+    """Per-source counts: rows in, rows dropped by reason."""
+
+    def __init__(self, names: list[str]):
+        self.rows_in = Counter({n: 0 for n in names})
+        self.dropped: dict[str, Counter] = {n: Counter() for n in names}
+
+    def drop(self, source: str, reason: str, count: int = 1) -> None:
+        self.dropped[source][reason] += count
+
+
+def describe_input(path: Path | None, hub: str | None, config: str | None, splits: list[str]) -> dict[str, Any]:
+    """The manifest's record of one input: a file with its sha256, or a hub id with config and splits."""
+    if path is not None:
+        return {"path": str(path), "sha256": sha256_file(path)}
+    return {"hub": hub, "config": config, "splits": list(splits)}
+
+
+def _hub_streams(src: SourceConfig, record: dict):
+    """(where, row) streams of every (config, split) of a hub source; fills record["revisions"]."""
+    configs = src.configs if src.configs is not None else [src.config]
+    revisions: dict[str, str | None] = {}
+    record["revisions"] = revisions
+    if src.revision is not None:
+        record["revision"] = src.revision
+    for config in configs:
+        for split in src.splits:
+            resolved: dict = {}
+            yield read_hub_rows(src.hub, config, split, src.max_rows, revision=src.revision, resolved=resolved)
+            key = f"{config}/{split}" if config is not None else split
+            revisions[key] = resolved.get("revision")
+
+
+def read_source(src: SourceConfig, base_dir: str, ledger: Ledger, actions: Counter) -> tuple[list[MathExample], dict]:
+    """Adapted examples of one source, and its manifest input record."""
+    adapt = ADAPTERS[src.adapter]
+    split_column = SPLIT_COLUMN.get(src.adapter)
+    wanted_splits = {canonical_split(s) for s in src.splits}
+    examples: list[MathExample] = []
+    if src.path is not None:
+        path = resolve_path(src.path, base_dir)
+        record = describe_input(path, None, None, src.splits)
+        streams = iter([read_file_rows(path, src.max_rows)])
+    else:
+        record = describe_input(None, src.hub, src.config, src.splits)
+        if src.configs is not None:
+            record["configs"] = list(src.configs)
+        streams = _hub_streams(src, record)
+    index = 0
+    for stream in streams:
+        for where, row in stream:
+            ledger.rows_in[src.name] += 1
+            row_id = f"{src.name}/{index:07d}"
+            index += 1
+            if src.path is not None and split_column:
+                if split_column not in row:
+                    raise DataError(f"{where}: missing field '{split_column}' needed to select splits "
+                                    f"{sorted(wanted_splits)} of a local {src.adapter} file")
+                if canonical_split(str(row[split_column])) not in wanted_splits:
+                    ledger.drop(src.name, "split_excluded")
+                    continue
+            mapped = adapt(row, where)
+            if isinstance(mapped, str):
+                ledger.drop(src.name, mapped)
+                continue
+            if src.style is not None:
+                mapped["style"] = src.style
+            if mapped["meta"].get("system"):  # generic chat formats: the system turn has no place in a record
+                actions["system_prompt_dropped"] += 1
+            examples.append({"id": row_id, "source": src.name, **mapped})
+    record.update({"name": src.name, "adapter": src.adapter, "rows": ledger.rows_in[src.name]})
+    if src.max_rows is not None:
+        record["max_rows"] = src.max_rows
+    return examples, record

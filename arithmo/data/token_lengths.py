@@ -1,0 +1,72 @@
+"""Token-length percentiles per source, so a user can pick `max_seq_length` before training (issue 14).
+
+    stats = token_lengths(records, "HuggingFaceTB/SmolLM2-135M-Instruct")   # when the recipe names one
+
+Each SFT record is rendered by `arithmo.prompts.render_sft` (template "auto", training's default) and
+counted the way TRL's SFTTrainer (1.10 - 1.14) tokenizes a prompt-completion row: the completion gets the
+tokenizer's EOS text appended when it does not already end with it, `prompt + completion` is tokenized
+with the tokenizer's special tokens, and the prompt's share is the length of the prompt tokenized alone.
+Percentiles use numpy's default (linear) interpolation and are reported as integers rounded up, so a
+`max_seq_length` at the p99 figure holds at least 99% of a source's rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from arithmo.io import DataError
+
+PERCENTILES = (50, 90, 95, 99)
+LIMITS = (512, 1024, 2048, 4096)  # common max_seq_length values: rows longer than each are counted
+_BATCH = 1000
+
+
+def load_tokenizer(name: str) -> Any:
+    """AutoTokenizer.from_pretrained(name): a hub id (cached copies load offline) or a local folder."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as err:
+        raise DataError(f"tokenizer: cannot load {name!r} ({err}). Offline? Point `tokenizer:` at a local "
+                        "folder, or download it once.") from err
+
+
+def _stats(values: np.ndarray) -> dict[str, int]:
+    out = {f"p{p}": int(np.ceil(np.percentile(values, p))) for p in PERCENTILES}
+    out["max"] = int(values.max())
+    return out
+
+
+def token_lengths(records: list[dict], tokenizer: Any, name: str | None = None) -> dict[str, Any]:
+    """{"tokenizer", "template", "by_source": {source: {rows, prompt, completion, total, over}}}.
+
+    `prompt`/`completion`/`total` hold p50/p90/p95/p99/max token counts; `over` counts rows whose total is
+    above each of LIMITS. `tokenizer` is a loaded tokenizer, or a name for `load_tokenizer`.
+    """
+    from arithmo.prompts import render_sft
+
+    if isinstance(tokenizer, str):
+        name, tokenizer = tokenizer, load_tokenizer(tokenizer)
+    eos = tokenizer.eos_token or ""
+    by_source: dict[str, list[tuple[int, int]]] = {}
+    for start in range(0, len(records), _BATCH):
+        batch = records[start:start + _BATCH]
+        rendered = [render_sft(r, tokenizer, "auto") for r in batch]
+        prompts = [r["prompt"] for r in rendered]
+        full = [r["prompt"] + r["completion"] + ("" if not eos or r["completion"].endswith(eos) else eos)
+                for r in rendered]
+        prompt_ids = tokenizer(prompts)["input_ids"]
+        full_ids = tokenizer(full)["input_ids"]
+        for record, p, f in zip(batch, prompt_ids, full_ids):
+            by_source.setdefault(record["source"], []).append((len(p), len(f)))
+    out: dict[str, Any] = {}
+    for source in sorted(by_source):
+        lengths = np.array(by_source[source], dtype=np.int64)
+        prompt, total = lengths[:, 0], lengths[:, 1]
+        out[source] = {"rows": int(len(lengths)), "prompt": _stats(prompt), "completion": _stats(total - prompt),
+                       "total": _stats(total), "over": {str(n): int((total > n).sum()) for n in LIMITS}}
+    return {"tokenizer": name or getattr(tokenizer, "name_or_path", None), "template": "auto",
+            "percentiles": list(PERCENTILES), "by_source": out}
