@@ -33,6 +33,7 @@ from arithmo.config import ConfigError, describe, field, find_preset, load_confi
 from arithmo.io import DataError
 from arithmo.evaluation.provenance import differences, provenance
 from arithmo.evaluation.scoring import regrade
+from arithmo.evaluation.shards import ShardError, discard_shards, fold_shards, run_shards
 from arithmo.evaluation.store import pending_ids, regrade_file
 from arithmo.runs import (CHART, EVAL_CONFIG, METRICS, PREDICTIONS, PROVENANCE, RunError, RunFolder,
                           default_eval_dir, find_adapter, read_run_config)
@@ -97,10 +98,13 @@ class EvalConfig:
     save_every: int = field(64, help="append predictions to disk every this many items")
     plot: bool = field(True, help="write accuracy.png")
     seed: int = field(0, help="seed for maj@k sampling")
+    data_parallel: int = field(1, help="processes that split the items left to generate (one GPU each when there "
+                                       "are that many); their predictions merge into one predictions.jsonl")
 
     def validate(self) -> None:
         positive = {"max_new_tokens": self.max_new_tokens, "batch_size": self.batch_size, "k": self.k,
                     "save_every": self.save_every}
+        positive["data_parallel"] = self.data_parallel
         for key, value in positive.items():
             if value < 1:
                 raise ConfigError(f"{key}: expected a positive integer, got {value}")
@@ -126,7 +130,8 @@ class EvalConfig:
 # Keys that do not change what a prediction line holds: a resumed run may change them freely. What generates
 # the completions (model and adapter contents, backend, dtype, 4-bit, template) is compared through
 # provenance.json instead, by content rather than by name.
-NOT_HASHED = ("output_dir", "resume", "regrade", "plot", "save_every", "batch_size", "workers", "n", "model",
+NOT_HASHED = ("output_dir", "resume", "regrade", "plot", "save_every", "batch_size", "workers", "n", "data_parallel",
+              "model",
               "adapter", "run", "engine", "backend", "load_in_4bit", "dtype", "template")
 
 
@@ -250,7 +255,8 @@ def load_for_eval(cfg: EvalConfig, backend: str):
 
         # vLLM reads a folder or hub id; a GGUF model (the embedded alias) is served from its plain fp32 copy.
         engine = load_vllm(plain_model_folder(cfg.model), cfg.adapter, seed=cfg.seed, dtype=cfg.dtype)
-        return engine, engine.llm.get_tokenizer(), "vllm"
+        lora = f", max_lora_rank {engine.max_lora_rank}" if engine.max_lora_rank else ""
+        return engine, engine.llm.get_tokenizer(), f"vllm ({cfg.dtype}{lora})"
     from arithmo.model import load_model
 
     loaded = load_model(cfg.model, engine=cfg.engine, adapter=cfg.adapter, trainable=False,
@@ -282,9 +288,23 @@ def evaluate(cfg: EvalConfig) -> dict:
     save_config(cfg, out / EVAL_CONFIG)
     (out / PROVENANCE).write_text(json.dumps(record, indent=2) + "\n")
     if cfg.resume:
+        fold_shards(out)  # lines of shards that an interrupted data-parallel run finished
         regrade_saved(cfg, out, items)
     pending = pending_ids(out / PREDICTIONS, [item["id"] for item in items], cfg.style, cfg.k) if cfg.resume \
         else items
+    if cfg.data_parallel > 1 and len(pending) > 1:
+        if not cfg.resume:  # start over: no earlier line, and no earlier shard folder, may be kept
+            (out / PREDICTIONS).write_text("")
+            discard_shards(out)
+        print(f"[eval] {len(pending)} items over {cfg.data_parallel} processes", file=sys.stderr)
+        todo = set(pending if cfg.resume else [item["id"] for item in items])
+        try:
+            run_shards(to_dict(cfg), out, [item for item in items if item["id"] in todo], cfg.data_parallel)
+        except ShardError as err:
+            raise EvalError(f"data_parallel={cfg.data_parallel}: {err}; finished items are kept, rerun to "
+                            "continue") from err
+        cfg = load_config(EvalConfig, {**to_dict(cfg), "resume": True})  # the parent now only reads them back
+        pending = pending_ids(out / PREDICTIONS, [item["id"] for item in items], cfg.style, cfg.k)
     # 4. the model, when something is left to generate ----------------------------------------
     if pending:
         model, tokenizer, engine = load_for_eval(cfg, backend)
