@@ -49,7 +49,10 @@ def install_guard(workdir: str, *more_writable: str) -> None:
     def inside(path) -> bool:
         if isinstance(path, int):  # an already-open descriptor (stdout, a pipe): nothing new is opened
             return True
-        real = realpath(fsdecode(path))
+        try:
+            real = realpath(fsdecode(path))
+        except OSError as failure:  # e.g. getcwd() fails past PATH_MAX deep: refuse rather than guess
+            refuse(f"writing {path!r}: its location cannot be resolved ({failure})")
         return any(real == root or real.startswith(root + sep) for root in roots)
 
     def refuse(what: str) -> None:

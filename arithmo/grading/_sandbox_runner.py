@@ -51,7 +51,7 @@ def _takes_no_arguments(function) -> bool:
                for p in signature.parameters.values())
 
 
-def run(code: str, memory_mb: int, max_value_chars: int) -> dict:
+def run(code: str, memory_mb: int, max_value_bytes: int) -> dict:
     """Execute `code` as __main__. Returns {"error": one line or None, "value": str or None, "value_from": ...}.
 
     "value" is the program's answer by the rules above when it printed nothing; "value_from" names the rule
@@ -92,4 +92,7 @@ def run(code: str, memory_mb: int, max_value_chars: int) -> dict:
     except BaseException:  # noqa: BLE001 - e.g. int too large to print (ValueError, 4300-digit limit)
         return {"error": f"{_last_line()} (turning the {value_from} value into text)", "value": None,
                 "value_from": None}
-    return {"error": None, "value": text[:max_value_chars], "value_from": value_from}
+    if len(text.encode("utf-8", errors="backslashreplace")) > max_value_bytes:  # as a printed flood: no answer
+        return {"error": f"the {value_from} value is longer than the output limit ({max_value_bytes} bytes)",
+                "value": None, "value_from": None}
+    return {"error": None, "value": text, "value_from": value_from}

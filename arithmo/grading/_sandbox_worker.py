@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from arithmo.grading import _jail
@@ -33,6 +34,13 @@ STATUS_CAP_BYTES, STDERR_TAIL_BYTES, READ_CHUNK = 16384, 4096, 65536
 MAX_ERROR_CHARS = 500
 VALUE_SOURCES = ("last expression", "solution()")
 SETUP_FAILED_EXIT = 71  # _sandbox_child.py: the child could not be set up (its status says why)
+
+
+# Every zygote is started from this one thread, which lives as long as the process: `bwrap --die-with-parent`
+# (PR_SET_PDEATHSIG) fires when the *thread* that started it ends, so a jail started from a short-lived
+# thread (a pool's drain thread, a web handler) would be killed with it (seen here: every jail restarted
+# after each two-worker batch).
+_SPAWNER = ThreadPoolExecutor(1, thread_name_prefix="sandbox-spawner")
 
 
 class SandboxError(RuntimeError):
@@ -146,6 +154,11 @@ class Worker:
         self._stderr = None
 
     def start(self) -> None:
+        """Launch the zygote and wait until it is ready (raises SandboxError if it cannot start)."""
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
         parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._stderr = tempfile.TemporaryFile()
         if self.jail.mode == "host":
@@ -154,9 +167,10 @@ class Worker:
         config = {"control_fd": child_end.fileno(), "workroot": self.workroot,
                   "site": _jail.JAIL_SITE if self.jail.mode == "jail" else None}
         try:
-            self.process = subprocess.Popen(self.jail.command(config), pass_fds=(child_end.fileno(),),
-                                            stdin=subprocess.DEVNULL, stdout=self._stderr, stderr=self._stderr,
-                                            env=_jail.zygote_env(), cwd="/", start_new_session=True)
+            self.process = _SPAWNER.submit(
+                subprocess.Popen, self.jail.command(config), pass_fds=(child_end.fileno(),),
+                stdin=subprocess.DEVNULL, stdout=self._stderr, stderr=self._stderr, env=_jail.zygote_env(), cwd="/",
+                start_new_session=True).result()
         except OSError as failure:
             parent_end.close()
             self.close()
@@ -164,6 +178,8 @@ class Worker:
         finally:
             child_end.close()
         self.control = parent_end
+
+    def wait_ready(self) -> None:
         ready = self._receive(time.monotonic() + STARTUP_TIMEOUT_S)
         if not isinstance(ready, dict) or not ready.get("ready"):
             details = (ready or {}).get("error") or self._stderr_tail() or "no answer"

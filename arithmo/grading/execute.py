@@ -99,13 +99,13 @@ class Sandbox:
         return [why for worker in self._idle for why in worker.restarts]
 
     def start(self) -> None:
-        """Start every worker now, in parallel (otherwise each starts on its first program)."""
+        """Start every worker now (they start together; otherwise each starts on its first program)."""
         with self._lock:
             idle = [worker for worker in self._idle if worker.process is None]
-            if idle:
-                with ThreadPoolExecutor(len(idle), thread_name_prefix="sandbox-start") as pool:
-                    for future in [pool.submit(worker.start) for worker in idle]:
-                        future.result()
+            for worker in idle:
+                worker.launch()
+            for worker in idle:
+                worker.wait_ready()
 
     def layers(self) -> dict:
         """Which containment layers the workers run with (starts one worker if none has started yet)."""
