@@ -43,4 +43,21 @@ HUB_SCHEMAS = {
     # by datasets as the validation and test splits
     "weitianwen/cmath": {"configs": None, "splits": ("validation", "test"),
                          "columns": ("id", "grade", "reasoning_step", "num_digits", "question", "golden")},
+    # https://huggingface.co/datasets/hkust-nlp/dart-math-hard : default config, train 585,392 (dataset_info),
+    # features query, response; MIT
+    "hkust-nlp/dart-math-hard": {"configs": None, "splits": ("train",), "columns": ("query", "response")},
+    # https://huggingface.co/datasets/hkust-nlp/dart-math-uniform : default config, train 590,705 (dataset_info
+    # as first uploaded; the card text says ~591k), features query, response; MIT
+    "hkust-nlp/dart-math-uniform": {"configs": None, "splits": ("train",), "columns": ("query", "response")},
+    # https://huggingface.co/datasets/nvidia/OpenMathInstruct-2 : default config; split train (~14M) and the
+    # "fair-downsampled" train_1M, train_2M, train_5M; fields problem, generated_solution, expected_answer,
+    # problem_source; CC BY 4.0
+    "nvidia/OpenMathInstruct-2": {"configs": None, "splits": ("train", "train_1M", "train_2M", "train_5M"),
+                                  "columns": ("problem", "generated_solution", "expected_answer",
+                                              "problem_source")},
+    # https://huggingface.co/datasets/AI-MO/NuminaMath-CoT : default config, train 859,494 / test 100; features
+    # source, problem, solution, messages (list of {content, role}); licence cc-by-nc-4.0 at release (Jul 2024),
+    # apache-2.0 on the card from Jul 19 2024 on
+    "AI-MO/NuminaMath-CoT": {"configs": None, "splits": ("train", "test"),
+                             "columns": ("source", "problem", "solution", "messages")},
 }

@@ -38,6 +38,10 @@ def test_every_input_row_is_accounted_for(tiny_build):
     train, val = _read(out / "train.jsonl"), _read(out / "val.jsonl")
     assert len(train) == totals["train"] and len(val) == totals["val"] == 40
     assert totals["rows_out"] == len(train) + len(val)
+    # data_recipes/README.md's row for tiny.yaml (update both together, saying why the counts moved)
+    readme = (REPO / "data_recipes" / "README.md").read_text()
+    assert (f"| {totals['rows_in']} | {totals['rows_out']} (train {totals['train']}, val {totals['val']}) — measured |"
+            in readme)
     assert len({r["id"] for r in train + val}) == len(train) + len(val)
 
 

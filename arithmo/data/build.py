@@ -119,7 +119,7 @@ def build(cfg: DataConfig, out_dir: str | Path, log: Callable[[str], None] = pri
     formatted = []
     for example in examples:
         if example["style"] == "cot" and cfg.transforms.answer_format:
-            completion, answer, action = format_cot_answer(example["solution"])
+            completion, answer, action = format_cot_answer(example["solution"], example["answer"])
             actions[f"answer_{action}"] += 1
             if action == "no_answer" and cfg.transforms.require_answer:
                 ledger.drop(example["source"], "no_answer")

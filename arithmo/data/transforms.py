@@ -23,13 +23,14 @@ _ANSWER_LINE = re.compile(
 _HASH_TAIL = re.compile(r"(?:^|\n)[ \t]*####[ \t]*(?P<answer>[^\n]+?)[ \t]*$")
 
 
-def format_cot_answer(solution: str) -> tuple[str, str | None, str]:
+def format_cot_answer(solution: str, source_answer: str | None = None) -> tuple[str, str | None, str]:
     """Make a CoT solution end with 'The answer is: X'.
 
     Returns (completion, answer, action), action one of:
     'kept' (already in form), 'normalized' (an 'answer is' line reworded), 'folded_hash' (GSM8K's
     '#### X' tail replaced), 'appended' (an answer found elsewhere, e.g. the last \\boxed{}, added as
-    a last line), 'no_answer' (nothing to put there; the completion is returned unchanged).
+    a last line), 'appended_source_answer' (none in the text, but the source states it, e.g.
+    OpenMathInstruct-2's expected_answer), 'no_answer' (nothing to put there; the completion is unchanged).
     """
     text = solution.rstrip()
     match = _HASH_TAIL.search(text)
@@ -50,6 +51,8 @@ def format_cot_answer(solution: str) -> tuple[str, str | None, str]:
     answer = extract_answer(text, mode="strict")
     if answer:
         return f"{text}\n{ANSWER_PREFIX}{answer}", answer, "appended"
+    if source_answer and source_answer.strip():
+        return f"{text}\n{ANSWER_PREFIX}{source_answer.strip()}", source_answer.strip(), "appended_source_answer"
     return text, None, "no_answer"
 
 
