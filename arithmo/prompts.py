@@ -211,17 +211,69 @@ def render_prompt(question: str, tokenizer: Any = None, template: Template = "au
     )
 
 
+def prompt_token_ids(tokenizer: Any, text: str) -> list[int]:
+    """Token ids of a prompt, with the tokenizer's special tokens (BOS) unless the text already starts with it.
+
+    A chat template that writes the BOS itself (Llama-3's `<|begin_of_text|>`, Mistral's `<s>`) would otherwise
+    get a second one from the tokenizer: a doubled BOS the model never saw in pretraining. Training
+    (`tokenize_sft`) and generation (`arithmo.generate`, transformers and vLLM) both use this one rule, so the
+    model is trained on exactly the ids it is later prompted with.
+    """
+    bos = getattr(tokenizer, "bos_token", None)
+    add_special = not (bos and text.startswith(bos))
+    return list(tokenizer(text, add_special_tokens=add_special)["input_ids"])
+
+
+_PROBE = "ARITHMO_END_OF_TURN_PROBE"
+
+
+def end_of_turn(tokenizer: Any, template: Template = "auto") -> str:
+    """The text that ends an answer: what the chat template writes after an assistant message (ChatML's
+    `<|im_end|>`, Llama-3's `<|eot_id|>`, Gemma's `<end_of_turn>`, Mistral's `</s>`), else the tokenizer's
+    eos token (the plain template); "" when there is neither."""
+    uses_chat = template == "chat" or (template == "auto" and getattr(tokenizer, "chat_template", None))
+    if uses_chat and tokenizer is not None:
+        rendered = tokenizer.apply_chat_template(
+            [{"role": "user", "content": "?"}, {"role": "assistant", "content": _PROBE}], tokenize=False)
+        if _PROBE in rendered:
+            suffix = rendered.split(_PROBE, 1)[1].strip()
+            if suffix:
+                return suffix
+    return getattr(tokenizer, "eos_token", None) or ""
+
+
 def render_sft(record: dict, tokenizer: Any = None, template: Template = "auto") -> dict[str, str]:
     """An SFTRecord as the {"prompt", "completion"} strings that training tokenizes.
 
-    With the plain template the completion starts with a space (the prompt ends in "Answer:"); with a
-    chat template it ends with the tokenizer's end-of-turn text so the model learns to stop.
+    The prompt is what `render_eval` gives for the same question. The completion is the record's, stripped,
+    starting with a space after the plain template's "Answer:", and ending with `end_of_turn(tokenizer,
+    template)` appended: the chat template's end-of-turn text (`<|im_end|>`, `<|eot_id|>`, ...) or, with the
+    plain template, the tokenizer's eos token. That token is one generation stops on
+    (`arithmo.generate.end_token_ids`), so the model learns to stop where generation ends.
     """
     prompt = render_prompt(record["prompt"], tokenizer, template)
     completion = record["completion"].strip()
     if prompt.endswith(":"):
         completion = " " + completion
+    end = end_of_turn(tokenizer, template) if tokenizer is not None else ""
+    if end and not completion.endswith(end):
+        completion += end
     return {"prompt": prompt, "completion": completion}
+
+
+def tokenize_sft(rendered: dict[str, str], tokenizer: Any) -> tuple[list[int], list[int]]:
+    """(input_ids, completion_mask) of a rendered record: 1 on completion tokens (the loss), 0 on the prompt.
+
+    prompt + completion is tokenized as one text (so tokens that merge across the boundary, and SentencePiece's
+    leading space, come out as they would in one pass) with `prompt_token_ids`' BOS rule; the completion starts
+    where those ids leave the prompt's own ids.
+    """
+    prompt_ids = prompt_token_ids(tokenizer, rendered["prompt"])
+    ids = prompt_token_ids(tokenizer, rendered["prompt"] + rendered["completion"])
+    shared = 0
+    while shared < min(len(prompt_ids), len(ids)) and prompt_ids[shared] == ids[shared]:
+        shared += 1
+    return ids, [0] * shared + [1] * (len(ids) - shared)
 
 
 def render_eval(

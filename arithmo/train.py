@@ -45,7 +45,7 @@ class ModelConfig:
     engine: Literal["auto", "unsloth", "kernels", "hf"] = field("auto", help="training engine (docs/design.md)")
     load_in_4bit: bool | None = field(None, help="4-bit NF4 base weights (QLoRA); null: exactly when CUDA is present")
     dtype: str = field("auto", help="compute dtype: auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
-    max_seq_length: int = field(1024, help="longest training sequence in tokens (longer rows are truncated)")
+    max_seq_length: int = field(1024, help="longest training sequence in tokens (longer rows: see long_rows)")
     lora_r: int = field(16, help="LoRA rank")
     lora_alpha: int = field(16, help="LoRA alpha (scale = alpha / r)")
     lora_dropout: float = field(0.0, help="LoRA dropout (0 lets unsloth use its fast path)")
@@ -76,6 +76,9 @@ class TrainConfig:
     max_grad_norm: float = field(1.0, help="gradient clipping")
     optimizer: str = field("auto", help="auto (8-bit AdamW on CUDA, AdamW on CPU) or a transformers optim name")
     packing: bool = field(False, help="pack rows into max_seq_length sequences (no attention across rows)")
+    long_rows: Literal["drop", "truncate", "error"] = field(
+        "drop", help="rows longer than model.max_seq_length tokens: drop them (counted per source), truncate them "
+                     "(the model then learns answers without their end), or stop with an error naming them")
     seed: int = field(42, help="seed for LoRA init, data order and dropout")
     save_steps: int = field(50, help="checkpoint every N optimizer steps (and at the end)")
     save_total_limit: int = field(2, help="checkpoints kept")
@@ -142,13 +145,42 @@ def select_rows(rows: list[dict], styles: list[str], max_rows: int | None) -> li
     return chosen[:max_rows] if max_rows else chosen
 
 
-def render_dataset(rows: list[dict], tokenizer: Any, template: str):
-    """A datasets.Dataset of {prompt, completion} text, rendered by the function evaluation uses."""
+def render_dataset(rows: list[dict], tokenizer: Any, template: str, max_seq_length: int | None = None,
+                   long_rows: str = "drop") -> tuple[Any, dict[str, Any]]:
+    """(a datasets.Dataset of {input_ids, completion_mask}, the long-row report) for SFT records.
+
+    Rows are rendered by the function evaluation uses (`render_sft`: the completion ends with the end-of-turn
+    token generation stops on) and tokenized here with the BOS rule generation uses (`tokenize_sft`), so TRL
+    receives ids and does not re-tokenize (it would add a second BOS to templates that write one, and append
+    the tokenizer's eos instead of the template's end of turn). A row longer than `max_seq_length` is dropped,
+    truncated or an error (TrainError naming the first ones), by `long_rows`; the report counts them per
+    source: {policy, max_seq_length, over_limit: {source: n}, rows, longest}.
+    """
     from datasets import Dataset
 
-    from arithmo.prompts import render_sft
+    from arithmo.prompts import render_sft, tokenize_sft
 
-    return Dataset.from_list([render_sft(r, tokenizer, template) for r in rows])
+    kept, over, longest = [], {}, 0
+    for row in rows:
+        ids, mask = tokenize_sft(render_sft(row, tokenizer, template), tokenizer)
+        longest = max(longest, len(ids))
+        if max_seq_length is not None and len(ids) > max_seq_length:
+            over.setdefault(row.get("source", "?"), []).append(row.get("id", "?"))
+            if long_rows == "drop":
+                continue
+            ids, mask = ids[:max_seq_length], mask[:max_seq_length]
+        kept.append({"input_ids": ids, "completion_mask": mask})
+    report = {"policy": long_rows, "max_seq_length": max_seq_length, "rows": len(rows),
+              "over_limit": {source: len(ids) for source, ids in sorted(over.items())}, "longest": longest}
+    if over and long_rows == "error":
+        first = [row_id for ids in over.values() for row_id in ids][:5]
+        raise TrainError(f"{sum(report['over_limit'].values())} rows are longer than model.max_seq_length="
+                         f"{max_seq_length} tokens (per source: {report['over_limit']}; first: {', '.join(first)}; "
+                         f"longest {longest}): raise model.max_seq_length, or long_rows=drop|truncate")
+    if not kept:
+        raise TrainError(f"every row is longer than model.max_seq_length={max_seq_length} tokens (longest "
+                         f"{longest}): raise model.max_seq_length")
+    return Dataset.from_list(kept), report
 
 
 # ----------------------------------------------------------------------------------------------
@@ -312,14 +344,24 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                         gradient_checkpointing=m.gradient_checkpointing, seed=cfg.seed)
     print(f"[train] engine={loaded.engine}: {loaded.reason}", flush=True)
 
-    # 4. render -------------------------------------------------------------------------------
-    train_ds = render_dataset(train_rows, loaded.tokenizer, m.template)
-    val_ds = render_dataset(val_rows, loaded.tokenizer, m.template) if val_rows else None
+    # 4. render and tokenize; rows over max_seq_length are counted and handled by long_rows -----
+    train_ds, long_report = render_dataset(train_rows, loaded.tokenizer, m.template, m.max_seq_length,
+                                           cfg.long_rows)
+    val_ds, val_report = (render_dataset(val_rows, loaded.tokenizer, m.template, m.max_seq_length, cfg.long_rows)
+                          if val_rows else (None, None))
+    long_report["val_over_limit"] = val_report["over_limit"] if val_report else {}
+    over = sum(long_report["over_limit"].values())
+    print(f"[train] rows over max_seq_length={m.max_seq_length} tokens: {over} of {len(train_rows)}"
+          + (f" ({', '.join(f'{k} {v}' for k, v in long_report['over_limit'].items())}; "
+             f"{'dropped' if cfg.long_rows == 'drop' else 'truncated'}; longest {long_report['longest']})"
+             if over else f" (longest {long_report['longest']})"), flush=True)
+    manifest["training"] = {"long_rows": long_report}
+    run.manifest.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
 
     # 5. train --------------------------------------------------------------------------------
     trainer, interrupt = build_trainer(loaded.model, loaded.tokenizer, train_ds, val_ds, cfg, run)
     steps_note = f"{cfg.max_steps} steps" if cfg.max_steps > 0 else f"{cfg.epochs:g} epochs"
-    print(f"[train] {len(train_rows)} rows ({'+'.join(cfg.styles)}), {steps_note}, effective batch "
+    print(f"[train] {len(train_ds)} rows ({'+'.join(cfg.styles)}), {steps_note}, effective batch "
           f"{cfg.micro_batch_size * cfg.grad_accum}; run folder {run_dir}"
           + (f"; resuming from {resume_from}" if resume_from else ""), flush=True)
     start = time.perf_counter()
@@ -341,7 +383,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         "run": str(run_dir), "engine": loaded.engine, "model": m.name, "steps": state.global_step,
         "train_loss": result.training_loss, "val_loss": val_loss, "tokens_seen": int(state.num_input_tokens_seen),
         "tokens_per_s": round(state.num_input_tokens_seen / max(seconds, 1e-9), 1), "seconds": round(seconds, 1),
-        "interrupted": interrupt.interrupted, "adapter": str(run.adapter),
+        "interrupted": interrupt.interrupted, "adapter": str(run.adapter), "rows": len(train_ds),
+        "long_rows": long_report,
     }
     if torch.cuda.is_available():
         summary["peak_reserved_gib"] = round(torch.cuda.max_memory_reserved() / 2**30, 2)

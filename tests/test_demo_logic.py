@@ -200,7 +200,10 @@ def test_user_programs_run_only_in_the_sandbox(session_for):
     assert session.run_user_program("print(sum(range(10)))") == "45\n\n\nprinted answer: 45"
     target = Path("/tmp") / f"arithmo-pwned-{uuid.uuid4().hex}"
     shown = session.run_user_program(f"open({str(target)!r}, 'w').write('x')")
-    assert shown.startswith("error: PermissionError: sandbox refused") and not target.exists()
+    # the jail's /tmp is a private tmpfs (bubblewrap), or the write is refused (the fallback layers): either
+    # way nothing reaches the host's /tmp
+    assert not target.exists(), shown
+    assert shown.startswith("error: PermissionError: sandbox refused") or "printed answer: 1" in shown
 
 
 # ---------------------------------------------------------------------------------------------- base vs adapter

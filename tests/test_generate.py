@@ -133,6 +133,18 @@ def test_cut_at_stop_takes_the_earliest():
     assert cut_at_stop("abc", [""]) == "abc"
 
 
+class CharTokenizer:
+    """One id per character; BOS is id 1 and written '<s>' (as Llama-style chat templates write it)."""
+
+    bos_token = "<s>"
+    eos_token_id = 2
+
+    def __call__(self, text, add_special_tokens=True):
+        body = text[len(self.bos_token):] if text.startswith(self.bos_token) else text
+        head = [1] if add_special_tokens or text.startswith(self.bos_token) else []
+        return {"input_ids": head + [ord(c) for c in body]}
+
+
 def test_vllm_path_with_a_stand_in_engine(monkeypatch):
     captured = {}
 
@@ -141,18 +153,26 @@ def test_vllm_path_with_a_stand_in_engine(monkeypatch):
             captured.update(kwargs)
 
     class FakeLLM:
-        def generate(self, prompts, params, lora_request=None):
+        def get_tokenizer(self):
+            return CharTokenizer()
+
+        def generate(self, requests, params, lora_request=None):
             captured["lora"] = lora_request
+            captured["ids"] = [r["prompt_token_ids"] for r in requests]
             choice = types.SimpleNamespace
-            return [types.SimpleNamespace(outputs=[choice(text=f"{p}-{i} STOP tail") for i in range(captured["n"])])
-                    for p in prompts]
+            texts = ["".join(chr(i) for i in ids if i != 1) for ids in captured["ids"]]
+            return [types.SimpleNamespace(outputs=[choice(text=f"{t}-{i} STOP tail") for i in range(captured["n"])])
+                    for t in texts]
 
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(SamplingParams=SamplingParams))
     engine = VLLMModel(llm=FakeLLM(), lora_request="adapter-request")
-    out = generate(engine, None, ["p1", "p2"], max_new_tokens=7, temperature=0.5, num_samples=2, stop=[" STOP"])
+    out = generate(engine, None, ["p1", "<s>p2"], max_new_tokens=7, temperature=0.5, num_samples=2, stop=[" STOP"])
     assert out == [["p1-0", "p1-1"], ["p2-0", "p2-1"]]
+    ids = captured.pop("ids")
+    # one BOS each: added to the bare prompt, kept (not doubled) where the template wrote it
+    assert ids == [[1, ord("p"), ord("1")], [1, ord("p"), ord("2")]]
     assert captured == {"n": 2, "temperature": 0.5, "top_p": 1.0, "max_tokens": 7, "stop": [" STOP"], "seed": 0,
-                        "lora": "adapter-request"}
+                        "stop_token_ids": [2], "lora": "adapter-request"}
     with pytest.raises(ValueError, match="vLLM engine"):
         generate(engine, None, ["p"], backend="hf")
 

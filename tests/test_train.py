@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 
 from arithmo.config import ConfigError, load_config
 from arithmo.model import ModelError, load_model
+from arithmo.prompts import render_sft
 from arithmo.runs import RunFolder
 from arithmo.train import TrainConfig, TrainError, build_trainer, render_dataset, resolve_preset, train
 from arithmo.trainlog import read_train_log
@@ -60,9 +61,9 @@ def _trainer(tmp_path, model_dir, **overrides):
     loaded = load_model(str(model_dir), engine="hf", trainable=True, load_in_4bit=False, dtype="float32",
                         gradient_checkpointing=False, max_seq_length=128)
     rows = [json.loads(line) for line in open(tmp_path / "data" / "train.jsonl")]
-    dataset = render_dataset(rows, loaded.tokenizer, "auto")
+    dataset, _ = render_dataset(rows, loaded.tokenizer, "auto", 128)
     trainer, _ = build_trainer(loaded.model, loaded.tokenizer, dataset, None, cfg, RunFolder(tmp_path / "run"))
-    return trainer, loaded.tokenizer, dataset
+    return trainer, loaded.tokenizer, [render_sft(row, loaded.tokenizer, "auto") for row in rows]
 
 
 def test_loss_is_never_computed_on_prompt_tokens(tmp_path, tiny_model_dir):
