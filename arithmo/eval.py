@@ -290,12 +290,13 @@ def evaluate(cfg: EvalConfig) -> dict:
     if cfg.resume:
         fold_shards(out)  # lines of shards that an interrupted data-parallel run finished
         regrade_saved(cfg, out, items)
+    else:
+        discard_shards(out)
     pending = pending_ids(out / PREDICTIONS, [item["id"] for item in items], cfg.style, cfg.k) if cfg.resume \
         else items
     if cfg.data_parallel > 1 and len(pending) > 1:
-        if not cfg.resume:  # start over: no earlier line, and no earlier shard folder, may be kept
+        if not cfg.resume:  # start over: no earlier line may be kept
             (out / PREDICTIONS).write_text("")
-            discard_shards(out)
         print(f"[eval] {len(pending)} items over {cfg.data_parallel} processes", file=sys.stderr)
         todo = set(pending if cfg.resume else [item["id"] for item in items])
         try:

@@ -101,7 +101,9 @@ def test_a_malicious_program_is_contained(served):
     assert execution == "error: PermissionError: sandbox refused os.system (running a shell)"
     assert answer == "" and not PWNED.exists()
     shown = client.predict(f"open({str(PWNED)!r}, 'w').write('owned')", api_name="/run_program")
-    assert shown.startswith("error: PermissionError: sandbox refused") and not PWNED.exists()
+    # the jail's /tmp is its own tmpfs (or, with the fallback layers, the write is refused): the host's stays clean
+    assert not PWNED.exists(), shown
+    assert shown.startswith("error: PermissionError: sandbox refused") or "printed answer: 5" in shown
 
 
 @pytest.mark.parametrize("question, message", [

@@ -25,6 +25,8 @@ CASES = [
     ("q4", "7", "The answer is: 8", "no program here"),  # wrong CoT; no program: hybrid falls back
     ("q5", "12", "so \\boxed{12}", "```python\nx = 5\n```"),  # boxed is strict; a program that prints nothing
     ("q6", "3", "The answer is: 3", "```python\nprint('3 apples')\n```"),  # words around a printed number
+    ("q7", "2, 3", "x = \\boxed{2} or x = \\boxed{3}", "```python\nprint([2, 3])\n```"),  # several boxes answer a
+    # list gold only when the gold is passed to extraction; a printed list is the list
 ]
 GOLD = {q: gold for q, gold, _, _ in CASES}
 COT = {q: cot for q, _, cot, _ in CASES}
@@ -32,7 +34,7 @@ POT = {q: pot for q, _, _, pot in CASES}
 
 
 def reply(prompt: str, use_adapter: bool = True, seed: int = 0) -> str:
-    question = next(q for q in GOLD if re.search(rf"\b{q}\b", prompt))  # the question ids are q1..q6
+    question = next(q for q in GOLD if re.search(rf"\b{q}\b", prompt))  # the question ids are q1..q7
     return POT[question] if is_pot_prompt(prompt) else COT[question]
 
 

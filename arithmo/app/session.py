@@ -212,9 +212,13 @@ class DemoSession:
         if time.monotonic() - started >= 0.98 * cap:  # transformers' max_time stops at the first step past it
             notes.append(f"a generation stopped at its time limit ({cap:.0f} s); its answer may be cut short")
 
+    def _gold(self, question: str) -> str | None:
+        reference = self.references.get(question.strip())
+        return reference.answer if reference is not None else None
+
     @staticmethod
-    def _read_cot(sample: Sample, text: str) -> None:
-        sample.answer, flexible = read_cot(text)
+    def _read_cot(sample: Sample, text: str, gold: str | None = None) -> None:
+        sample.answer, flexible = read_cot(text, gold)  # the gold, when known, as evaluation passes it
         if sample.answer is not None:
             sample.shown_answer, sample.source = sample.answer, "the answer line"
             return
@@ -231,7 +235,7 @@ class DemoSession:
             sample.text = text
             yield sample
         if style == "cot":
-            self._read_cot(sample, sample.text)
+            self._read_cot(sample, sample.text, self._gold(question))
         else:
             sample.program = extract_program(sample.text)
             if sample.program is None:
@@ -249,7 +253,7 @@ class DemoSession:
                 for text in self._stream(question, "cot", notes=notes, **decoding):
                     sample.text = head + text
                     yield sample
-                self._read_cot(sample, sample.text[len(head):])
+                self._read_cot(sample, sample.text[len(head):], self._gold(question))
                 sample.source += " (chain-of-thought fallback)"
         yield sample
 

@@ -50,11 +50,13 @@ def grade_answer(extracted: str | None, gold: str, grade_timeout_s: float = 2.0)
     return extracted is not None and bool(_grading().is_equivalent(extracted, gold, timeout_s=grade_timeout_s))
 
 
-def read_cot(completion: str) -> tuple[str | None, str | None]:
+def read_cot(completion: str, gold: str | None = None) -> tuple[str | None, str | None]:
     """(strict, flexible) answers of a chain-of-thought completion: strict is the `The answer is:` line or a
-    `\\boxed{}` (what is graded); flexible also takes the last number (reported beside it)."""
+    `\\boxed{}` (what is graded); flexible also takes the last number (reported beside it). With the `gold`,
+    several `\\boxed{}` answers together answer a gold that lists several (arithmo.grading.extract_answer)."""
     grading = _grading()
-    return grading.extract_answer(completion, mode="strict"), grading.extract_answer(completion, mode="flexible")
+    return (grading.extract_answer(completion, mode="strict", gold=gold),
+            grading.extract_answer(completion, mode="flexible", gold=gold))
 
 
 def program_answer(result: Any) -> str | None:
@@ -79,7 +81,7 @@ def _base(item: dict, style: str, sample: int | None, prompt: str, completion: s
 
 def grade_cot_line(line: dict[str, Any], completion: str, gold: str, grade_timeout_s: float) -> None:
     """Fill the strict and flexible answers of a CoT completion into `line`."""
-    strict, flexible = read_cot(completion)
+    strict, flexible = read_cot(completion, gold)
     line["extracted"] = strict
     line["correct"] = grade_answer(strict, gold, grade_timeout_s)
     line["extracted_flexible"] = flexible
