@@ -1,13 +1,14 @@
 """Evaluation throughput, each row against its anchor run side by side in this process:
 
-    python bench/bench_eval.py [--programs 120] [--items 32] [--smollm]
+    python bench/bench_eval.py [--programs 120] [--items 32] [--smollm] [--only sandbox]
 
 1. grading: `is_equivalent` comparisons/s on real GSM8K and MATH gold answers (each gold against itself,
    and against the next row's gold: the mismatch path that reaches sympy), against comparing
    `normalize_answer` strings; and `extract_answer` on the real MATH solutions against the one-line
    boxed regex many eval scripts use (no nested braces).
-2. PoT sandbox: programs/s through arithmo's pool (`Sandbox`, workers = cores, sympy preloaded) against
-   the plain way, one `python -c` process per program, as many at once as there are cores. The programs
+2. PoT sandbox: programs/s through arithmo's pool (`Sandbox`, workers = cores, sympy preloaded), jailed
+   (bubblewrap) and with the fallback layers (the v1 design), against the plain way, one `python -c` process
+   per program, as many at once as there are cores. The programs
    come from real GSM8K test rows (their `<<48/2=24>>` calculator steps as Python lines) and, for the
    sympy row, MATH-style programs that `import sympy`.
 3. generation: items/s of greedy `arithmo.generate.generate` on real GSM8K questions with the tiny random
@@ -126,26 +127,43 @@ def plain_subprocess(codes: list[str], timeout_s: float, workers: int) -> list[s
 
 
 def bench_sandbox(count: int) -> None:
-    from arithmo.grading.execute import Sandbox
+    """Each program set through the jailed pool (bubblewrap), the fallback pool (the v1 layers: zygote on the
+    host in `unshare --net --pid`) and one `python -c` per program, side by side in this process."""
+    from arithmo.grading.execute import Sandbox, SandboxError
 
     workers = os.cpu_count() or 1
     print(f"PoT sandbox ({workers} workers)")
+    designs = [("jail", True), ("fallback", False)]
+    try:
+        Sandbox(workers=1, jail=True).close()
+    except SandboxError as why:
+        print(f"  the jail cannot run here ({why}): fallback only")
+        designs = designs[1:]
     for label, codes in (("GSM8K calculator programs", gsm8k_programs(count)),
                          ("sympy programs", sympy_programs(max(8, count // 4)))):
-        with Sandbox(workers=workers) as sandbox:
-            results = sandbox.run(codes, timeout_s=10.0)
-            plain = plain_subprocess(codes, 30.0, workers)
-            agree = sum(r.stdout == p for r, p in zip(results, plain))
-            failed = sum(r.error is not None for r in results)
-            print(f"  {label}: {len(codes)} programs, {failed} failed in the sandbox, {agree} outputs equal the "
-                  "plain run's", flush=True)
-            ours = rate(lambda: sandbox.run(codes, timeout_s=10.0), len(codes), min_seconds=2.0)
+        plain = plain_subprocess(codes, 30.0, workers)
+        rates = {}
+        for design, jail in designs:
+            with Sandbox(workers=workers, jail=jail) as sandbox:
+                results = sandbox.run(codes, timeout_s=10.0)
+                agree = sum(r.stdout == p for r, p in zip(results, plain))
+                failed = sum(r.error is not None for r in results)
+                print(f"  {label}, {design}: {len(codes)} programs, {failed} failed in the sandbox, {agree} outputs "
+                      "equal the plain run's", flush=True)
+                rates[design] = rate(lambda: sandbox.run(codes, timeout_s=10.0), len(codes), min_seconds=2.0)
+                if sandbox.restarts:
+                    print(f"  {len(sandbox.restarts)} worker restarts: {sandbox.restarts[:3]}")
         anchor = rate(lambda: plain_subprocess(codes, 30.0, workers), len(codes), min_seconds=2.0)
-        record(f"{label}: pool vs python -c per program", ours, anchor, "programs/s")
-    start = time.perf_counter()
-    with Sandbox(workers=workers) as sandbox:
-        sandbox.run(["print(1)"] * workers, timeout_s=10.0)
-    print(f"  pool start-up ({workers} workers, first programs included): {time.perf_counter() - start:.2f} s")
+        for design in rates:
+            record(f"{label}: {design} pool vs python -c per program", rates[design], anchor, "programs/s")
+        if len(rates) == 2:
+            record(f"{label}: jail pool vs fallback pool", rates["jail"], rates["fallback"], "programs/s")
+    for design, jail in designs:
+        start = time.perf_counter()
+        with Sandbox(workers=workers, jail=jail) as sandbox:
+            sandbox.run(["print(1)"] * workers, timeout_s=10.0)
+        print(f"  pool start-up, {design} ({workers} workers, first programs included): "
+              f"{time.perf_counter() - start:.2f} s")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -200,13 +218,17 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=32, help="questions to generate for (tiny model)")
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--smollm", action="store_true", help="also time SmolLM2-135M-Instruct (slow on CPU)")
+    parser.add_argument("--only", choices=("grading", "sandbox", "generation"), help="run one section")
     args = parser.parse_args()
     if not SHARED.is_dir():
         sys.exit(f"real rows not found: {SHARED} is absent (../shared/data beside the checkout)")
     print(f"{os.cpu_count()} CPU cores; python {sys.version.split()[0]}\n")
-    bench_grading()
-    bench_sandbox(args.programs)
-    bench_generation(args.items, args.smollm, args.max_new_tokens)
+    if args.only in (None, "grading"):
+        bench_grading()
+    if args.only in (None, "sandbox"):
+        bench_sandbox(args.programs)
+    if args.only in (None, "generation"):
+        bench_generation(args.items, args.smollm, args.max_new_tokens)
     width = max(len(r[0]) for r in ROWS)
     print(f"\n{'measure':<{width}}  {'arithmo':>11}  {'anchor':>11}  {'ratio':>6}  unit")
     for what, ours, anchor, unit in ROWS:

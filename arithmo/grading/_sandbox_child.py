@@ -19,6 +19,7 @@ program's process starts as a copy of.
 """
 
 import ctypes
+import gc
 import importlib.util
 import json
 import os
@@ -111,6 +112,10 @@ class Zygote:
         self.preloaded, self.missing, self.warm_up = [], [], "skipped (probe)"
         if not config.get("probe"):
             self._preload()
+        # Objects that exist now are never collected: moving them out of the collector's reach means a
+        # collection in a child does not touch (and copy, page by page) the zygote's heap. (gc.freeze's
+        # documented use: "before a POSIX fork() call to make the gc copy-on-write friendly".)
+        gc.freeze()
         # A random uid in [2**30, 2**31): no account owns it, and no other sandbox picks the same one, so
         # RLIMIT_NPROC counts only this zygote's programs and "kill every process of this uid" is exact.
         self.uid = 2**30 + secrets.randbelow(2**30)
@@ -128,12 +133,19 @@ class Zygote:
         elif self.mode == "jail":
             self.privileges = "capabilities dropped"  # a user namespace with one uid: drop its capabilities
         self.seccomp_state = self._probe_seccomp()
-        workdir = self._make_workdir() if self.mode == "host" else None
+        # Built once here, so each child does as little as it can (its writes copy the zygote's pages).
+        self.seccomp_filters = ((self.seccomp.prepare(False), self.seccomp.prepare(True))
+                                if self.seccomp_state.startswith("on") else None)
+        self.hidden_modules = self.guard.loaded_refused_modules()
+        self.stdio = self.setup.make_stdio(self.runner.CountingFileIO)
+        self.baseline_bytes = self.setup.vm_size_bytes()
+        if self.mode == "jail":
+            self.setup.make_mounts_private(self)
+        workdir, writable = self._prepare(PROBE_REQUEST)
         try:  # everything a program's process goes through, short of running one
-            self.setup_error = self._probe(lambda: self.setup.enter(self, PROBE_REQUEST, workdir))
+            self.setup_error = self._probe(lambda: self.setup.enter(self, PROBE_REQUEST, writable))
         finally:
-            if workdir is not None:
-                self.fs.remove_tree(workdir)
+            self._release(workdir)
 
     def _preload(self) -> None:
         for name in PRELOAD:
@@ -220,14 +232,28 @@ class Zygote:
             raise RuntimeError("truncated control message")
         return json.loads(data), fds
 
+    def _prepare(self, request: dict) -> tuple[str | None, list[str]]:
+        """The program's writable folders: a host folder (host mode) or a fresh tmpfs (jail mode)."""
+        if self.mode == "host":
+            workdir = self._make_workdir()
+            return workdir, [workdir]
+        return None, self.setup.mount_box(self, request)
+
+    def _release(self, workdir: str | None) -> None:
+        """Drop what `_prepare` made (raises OSError if it cannot: the caller restarts the worker)."""
+        if self.mode == "host":
+            self.fs.remove_tree(workdir)
+        else:
+            self.setup.unmount_box(self)
+
     def run(self, request: dict, fds: list[int], control: socket.socket) -> dict:
-        workdir = self._make_workdir() if self.mode == "host" else None
-        sys.stdout.flush()
-        sys.stderr.flush()
         try:
+            workdir, writable = self._prepare(request)
+            sys.stdout.flush()
+            sys.stderr.flush()
             pid = os.fork()
             if pid == 0:
-                self._child(request, fds, workdir)  # never returns
+                self._child(request, fds, writable)  # never returns
         finally:
             for fd in fds:
                 os.close(fd)  # only the child holds the pipes now: EOF reaches the parent when it is gone
@@ -267,7 +293,7 @@ class Zygote:
         return killed_for
 
     def _clean_up(self, workdir: str | None) -> str | None:
-        """Kill and reap whatever the program left running; in host mode remove its files. None when clean."""
+        """Kill and reap whatever the program left running, then drop its files. None when clean."""
         if self.pid_namespace:
             try:  # as PID 1 of our own namespace, kill(-1) reaches every other process in it
                 os.kill(-1, signal.SIGKILL)
@@ -294,13 +320,12 @@ class Zygote:
                     time.sleep(0.001)
             except ChildProcessError:
                 break
-        if self.mode == "host":
-            if self.privileges == "uid drop":
-                problems += self._sweep_world_writable()
-            try:
-                self.fs.remove_tree(workdir)
-            except OSError as failure:
-                problems.append(f"could not remove its folder: {failure}")
+        if self.mode == "host" and self.privileges == "uid drop":
+            problems += self._sweep_world_writable()
+        try:
+            self._release(workdir)
+        except OSError as failure:
+            problems.append(f"could not remove its files: {failure}")
         return "; ".join(problems) or None
 
     def _sweep_world_writable(self) -> list[str]:
@@ -327,7 +352,7 @@ class Zygote:
 
     # inside the child ----------------------------------------------------------------------------------
 
-    def _child(self, request: dict, fds: list[int], workdir: str | None) -> None:
+    def _child(self, request: dict, fds: list[int], writable: list[str]) -> None:
         code_fd, out_w, err_w, status_w = fds
         try:
             os.setsid()  # own session and process group: one killpg reaches everything it starts
@@ -343,7 +368,7 @@ class Zygote:
                 chunks.append(chunk)
             os.close(4)
             code = b"".join(chunks).decode("utf-8", errors="surrogatepass")
-            self.setup.enter(self, request, workdir)
+            self.setup.enter(self, request, writable)
         except BaseException:  # noqa: BLE001 - report the setup failure, never fall through to the program
             os.write(3, json.dumps({"error": "sandbox setup failed: " + _last_line()}).encode())
             os._exit(71)
