@@ -30,7 +30,7 @@ def jail():
     except SandboxError as why:
         if os.environ.get("ARITHMO_REQUIRE_JAIL") == "1":  # set by .ci/run where it installed bubblewrap
             pytest.fail(f"bubblewrap is installed but the jail cannot run: {why}")
-        pytest.skip(f"bubblewrap cannot run here ({why}); CI installs it (.ci/run)")
+        pytest.skip(f"{why}; CI installs it (.ci/run)")
     with box:
         yield box
 
@@ -433,9 +433,13 @@ def test_user_namespace_mode_contains_the_same_kinds(jail, tmp_path, monkeypatch
                 "print(len([p for p in os.listdir('/proc') if p.isdigit()]))\n"
                 "try:\n    os.fork()\nexcept OSError as e:\n    print(type(e).__name__)\n"
                 "print(open('/proc/self/status').read().split('CapEff:')[1].split()[0])\n"
+                "try:\n    open('/proc/1/mem', 'rb')\nexcept OSError as e:\n    print(type(e).__name__)\n"
                 "open('/escape', 'w')")
         result = run(box, code, audit_hook=False)
-        assert result.stdout.splitlines() == ["FileNotFoundError", "2", "PermissionError", "0000000000000000"]
+        # the zygote runs as the program's uid here: its memory stays closed (it holds capabilities the
+        # program lacks, and it is not dumpable)
+        assert result.stdout.splitlines() == ["FileNotFoundError", "2", "PermissionError", "0000000000000000",
+                                              "PermissionError"]
         assert result.error == "OSError: [Errno 30] Read-only file system: '/escape'"
         assert run(box, HOARD, timeout_s=20, audit_hook=False, memory_mb=128).stdout.splitlines()[-1].endswith(
             "['fork', 'memfd', 'posix_spawn', 'shmget']")

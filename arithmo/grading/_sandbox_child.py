@@ -54,7 +54,7 @@ sympy.gcd(12, 18), sympy.lcm(4, 6), sympy.floor(sympy.Rational(7, 2)), sympy.lat
 numpy.linalg.solve([[1.0, 2.0], [3.0, 4.0]], [1.0, 1.0]), numpy.random.default_rng(0).random()
 """
 # Linux constants (include/uapi/linux/prctl.h); Python's os module lacks them.
-PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 36, 38
+PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 4, 36, 38
 # Host mode: folders any uid may create files in (FHS: /tmp, /var/tmp; /dev/shm, /run/lock on Linux), swept
 # after each program for entries its uid left behind, in case it got a write past the audit hook.
 WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
@@ -123,6 +123,10 @@ class Zygote:
         self.pid_namespace = self.own_pid == 1  # PID 1 of a fresh namespace: kill(-1) reaches only our tree
         self.no_new_privs = self.libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
         self.libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # orphans come back to us to be killed and reaped
+        # Not dumpable: /proc/<zygote>/mem and ptrace need CAP_SYS_PTRACE even for a process of the same uid
+        # (a user-namespace jail runs programs as the zygote's uid). A second lock: the kernel already refuses
+        # a process whose capabilities are not a superset of the zygote's (cap_ptrace_access_check).
+        self.libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
         # Host mode only: if the interpreter lives somewhere an unprivileged uid cannot read (here /root is
         # 0700), the child keeps exactly one capability, CAP_DAC_READ_SEARCH. The jail binds the runtime at
         # world-readable paths instead, so there it keeps none.
