@@ -104,3 +104,67 @@ def test_missing_required_benchmark_fails_and_optional_is_recorded(tmp_path):
         load_benchmark(BenchmarkConfig(name="gone", path=str(tmp_path / "no.jsonl")), "", 10)
     skipped = load_benchmark(BenchmarkConfig(name="gone", path=str(tmp_path / "no.jsonl"), required=False), "", 10)
     assert isinstance(skipped, str) and "file not found" in skipped
+
+
+def _reference_near_duplicates(questions, solutions, threshold, solution_threshold, num_perm, bands, seed):
+    """The plain pass over every row (the rule before issue 14's speed-up): what near_duplicates must equal."""
+    import numpy as np
+
+    from arithmo.data.textsim import band_keys
+
+    q_sig = minhash_signatures(questions, num_perm, seed=seed, workers=1)
+    s_sig = minhash_signatures(solutions, max(num_perm // 2, 16), seed=seed + 1, workers=1)
+    keys = band_keys(q_sig, bands)
+    buckets, drop = {}, np.zeros(len(questions), dtype=bool)
+    for i in range(len(questions)):
+        cands = sorted({j for key in keys[i].tolist() for j in buckets.get(key, [])})
+        if cands and np.any(((q_sig[cands] == q_sig[i]).mean(axis=1) >= threshold)
+                            & ((s_sig[cands] == s_sig[i]).mean(axis=1) >= solution_threshold)):
+            drop[i] = True
+            continue
+        for key in keys[i].tolist():
+            buckets.setdefault(key, []).append(i)
+    return drop
+
+
+def test_near_duplicates_equal_the_plain_pass_on_planted_repeats():
+    import random
+
+    rng = random.Random(3)
+    vocab = [f"w{i}" for i in range(40)] + [str(i) for i in range(30)]
+    questions, solutions = [], []
+    for i in range(3000):
+        if i % 4 and questions:                      # AnsAug: the previous question, another solution
+            q = questions[-1]
+        elif i % 7 == 0 and questions:               # a re-worded earlier question
+            words = questions[rng.randrange(len(questions))].split()
+            words[rng.randrange(len(words))] = "zz"
+            q = " ".join(words)
+        else:
+            q = " ".join(rng.choice(vocab) for _ in range(rng.randint(8, 30)))
+        s = solutions[-1] if (i % 11 == 0 and solutions) else " ".join(rng.choice(vocab) for _ in range(40))
+        questions.append(q)
+        solutions.append(s)
+    for threshold in (0.85, 0.6):
+        got = near_duplicates(questions, solutions, threshold, 0.7, 64, 16, seed=5)
+        want = _reference_near_duplicates(questions, solutions, threshold, 0.7, 64, 16, 5)
+        assert got.sum() > 20 and (got == want).all()
+
+
+def test_minhash_signature_is_the_multiply_shift_formula():
+    import numpy as np
+
+    from arithmo.data.textsim import minhash_params, ngram_hashes, word_arrays
+
+    texts = ["a b c d e", "x y", "", "a b c d e", "one two three four five six seven"]
+    sig = minhash_signatures(texts, 32, seed=9, workers=1)
+    a, b = minhash_params(32, 9)
+    for i, text in enumerate(texts):
+        words, offsets = word_arrays([text])
+        hashes, _ = ngram_hashes(words, offsets, 3, short_docs=True)
+        if len(hashes) == 0:
+            assert (sig[i] == 0xFFFFFFFF).all()  # no words: matches only other empty texts
+            continue
+        with np.errstate(over="ignore"):
+            want = ((hashes[:, None] * a[None, :] + b[None, :]) >> np.uint64(32)).min(axis=0)
+        assert (sig[i] == want.astype(np.uint32)).all()

@@ -96,16 +96,15 @@ def test_token_percentiles_per_source_match_a_direct_count(tmp_path, tokenizer_d
                                  overrides=[f"tokenizer={tokenizer_dir}"], log=lambda line: None)
     lengths = manifest["token_lengths"]
     assert set(lengths["by_source"]) == {"metamathqa", "mathinstruct", "lila_ood"}
-    # recount one source directly: render_sft, EOS appended as TRL does, tokenizer with special tokens
+    # recount one source directly: training's rendering, then the tokenizer (this ChatML template writes no
+    # BOS, and render_sft ends the completion with <|im_end|>, the end of turn)
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     rows = [json.loads(line) for name in ("train.jsonl", "val.jsonl") for line in open(tmp_path / name)]
     totals, prompts = [], []
     for row in (r for r in rows if r["source"] == "lila_ood"):
         rendered = render_sft(row, tok, "auto")
-        completion = rendered["completion"]
-        if not completion.endswith(tok.eos_token):
-            completion += tok.eos_token
-        totals.append(len(tok(rendered["prompt"] + completion)["input_ids"]))
+        assert rendered["completion"].endswith("<|im_end|>")
+        totals.append(len(tok(rendered["prompt"] + rendered["completion"])["input_ids"]))
         prompts.append(len(tok(rendered["prompt"])["input_ids"]))
     entry = lengths["by_source"]["lila_ood"]
     assert entry["rows"] == len(totals) == manifest["sources"]["lila_ood"]["rows_out"]

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from arithmo.data.decontaminate import Benchmark, contaminated_by
+from arithmo.data.decontaminate import Benchmark, contaminated_by, fingerprint
 from arithmo.data.normalize import RULES, normalize_text as N
 from arithmo.data.textsim import ngram_hashes, word_arrays
 
@@ -129,12 +129,7 @@ def _rewrite(text: str) -> str:
 
 
 def _benchmark(questions):
-    normalised = [N(q) for q in questions]
-    words, offsets = word_arrays(normalised)
-    hashes, _ = ngram_hashes(words, offsets, 10, short_docs=False)
-    import numpy as np
-
-    return Benchmark("math_test", questions, {}, np.unique(hashes), set(normalised))
+    return fingerprint("math_test", questions, {}, 10)
 
 
 def test_math_test_problems_rewritten_in_notation_are_all_caught():
@@ -148,11 +143,13 @@ def test_math_test_problems_rewritten_in_notation_are_all_caught():
     assert contaminated_by([N(r) for r in rewritten], [bench], 10) == ["math_test"] * 20
     # the pitfall: without the notation rules (lowercase + non-alphanumerics out), rewrites slip through
     old = lambda t: " ".join(re.sub(r"[^0-9a-z]+", " ", t.lower()).split())  # noqa: E731
-    words, offsets = word_arrays([old(q) for q in rows])
-    hashes, _ = ngram_hashes(words, offsets, 10, short_docs=False)
     import numpy as np
 
-    old_bench = Benchmark("math_test", rows, {}, np.unique(hashes), {old(q) for q in rows})
+    words, offsets = word_arrays([old(q) for q in rows])
+    hashes, docs = ngram_hashes(words, offsets, 10, short_docs=False)
+    ngrams, first = np.unique(hashes, return_index=True)
+    old_bench = Benchmark("math_test", rows, {}, ngrams, docs[first], {old(q): i for i, q in enumerate(rows)},
+                          [old(q) for q in rows])
     caught_before = sum(v is not None for v in contaminated_by([old(r) for r in rewritten], [old_bench], 10))
     assert caught_before < 20
 

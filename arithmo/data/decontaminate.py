@@ -150,56 +150,68 @@ def numbers(text: str) -> frozenset[str]:
     return frozenset(w for w in text.split() if w.isdigit())
 
 
-def _exact_and_ngram(texts: list[str], bench: Benchmark, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(check, test index) per text for the exact and n-gram checks."""
-    check = np.zeros(len(texts), dtype=np.int8)
-    owner = np.full(len(texts), -1, dtype=np.int64)
+def _exact_and_ngram(texts: list[str], benchmarks: list[Benchmark], n: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per benchmark, (check, test index) per text for the exact and n-gram checks.
+
+    The texts' n-grams are hashed once, in chunks, and looked up in every benchmark.
+    """
+    out = {b.name: (np.zeros(len(texts), dtype=np.int8), np.full(len(texts), -1, dtype=np.int64))
+           for b in benchmarks}
     for start in range(0, len(texts), 20_000):
         part = texts[start:start + 20_000]
         words, offsets = word_arrays(part)
         hashes, docs = ngram_hashes(words, offsets, n, short_docs=False)
-        if len(bench.ngrams) and len(hashes):
-            pos = np.minimum(np.searchsorted(bench.ngrams, hashes), len(bench.ngrams) - 1)
-            hit = bench.ngrams[pos] == hashes
-            hit_docs, first = np.unique(docs[hit], return_index=True)  # each doc's first shared n-gram
-            check[start + hit_docs] = NGRAM
-            owner[start + hit_docs] = bench.ngram_owner[pos[hit][first]]
-        for i, text in enumerate(part):
-            index = bench.exact.get(text) if text else None
-            if index is not None:
-                check[start + i], owner[start + i] = EXACT, index
-    return check, owner
+        for bench in benchmarks:
+            check, owner = out[bench.name]
+            if len(bench.ngrams) and len(hashes):
+                pos = np.minimum(np.searchsorted(bench.ngrams, hashes), len(bench.ngrams) - 1)
+                hit = bench.ngrams[pos] == hashes
+                hit_docs, first = np.unique(docs[hit], return_index=True)  # each doc's first shared n-gram
+                check[start + hit_docs] = NGRAM
+                owner[start + hit_docs] = bench.ngram_owner[pos[hit][first]]
+            for i, text in enumerate(part):
+                index = bench.exact.get(text) if text else None
+                if index is not None:
+                    check[start + i], owner[start + i] = EXACT, index
+    return out
 
 
-def _near(unique: list[str], bench: Benchmark, bench_sets: list[frozenset], threshold: float,
-          unique_sets: dict[int, frozenset]) -> dict[int, tuple[int, float]]:
-    """{unique text index: (test index, exact word-set Jaccard)} for its best pair at or above REPORT_FLOOR."""
-    floor = min(REPORT_FLOOR, threshold)
+def _test_index(bench: Benchmark) -> tuple[np.ndarray, dict[int, list[int]], np.ndarray]:
+    """A benchmark's near-check signatures, its band-key -> questions index, and the sorted keys."""
     test_sig = minhash_signatures(bench.normalised, NEAR_PERM, SHINGLE, seed=NEAR_SEED, workers=1)
-    test_keys = band_keys(test_sig, NEAR_BANDS)
     index: dict[int, list[int]] = {}
-    for t, row in enumerate(test_keys.tolist()):
+    for t, row in enumerate(band_keys(test_sig, NEAR_BANDS).tolist()):
         for key in row:
             index.setdefault(key, []).append(t)
-    all_keys = np.fromiter(index, dtype=np.uint64, count=len(index))
-    best: dict[int, tuple[int, float]] = {}
+    return test_sig, index, np.sort(np.fromiter(index, dtype=np.uint64, count=len(index)))
+
+
+def _near(unique: list[str], benchmarks: list[Benchmark], bench_sets: dict[str, list[frozenset]],
+          threshold: float, unique_sets: dict[int, frozenset]) -> dict[str, dict[int, tuple[int, float]]]:
+    """Per benchmark, {unique text index: (test index, exact word-set Jaccard)} for each text's best pair at
+    or above REPORT_FLOOR. The texts are signed once, in chunks, and looked up in every benchmark's index."""
+    floor = min(REPORT_FLOOR, threshold)
+    indexes = {bench.name: _test_index(bench) for bench in benchmarks}
+    best: dict[str, dict[int, tuple[int, float]]] = {bench.name: {} for bench in benchmarks}
     for start in range(0, len(unique), _CHUNK):
         part = unique[start:start + _CHUNK]
         sig = minhash_signatures(part, NEAR_PERM, SHINGLE, seed=NEAR_SEED)
         keys = band_keys(sig, NEAR_BANDS)
-        for i in np.nonzero(np.isin(keys, all_keys).any(axis=1))[0].tolist():
-            candidates = sorted({t for key in keys[i].tolist() for t in index.get(key, ())})
-            estimate = (test_sig[candidates] == sig[i]).mean(axis=1)
-            # The estimate's standard error at 128 permutations is <= 0.045: 0.15 below the floor loses
-            # no pair that reaches it.
-            for t in (c for c, e in zip(candidates, estimate.tolist()) if e >= floor - 0.15):
-                u = start + i
-                if u not in unique_sets:
-                    unique_sets[u] = shingle_sets([unique[u]])[0]
-                similarity = jaccard(unique_sets[u], bench_sets[t])
-                if similarity >= floor and (u not in best or similarity > best[u][1]):
-                    best[u] = (t, similarity)
-
+        for bench in benchmarks:
+            test_sig, index, all_keys = indexes[bench.name]
+            found = best[bench.name]
+            for i in np.nonzero(np.isin(keys, all_keys).any(axis=1))[0].tolist():
+                candidates = sorted({t for key in keys[i].tolist() for t in index.get(key, ())})
+                estimate = (test_sig[candidates] == sig[i]).mean(axis=1)
+                # The estimate's standard error at 120 permutations is <= 0.046: 0.15 below the floor loses
+                # no pair that reaches it.
+                for t in (c for c, e in zip(candidates, estimate.tolist()) if e >= floor - 0.15):
+                    u = start + i
+                    if u not in unique_sets:
+                        unique_sets[u] = shingle_sets([unique[u]])[0]
+                    similarity = jaccard(unique_sets[u], bench_sets[bench.name][t])
+                    if similarity >= floor and (u not in found or similarity > found[u][1]):
+                        found[u] = (t, similarity)
     return best
 
 
@@ -216,14 +228,17 @@ def match_benchmarks(questions: list[str], originals: list[str], benchmarks: lis
                           count=len(texts))
     unique = list(unique_of)  # each distinct text is checked once (AnsAug rows repeat their question)
     unique_sets: dict[int, frozenset] = {}
+    bench_sets = {bench.name: shingle_sets(bench.normalised) for bench in benchmarks}
+    exact_ngram = _exact_and_ngram(unique, benchmarks, n)
+    near = _near(unique, benchmarks, bench_sets, near_threshold, unique_sets) if near_threshold is not None else {}
+    empty = np.array([not t for t in unique], dtype=bool)
     out: dict[str, Matches] = {}
     for bench in benchmarks:
-        check, owner = _exact_and_ngram(unique, bench, n)
+        check, owner = exact_ngram[bench.name]
         similarity = np.zeros(len(unique), dtype=np.float32)
         differ = np.zeros(len(unique), dtype=bool)
-        bench_sets = shingle_sets(bench.normalised)
         if near_threshold is not None:
-            for u, (t, sim) in _near(unique, bench, bench_sets, near_threshold, unique_sets).items():
+            for u, (t, sim) in near[bench.name].items():
                 if check[u] != NONE:
                     continue  # exact or n-gram already; its own pair's similarity is computed below
                 owner[u], similarity[u] = t, sim
@@ -235,8 +250,7 @@ def match_benchmarks(questions: list[str], originals: list[str], benchmarks: lis
         for u in np.nonzero((check == EXACT) | (check == NGRAM))[0].tolist():  # the pair's similarity
             if u not in unique_sets:
                 unique_sets[u] = shingle_sets([unique[u]])[0]
-            similarity[u] = jaccard(unique_sets[u], bench_sets[owner[u]])
-        empty = np.array([not t for t in unique], dtype=bool)
+            similarity[u] = jaccard(unique_sets[u], bench_sets[bench.name][owner[u]])
         check[empty], owner[empty], similarity[empty], differ[empty] = NONE, -1, 0.0, False
         # strength: exact 3 > ngram 2 > near 1 > a near miss (pair kept for the report) 0 > nothing -1
         strength = np.where(check == NONE, np.where(owner >= 0, 0, -1), 4 - check).astype(np.int8)

@@ -34,6 +34,16 @@ def exact_duplicates(questions: list[str], solutions: list[str]) -> np.ndarray:
     return duplicate
 
 
+def shared_band_keys(keys: np.ndarray) -> np.ndarray:
+    """(n, bands) bool: True where a row's band key also belongs to another row (a possible candidate pair)."""
+    flat = keys.ravel()
+    unique, counts = np.unique(flat, return_counts=True)
+    repeated = unique[counts > 1]
+    position = np.minimum(np.searchsorted(repeated, flat), max(len(repeated) - 1, 0))
+    shared = (repeated[position] == flat) if len(repeated) else np.zeros(len(flat), dtype=bool)
+    return shared.reshape(keys.shape)
+
+
 def near_duplicates(
     questions: list[str],
     solutions: list[str],
@@ -43,20 +53,28 @@ def near_duplicates(
     bands: int = 16,
     seed: int = 1,
 ) -> np.ndarray:
-    """Boolean mask: True where a row nearly repeats an earlier kept row. Inputs are normalised."""
+    """Boolean mask: True where a row nearly repeats an earlier kept row. Inputs are normalised.
+
+    Only rows with a band key that another row also has can be, or have, a candidate; every other row is
+    kept without further work, and its solution is never fingerprinted. The mask is the one a pass over
+    every row gives (tests/test_data_dedup_decontam.py compares them).
+    """
     n = len(questions)
     duplicate = np.zeros(n, dtype=bool)
     if n == 0:
         return duplicate
     question_sig = minhash_signatures(questions, num_perm, seed=seed)
-    # Half the permutations for solutions: they only confirm candidates (std error ~0.06 at 64).
-    solution_sig = minhash_signatures(solutions, max(num_perm // 2, 16), seed=seed + 1)
     keys = band_keys(question_sig, bands)
-    # Most band keys occur once, so a bucket holds a bare row index until a second row joins it: one list
-    # object per key cost ~0.8 GB at 700K rows x 16 bands (bench/bench_data.py), now only shared keys pay.
+    shared = shared_band_keys(keys)
+    rows = np.nonzero(shared.any(axis=1))[0]
+    # Half the permutations for solutions: they only confirm candidates (std error ~0.06 at 64).
+    solution_sig = minhash_signatures([solutions[i] for i in rows.tolist()], max(num_perm // 2, 16), seed=seed + 1)
+    slot = np.full(n, -1, dtype=np.int64)
+    slot[rows] = np.arange(len(rows))
+    # A bucket holds a bare row index until a second row joins it (one list per key cost ~0.8 GB at 700K rows).
     buckets: dict[int, int | list[int]] = {}
-    for i in range(n):
-        row_keys = keys[i].tolist()
+    for i in rows.tolist():
+        row_keys = keys[i][shared[i]].tolist()
         candidates: set[int] = set()
         for key in row_keys:
             members = buckets.get(key)
@@ -69,7 +87,7 @@ def near_duplicates(
         if candidates:
             idx = np.fromiter(candidates, dtype=np.int64, count=len(candidates))
             question_sim = (question_sig[idx] == question_sig[i]).mean(axis=1)
-            solution_sim = (solution_sig[idx] == solution_sig[i]).mean(axis=1)
+            solution_sim = (solution_sig[slot[idx]] == solution_sig[slot[i]]).mean(axis=1)
             if np.any((question_sim >= threshold) & (solution_sim >= solution_threshold)):
                 duplicate[i] = True
                 continue

@@ -2,10 +2,9 @@
 
     stats = token_lengths(records, "HuggingFaceTB/SmolLM2-135M-Instruct")   # when the recipe names one
 
-Each SFT record is rendered by `arithmo.prompts.render_sft` (template "auto", training's default) and
-counted the way TRL's SFTTrainer (1.10 - 1.14) tokenizes a prompt-completion row: the completion gets the
-tokenizer's EOS text appended when it does not already end with it, `prompt + completion` is tokenized
-with the tokenizer's special tokens, and the prompt's share is the length of the prompt tokenized alone.
+Each SFT record is rendered and tokenized exactly as training does it (`arithmo.prompts.render_sft` with
+template "auto", training's default, then `arithmo.prompts.tokenize_sft`: one BOS, the end-of-turn token
+generation stops on), so a row counted over a limit here is one `long_rows` handles at training start.
 Percentiles use numpy's default (linear) interpolation and are reported as integers rounded up, so a
 `max_seq_length` at the p99 figure holds at least 99% of a source's rows.
 """
@@ -20,7 +19,6 @@ from arithmo.io import DataError
 
 PERCENTILES = (50, 90, 95, 99)
 LIMITS = (512, 1024, 2048, 4096)  # common max_seq_length values: rows longer than each are counted
-_BATCH = 1000
 
 
 def load_tokenizer(name: str) -> Any:
@@ -46,22 +44,14 @@ def token_lengths(records: list[dict], tokenizer: Any, name: str | None = None) 
     `prompt`/`completion`/`total` hold p50/p90/p95/p99/max token counts; `over` counts rows whose total is
     above each of LIMITS. `tokenizer` is a loaded tokenizer, or a name for `load_tokenizer`.
     """
-    from arithmo.prompts import render_sft
+    from arithmo.prompts import render_sft, tokenize_sft
 
     if isinstance(tokenizer, str):
         name, tokenizer = tokenizer, load_tokenizer(tokenizer)
-    eos = tokenizer.eos_token or ""
     by_source: dict[str, list[tuple[int, int]]] = {}
-    for start in range(0, len(records), _BATCH):
-        batch = records[start:start + _BATCH]
-        rendered = [render_sft(r, tokenizer, "auto") for r in batch]
-        prompts = [r["prompt"] for r in rendered]
-        full = [r["prompt"] + r["completion"] + ("" if not eos or r["completion"].endswith(eos) else eos)
-                for r in rendered]
-        prompt_ids = tokenizer(prompts)["input_ids"]
-        full_ids = tokenizer(full)["input_ids"]
-        for record, p, f in zip(batch, prompt_ids, full_ids):
-            by_source.setdefault(record["source"], []).append((len(p), len(f)))
+    for record in records:
+        ids, completion_mask = tokenize_sft(render_sft(record, tokenizer, "auto"), tokenizer)
+        by_source.setdefault(record["source"], []).append((len(ids) - sum(completion_mask), len(ids)))
     out: dict[str, Any] = {}
     for source in sorted(by_source):
         lengths = np.array(by_source[source], dtype=np.int64)
