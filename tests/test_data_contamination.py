@@ -139,3 +139,17 @@ def test_near_check_can_be_turned_off_and_threshold_is_read(tmp_path):
                                log=lambda line: None)
     assert strict["decontamination"]["benchmarks"]["tiny_heldout"]["by_check"]["near"] == 0
     assert np.isclose(strict["decontamination"]["near_threshold"], 0.95)
+
+
+def test_skipped_benchmarks_are_reported_not_silent(tmp_path):
+    src = REPO / "data_recipes" / "tiny" / "lila.jsonl"
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"name: s\nsources:\n  - {{name: lila, adapter: lila, path: {src}}}\n"
+                      f"decontaminate:\n  benchmarks:\n    - {{name: gone, benchmark: gsm8k, path: {tmp_path / 'no.jsonl'}, "
+                      "required: false}\nval_size: 0\n")
+    lines = []
+    manifest = build_from_recipe(recipe, tmp_path / "out", log=lines.append)
+    assert "skipped" in manifest["decontamination"]["benchmarks"]["gone"]
+    assert any("WARNING: decontamination against gone skipped" in line for line in lines)
+    assert "| gone | skipped: not loaded:" in (tmp_path / "out" / "contamination.md").read_text()
+    assert "contaminated" not in manifest["sources"]["lila"]["dropped"]

@@ -27,7 +27,8 @@ SAME = [
     # every sized delimiter: \left/\right with each bracket, the null delimiter, \big..\Bigg with l/r/m
     *[(rf"$\left{o} x \right{c}$", rf"${o} x {c}$") for o, c in
       [("(", ")"), ("[", "]"), (r"\{", r"\}"), ("|", "|"), (r"\langle", r"\rangle"), (r"\lvert", r"\rvert"),
-       (r"\lfloor", r"\rfloor"), (r"\lceil", r"\rceil"), (r"\lbrace", r"\rbrace"), (".", "|")]],
+       (r"\lfloor", r"\rfloor"), (r"\lceil", r"\rceil"), (r"\lbrace", r"\rbrace"), (r"\lgroup", r"\rgroup"),
+       (".", "|")]],
     *[(rf"$\{s}l( x \{s}r)$", "$( x )$") for s in ("big", "Big", "bigg", "Bigg")],
     (r"$\left\{ x \middle| x>0 \right\}$", r"$\{ x | x>0 \}$"),
     # display/text styles and fonts only change the look
@@ -38,19 +39,22 @@ SAME = [
     # every spacing command: \, \: \; \! \> control space, \quad \qquad, tie ~, named spaces, \hspace, \kern
     *[(rf"$a{s} b$", "$a b$") for s in  # a control word ends at the space after it
       (r"\,", r"\:", r"\;", r"\!", r"\>", "\\ ", r"\quad", r"\qquad", "~", r"\enspace", r"\thinspace",
-       r"\medspace", r"\thickspace", r"\negthinspace", r"\hspace{1em}", r"\kern 2pt", r"\mkern3mu")],
+       r"\medspace", r"\thickspace", r"\negthinspace", r"\hspace{1em}", r"\kern 2pt", r"\mkern3mu",
+       r"\hskip 3pt", r"\mskip 2mu", r"\mspace{3mu}")],
     # synonyms: one command, two names
     (r"$x \leq 3$ and $y \geq 2$, $z \neq 1$", r"$x \le 3$ and $y \ge 2$, $z \ne 1$"),
     (r"$1, 2, \ldots, n$", r"$1, 2, \cdots, n$"),
     (r"$f: A \to B$", r"$f: A \rightarrow B$"),
     # digit grouping: every thousands separator, and groups of groups
     *[(f"It costs {g} dollars.", "It costs 1000000 dollars.") for g in
-      ("1,000,000", "1{,}000{,}000", r"1\,000\,000", "1\\ 000\\ 000", "1~000~000", "1\u2009000\u2009000",
+      ("1,000,000", "1{,}000{,}000", r"1\,000\,000", r"1{\,}000{\,}000", r"1\;000\;000", r"1\:000\:000",
+       "1\\ 000\\ 000", "1~000~000", "1\u2009000\u2009000",
        "1\u202f000\u202f000", "1\u00a0000\u00a0000", "1\u2007000\u2007000")],
     ("A $1,000.50 loan", "A $1000.50 loan"),                               # decimals after a group
     # Unicode forms: full-width (NFKC), ligatures, minus signs and dashes, superscripts, math symbols
     ("Ｗｈａｔ ｉｓ １２＋５？", "What is 12+5?"),
     ("the ﬁnal ﬁgure", "the final figure"),
+    ("½ of 6 and ¾ of 8", r"$\frac{1}{2}$ of 6 and $\tfrac34$ of 8"),   # vulgar fractions (NFKC: 1⁄2)
     *[(f"x {m} 1", "x - 1") for m in ("\u2212", "\u2010", "\u2011", "\u2012", "\u2013", "\ufe63", "\uff0d")],
     ("x² + y³ = z¹⁰", "$x^2 + y^3 = z^{10}$"),
     ("a₁ + a₂", "$a_1 + a_2$"),

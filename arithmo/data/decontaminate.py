@@ -222,6 +222,8 @@ def match_benchmarks(questions: list[str], originals: list[str], benchmarks: lis
     `near_threshold` None turns the near check off. For each row the strongest check over its question and
     its original question is kept (exact > ngram > near); on a tie, the question.
     """
+    if not benchmarks:  # every benchmark skipped (required: false): nothing to hash or sign
+        return {}
     texts = questions + originals
     unique_of: dict[str, int] = {}
     inverse = np.fromiter((unique_of.setdefault(t, len(unique_of)) for t in texts), dtype=np.int64,
