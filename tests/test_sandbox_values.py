@@ -61,3 +61,12 @@ ERRORS = [
 def test_a_value_that_fails_is_an_error_not_an_answer(box, code, error, timed_out):
     result = box.run([code], timeout_s=1.0, max_output_bytes=10)[0]
     assert result == ExecResult("", error, timed_out)
+
+
+def test_random_generators_are_fresh_in_every_program(box):
+    """A forked child starts with the zygote's generator states: each program must draw differently, as
+    fresh interpreters would (stdlib random, numpy's global generator, sympy's)."""
+    code = ("import random, numpy, sympy\nfrom sympy.core.random import randint\n"
+            "print(random.random(), numpy.random.rand(), randint(0, 10**9))")
+    first, second = (box.run([code], timeout_s=5.0)[0].stdout.split() for _ in range(2))
+    assert len(first) == 3 and all(a != b for a, b in zip(first, second))

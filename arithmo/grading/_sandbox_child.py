@@ -372,7 +372,7 @@ class Zygote:
                 chunks.append(chunk)
             os.close(4)
             code = b"".join(chunks).decode("utf-8", errors="surrogatepass")
-            self.setup.enter(self, request, writable)
+            self.setup.enter(self, request, writable, code)
         except BaseException:  # noqa: BLE001 - report the setup failure, never fall through to the program
             os.write(3, json.dumps({"error": "sandbox setup failed: " + _last_line()}).encode())
             os._exit(71)
