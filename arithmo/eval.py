@@ -9,8 +9,10 @@ The recipe, top to bottom (`evaluate(cfg)`; a notebook calls the same function):
   4. load the model (arithmo.model.load_model; vLLM when installed and its settings allow), only when some
      item is left to generate;
   5. generate, run programs, grade (`evaluate_items`; greedy, plus maj@k when k > 1), appending to
-     predictions.jsonl as items finish;
-  6. write metrics.json and accuracy.png, print a table.
+     predictions.jsonl as items finish; with `seeds=[s0, s1, ...]` (k > 1), s0 is this pass and every other
+     seed a full maj@k pass of its own, in its own eval folder `<output_dir>_seed<s>` (evaluated like this one,
+     so it resumes on its own; the model is loaded once for all);
+  6. write metrics.json (with maj@k's mean, std, min and max over the seeds) and accuracy.png, print a table.
 
 Outputs go to `<output_dir>` (default `runs/<name>/eval/<benchmark>_<style>/` for a run):
 `predictions.jsonl`, `metrics.json`, `eval_config.yaml` (the resolved config; itself a valid preset),
@@ -28,15 +30,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from arithmo import distributed
 from arithmo.benchmarks import NAMES, benchmark_name, load_items
 from arithmo.config import ConfigError, describe, field, find_preset, load_config, save_config, to_dict
 from arithmo.io import DataError
 from arithmo.evaluation.provenance import differences, provenance
 from arithmo.evaluation.scoring import regrade
-from arithmo.evaluation.shards import ShardError, discard_shards, fold_shards, run_shards
+from arithmo.evaluation.shards import SHARDS, ShardError, discard_shards, fold_shards, run_shards
 from arithmo.evaluation.store import pending_ids, regrade_file
 from arithmo.runs import (CHART, EVAL_CONFIG, METRICS, PREDICTIONS, PROVENANCE, RunError, RunFolder,
                           default_eval_dir, find_adapter, read_run_config)
+from arithmo.evaluation.intervals import seed_spread
 from arithmo.evaluation.loop import evaluate_items
 from arithmo.evaluation.metrics import format_table, plot_accuracy
 from arithmo.prompts import POT_HINTS
@@ -97,7 +101,10 @@ class EvalConfig:
                                       "re-grades lines of an older grader by itself)")
     save_every: int = field(64, help="append predictions to disk every this many items")
     plot: bool = field(True, help="write accuracy.png")
-    seed: int = field(0, help="seed for maj@k sampling")
+    seed: int = field(0, help="seed for maj@k sampling (with `seeds`, their first)")
+    seeds: list[int] | None = field(None, help="maj@k once per seed (k > 1): the first is this folder's pass, each "
+                                               "other a full pass in <output_dir>_seed<s>; metrics.json reports "
+                                               "maj@k's mean, std, min and max over them. null: `seed` only")
     data_parallel: int = field(1, help="processes that split the items left to generate (one GPU each when there "
                                        "are that many); their predictions merge into one predictions.jsonl")
 
@@ -125,13 +132,22 @@ class EvalConfig:
             raise ConfigError("path: benchmark=file needs path=<EvalItem .jsonl/.json/.parquet file>")
         if self.model is not None and not self.model.strip():
             raise ConfigError("model: empty; give a hub id, folder, .gguf file or alias (or null)")
+        if self.seeds is not None:
+            if self.k < 2:
+                raise ConfigError(f"seeds: only sampled passes depend on the seed; set k > 1 (got k={self.k})")
+            if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+                raise ConfigError(f"seeds: expected a list of distinct seeds, got {self.seeds}")
+            if self.seed not in (0, self.seeds[0]):  # 0: the default, replaced by the first of seeds
+                raise ConfigError(f"seed={self.seed} and seeds={self.seeds}: with seeds, the first one is this "
+                                  "folder's pass; drop seed or put it first in seeds")
 
 
 # Keys that do not change what a prediction line holds: a resumed run may change them freely. What generates
 # the completions (model and adapter contents, backend, dtype, 4-bit, template) is compared through
 # provenance.json instead, by content rather than by name.
+# `seeds` names the other seeds' folders; this folder's predictions depend on `seed` alone (which is hashed).
 NOT_HASHED = ("output_dir", "resume", "regrade", "plot", "save_every", "batch_size", "workers", "n", "data_parallel",
-              "model",
+              "seeds", "model",
               "adapter", "run", "engine", "backend", "load_in_4bit", "dtype", "template")
 
 
@@ -155,11 +171,20 @@ def resolve(cfg: EvalConfig) -> EvalConfig:
         if values["template"] == "auto":
             values["template"] = trained.template  # evaluate with the template the run trained on
     values["model"] = values["model"] or DEFAULT_MODEL
+    if cfg.seeds:
+        values["seed"] = cfg.seeds[0]  # this folder's maj@k pass is the first seed's
     if values["output_dir"] is None:
         name = benchmark_name(cfg.benchmark, cfg.path)
         values["output_dir"] = str(RunFolder(Path(cfg.run)).eval_dir(name, cfg.style, cfg.k) if cfg.run is not None
                                    else default_eval_dir(values["model"], values["adapter"], name, cfg.style, cfg.k))
     return load_config(EvalConfig, values)
+
+
+def seed_config(cfg: EvalConfig, seed: int) -> EvalConfig:
+    """One other seed's maj@k pass of a resolved `cfg` with `seeds`: the same settings with `seed`, in the sibling
+    eval folder `<output_dir>_seed<seed>` (a full eval folder: it resumes, re-grades and is listed like any)."""
+    return load_config(EvalConfig, {**to_dict(cfg), "seed": seed, "seeds": None, "plot": False,
+                                    "output_dir": f"{str(cfg.output_dir).rstrip('/')}_seed{seed}"})
 
 
 def check_resumable(cfg: EvalConfig, out: Path) -> None:
@@ -264,9 +289,29 @@ def load_for_eval(cfg: EvalConfig, backend: str):
     return loaded.model, loaded.tokenizer, f"{loaded.engine} ({loaded.reason})"
 
 
-def evaluate(cfg: EvalConfig) -> dict:
+def evaluate_rank_share(cfg: EvalConfig, out: Path, items: list[dict], backend: str, rank: int, world: int) -> None:
+    """Under a multi-process launch: generate this rank's share of the items left (every world-th one) into
+    out/shards/<rank>/, wait for every rank, and (rank 0) fold the shards into out/predictions.jsonl."""
+    pending = set(pending_ids(out / PREDICTIONS, [item["id"] for item in items], cfg.style, cfg.k))
+    mine = [item for item in items if item["id"] in pending][rank::world]
+    if mine:
+        model, tokenizer, _ = load_for_eval(cfg, backend)
+        evaluate_items(model, tokenizer, mine, cfg.style, template=cfg.template, pot_hint=cfg.pot_hint, k=cfg.k,
+                       temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
+                       batch_size=cfg.batch_size, stop=cfg.stop, program_timeout_s=cfg.program_timeout_s,
+                       workers=cfg.workers, grade_timeout_s=cfg.grade_timeout_s, seed=cfg.seed, backend=backend,
+                       predictions_path=out / SHARDS / str(rank) / PREDICTIONS, resume=True,
+                       save_every=cfg.save_every, progress=rank == 0)
+    distributed.barrier()
+    if rank == 0:
+        fold_shards(out)
+    distributed.barrier()
+
+
+def evaluate(cfg: EvalConfig, *, _shared: dict | None = None) -> dict:
     """Run the evaluation `cfg` describes; returns the metrics (also written to metrics.json)."""
     started = time.perf_counter()
+    shared = {} if _shared is None else _shared  # the loaded model, shared with the passes of other seeds
     # 1. what to evaluate ---------------------------------------------------------------------
     cfg = resolve(cfg)
     out = Path(cfg.output_dir)
@@ -278,20 +323,35 @@ def evaluate(cfg: EvalConfig) -> dict:
     # 3. resume checks: the same settings, the same generator; re-grade what an older grader scored --------
     from arithmo.grading import GRADER_VERSION  # imports sympy (~1 s): not at `--help` time
 
+    rank, world = distributed.start()  # under torchrun / accelerate launch: one process per GPU (gloo on CPU)
+    if world > 1 and cfg.data_parallel > 1:
+        raise EvalError(f"data_parallel={cfg.data_parallel} inside a {world}-process launch: use one or the other")
+    if world > 1 and cfg.seeds:  # the other ranks leave after this pass; the next seed's pass would wait for them
+        raise EvalError(f"seeds={cfg.seeds} inside a {world}-process launch: launch once per seed (seed=<s>), or "
+                        "use data_parallel")
     check_resumable(cfg, out)
     backend, backend_reason = pick_backend(cfg)
     record = provenance(model=cfg.model, adapter=cfg.adapter, backend=backend, dtype=cfg.dtype,
                         load_in_4bit=cfg.load_in_4bit, template=cfg.template, grader_version=GRADER_VERSION,
                         engine=cfg.engine)
     check_provenance(cfg, out, record)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / EVAL_CONFIG)
-    (out / PROVENANCE).write_text(json.dumps(record, indent=2) + "\n")
-    if cfg.resume:
-        fold_shards(out)  # lines of shards that an interrupted data-parallel run finished
-        regrade_saved(cfg, out, items)
-    else:
-        discard_shards(out)
+    if rank == 0:  # one process writes the output folder; the others wait for it
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / EVAL_CONFIG)
+        (out / PROVENANCE).write_text(json.dumps(record, indent=2) + "\n")
+        if cfg.resume:
+            fold_shards(out)  # lines of shards that an interrupted data-parallel run finished
+            regrade_saved(cfg, out, items)
+        else:
+            discard_shards(out)
+            (out / PREDICTIONS).write_text("")
+    distributed.barrier()
+    if world > 1:  # each rank generates its share into shards/<rank>/; rank 0 folds them in and scores all
+        evaluate_rank_share(cfg, out, items, backend, rank, world)
+        if rank != 0:
+            distributed.finish()
+            return {}
+        cfg = load_config(EvalConfig, {**to_dict(cfg), "resume": True})
     pending = pending_ids(out / PREDICTIONS, [item["id"] for item in items], cfg.style, cfg.k) if cfg.resume \
         else items
     if cfg.data_parallel > 1 and len(pending) > 1:
@@ -300,7 +360,8 @@ def evaluate(cfg: EvalConfig) -> dict:
         print(f"[eval] {len(pending)} items over {cfg.data_parallel} processes", file=sys.stderr)
         todo = set(pending if cfg.resume else [item["id"] for item in items])
         try:
-            run_shards(to_dict(cfg), out, [item for item in items if item["id"] in todo], cfg.data_parallel)
+            run_shards({**to_dict(cfg), "seeds": None}, out, [item for item in items if item["id"] in todo],
+                       cfg.data_parallel)
         except ShardError as err:
             raise EvalError(f"data_parallel={cfg.data_parallel}: {err}; finished items are kept, rerun to "
                             "continue") from err
@@ -308,7 +369,9 @@ def evaluate(cfg: EvalConfig) -> dict:
         pending = pending_ids(out / PREDICTIONS, [item["id"] for item in items], cfg.style, cfg.k)
     # 4. the model, when something is left to generate ----------------------------------------
     if pending:
-        model, tokenizer, engine = load_for_eval(cfg, backend)
+        if "model" not in shared:
+            shared["model"] = load_for_eval(cfg, backend)
+        model, tokenizer, engine = shared["model"]
         print(f"[eval] {cfg.model}{' + ' + cfg.adapter if cfg.adapter else ''} on {len(items)} "
               f"{items[0]['benchmark']} items, style={cfg.style}, k={cfg.k}; backend {backend} ({backend_reason}), "
               f"engine {engine}", file=sys.stderr)
@@ -323,14 +386,22 @@ def evaluate(cfg: EvalConfig) -> dict:
         batch_size=cfg.batch_size, stop=cfg.stop, program_timeout_s=cfg.program_timeout_s, workers=cfg.workers,
         grade_timeout_s=cfg.grade_timeout_s, seed=cfg.seed, backend=backend,
         predictions_path=out / PREDICTIONS, resume=cfg.resume, save_every=cfg.save_every, progress=True)
+    passes = {cfg.seed: metrics}
+    for seed in (cfg.seeds or [])[1:]:
+        print(f"[eval] seed {seed}: maj@{cfg.k} pass {len(passes) + 1} of {len(cfg.seeds)}", file=sys.stderr)
+        passes[seed] = evaluate(seed_config(cfg, seed), _shared=shared)
     # 6. metrics, chart, table ----------------------------------------------------------------
     metrics.update(model=cfg.model, adapter=cfg.adapter, config_hash=config_hash(cfg), engine=engine,
                    backend=backend, provenance=record, seconds=round(time.perf_counter() - started, 3))
+    if cfg.seeds:
+        metrics["maj_k_seeds"] = {**seed_spread(passes), "folders": [str(out)] + [
+            seed_config(cfg, seed).output_dir for seed in cfg.seeds[1:]]}
     (out / METRICS).write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
     if cfg.plot:
         plot_accuracy(metrics, out / CHART)
     print(format_table(metrics))
     print(f"[eval] wrote {out}/predictions.jsonl, metrics.json{', accuracy.png' if cfg.plot else ''}")
+    distributed.finish()  # a multi-process launch: the other ranks wait here for the scores to be written
     return metrics
 
 

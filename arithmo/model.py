@@ -170,6 +170,11 @@ def _importable(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
+def _world_size() -> int:
+    """Processes in a torchrun / accelerate launch (1 without one)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def pick_engine(engine: str, load_in_4bit: bool) -> tuple[str, str]:
     """(engine, reason). `auto`: unsloth on CUDA when installed, else kernels, else hf."""
     cuda = torch.cuda.is_available()
@@ -180,9 +185,15 @@ def pick_engine(engine: str, load_in_4bit: bool) -> tuple[str, str]:
             raise ModelError(f"engine={engine} needs a CUDA GPU and none is visible; use engine=hf (or auto) on CPU")
         if engine == "unsloth" and not _importable("unsloth"):
             raise ModelError("engine=unsloth: unsloth is not installed (pip install 'arithmo[gpu]')")
+        if engine == "unsloth" and _world_size() > 1:
+            raise ModelError(f"engine=unsloth under a {_world_size()}-process launch: unsloth's open-source release "
+                             "documents single-GPU training only; use engine=kernels (or hf) for data parallelism")
         return engine, "requested"
     if not cuda:
         return "hf", "no CUDA GPU: transformers + peft on CPU (unsloth and the Triton kernels need CUDA)"
+    if _importable("unsloth") and _world_size() > 1:
+        return "kernels", (f"{_world_size()} processes (data parallel): unsloth documents single-GPU training only, "
+                           "so transformers + bitsandbytes with arithmo's Triton kernels")
     if _importable("unsloth"):
         # Measured on one H100, Mistral-7B 4-bit r=16: in a plain loop unsloth ran at 1.87x the HF stack's
         # tokens/s with 43% of its memory (docs/measurements.md, GPU anchors); in this recipe with packing, 0.81x the

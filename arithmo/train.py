@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from arithmo import distributed
 from arithmo.config import ConfigError, describe, field, find_preset, load_config, save_config
 from arithmo.io import DataError, read_file_rows
 from arithmo.runs import RunFolder
@@ -244,6 +245,12 @@ def build_trainer(model: Any, tokenizer: Any, train_ds, val_ds, cfg: TrainConfig
         dataloader_pin_memory=cuda,
         dataset_num_proc=None,
         disable_tqdm=True,  # our ProgressBar shows loss and tokens/s
+        # Data parallel (torchrun / accelerate launch): on CPU, accelerate takes the multi-process path only with
+        # use_cpu (else it runs each rank alone: "process group is initialized, but parallel_mode !=
+        # DISTRIBUTED"), over gloo. LoRA leaves most parameters frozen: no unused-parameter search.
+        use_cpu=not cuda,
+        ddp_backend=None if cuda or not distributed.world_size() > 1 else "gloo",
+        ddp_find_unused_parameters=False,
     )
     interrupt = SaveOnInterrupt()
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
@@ -310,30 +317,39 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     from arithmo.model import prepare_engine
 
     prepare_engine(cfg.model.engine, cfg.model.load_in_4bit)  # unsloth must be imported before trl/peft
+    rank, world = distributed.start()  # torchrun / accelerate launch: one process per GPU (gloo on CPU)
+    main_rank = rank == 0
+    say = print if main_rank else (lambda *args, **kwargs: None)  # rank 0 speaks and writes the run folder
     run = RunFolder.of(cfg.output_dir, cfg.name)
     run_dir = run.root
     resume_from = last_checkpoint(run) if cfg.resume else None
     finished = finished_summary(run, resume_from, cfg) if resume_from else None
     if finished is not None:
-        print(f"[train] {run_dir} already finished: step {finished['steps']} of its schedule "
-              f"({resume_from}); nothing to train, summary kept. To train further, raise max_steps or epochs; "
-              f"to start over, overwrite=true.", flush=True)
+        say(f"[train] {run_dir} already finished: step {finished['steps']} of its schedule "
+            f"({resume_from}); nothing to train, summary kept. To train further, raise max_steps or epochs; "
+            f"to start over, overwrite=true.", flush=True)
+        distributed.finish()
         return finished
-    if run_dir.exists() and cfg.overwrite:
-        shutil.rmtree(run_dir)
-    elif last_checkpoint(run) and not cfg.resume:
+    if last_checkpoint(run) and not cfg.resume and not cfg.overwrite:
         raise TrainError(f"{run_dir} already holds checkpoints: pass resume=true to continue it, "
                          f"overwrite=true to start over, or name=<new name>")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run.config)
+    if main_rank:
+        if run_dir.exists() and cfg.overwrite:
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run.config)
 
-    # 2. data ---------------------------------------------------------------------------------
-    train_rows, val_rows, manifest = load_training_data(cfg.data, run, cfg.data_overrides)
+    # 2. data: rank 0 builds a recipe YAML, the other ranks wait and read the same rows ---------
+    if main_rank:
+        train_rows, val_rows, manifest = load_training_data(cfg.data, run, cfg.data_overrides)
+    distributed.barrier()
+    if not main_rank:
+        built = run.data if Path(cfg.data).suffix in (".yaml", ".yml") else Path(cfg.data)
+        train_rows, val_rows, manifest = load_training_data(str(built), run, [])
     train_rows = select_rows(train_rows, cfg.styles, cfg.max_train_rows)
     val_rows = select_rows(val_rows, cfg.styles, None)
     if not train_rows:
         raise TrainError(f"no training rows of style {cfg.styles} in {cfg.data}")
-    run.manifest.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
 
     # 3. model --------------------------------------------------------------------------------
     m = cfg.model
@@ -342,7 +358,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                         max_seq_length=m.max_seq_length, lora_r=m.lora_r, lora_alpha=m.lora_alpha,
                         lora_dropout=m.lora_dropout, target_modules=targets,
                         gradient_checkpointing=m.gradient_checkpointing, seed=cfg.seed)
-    print(f"[train] engine={loaded.engine}: {loaded.reason}", flush=True)
+    say(f"[train] engine={loaded.engine}: {loaded.reason}", flush=True)
 
     # 4. render and tokenize; rows over max_seq_length are counted and handled by long_rows -----
     train_ds, long_report = render_dataset(train_rows, loaded.tokenizer, m.template, m.max_seq_length,
@@ -351,19 +367,21 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                           if val_rows else (None, None))
     long_report["val_over_limit"] = val_report["over_limit"] if val_report else {}
     over = sum(long_report["over_limit"].values())
-    print(f"[train] rows over max_seq_length={m.max_seq_length} tokens: {over} of {len(train_rows)}"
+    say(f"[train] rows over max_seq_length={m.max_seq_length} tokens: {over} of {len(train_rows)}"
           + (f" ({', '.join(f'{k} {v}' for k, v in long_report['over_limit'].items())}; "
              f"{'dropped' if cfg.long_rows == 'drop' else 'truncated'}; longest {long_report['longest']})"
              if over else f" (longest {long_report['longest']})"), flush=True)
-    manifest["training"] = {"long_rows": long_report}
-    run.manifest.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    manifest["training"] = {"long_rows": long_report, "world_size": world}
+    if main_rank:
+        run.manifest.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
 
     # 5. train --------------------------------------------------------------------------------
     trainer, interrupt = build_trainer(loaded.model, loaded.tokenizer, train_ds, val_ds, cfg, run)
     steps_note = f"{cfg.max_steps} steps" if cfg.max_steps > 0 else f"{cfg.epochs:g} epochs"
-    print(f"[train] {len(train_ds)} rows ({'+'.join(cfg.styles)}), {steps_note}, effective batch "
-          f"{cfg.micro_batch_size * cfg.grad_accum}; run folder {run_dir}"
-          + (f"; resuming from {resume_from}" if resume_from else ""), flush=True)
+    batch = (f"{cfg.micro_batch_size * cfg.grad_accum * world} (micro {cfg.micro_batch_size} x accum "
+             f"{cfg.grad_accum} x {world} processes)" if world > 1 else f"{cfg.micro_batch_size * cfg.grad_accum}")
+    say(f"[train] {len(train_ds)} rows ({'+'.join(cfg.styles)}), {steps_note}, effective batch {batch}; "
+        f"run folder {run_dir}" + (f"; resuming from {resume_from}" if resume_from else ""), flush=True)
     start = time.perf_counter()
     try:
         result = trainer.train(resume_from_checkpoint=resume_from)
@@ -371,12 +389,13 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         raise TrainError(_oom_advice(cfg)) from err
     seconds = time.perf_counter() - start
     if interrupt.interrupted:
-        print(f"[train] stopped by Ctrl-C; checkpoint saved in {last_checkpoint(run)}; continue with "
+        say(f"[train] stopped by Ctrl-C; checkpoint saved in {last_checkpoint(run)}; continue with "
               f"resume=true", flush=True)
 
     # 6. save ---------------------------------------------------------------------------------
-    trainer.save_model(str(run.adapter))
-    loaded.tokenizer.save_pretrained(str(run.adapter))
+    trainer.save_model(str(run.adapter))  # rank 0 writes it (the Trainer checks)
+    if main_rank:
+        loaded.tokenizer.save_pretrained(str(run.adapter))
     val_loss = trainer.evaluate()["eval_loss"] if val_ds is not None and not interrupt.interrupted else None
     state = trainer.state
     summary = {
@@ -384,13 +403,15 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         "train_loss": result.training_loss, "val_loss": val_loss, "tokens_seen": int(state.num_input_tokens_seen),
         "tokens_per_s": round(state.num_input_tokens_seen / max(seconds, 1e-9), 1), "seconds": round(seconds, 1),
         "interrupted": interrupt.interrupted, "adapter": str(run.adapter), "rows": len(train_ds),
-        "long_rows": long_report,
+        "long_rows": long_report, "world_size": world,
     }
     if torch.cuda.is_available():
         summary["peak_reserved_gib"] = round(torch.cuda.max_memory_reserved() / 2**30, 2)
-    run.summary.write_text(json.dumps(summary, indent=2) + "\n")
+    if main_rank:
+        run.summary.write_text(json.dumps(summary, indent=2) + "\n")
+    distributed.finish()
     loss_text = "n/a" if val_loss is None or math.isnan(val_loss) else f"{val_loss:.4f}"
-    print(f"[train] done: {summary['steps']} steps in {summary['seconds']} s, train loss "
+    say(f"[train] done: {summary['steps']} steps in {summary['seconds']} s, train loss "
           f"{summary['train_loss']:.4f}, val loss {loss_text}, {summary['tokens_per_s']:,} tokens/s; "
           f"adapter in {summary['adapter']}", flush=True)
     return summary

@@ -31,7 +31,7 @@ class JsonlLogger(TrainerCallback):
         self._last = (self._t0, state.num_input_tokens_seen or 0)
 
     def on_log(self, args, state, control, logs: dict[str, Any] | None = None, **kwargs):
-        if not logs:
+        if not logs or not state.is_world_process_zero:  # data parallel: rank 0 writes the run folder
             return
         now, tokens = time.perf_counter(), int(state.num_input_tokens_seen or 0)
         rate = (tokens - self._last[1]) / max(now - self._last[0], 1e-9)
@@ -92,7 +92,19 @@ class SaveOnInterrupt(TrainerCallback):
         print("\nCtrl-C: saving a checkpoint after this step (press again to abort without saving)", flush=True)
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.interrupted:
+        import torch.distributed as dist
+
+        interrupted = self.interrupted
+        if dist.is_available() and dist.is_initialized():
+            # Data parallel: a Ctrl-C reaches the ranks at different steps; they agree to stop at the same one
+            # (saving is collective: a rank that stopped alone would leave the others waiting forever).
+            import torch
+
+            flag = torch.tensor([int(interrupted)], device=args.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            interrupted = bool(flag.item())
+        if interrupted:
+            self.interrupted = True
             control.should_save = True
             control.should_training_stop = True
         return control
