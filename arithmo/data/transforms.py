@@ -33,12 +33,16 @@ def format_cot_answer(solution: str, source_answer: str | None = None) -> tuple[
     OpenMathInstruct-2's expected_answer), 'no_answer' (nothing to put there; the completion is unchanged).
     """
     text = solution.rstrip()
-    match = _HASH_TAIL.search(text)
+    # Both patterns end at $ and cross no newline after their start, so a match lies in the last line: the
+    # search starts at the last newline (lookbehinds still see what precedes it). Same matches, without
+    # scanning a whole solution (bench/bench_data.py: the format stage).
+    last_line = max(text.rfind("\n"), 0)
+    match = _HASH_TAIL.search(text, last_line)
     if match:
         answer = match.group("answer").strip()
         body = text[: match.start()].rstrip()
         return f"{body}\n{ANSWER_PREFIX}{answer}" if body else f"{ANSWER_PREFIX}{answer}", answer, "folded_hash"
-    match = _ANSWER_LINE.search(text)
+    match = _ANSWER_LINE.search(text, last_line)
     if match:
         answer = match.group("answer").strip()
         line = f"{ANSWER_PREFIX}{answer}"
