@@ -12,7 +12,8 @@ Endpoints for `gradio_client` (`Client(url).predict(..., api_name="/answer")`):
   /compare      (question, style, temperature, max_new_tokens) -> (base output, base answer, base status,
                 adapter output, adapter answer, adapter status)
   /run_program  (program) -> sandbox output
-  /results      (run) -> (overview, by level, by type, notes)
+  /results      (run) -> (overview, by level, by type, notes, chart with 95% intervals)
+  /intervals    (run) -> every accuracy of the run's results with its 95% Wilson interval
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ import pandas as pd
 
 from arithmo.app.session import MAX_NEW_TOKENS_CAP, MAX_SAMPLES, MAX_TEMPERATURE, VOTE_HEADERS, DemoSession
 from arithmo.app.generator import default_adapter, load_generator
-from arithmo.app.files import (LEVEL_HEADERS, OVERVIEW_HEADERS, TYPE_HEADERS, find_metrics, load_examples,
-                               load_metrics, metrics_tables)
+from arithmo.app.files import (INTERVAL_HEADERS, LEVEL_HEADERS, OVERVIEW_HEADERS, TYPE_HEADERS, find_metrics,
+                               interval_table, load_examples, load_metrics, metrics_tables, results_figure, seed_notes)
 from arithmo.benchmarks import BENCHMARKS
 from arithmo.runs import is_adapter
 
@@ -107,10 +108,12 @@ def build_ui(session: DemoSession, *, runs_dir: str | Path = REPO / "runs", exam
                 refresh = gr.Button("Refresh")
             notes = gr.Markdown()
             overview = gr.Dataframe(headers=OVERVIEW_HEADERS, label="Accuracy by benchmark", interactive=False)
-            chart = gr.BarPlot(x="eval", y="accuracy %", label="Accuracy (%)", y_lim=[0, 100])
+            chart = gr.Plot(label="Accuracy (%) with 95% Wilson intervals: overall, by level, by type")
             with gr.Row():
                 by_level = gr.Dataframe(headers=LEVEL_HEADERS, label="By level", interactive=False)
                 by_type = gr.Dataframe(headers=TYPE_HEADERS, label="By type", interactive=False)
+            intervals = gr.Dataframe(headers=INTERVAL_HEADERS, interactive=False,
+                                     label="Every accuracy with its 95% interval (Wilson score)")
 
         # handlers: turn the session's views into component values -------------------------------
         def ask_fn(question_text, style_name, temp, tokens, samples):
@@ -136,9 +139,16 @@ def build_ui(session: DemoSession, *, runs_dir: str | Path = REPO / "runs", exam
             text = f"{len(results)} result file(s) for {run_name}."
             if problems:
                 text += f" {len(problems)} file(s) skipped:\n" + "\n".join(f"- {p}" for p in problems)
-            frame = _table(rows, OVERVIEW_HEADERS)
-            return (frame, _table(levels, LEVEL_HEADERS), _table(types, TYPE_HEADERS), text,
-                    frame[["eval", "accuracy %"]])
+            spreads = seed_notes(results)
+            if spreads:
+                text += "\n\nmaj@k over sampling seeds:\n" + "\n".join(f"- {line}" for line in spreads)
+            return (_table(rows, OVERVIEW_HEADERS), _table(levels, LEVEL_HEADERS), _table(types, TYPE_HEADERS), text,
+                    results_figure(results))
+
+        def intervals_fn(run_name):
+            found = find_metrics(runs_dir)
+            results = load_metrics(found[run_name])[0] if run_name in found else []  # problems: in results_fn's notes
+            return _table(interval_table(results), INTERVAL_HEADERS)
 
         def refresh_fn():
             names = list(find_metrics(runs_dir))
@@ -155,8 +165,10 @@ def build_ui(session: DemoSession, *, runs_dir: str | Path = REPO / "runs", exam
         rerun.click(session.run_user_program, [program], [execution], api_name="run_program",
                     concurrency_id="sandbox")
         run.change(results_fn, [run], [overview, by_level, by_type, notes, chart], api_name="results")
+        run.change(intervals_fn, [run], [intervals], api_name="intervals")
         refresh.click(refresh_fn, None, [run], api_name="list_runs")
         ui.load(results_fn, [run], [overview, by_level, by_type, notes, chart], api_visibility="private")
+        ui.load(intervals_fn, [run], [intervals], api_visibility="private")
     return ui
 
 

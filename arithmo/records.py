@@ -13,7 +13,7 @@ try:
 except ImportError:  # Python 3.10
     from typing_extensions import NotRequired
 
-Style = Literal["cot", "pot"]
+Style = Literal["cot", "pot", "tir"]  # tir: text with code blocks and their output blocks
 
 
 class MathExample(TypedDict):
@@ -89,6 +89,63 @@ class MajK(TypedDict):
     no_answer_rate: float
 
 
+class Disagreement(TypedDict):
+    """One item where math-verify's verdict differs from arithmo's (arithmo.evaluation.second_opinion)."""
+
+    id: str
+    extracted: str | None  # arithmo's answer (for PoT the program's), as both graders saw it
+    gold: str
+    arithmo: bool
+    math_verify: bool
+    note: NotRequired[str]  # why math-verify gave no verdict: it ran past its time limit or failed
+
+
+class MathVerifyOpinion(TypedDict):
+    """math-verify's verdicts on the greedy answers; version None and `skipped` when it is not installed."""
+
+    version: str | None
+    correct: int | None
+    compared: int  # items with an answer, handed to math-verify
+    no_answer: int  # items without one: wrong for both graders
+    timed_out: int  # ran past timeout_s: counted wrong, as math-verify answers a timeout
+    failed: int  # the grading worker process failed: counted wrong
+    timeout_s: float
+    disagreements: int | None
+    disagreement_items: list[Disagreement]
+    skipped: NotRequired[str]  # why it did not run, and how to install it
+
+
+Interval = list[float]  # [low, high], 0..1: a 95% Wilson score interval (arithmo.evaluation.intervals)
+
+
+class Intervals(TypedDict):
+    """metrics.json's `ci95`: the 95% Wilson interval of every accuracy (None where that accuracy is None)."""
+
+    method: str
+    accuracy: Interval
+    accuracy_flexible: Interval | None
+    accuracy_math_verify: Interval | None
+    maj_k: Interval | None
+    by_level: dict[str, Interval]
+    by_type: dict[str, Interval]
+
+
+class SeedSpread(TypedDict):
+    """maj@k over several sampling seeds (EvalConfig.seeds): each seed's score, their mean and spread."""
+
+    seeds: list[int]
+    k: int
+    n: int
+    accuracy: list[float]  # per seed, in the order of `seeds`
+    correct: list[int]
+    ci95: list[Interval]
+    mean: float
+    std: float | None  # sample standard deviation (n - 1); None with one seed
+    min: float
+    max: float
+    folders: list[str]  # each seed's eval folder: the first is this one, the others <output_dir>_seed<s>
+
+
 class Metrics(TypedDict):
     """metrics.json of one evaluation (`arithmo.evaluation.metrics.compute_metrics`, then `arithmo.eval`).
 
@@ -101,6 +158,7 @@ class Metrics(TypedDict):
     n: int
     accuracy: float  # strict answers of the greedy completions
     accuracy_flexible: float  # with the last-number fallback
+    accuracy_math_verify: float | None  # math-verify's verdict on the same greedy answers; None: not installed
     maj_k: MajK | None
     no_answer_rate: float
     exec_error_rate: float | None  # PoT/hybrid only
@@ -110,6 +168,9 @@ class Metrics(TypedDict):
     grader_version: str
     correct: int
     missing_predictions: int
+    math_verify: MathVerifyOpinion
+    ci95: Intervals
+    maj_k_seeds: NotRequired[SeedSpread]  # with seeds=[...]
     no_program_rate: NotRequired[float]  # PoT/hybrid
     cot_fallback_rate: NotRequired[float]  # hybrid
     model: NotRequired[str]

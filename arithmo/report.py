@@ -1,16 +1,29 @@
-"""`python -m arithmo.report METRICS_OR_FOLDER [...]`: one table comparing evaluation results.
+"""`python -m arithmo.report METRICS_OR_FOLDER [...] [--png PATH | --no-png]`: compare evaluation results.
 
 Each argument is a `metrics.json` file or a folder holding one (an eval output folder). The first one is
-the baseline; every other row shows its accuracy and the change against it in points. The CPU demo
-(`make demo`) ends with it: the base model, then the trained adapter, on the same held-out set.
+the baseline; every other row shows its accuracy and the change against it in points. Every accuracy comes
+with its 95% Wilson interval (arithmo.evaluation.intervals; computed from the counts for files written
+before metrics.json stored it), then math-verify's accuracy on the same answers, maj@k, maj@k's spread over
+seeds where a run had several, and the level and type breakdowns side by side.
+
+The same comparison is drawn as a PNG (overall, by level, by type: one bar per run, the intervals as error
+bars), by default `report.png` in the folder of the FIRST metrics file (`--png PATH` elsewhere, `--no-png`
+for none). The CPU demo (`make demo`) ends with it: the base model, then the trained adapter, on the same
+held-out set.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from arithmo.runs import RunError, read_metrics
+
+# arithmo.evaluation imports torch on the way (~2.5 s): its helpers are imported where they are used, so that
+# `--help` answers at once.
+
+CHART_NAME = "report.png"
 
 
 def _label(metrics: dict) -> str:
@@ -18,21 +31,136 @@ def _label(metrics: dict) -> str:
     return f"{metrics.get('model')}" + (f" + {adapter}" if adapter else "")
 
 
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
 def compare_table(rows: list[dict]) -> str:
-    """A plain-text table: model, benchmark, style, n, accuracy, change vs the first row."""
+    """A plain-text table, one row per result: #, model, benchmark, style, n, accuracy, its 95% interval, the
+    change vs the first row in points, math-verify's accuracy, maj@k and its interval."""
+    from arithmo.evaluation.intervals import intervals_of
+    from arithmo.evaluation.metrics import format_interval, format_seeds
+
     base = rows[0]["accuracy"]
-    header = f"{'model':<48} {'benchmark':<12} {'style':<7} {'n':>5} {'accuracy':>9} {'vs first':>9}"
-    lines = [header, "-" * len(header)]
-    for i, m in enumerate(rows):
-        delta = "" if i == 0 else f"{100 * (m['accuracy'] - base):+8.1f}p"
-        lines.append(f"{_label(m)[-48:]:<48} {m['benchmark']:<12} {m['style']:<7} {m['n']:>5} "
-                     f"{100 * m['accuracy']:>8.1f}% {delta:>9}")
+    head = ["#", "model", "benchmark", "style", "n", "accuracy", "95% CI", "vs first", "math-verify", "maj@k",
+            "maj 95% CI"]
+    table = []
+    for i, m in enumerate(rows, 1):
+        ci = intervals_of(m)
+        maj = m.get("maj_k") or {}
+        table.append([str(i), _label(m)[-48:], str(m["benchmark"]), str(m["style"]), str(m["n"]), _pct(m["accuracy"]),
+                      format_interval(ci["accuracy"]), "" if i == 1 else f"{100 * (m['accuracy'] - base):+.1f}p",
+                      _pct(m.get("accuracy_math_verify")),
+                      f"{_pct(maj['accuracy'])} (k={maj['k']})" if maj else "-", format_interval(ci["maj_k"])])
+    widths = [max(len(r[c]) for r in [head, *table]) for c in range(len(head))]
+    right = {0, 4, 5, 7}  # numbers read best right-aligned
+    lines = ["  ".join(h.rjust(w) if c in right else h.ljust(w) for c, (h, w) in enumerate(zip(head, widths))).rstrip()]
+    lines.append("-" * len(lines[0]))
+    for row in table:
+        lines.append("  ".join(v.rjust(w) if c in right else v.ljust(w)
+                               for c, (v, w) in enumerate(zip(row, widths))).rstrip())
+    for i, m in enumerate(rows, 1):
+        opinion = m.get("math_verify") or {}
+        if opinion.get("skipped"):
+            lines.append(f"#{i} math-verify: not run ({opinion['skipped']})")
+        elif opinion.get("disagreements"):
+            lines.append(f"#{i} math-verify disagrees with arithmo on {opinion['disagreements']} item(s) "
+                         f"(metrics.json: math_verify.disagreement_items)")
+        if m.get("maj_k_seeds"):
+            lines.append(f"#{i} {format_seeds(m['maj_k_seeds'])}")
     return "\n".join(lines)
+
+
+def breakdown_table(rows: list[dict], key: str) -> str:
+    """Accuracy per group of `key` ("by_level" | "by_type"), one column per result (#1, #2, ...): `correct/n
+    accuracy [95% CI]`; "" when no result has the breakdown."""
+    from arithmo.evaluation.intervals import intervals_of
+    from arithmo.evaluation.metrics import format_interval
+
+    names = sorted({name for m in rows for name in (m.get(key) or {})})
+    if not names:
+        return ""
+    cells = [[""] * len(rows) for _ in names]
+    for j, m in enumerate(rows):
+        ci = intervals_of(m)
+        for i, name in enumerate(names):
+            group = (m.get(key) or {}).get(name)
+            if group:
+                cells[i][j] = (f"{group['correct']}/{group['n']} {_pct(group['accuracy'])} "
+                               f"{format_interval(ci[key].get(name))}")
+    first = max(len(key), *(len(n) for n in names))
+    widths = [max(len(f"#{j + 1}"), *(len(row[j]) for row in cells)) for j in range(len(rows))]
+    lines = ["  ".join([key.replace("_", " ").ljust(first)] + [f"#{j + 1}".ljust(w) for j, w in enumerate(widths)])]
+    lines += ["  ".join([name.ljust(first)] + [c.ljust(w) for c, w in zip(row, widths)]) for name, row in zip(names, cells)]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _panels(rows: list[dict]) -> list[tuple[str, list[str], list[list[tuple[float, list[float] | None] | None]]]]:
+    """[(title, group names, per run: per group (accuracy, interval) or None)] for overall, by level, by type."""
+    from arithmo.evaluation.intervals import intervals_of
+
+    overall = [("accuracy", lambda m, ci: (m["accuracy"], ci["accuracy"])),
+               ("flexible", lambda m, ci: (m.get("accuracy_flexible"), ci["accuracy_flexible"])),
+               ("math-verify", lambda m, ci: (m.get("accuracy_math_verify"), ci["accuracy_math_verify"])),
+               ("maj@k", lambda m, ci: ((m.get("maj_k") or {}).get("accuracy"), ci["maj_k"]))]
+    intervals = [intervals_of(m) for m in rows]
+    values = {name: [get(m, ci) for m, ci in zip(rows, intervals)] for name, get in overall}
+    names = [name for name in values if any(v[0] is not None for v in values[name])]
+    panels = [("overall", names, [[values[name][j] if values[name][j][0] is not None else None for name in names]
+                                  for j in range(len(rows))])]
+    for key, title in (("by_level", "by level"), ("by_type", "by type")):
+        groups = sorted({name for m in rows for name in (m.get(key) or {})})
+        if groups:
+            panels.append((title, groups, [[((m.get(key) or {})[g]["accuracy"], ci[key].get(g))
+                                            if g in (m.get(key) or {}) else None for g in groups]
+                                           for m, ci in zip(rows, intervals)]))
+    return panels
+
+
+def compare_figure(rows: list[dict], labels: list[str] | None = None):
+    """A matplotlib Figure: one panel each for overall, by level and by type; in each, one bar per result
+    (side by side, in the order given) with its 95% interval as an error bar. Shared with the app."""
+    from matplotlib.figure import Figure  # not pyplot: nothing global to close, safe in the app's threads
+
+    labels = labels or [f"#{i} {_label(m)[-40:]} ({m['benchmark']} {m['style']})" for i, m in enumerate(rows, 1)]
+    panels = _panels(rows)
+    widths = [max(3.0, 0.5 * len(names) * max(1, len(rows)) + 1.5) for _, names, _ in panels]
+    fig = Figure(figsize=(sum(widths) + 1, 4.6 + 0.2 * len(rows)))
+    axes = fig.subplots(1, len(panels), squeeze=False, gridspec_kw={"width_ratios": widths})
+    bar = 0.8 / max(1, len(rows))
+    for ax, (title, names, per_run) in zip(axes[0], panels):
+        for j, cells in enumerate(per_run):
+            xs = [i - 0.4 + bar * (j + 0.5) for i in range(len(names))]
+            shown = [(x, cell) for x, cell in zip(xs, cells) if cell is not None]
+            if not shown:
+                continue
+            heights = [100 * cell[0] for _, cell in shown]
+            below = [100 * (cell[0] - cell[1][0]) if cell[1] else 0 for _, cell in shown]
+            above = [100 * (cell[1][1] - cell[0]) if cell[1] else 0 for _, cell in shown]
+            ax.bar([x for x, _ in shown], heights, bar, yerr=[below, above], capsize=2, ecolor="#333333",
+                   color=f"C{j % 10}", label=labels[j] if ax is axes[0][0] else None)
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+        ax.set_ylim(0, 105)
+        ax.set_title(title)
+    axes[0][0].set_ylabel("accuracy (%), 95% Wilson interval")
+    fig.legend(loc="lower center", ncol=1, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, min(0.5, 0.05 * len(rows) + 0.02), 1, 1))
+    return fig
+
+
+def write_chart(rows: list[dict], path: str | Path) -> Path:
+    """compare_figure(rows) saved as a PNG at `path`; returns the path."""
+    path = Path(path)
+    compare_figure(rows).savefig(path, dpi=100)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m arithmo.report", description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="+", help="metrics.json files or eval output folders; first = baseline")
+    parser.add_argument("--png", help=f"where to draw the comparison (default: {CHART_NAME} in the folder of the "
+                                      "first metrics file)")
+    parser.add_argument("--no-png", action="store_true", help="print the tables only")
     args = parser.parse_args(argv)
     try:
         rows = [read_metrics(p) for p in args.results]
@@ -40,6 +168,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(compare_table(rows))
+    for key in ("by_level", "by_type"):
+        table = breakdown_table(rows, key)
+        if table:
+            print(f"\n{table}")
+    if not args.no_png:
+        first = Path(args.results[0])
+        png = Path(args.png) if args.png else (first if first.is_dir() else first.parent) / CHART_NAME
+        print(f"\n[report] chart: {write_chart(rows, png)}")
     return 0
 
 

@@ -8,7 +8,8 @@ import pytest
 from _demo_fakes import ScriptedGenerator, by_style, import_app
 from _shared import shared_file
 
-from arithmo.app.files import FALLBACK_EXAMPLES, Example, find_metrics, load_examples, load_metrics, metrics_tables
+from arithmo.app.files import (FALLBACK_EXAMPLES, Example, find_metrics, interval_table, load_examples, load_metrics,
+                               metrics_tables, results_figure, seed_notes)
 from arithmo.app.generator import ModelGenerator, load_generator
 from arithmo.app.session import (MAX_NEW_TOKENS_CAP, MAX_SAMPLES, DemoInputError, DemoSession, check_question,
                                  check_settings, vote_table)
@@ -342,6 +343,20 @@ def test_metrics_files_are_found_tabulated_and_bad_ones_reported(tmp_path):
                         ["demo/math_pot", "math", "pot", 3, 33.3, 75.0, 66.7, 25.0, 0.0, 33.3, "m", ""]]
     assert levels == [["demo/math_pot", "Level 1", 2, 1, 50.0]]
     assert types == [["demo/math_pot", "Algebra", 3, 1, 33.3]]
+    # every accuracy with its 95% Wilson interval (computed from n: these files predate metrics.json's ci95)
+    assert interval_table(results) == [
+        ["demo/gsm8k_cot", "strict", "all", 4, 50.0, 15.0, 85.0],
+        ["demo/gsm8k_cot", "flexible", "all", 4, 75.0, 30.1, 95.4],
+        ["demo/math_pot", "strict", "all", 3, 33.3, 6.1, 79.2],
+        ["demo/math_pot", "flexible", "all", 3, 75.0, 25.6, 96.3],
+        ["demo/math_pot", "maj@4", "all", 3, 66.7, 20.8, 93.9],
+        ["demo/math_pot", "strict, by level", "Level 1", 2, 50.0, 9.5, 90.5],
+        ["demo/math_pot", "strict, by type", "Algebra", 3, 33.3, 6.1, 79.2]]
+    assert results_figure(results) is not None and results_figure([]) is None
+    assert seed_notes(results) == []
+    spread = {"seeds": [0, 1], "k": 4, "mean": 0.55, "std": 0.07, "min": 0.5, "max": 0.6}
+    assert seed_notes([{"_eval": "demo/math_pot_maj4", "maj_k_seeds": spread}]) == [
+        "demo/math_pot_maj4: maj@4 over 2 seeds (0, 1): mean 55.0%, std 7.0p, min 50.0%, max 60.0%"]
     assert load_metrics(found["eval/smollm2"])[0][0]["_eval"] == "smollm2/gsm8k_cot"
     assert find_metrics(tmp_path / "absent") == {} and good.is_file()
 

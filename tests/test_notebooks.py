@@ -117,7 +117,11 @@ def test_03_scores_the_run_and_launches_the_app(trained_notebook):
     assert "1 results under" in shown and "0 unreadable file(s)" in shown
     assert "Q: Ines has 14 shells and gets 21 more." in shown and "1 sample in" in shown
     assert "app closed" in shown
-    assert images_in(notebook) >= 1  # accuracy.png
+    low, high = metrics["ci95"]["accuracy"]
+    assert f"95% interval {low:.1%} to {high:.1%} (Wilson score)" in shown
+    assert f"math-verify 0.9.0: {metrics['accuracy_math_verify']!r} on the same answers" in shown
+    assert (run / "eval" / "heldout_pot" / "report.png").is_file()
+    assert images_in(notebook) >= 2  # accuracy.png, and the results side by side with their intervals
     import socket
 
     with socket.socket() as probe:  # closed: nothing listens on the port any more

@@ -1,27 +1,75 @@
-"""`python -m arithmo.report`: the before/after table the demo ends with."""
+"""`python -m arithmo.report`: the comparison table with 95% intervals, the breakdowns, and the PNG beside it."""
 
 import json
 
 import pytest
 
-from arithmo.report import compare_table, main, read_metrics
+from arithmo.evaluation.intervals import wilson_interval
+from arithmo.report import CHART_NAME, breakdown_table, compare_table, main, read_metrics
+
+PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def _write(folder, accuracy, adapter=None):
+def _write(folder, accuracy, adapter=None, **extra):
     folder.mkdir(parents=True)
     (folder / "metrics.json").write_text(json.dumps(
         {"benchmark": "heldout", "style": "pot", "n": 60, "accuracy": accuracy, "model": "smollm2-135m-instruct",
-         "adapter": adapter}))
+         "adapter": adapter, **extra}))
     return folder
 
 
-def test_table_shows_each_run_and_the_change_in_points(tmp_path, capsys):
-    before = _write(tmp_path / "base", 0.05)
-    after = _write(tmp_path / "tuned", 0.9, adapter="runs/demo/adapter")
-    assert main([str(before), str(after / "metrics.json")]) == 0
+def _pct(interval):
+    return f"[{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]"
+
+
+def test_table_shows_each_run_its_interval_and_the_change_in_points(tmp_path, capsys):
+    before = _write(tmp_path / "base", 3 / 60)  # an older file: no ci95, computed from n and accuracy
+    after = _write(tmp_path / "tuned", 54 / 60, adapter="runs/demo/adapter", accuracy_math_verify=53 / 60,
+                   maj_k={"k": 8, "accuracy": 0.95, "correct": 57},
+                   math_verify={"version": "0.9.0", "disagreements": 1})
+    assert main([str(before), str(after / "metrics.json"), "--no-png"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert "5.0%" in lines[2] and lines[2].rstrip().endswith("5.0%")  # the baseline has no delta
-    assert "90.0%" in lines[3] and lines[3].rstrip().endswith("+85.0p") and "runs/demo/adapter" in lines[3]
+    assert lines[0].split() == ["#", "model", "benchmark", "style", "n", "accuracy", "95%", "CI", "vs", "first",
+                                "math-verify", "maj@k", "maj", "95%", "CI"]
+    assert lines[2].split() == ["1", "smollm2-135m-instruct", "heldout", "pot", "60", "5.0%", "[1.7,", "13.7]", "-",
+                                "-", "-"]  # the baseline: no delta
+    assert _pct(wilson_interval(3, 60)) == "[1.7, 13.7]"
+    assert lines[3].split() == ["2", "smollm2-135m-instruct", "+", "runs/demo/adapter", "heldout", "pot", "60",
+                                "90.0%", "[79.9,", "95.3]", "+85.0p", "88.3%", "95.0%", "(k=8)", "[86.3,", "98.3]"]
+    assert _pct(wilson_interval(54, 60)) == "[79.9, 95.3]" and _pct(wilson_interval(57, 60)) == "[86.3, 98.3]"
+    assert lines[4] == "#2 math-verify disagrees with arithmo on 1 item(s) (metrics.json: math_verify.disagreement_items)"
+
+
+def test_breakdowns_side_by_side_and_the_spread_over_seeds(tmp_path, capsys):
+    a = _write(tmp_path / "a", 0.5, by_level={"Level 1": {"n": 4, "correct": 2, "accuracy": 0.5}})
+    b = _write(tmp_path / "b", 0.6, by_level={"Level 1": {"n": 4, "correct": 4, "accuracy": 1.0},
+                                              "Level 2": {"n": 2, "correct": 0, "accuracy": 0.0}},
+               maj_k={"k": 4, "accuracy": 0.6, "correct": 36},
+               maj_k_seeds={"seeds": [0, 1, 2], "k": 4, "n": 60, "accuracy": [0.6, 0.5, 0.55], "mean": 0.55,
+                            "std": 0.05, "min": 0.5, "max": 0.6})
+    assert main([str(a), str(b), "--no-png"]) == 0
+    out = capsys.readouterr().out
+    assert "#2 maj@4 over 3 seeds (0, 1, 2): mean 55.0%, std 5.0p, min 50.0%, max 60.0%" in out
+    rows = [read_metrics(a), read_metrics(b)]
+    table = breakdown_table(rows, "by_level").splitlines()
+    assert table[0].split() == ["by", "level", "#1", "#2"]
+    assert table[1].split() == ["Level", "1", "2/4", "50.0%", "[15.0,", "85.0]", "4/4", "100.0%", "[51.0,", "100.0]"]
+    assert table[2].split() == ["Level", "2", "0/2", "0.0%", "[0.0,", "65.8]"]  # #1 has no Level 2: blank
+    assert breakdown_table(rows, "by_type") == ""
+
+
+def test_the_chart_goes_beside_the_first_metrics_file_or_where_asked(tmp_path, capsys):
+    first = _write(tmp_path / "first", 0.5, by_type={"Algebra": {"n": 60, "correct": 30, "accuracy": 0.5}})
+    second = _write(tmp_path / "second", 0.7, maj_k={"k": 4, "accuracy": 0.75, "correct": 45})
+    assert main([str(first / "metrics.json"), str(second)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"[report] chart: {first / CHART_NAME}"
+    assert (first / CHART_NAME).read_bytes()[:8] == PNG
+    elsewhere = tmp_path / "charts" / "cmp.png"
+    elsewhere.parent.mkdir()
+    assert main([str(first), str(second), "--png", str(elsewhere)]) == 0
+    assert elsewhere.read_bytes()[:8] == PNG
+    (first / CHART_NAME).unlink()
+    assert main([str(first), "--no-png"]) == 0 and not (first / CHART_NAME).exists()
 
 
 def test_missing_or_foreign_files_are_named(tmp_path, capsys):

@@ -5,6 +5,8 @@
     found = find_metrics("runs")                       # {"demo": [runs/demo/eval/heldout_pot/metrics.json, ...]}
     results, problems = load_metrics(found["demo"])    # a file that is not a metrics.json is a problem, not a crash
     overview, by_level, by_type = metrics_tables(results)
+    intervals = interval_table(results)                # every accuracy with its 95% Wilson interval
+    figure = results_figure(results)                   # the same as bars with error bars (arithmo.report)
 
 Benchmark rows are read through `arithmo.benchmarks` (the gold answer as evaluation reads it) and results
 through `arithmo.runs`. Pure functions; `app.py` shows what they return.
@@ -22,7 +24,8 @@ from arithmo.runs import RunError, eval_label, find_metrics, read_metrics
 REPO = Path(__file__).resolve().parents[2]
 TINY_HELDOUT = REPO / "data_recipes" / "tiny" / "heldout.jsonl"  # EvalItems written by data_recipes/make_tiny.py
 
-__all__ = ["Example", "FALLBACK_EXAMPLES", "find_metrics", "load_examples", "load_metrics", "metrics_tables"]
+__all__ = ["Example", "FALLBACK_EXAMPLES", "find_metrics", "interval_table", "load_examples", "load_metrics",
+           "metrics_tables", "results_figure", "seed_notes"]
 
 # ----------------------------------------------------------------------------------------------
 # examples
@@ -95,6 +98,7 @@ OVERVIEW_HEADERS = ["eval", "benchmark", "style", "n", "accuracy %", "flexible %
                     "exec error %", "timeout %", "model", "adapter"]
 LEVEL_HEADERS = ["eval", "level", "n", "correct", "accuracy %"]
 TYPE_HEADERS = ["eval", "type", "n", "correct", "accuracy %"]
+INTERVAL_HEADERS = ["eval", "accuracy", "group", "n", "accuracy %", "95% low %", "95% high %"]
 
 
 def _percent(value: Any) -> float | None:
@@ -133,3 +137,44 @@ def metrics_tables(results: list[dict]) -> tuple[list[list[Any]], list[list[Any]
                 rows.append([metrics["_eval"], group, numbers.get("n"), numbers.get("correct"),
                              _percent(numbers.get("accuracy"))])
     return overview, levels, types
+
+
+def interval_table(results: list[dict]) -> list[list[Any]]:
+    """Rows (INTERVAL_HEADERS) of every accuracy of each result with its 95% Wilson interval, in %: strict,
+    flexible, math-verify, maj@k, then each level and type group. metrics.json's `ci95`, or the same computed
+    from the counts for files written before it (arithmo.evaluation.intervals)."""
+    from arithmo.evaluation.intervals import intervals_of
+
+    rows = []
+    for metrics in results:
+        ci = intervals_of(metrics)
+        maj = metrics.get("maj_k") or {}
+        overall = [("strict", metrics["accuracy"], ci["accuracy"]),
+                   ("flexible", metrics.get("accuracy_flexible"), ci["accuracy_flexible"]),
+                   ("math-verify", metrics.get("accuracy_math_verify"), ci["accuracy_math_verify"]),
+                   (f"maj@{maj.get('k')}", maj.get("accuracy"), ci["maj_k"])]
+        for name, value, bounds in overall:
+            if value is not None:
+                rows.append([metrics["_eval"], name, "all", metrics["n"], _percent(value), *map(_percent, bounds)])
+        for key, kind in (("by_level", "level"), ("by_type", "type")):
+            for group, numbers in (metrics.get(key) or {}).items():
+                bounds = ci[key].get(group) or [None, None]
+                rows.append([metrics["_eval"], f"strict, by {kind}", group, numbers.get("n"),
+                             _percent(numbers.get("accuracy")), *map(_percent, bounds)])
+    return rows
+
+
+def seed_notes(results: list[dict]) -> list[str]:
+    """One line per result evaluated over several seeds: maj@k's mean, std, min and max across them."""
+    from arithmo.evaluation.metrics import format_seeds
+
+    return [f"{metrics['_eval']}: {format_seeds(metrics['maj_k_seeds'])}" for metrics in results
+            if metrics.get("maj_k_seeds")]
+
+
+def results_figure(results: list[dict]):
+    """A matplotlib Figure of the results side by side (overall, by level, by type) with their 95% intervals
+    as error bars (arithmo.report.compare_figure), labelled by eval; None without results."""
+    from arithmo.report import compare_figure
+
+    return compare_figure(results, labels=[metrics["_eval"] for metrics in results]) if results else None
