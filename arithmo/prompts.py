@@ -211,6 +211,12 @@ def render_prompt(question: str, tokenizer: Any = None, template: Template = "au
     )
 
 
+def _encode(tokenizer: Any, text: str, offsets: bool = False) -> Any:
+    bos = getattr(tokenizer, "bos_token", None)
+    add_special = not (bos and text.startswith(bos))
+    return tokenizer(text, add_special_tokens=add_special, return_offsets_mapping=offsets)
+
+
 def prompt_token_ids(tokenizer: Any, text: str) -> list[int]:
     """Token ids of a prompt, with the tokenizer's special tokens (BOS) unless the text already starts with it.
 
@@ -219,9 +225,7 @@ def prompt_token_ids(tokenizer: Any, text: str) -> list[int]:
     (`tokenize_sft`) and generation (`arithmo.generate`, transformers and vLLM) both use this one rule, so the
     model is trained on exactly the ids it is later prompted with.
     """
-    bos = getattr(tokenizer, "bos_token", None)
-    add_special = not (bos and text.startswith(bos))
-    return list(tokenizer(text, add_special_tokens=add_special)["input_ids"])
+    return list(_encode(tokenizer, text)["input_ids"])
 
 
 _PROBE = "ARITHMO_END_OF_TURN_PROBE"
@@ -261,31 +265,90 @@ def render_sft(record: dict, tokenizer: Any = None, template: Template = "auto")
     return {"prompt": prompt, "completion": completion}
 
 
-def tokenize_sft(rendered: dict[str, str], tokenizer: Any) -> tuple[list[int], list[int]]:
+def tokenize_sft(rendered: dict[str, str], tokenizer: Any,
+                 masked_spans: list[tuple[int, int]] | tuple = ()) -> tuple[list[int], list[int]]:
     """(input_ids, completion_mask) of a rendered record: 1 on completion tokens (the loss), 0 on the prompt.
 
     prompt + completion is tokenized as one text (so tokens that merge across the boundary, and SentencePiece's
     leading space, come out as they would in one pass) with `prompt_token_ids`' BOS rule; the completion starts
-    where those ids leave the prompt's own ids.
+    where those ids leave the prompt's own ids. `masked_spans` are (start, end) character spans of the
+    completion whose tokens carry no loss either: a TIR solution's output blocks (`tir_output_spans`), which the
+    interpreter writes, not the model. A token that overlaps a span is masked (a fast tokenizer's offsets).
     """
     prompt_ids = prompt_token_ids(tokenizer, rendered["prompt"])
-    ids = prompt_token_ids(tokenizer, rendered["prompt"] + rendered["completion"])
+    text = rendered["prompt"] + rendered["completion"]
+    encoded = _encode(tokenizer, text, offsets=bool(masked_spans))
+    ids = list(encoded["input_ids"])
     shared = 0
     while shared < min(len(prompt_ids), len(ids)) and prompt_ids[shared] == ids[shared]:
         shared += 1
-    return ids, [0] * shared + [1] * (len(ids) - shared)
+    mask = [0] * shared + [1] * (len(ids) - shared)
+    if masked_spans:
+        base = len(rendered["prompt"])
+        spans = [(base + start, base + end) for start, end in masked_spans]
+        for index, (start, end) in enumerate(encoded["offset_mapping"]):
+            if any(start < span_end and end > span_start for span_start, span_end in spans):
+                mask[index] = 0
+    return ids, mask
 
 
 def render_eval(
     question: str,
-    style: Literal["cot", "pot"],
+    style: Literal["cot", "pot", "tir"],
     tokenizer: Any = None,
     template: Template = "auto",
     hint: str = POT_HINTS[0],
 ) -> str:
-    """The evaluation prompt: the bare question for CoT, the question plus a PoT hint for PoT."""
+    """The evaluation prompt: the bare question for CoT, the question plus a PoT hint for PoT, the question
+    plus `TIR_INSTRUCTION` for tool-integrated reasoning."""
     if style == "pot":
         question = f"{question.rstrip()} {hint}"
+    elif style == "tir":
+        question = add_tir_instruction(question)
     elif style != "cot":
-        raise ValueError(f"style: expected 'cot' or 'pot', got {style!r}")
+        raise ValueError(f"style: expected 'cot', 'pot' or 'tir', got {style!r}")
     return render_prompt(question, tokenizer, template)
+
+
+# ----------------------------------------------------------------------------------------------
+# tool-integrated reasoning (TIR): text, then a ```python block, its ```output block (written by the
+# interpreter), more text and blocks, and a final answer -- the format of ToRA (Gou et al. 2024),
+# NuminaMath-TIR and Qwen2.5-Math's TIR mode.
+
+# Qwen2.5-Math's TIR instruction (its evaluation prompt "tool-integrated"), asking for reasoning with programs.
+TIR_INSTRUCTION = ("Please integrate natural language reasoning with programs to solve the problem above, and put "
+                   "your final answer within \\boxed{}.")
+CODE_FENCE, OUTPUT_FENCE = "```python\n", "```output\n"
+_CODE_BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
+_OUTPUT_BLOCK = re.compile(r"```output\n.*?```\n?", re.DOTALL)
+MAX_TOOL_OUTPUT_CHARS = 1000  # an output block longer than this is cut (a program that prints a table)
+
+
+def add_tir_instruction(question: str) -> str:
+    """The question followed by `TIR_INSTRUCTION` (once)."""
+    question = question.rstrip()
+    return question if question.endswith(TIR_INSTRUCTION) else f"{question}\n\n{TIR_INSTRUCTION}"
+
+
+def tir_output_spans(completion: str) -> list[tuple[int, int]]:
+    """(start, end) character spans of the output blocks in a TIR completion: fences included, the newline
+    after the closing fence too (all of it is the interpreter's text, masked out of the loss)."""
+    return [match.span() for match in _OUTPUT_BLOCK.finditer(completion)]
+
+
+def output_block(text: str) -> str:
+    """What the interpreter appends after a code block: its output (or error line) in an output fence."""
+    text = text.rstrip("\n")
+    if len(text) > MAX_TOOL_OUTPUT_CHARS:
+        text = text[:MAX_TOOL_OUTPUT_CHARS] + f"\n[... {len(text) - MAX_TOOL_OUTPUT_CHARS} more characters]"
+    return f"{OUTPUT_FENCE}{text}\n```\n"
+
+
+def pending_code(text: str) -> str | None:
+    """The code of the last ```python block when it is closed, nothing but space follows it, and no output block
+    answers it yet: the block the interpreter runs next. None otherwise (the model went on to an answer)."""
+    matches = list(_CODE_BLOCK.finditer(text))
+    if not matches:
+        return None
+    last = matches[-1]
+    return last.group(1) if not text[last.end():].strip() else None

@@ -63,7 +63,8 @@ class TrainConfig:
     data: str = field("data_recipes/tiny.yaml", help="a built data folder (train.jsonl, val.jsonl, manifest.json) "
                       "or a recipe YAML to build into <run>/data")
     data_overrides: list[str] = field(default_factory=list, help="key=value overrides for a recipe YAML")
-    styles: list[Literal["cot", "pot"]] = field(default_factory=lambda: ["cot", "pot"], help="row styles to train on")
+    styles: list[Literal["cot", "pot", "tir"]] = field(default_factory=lambda: ["cot", "pot", "tir"],
+                                                      help="row styles to train on (tir: tool-integrated reasoning)")
     max_train_rows: int | None = field(None, help="use at most this many training rows (after the style filter)")
     model: ModelConfig = field(default_factory=ModelConfig, help="model and LoRA")
     epochs: float = field(3.0, help="passes over the training rows (ignored when max_steps > 0)")
@@ -95,7 +96,7 @@ class TrainConfig:
         if self.max_steps <= 0 and self.epochs <= 0:
             raise ConfigError("epochs: expected > 0 when max_steps is not set")
         if not self.styles:
-            raise ConfigError("styles: expected at least one of cot, pot")
+            raise ConfigError("styles: expected at least one of cot, pot, tir")
         if self.resume and self.overwrite:
             raise ConfigError("resume=true and overwrite=true contradict each other: resume continues the run "
                               "folder's last checkpoint, overwrite deletes it; pass one of them")
@@ -159,11 +160,14 @@ def render_dataset(rows: list[dict], tokenizer: Any, template: str, max_seq_leng
     """
     from datasets import Dataset
 
-    from arithmo.prompts import render_sft, tokenize_sft
+    from arithmo.prompts import render_sft, tir_output_spans, tokenize_sft
 
     kept, over, longest = [], {}, 0
     for row in rows:
-        ids, mask = tokenize_sft(render_sft(row, tokenizer, template), tokenizer)
+        rendered = render_sft(row, tokenizer, template)
+        # TIR: the interpreter's output blocks are masked like the prompt (the model does not predict them)
+        spans = tir_output_spans(rendered["completion"]) if row.get("style") == "tir" else ()
+        ids, mask = tokenize_sft(rendered, tokenizer, spans)
         longest = max(longest, len(ids))
         if max_seq_length is not None and len(ids) > max_seq_length:
             over.setdefault(row.get("source", "?"), []).append(row.get("id", "?"))
