@@ -76,9 +76,11 @@ class EvalConfig:
                                           "every subject)")
     split: str | None = field(None, help="hub split; null: test")
     n: int | None = field(None, help="evaluate the first n items only; null: all")
-    style: Literal["cot", "pot", "hybrid"] = field("cot", help="cot: reasoning + 'The answer is'; pot: a "
-                                                               "program whose output is the answer; hybrid: "
-                                                               "pot, falling back to cot")
+    style: Literal["cot", "pot", "hybrid", "tir"] = field(
+        "cot", help="cot: reasoning + 'The answer is'; pot: a program whose output is the answer; hybrid: pot, "
+                    "falling back to cot; tir: reasoning with code blocks run as it goes (tool-integrated)")
+    max_tool_calls: int = field(4, help="tir: code blocks run per solution at most (max_new_tokens caps the "
+                                        "whole solution)")
     k: int = field(1, help="maj@k: k sampled completions per item, majority vote (reported beside greedy); "
                            "1: greedy only")
     temperature: float = field(0.7, help="sampling temperature for the k maj@k samples (greedy is always run)")
@@ -112,6 +114,7 @@ class EvalConfig:
         positive = {"max_new_tokens": self.max_new_tokens, "batch_size": self.batch_size, "k": self.k,
                     "save_every": self.save_every}
         positive["data_parallel"] = self.data_parallel
+        positive["max_tool_calls"] = self.max_tool_calls
         for key, value in positive.items():
             if value < 1:
                 raise ConfigError(f"{key}: expected a positive integer, got {value}")
@@ -299,7 +302,8 @@ def evaluate_rank_share(cfg: EvalConfig, out: Path, items: list[dict], backend: 
         evaluate_items(model, tokenizer, mine, cfg.style, template=cfg.template, pot_hint=cfg.pot_hint, k=cfg.k,
                        temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
                        batch_size=cfg.batch_size, stop=cfg.stop, program_timeout_s=cfg.program_timeout_s,
-                       workers=cfg.workers, grade_timeout_s=cfg.grade_timeout_s, seed=cfg.seed, backend=backend,
+                       workers=cfg.workers, grade_timeout_s=cfg.grade_timeout_s, seed=cfg.seed,
+                       max_tool_calls=cfg.max_tool_calls, backend=backend,
                        predictions_path=out / SHARDS / str(rank) / PREDICTIONS, resume=True,
                        save_every=cfg.save_every, progress=rank == 0)
     distributed.barrier()
@@ -384,7 +388,7 @@ def evaluate(cfg: EvalConfig, *, _shared: dict | None = None) -> dict:
         model, tokenizer, items, cfg.style, template=cfg.template, pot_hint=cfg.pot_hint, k=cfg.k,
         temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
         batch_size=cfg.batch_size, stop=cfg.stop, program_timeout_s=cfg.program_timeout_s, workers=cfg.workers,
-        grade_timeout_s=cfg.grade_timeout_s, seed=cfg.seed, backend=backend,
+        grade_timeout_s=cfg.grade_timeout_s, seed=cfg.seed, max_tool_calls=cfg.max_tool_calls, backend=backend,
         predictions_path=out / PREDICTIONS, resume=cfg.resume, save_every=cfg.save_every, progress=True)
     passes = {cfg.seed: metrics}
     for seed in (cfg.seeds or [])[1:]:

@@ -45,6 +45,7 @@ def evaluate_items(
     workers: int | None = None,
     grade_timeout_s: float = 2.0,
     seed: int = 0,
+    max_tool_calls: int = 4,
     backend: str = "auto",
     predictions_path: str | Path | None = None,
     resume: bool = True,
@@ -69,6 +70,10 @@ def evaluate_items(
         raise ValueError(f"save_every: expected >= 1, got {save_every}")
     started = time.perf_counter()
     stop = default_stop(tokenizer, template) if stop is None else stop
+    if style == "tir":  # the model may open an output block itself: stop there, the sandbox writes it
+        from arithmo.evaluation.tir import TIR_STOP
+
+        stop = [*stop, TIR_STOP]
     lines: list[dict[str, Any]] = []
     todo = items
     resumed = None
@@ -90,7 +95,7 @@ def evaluate_items(
     # and numpy), not once per chunk.
     sandbox = None
     run = None
-    if style in ("pot", "hybrid") and todo:
+    if style in ("pot", "hybrid", "tir") and todo:
         from arithmo.grading.execute import Sandbox
 
         sandbox = Sandbox(workers=workers)
@@ -101,7 +106,8 @@ def evaluate_items(
     decoding = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, batch_size=batch_size,
                     stop=stop, backend=backend)
     settings = dict(tokenizer=tokenizer, template=template, pot_hint=pot_hint, run=run,
-                    grade_timeout_s=grade_timeout_s)
+                    grade_timeout_s=grade_timeout_s,
+                    tir={"max_tool_calls": max_tool_calls, "max_new_tokens": max_new_tokens} if style == "tir" else None)
     try:
         for start in range(0, len(todo), save_every):
             chunk = todo[start:start + save_every]
@@ -119,6 +125,10 @@ def evaluate_items(
 
     metrics = compute_metrics(items, lines, style=style, k=k, temperature=temperature if k > 1 else None,
                               grade_timeout_s=grade_timeout_s)
+    if style == "tir":
+        from arithmo.evaluation.tir import tir_metrics
+
+        metrics["tir"] = tir_metrics(items, lines)
     metrics["resumed_items"] = len(resumed.done_ids) if resumed else 0
     metrics["seconds"] = round(time.perf_counter() - started, 3)
     order = {item["id"]: index for index, item in enumerate(items)}

@@ -8,6 +8,8 @@
 - `hybrid`: PoT first; when the program is missing, fails, times out or prints nothing usable, a CoT
   completion for the same question answers instead. This is MAmmoTH's hybrid decoding (Yue et al. 2023,
   "MAmmoTH", sec. 2.4: "if the program fails to execute or gives no output, fall back to CoT").
+- `tir`: tool-integrated reasoning, `arithmo.evaluation.tir`: text and code blocks, each block run in the sandbox
+  and its output appended before the model goes on; the answer is read as for CoT.
 - maj@k: `pool_answers` groups equivalent answers; `majority_vote` is its first group.
 
 These rules are the only copy: the app (`arithmo.app.session`) calls `read_cot`, `program_answer`,
@@ -26,7 +28,7 @@ from typing import Any
 
 from arithmo.prompts import render_eval
 
-STYLES = ("cot", "pot", "hybrid")
+STYLES = ("cot", "pot", "hybrid", "tir")
 
 # A program that prints in a loop until its timeout can fill megabytes; the line keeps the start (the
 # answer is read from the full output before this cut).
@@ -71,7 +73,7 @@ def needs_cot_fallback(pot_answer: str | None) -> bool:
     return pot_answer is None
 
 
-def _base(item: dict, style: str, sample: int | None, prompt: str, completion: str) -> dict[str, Any]:
+def base_line(item: dict, style: str, sample: int | None, prompt: str, completion: str) -> dict[str, Any]:
     # grader_version per line: a resume re-grades exactly the lines an older grader scored (see regrade).
     return {"id": item["id"], "benchmark": item["benchmark"], "style": style, "sample": sample, "prompt": prompt,
             "completion": completion, "program": None, "exec": None, "extracted": None, "correct": False,
@@ -115,11 +117,19 @@ def grade_programs(lines: list[dict[str, Any]], *, run: RunPrograms, grade_timeo
 
 
 def predict(items: list[dict], style: str, complete: Complete, samples: list[int | None], *, tokenizer: Any,
-            template: str, pot_hint: str, run: RunPrograms | None, grade_timeout_s: float) -> list[dict[str, Any]]:
+            template: str, pot_hint: str, run: RunPrograms | None, grade_timeout_s: float,
+            tir: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Graded prediction lines, one per item per entry of `samples` ([None] = the greedy completion,
     [0..k-1] = k sampled ones), grouped by item."""
     if style not in STYLES:
         raise ValueError(f"style: expected one of {', '.join(STYLES)}, got {style!r}")
+    if style == "tir":  # its own loop: generate, run each code block, append its output, continue
+        from arithmo.evaluation.tir import predict_tir
+
+        if run is None:
+            raise ValueError("style=tir runs programs: pass `run` (a sandbox runner)")
+        return predict_tir(items, complete, samples, tokenizer=tokenizer, template=template, run=run,
+                           grade_timeout_s=grade_timeout_s, **(tir or {}))
     sampled = samples != [None]
     first = "cot" if style == "cot" else "pot"
     prompts = [render_eval(item["question"], first, tokenizer, template, hint=pot_hint) for item in items]
@@ -127,7 +137,7 @@ def predict(items: list[dict], style: str, complete: Complete, samples: list[int
     lines, line_items = [], []
     for item, prompt, texts in zip(items, prompts, completions):
         for sample, completion in zip(samples, texts):
-            lines.append(_base(item, style, sample, prompt, completion))
+            lines.append(base_line(item, style, sample, prompt, completion))
             line_items.append(item)
     if style == "cot":
         for line, item in zip(lines, line_items):
@@ -197,7 +207,7 @@ def regrade(lines: list[dict[str, Any]], golds: dict[str, str], style: str, *, r
         raise ValueError(f"style: expected one of {', '.join(STYLES)}, got {style!r}")
     fresh = []
     for line in lines:
-        new = _base({"id": line["id"], "benchmark": line["benchmark"], "answer": golds[line["id"]]}, style,
+        new = base_line({"id": line["id"], "benchmark": line["benchmark"], "answer": golds[line["id"]]}, style,
                     line.get("sample"), line["prompt"], line["completion"])
         for key in ("answer_source", "fallback"):
             if key in line:
