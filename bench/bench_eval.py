@@ -126,6 +126,30 @@ def plain_subprocess(codes: list[str], timeout_s: float, workers: int) -> list[s
         return list(pool.map(one, codes))
 
 
+def sandbox_cpu_per_program(sandbox, codes: list[str]) -> tuple[float, float] | None:
+    """(ms of CPU per program in the sandbox's worker processes, ms in this process), read from /proc with
+    psutil around one run of `codes`: steadier than wall time on a shared machine. None without psutil."""
+    try:
+        import psutil
+    except ImportError:
+        return None
+    processes = []
+    for worker in sandbox._idle:
+        if worker.process is not None:
+            top = psutil.Process(worker.process.pid)
+            processes += [top, *top.children(recursive=True)]
+
+    def used() -> tuple[float, float]:
+        workers = sum(sum(p.cpu_times()[:4]) for p in processes)  # user, system, children's user and system
+        own = psutil.Process().cpu_times()
+        return workers, own.user + own.system
+
+    before = used()
+    sandbox.run(codes, timeout_s=10.0)
+    after = used()
+    return 1000 * (after[0] - before[0]) / len(codes), 1000 * (after[1] - before[1]) / len(codes)
+
+
 def bench_sandbox(count: int) -> None:
     """Each program set through the jailed pool (bubblewrap), the fallback pool (the v1 layers: zygote on the
     host in `unshare --net --pid`) and one `python -c` per program, side by side in this process."""
@@ -151,6 +175,10 @@ def bench_sandbox(count: int) -> None:
                 print(f"  {label}, {design}: {len(codes)} programs, {failed} failed in the sandbox, {agree} outputs "
                       "equal the plain run's", flush=True)
                 rates[design] = rate(lambda: sandbox.run(codes, timeout_s=10.0), len(codes), min_seconds=2.0)
+                cpu = sandbox_cpu_per_program(sandbox, codes)
+                if cpu:
+                    print(f"  {label}, {design}: CPU per program {cpu[0]:.2f} ms in the workers (zygotes and their "
+                          f"children), {cpu[1]:.2f} ms in this process", flush=True)
                 if sandbox.restarts:
                     print(f"  {len(sandbox.restarts)} worker restarts: {sandbox.restarts[:3]}")
         anchor = rate(lambda: plain_subprocess(codes, 30.0, workers), len(codes), min_seconds=2.0)
