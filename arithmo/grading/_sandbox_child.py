@@ -27,7 +27,6 @@ import secrets
 import selectors
 import signal
 import socket
-import stat
 import sys
 import tempfile
 import time
@@ -75,23 +74,6 @@ def _last_line() -> str:
     return traceback.format_exception_only(*sys.exc_info()[:2])[-1].strip()
 
 
-def _world_readable(folder: str) -> bool:
-    """Can a user with no special rights import from `folder` (every ancestor searchable, itself listable)?"""
-    path = os.path.realpath(folder)
-    try:
-        if not os.stat(path).st_mode & stat.S_IROTH:
-            return False
-        while True:
-            if not os.stat(path).st_mode & stat.S_IXOTH:
-                return False
-            parent = os.path.dirname(path)
-            if parent == path:
-                return True
-            path = parent
-    except OSError:
-        return True  # a sys.path entry that does not exist cannot block an import
-
-
 def _kill_group(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)
@@ -130,7 +112,7 @@ class Zygote:
         # Host mode only: if the interpreter lives somewhere an unprivileged uid cannot read (here /root is
         # 0700), the child keeps exactly one capability, CAP_DAC_READ_SEARCH. The jail binds the runtime at
         # world-readable paths instead, so there it keeps none.
-        self.keep_read_search = self.mode == "host" and not all(_world_readable(p) for p in sys.path if p)
+        self.keep_read_search = self.mode == "host" and not all(self.setup.world_readable(p) for p in sys.path if p)
         self.privileges = "none"
         if os.geteuid() == 0 and self._probe(lambda: self.setup.drop_uid(self)) is None:
             self.privileges = "uid drop"
@@ -166,7 +148,7 @@ class Zygote:
             self.warm_up = f"failed: {type(failure).__name__}: {failure}"
 
     def layers(self) -> dict:
-        return {"filesystem": ("private tmpfs per program (own mount namespace), read-only runtime"
+        return {"filesystem": ("read-only runtime; a fresh tmpfs per program, dropped after it"
                                if self.mode == "jail" else "host filesystem, a fresh folder per program"),
                 "pid_namespace": self.pid_namespace, "privileges": self.privileges,
                 "uid_drop": self.privileges == "uid drop",

@@ -13,6 +13,7 @@ import os
 import random
 import resource
 import signal
+import stat
 import sys
 import tempfile
 
@@ -24,6 +25,23 @@ MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE, MNT_DETACH = 2, 4, 
 BOX = "/box"
 CHILD_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
              "MKL_NUM_THREADS": "1"}
+
+
+def world_readable(folder: str) -> bool:
+    """Can a user with no special rights import from `folder` (every ancestor searchable, itself listable)?"""
+    path = os.path.realpath(folder)
+    try:
+        if not os.stat(path).st_mode & stat.S_IROTH:
+            return False
+        while True:
+            if not os.stat(path).st_mode & stat.S_IXOTH:
+                return False
+            parent = os.path.dirname(path)
+            if parent == path:
+                return True
+            path = parent
+    except OSError:
+        return True  # a sys.path entry that does not exist cannot block an import
 
 
 def vm_size_bytes() -> int:
