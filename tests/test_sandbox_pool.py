@@ -132,3 +132,21 @@ def test_a_hung_or_dead_worker_is_reported_as_a_crash(fake_pool):
     assert hung == ExecResult("", "sandbox worker did not answer within 1 s; restarted", False)
     assert dead == ExecResult("", "sandbox worker died while running the program; restarted", False)
     assert after.stdout == "ran x\n" and last.stdout == "ran y\n" and len(fake_pool.restarts) == 2
+
+
+def test_a_forked_evaluator_can_start_its_own_pool(jail):
+    """A forked child (datasets' num_proc, a web server's workers) has no spawner thread: it makes its own."""
+    assert run(jail, "print(1)").stdout == "1\n"  # the parent's spawner thread exists now
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - reports through the pipe
+        try:
+            with Sandbox(workers=1, jail=True) as box:
+                os.write(write_end, box.run(["print(6 * 7)"], timeout_s=5.0)[0].stdout.encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        printed = pipe.read().decode()
+    os.waitpid(pid, 0)
+    assert printed == "42\n"

@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -36,11 +37,29 @@ VALUE_SOURCES = ("last expression", "solution()")
 SETUP_FAILED_EXIT = 71  # _sandbox_child.py: the child could not be set up (its status says why)
 
 
-# Every zygote is started from this one thread, which lives as long as the process: `bwrap --die-with-parent`
+# Every zygote is started from one thread that lives as long as the process: `bwrap --die-with-parent`
 # (PR_SET_PDEATHSIG) fires when the *thread* that started it ends, so a jail started from a short-lived
 # thread (a pool's drain thread, a web handler) would be killed with it (seen here: every jail restarted
-# after each two-worker batch).
-_SPAWNER = ThreadPoolExecutor(1, thread_name_prefix="sandbox-spawner")
+# after each two-worker batch). Made on first use, and forgotten in a forked child (which has no threads).
+_spawner: ThreadPoolExecutor | None = None
+_spawner_lock = threading.Lock()
+
+
+def _spawn(argv: list[str], **popen_args) -> subprocess.Popen:
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = ThreadPoolExecutor(1, thread_name_prefix="sandbox-spawner")
+        spawner = _spawner
+    return spawner.submit(subprocess.Popen, argv, **popen_args).result()
+
+
+def _forget_spawner() -> None:
+    global _spawner, _spawner_lock
+    _spawner, _spawner_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_spawner)
 
 
 class SandboxError(RuntimeError):
@@ -167,10 +186,9 @@ class Worker:
         config = {"control_fd": child_end.fileno(), "workroot": self.workroot,
                   "site": _jail.JAIL_SITE if self.jail.mode == "jail" else None}
         try:
-            self.process = _SPAWNER.submit(
-                subprocess.Popen, self.jail.command(config), pass_fds=(child_end.fileno(),),
-                stdin=subprocess.DEVNULL, stdout=self._stderr, stderr=self._stderr, env=_jail.zygote_env(), cwd="/",
-                start_new_session=True).result()
+            self.process = _spawn(self.jail.command(config), pass_fds=(child_end.fileno(),),
+                                  stdin=subprocess.DEVNULL, stdout=self._stderr, stderr=self._stderr,
+                                  env=_jail.zygote_env(), cwd="/", start_new_session=True)
         except OSError as failure:
             parent_end.close()
             self.close()
