@@ -34,7 +34,8 @@ from arithmo.benchmarks import BENCHMARKS
 from arithmo.runs import is_adapter
 
 STYLE_CHOICES = [("Program of thought (PoT)", "pot"), ("Chain of thought (CoT)", "cot"),
-                 ("Hybrid: program, else chain of thought", "hybrid")]
+                 ("Hybrid: program, else chain of thought", "hybrid"),
+                 ("Tool-integrated: reasoning with code run as it goes (TIR)", "tir")]
 REPO = Path(__file__).resolve().parent
 
 

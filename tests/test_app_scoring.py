@@ -83,3 +83,28 @@ def test_app_vote_is_maj_at_k(answers, sandbox):
     view = list(session.answer("q", "cot", 0.8, 64, k=len(answers)))[-1]
     assert view.graded_answer == majority_vote(answers)
     assert sum(row[1] for row in view.votes) == len(answers)
+
+
+def test_app_tir_shows_each_block_and_agrees_with_evaluation(sandbox):
+    """The TIR style in the app: text, the code block, its sandbox output inserted, the answer; the same verdict
+    as style=tir in evaluation on the same scripted solution."""
+    from arithmo.evaluation.tir import predict_tir
+
+    segments = ["Add them.\n```python\nx = 14 + 21\nprint(x)\n```\n", "So \\boxed{35}."]
+
+    def script(prompt, use_adapter=True, seed=0):
+        return segments[min(prompt.count("```output\n"), len(segments) - 1)]
+
+    session = DemoSession(ScriptedGenerator(script), examples=[Example("Shells?", "35", "t")], sandbox=sandbox)
+    shown = []  # the view is one object updated in place: keep what it showed at each step
+    for final in session.answer("Shells?", "tir", 0.0, 128, 1):
+        shown.append(final.completion)
+    assert "```output\n35\n```" in final.completion and final.completion.rstrip().endswith("So \\boxed{35}.")
+    assert final.graded_answer == "35" and final.correct is True
+    assert any("```output" not in text and "```python" in text for text in shown), \
+        "the code block is shown before its output"
+    lines = predict_tir([{"id": "s", "benchmark": "t", "question": "Shells?", "answer": "35", "meta": {}}],
+                        lambda prompts, n, sampled: [[script(p)] * n for p in prompts], [None], tokenizer=None,
+                        template="plain", run=lambda programs: sandbox.run(programs, timeout_s=3.0),
+                        grade_timeout_s=2.0)
+    assert lines[0]["extracted"] == final.graded_answer and lines[0]["correct"] == final.correct

@@ -51,7 +51,7 @@ def test_check_question_strips_and_refuses_empty_or_long_input():
 
 
 @pytest.mark.parametrize("style, temperature, tokens, k, message", [
-    ("poem", 0.0, 64, 1, "style: expected one of cot, pot, hybrid, got 'poem'"),
+    ("poem", 0.0, 64, 1, "style: expected one of cot, pot, hybrid, tir, got 'poem'"),
     ("cot", -0.1, 64, 1, "temperature: expected 0 to 2.0"),
     ("cot", 2.5, 64, 1, "temperature: expected 0 to 2.0"),
     ("cot", 0.0, 0, 1, f"max new tokens: expected a whole number from 1 to {MAX_NEW_TOKENS_CAP}"),

@@ -31,7 +31,8 @@ from arithmo.app.generator import TextGenerator
 from arithmo.evaluation.scoring import grade_answer, needs_cot_fallback, pool_answers, program_answer, read_cot
 from arithmo.prompts import POT_HINTS, render_eval
 
-STYLES = ("cot", "pot", "hybrid")
+STYLES = ("cot", "pot", "hybrid", "tir")
+MAX_TOOL_CALLS = 4  # tir: code blocks run per answer, as the evaluation presets allow
 # GSM8K's longest question in 800 real rows is 755 characters, MATH's (500 test rows) 1,582 (docs/measurements.md):
 # 4,000 leaves room for a pasted problem with its context and still stops a pasted book.
 MAX_QUESTION_CHARS = 4000
@@ -200,15 +201,16 @@ class DemoSession:
     # one completion --------------------------------------------------------------------------------
 
     def _stream(self, question: str, style: str, *, max_new_tokens: int, temperature: float, seed: int,
-                use_adapter: bool, deadline: float, notes: list[str]) -> Iterator[str]:
+                use_adapter: bool, deadline: float, notes: list[str], prefix: str = "") -> Iterator[str]:
         remaining = deadline - time.monotonic()
         if remaining <= 1:  # under a second left: a generation started now would be cut before its first lines
             raise _OutOfTime
         cap = min(self.max_time_s, remaining)
         prompt = render_eval(question, style, self.generator.tokenizer, self.generator.template, hint=self.pot_hint)
         started = time.monotonic()
-        yield from self.generator.stream(prompt, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
-                                         max_time_s=cap, use_adapter=use_adapter)
+        for text in self.generator.stream(prompt + prefix, max_new_tokens=max_new_tokens, temperature=temperature,
+                                          seed=seed, max_time_s=cap, use_adapter=use_adapter):
+            yield prefix + text
         if time.monotonic() - started >= 0.98 * cap:  # transformers' max_time stops at the first step past it
             notes.append(f"a generation stopped at its time limit ({cap:.0f} s); its answer may be cut short")
 
@@ -226,9 +228,41 @@ class DemoSession:
         sample.source = ("the last number in the text (no answer line: the evaluation would count it wrong)"
                          if sample.shown_answer is not None else "no answer found in the text")
 
+    def _sample_tir(self, question: str, *, notes: list[str], **decoding: Any) -> Iterator[Sample]:
+        """Tool-integrated reasoning as it happens: stream text until a code block closes, run it in the sandbox
+        (with the earlier blocks, as `arithmo.evaluation.tir` does), show its output block, stream on."""
+        from arithmo.evaluation.tir import TIR_STOP, program_for, shown_output
+        from arithmo.prompts import output_block, pending_code
+
+        sample, text, done_blocks, shown = Sample(), "", [], []
+        for _ in range(MAX_TOOL_CALLS + 1):
+            prefix = text
+            for text in self._stream(question, "tir", notes=notes, prefix=prefix, **decoding):
+                # the model opening an output block itself ends its turn: the interpreter writes that block
+                sample.text = prefix + text[len(prefix):].split(TIR_STOP)[0]
+                yield sample
+            text = sample.text
+            code = pending_code(text)
+            if code is None or len(shown) >= MAX_TOOL_CALLS:
+                break
+            result = self.run_program(program_for(done_blocks, code))
+            if result.error is None and not result.timed_out:
+                done_blocks.append(code)
+            shown.append(describe_execution(result))
+            text = text.rstrip() + "\n" + output_block(shown_output(result))  # what the evaluation appends
+            sample.text, sample.program, sample.execution = text, code, shown[-1]
+            yield sample
+        sample.execution = "\n\n".join(f"block {n}: {out}" for n, out in enumerate(shown, 1)) or "(no code block)"
+        self._read_cot(sample, sample.text, self._gold(question))
+        yield sample
+
     def _sample(self, question: str, style: str, *, notes: list[str], **decoding: Any) -> Iterator[Sample]:
         """Yields the same Sample as it grows: streamed text, then program, execution and answer."""
         from arithmo.grading import extract_program
+
+        if style == "tir":
+            yield from self._sample_tir(question, notes=notes, **decoding)
+            return
 
         sample = Sample()
         for text in self._stream(question, "cot" if style == "cot" else "pot", notes=notes, **decoding):

@@ -33,7 +33,7 @@ def program_for(earlier: list[str], code: str) -> str:
             "_arithmo_sys.stdout = _arithmo_out\n" + code)
 
 
-def _shown(result: Any) -> str:
+def shown_output(result: Any) -> str:
     """What the model sees of a run: the output, else the error line (as ToRA/Qwen show the last traceback line)."""
     if result.timed_out:
         return (result.stdout + "\n" if result.stdout else "") + (result.error or "timed out")
@@ -79,7 +79,7 @@ def predict_tir(items: list[dict], complete: Any, samples: list[int | None], *, 
             break
         results = run([program_for(state["ok_blocks"], code) for state, code in runnable])
         for (state, code), result in zip(runnable, results):
-            shown = _shown(result)
+            shown = shown_output(result)
             state["calls"].append({"code": code, "output": shown, "error": result.error,
                                    "timed_out": bool(result.timed_out)})
             if result.error is None and not result.timed_out:
