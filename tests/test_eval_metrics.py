@@ -124,7 +124,7 @@ def test_off_the_main_thread_math_verify_runs_in_the_worker_process():
     """math-verify's own limits use signal.alarm, which raises outside the main thread; ours do not."""
     pairs = [(f"m/{i}", pred, gold, ours) for i, (pred, gold, ours, _) in enumerate(SECOND_OPINION_TABLE)]
     results = {}
-    thread = threading.Thread(target=lambda: results.update(o=opinion_module.second_opinion(pairs, timeout_s=30)))
+    thread = threading.Thread(target=lambda: results.update(o=opinion_module.second_opinion(pairs, grade_timeout_s=30)))
     thread.start()
     thread.join(timeout=120)
     assert not thread.is_alive()

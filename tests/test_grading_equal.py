@@ -207,7 +207,7 @@ SLOW_PRED, SLOW_GOLD = "(x+y+z+w)^{40}", "(x+y+z+w)^{39}(x+y+z+w+1)"
 def test_symbolic_timeout_on_the_main_thread_is_counted():
     before = grading_counts()["symbolic_timeouts"]
     start = time.perf_counter()
-    assert is_equivalent(SLOW_PRED, SLOW_GOLD, timeout_s=0.3) is False
+    assert is_equivalent(SLOW_PRED, SLOW_GOLD, grade_timeout_s=0.3) is False
     elapsed = time.perf_counter() - start
     assert elapsed < 1.0, f"the 0.3 s limit took {elapsed:.2f} s to stop sympy"
     assert grading_counts()["symbolic_timeouts"] == before + 1
@@ -236,7 +236,7 @@ def test_symbolic_timeout_off_the_main_thread_kills_the_worker():
     def work():
         results["equal"] = is_equivalent("x(x+1)^2", "x^3 + 2x^2 + x")
         start = time.perf_counter()
-        results["slow"] = is_equivalent(SLOW_PRED, SLOW_GOLD, timeout_s=0.3)
+        results["slow"] = is_equivalent(SLOW_PRED, SLOW_GOLD, grade_timeout_s=0.3)
         results["slow_s"] = time.perf_counter() - start
         results["after"] = is_equivalent("\\frac{\\sqrt{3}}{3}", "\\frac{1}{\\sqrt{3}}")
         results["worker_result"] = call_with_deadline(math.factorial, (5,), 5.0)

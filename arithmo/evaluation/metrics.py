@@ -77,7 +77,7 @@ def compute_metrics(items: list[dict], lines: list[dict], *, style: str, k: int 
         "missing_predictions": len(missing),
     }
     opinion = second_opinion([(item["id"], line["extracted"] if line else None, item["answer"], correct[item["id"]])
-                              for item, line in zip(items, chosen)], timeout_s=grade_timeout_s)
+                              for item, line in zip(items, chosen)], grade_timeout_s=grade_timeout_s)
     metrics["accuracy_math_verify"] = opinion.pop("accuracy")
     metrics["math_verify"] = opinion
     if style in ("pot", "hybrid"):

@@ -49,7 +49,7 @@ def _grading():
 
 def grade_answer(extracted: str | None, gold: str, grade_timeout_s: float = 2.0) -> bool:
     """Whether an extracted answer matches the gold answer (a missing answer is wrong)."""
-    return extracted is not None and bool(_grading().is_equivalent(extracted, gold, timeout_s=grade_timeout_s))
+    return extracted is not None and bool(_grading().is_equivalent(extracted, gold, grade_timeout_s=grade_timeout_s))
 
 
 def read_cot(completion: str, gold: str | None = None) -> tuple[str | None, str | None]:
@@ -178,7 +178,7 @@ def pool_answers(answers: list[str | None], *, grade_timeout_s: float = 2.0) -> 
             continue
         key = grading.normalize_answer(answer)
         for first, first_key, numbers in groups:
-            if key == first_key or grading.is_equivalent(answer, first, timeout_s=grade_timeout_s):
+            if key == first_key or grading.is_equivalent(answer, first, grade_timeout_s=grade_timeout_s):
                 numbers.append(number)
                 break
         else:

@@ -1,6 +1,6 @@
 """A second opinion on every greedy verdict: Hugging Face math-verify's, beside arithmo's.
 
-    opinion = second_opinion(pairs, timeout_s=2.0)   # pairs: [(item id, our answer, gold, our verdict)]
+    opinion = second_opinion(pairs, grade_timeout_s=2.0)   # pairs: [(item id, our answer, gold, our verdict)]
     opinion["accuracy"], opinion["disagreements"], opinion["disagreement_items"]
 
 Peers often publish numbers graded by math-verify (Hugging Face's answer checker), so metrics.json
@@ -16,7 +16,7 @@ answer is wrong for both graders without asking it.
 Time limit: math-verify's own `parsing_timeout` / `timeout_seconds` use `signal.alarm` (whole seconds),
 raise ValueError outside the main thread ("signal only works in main thread", math_verify/grader.py), and
 apply to each parse and each comparison separately. So both are switched off (None) and the whole
-parse + parse + verify of one pair runs under `arithmo.grading.deadline.call_with_deadline(timeout_s)`:
+parse + parse + verify of one pair runs under `arithmo.grading.deadline.call_with_deadline(grade_timeout_s)`:
 a SIGALRM timer on the main thread, a killable worker process on any other thread (the worker imports
 this module, and with it arithmo.evaluation and torch, once: ~3 s on the 2-core dev machine). A pair
 that runs out of time gets False, as math-verify itself answers a timeout, and is counted in `timed_out`.
@@ -72,17 +72,17 @@ def math_verify_verdict(answer: str, gold: str) -> bool:
     return bool(verify(gold_parsed, answer_parsed, timeout_seconds=None))
 
 
-def second_opinion(pairs: list[tuple[str, str | None, str, bool]], *, timeout_s: float) -> dict[str, Any]:
+def second_opinion(pairs: list[tuple[str, str | None, str, bool]], *, grade_timeout_s: float) -> dict[str, Any]:
     """math-verify's verdicts on `pairs` [(item id, our extracted answer or None, gold, our verdict)].
 
-    Returns {version, accuracy, correct, compared, no_answer, timed_out, failed, timeout_s, disagreements,
+    Returns {version, accuracy, correct, compared, no_answer, timed_out, failed, grade_timeout_s, disagreements,
     disagreement_items: [{id, extracted, gold, arithmo, math_verify[, note]}]}; accuracy is over all pairs (a
     missing answer is wrong, as in arithmo's accuracy). Without math-verify installed:
     {version: None, skipped: why, ...} with accuracy None, never a silent gap.
     """
     version, missing = availability()
     result: dict[str, Any] = {"version": version, "accuracy": None, "correct": None, "compared": 0,
-                              "no_answer": 0, "timed_out": 0, "failed": 0, "timeout_s": timeout_s,
+                              "no_answer": 0, "timed_out": 0, "failed": 0, "grade_timeout_s": grade_timeout_s,
                               "disagreements": None, "disagreement_items": []}
     if missing is not None:
         result["skipped"] = missing
@@ -96,10 +96,10 @@ def second_opinion(pairs: list[tuple[str, str | None, str, bool]], *, timeout_s:
         else:
             result["compared"] += 1
             try:
-                theirs = bool(call_with_deadline(math_verify_verdict, (answer, gold), timeout_s))
+                theirs = bool(call_with_deadline(math_verify_verdict, (answer, gold), grade_timeout_s))
             except DeadlineExceeded:
                 result["timed_out"] += 1
-                theirs, note = False, f"math-verify ran past {timeout_s} s"
+                theirs, note = False, f"math-verify ran past {grade_timeout_s} s"
             except RuntimeError as err:  # the worker process failed or died (deadline.py): counted, not fatal
                 result["failed"] += 1
                 theirs, note = False, f"math-verify failed: {err}"

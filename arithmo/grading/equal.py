@@ -318,10 +318,11 @@ def _scalar_equal(pred: str, gold: str, timeout_s: float) -> bool:
 
 
 # ---------------------------------------------------------------- public
-def is_equivalent(pred: str | None, gold: str, timeout_s: float = 2.0) -> bool:
+def is_equivalent(pred: str | None, gold: str, grade_timeout_s: float = 2.0) -> bool:
     """Whether answer `pred` equals `gold` (see the module doc); None is never equivalent.
 
-    `timeout_s` bounds each symbolic (sympy) comparison; one that runs out counts as not equal and
+    `grade_timeout_s` (seconds; the same key in eval, the data recipe and the app) bounds each symbolic (sympy)
+    comparison; one that runs out counts as not equal and
     is counted in `grading_counts()`.
     """
     if not isinstance(gold, str):
@@ -332,7 +333,7 @@ def is_equivalent(pred: str | None, gold: str, timeout_s: float = 2.0) -> bool:
         return False
     if not isinstance(pred, str):
         raise TypeError(f"is_equivalent: pred must be a str or None, got {type(pred).__name__}: {pred!r}")
-    return _equal(pred, gold, timeout_s)
+    return _equal(pred, gold, grade_timeout_s)
 
 
 def grade(completion: str, gold: str) -> dict:
