@@ -321,7 +321,7 @@ def _scalar_equal(pred: str, gold: str, timeout_s: float) -> bool:
 def is_equivalent(pred: str | None, gold: str, grade_timeout_s: float = 2.0) -> bool:
     """Whether answer `pred` equals `gold` (see the module doc); None is never equivalent.
 
-    `grade_timeout_s` (seconds; the same key in eval, the data recipe and the app) bounds each symbolic (sympy)
+    `grade_timeout_s` (seconds; the same name as eval's config key) bounds each symbolic (sympy)
     comparison; one that runs out counts as not equal and
     is counted in `grading_counts()`.
     """
