@@ -37,7 +37,7 @@ def run(box, code: str, timeout_s: float = 5.0, **limits) -> ExecResult:
 DEEP = "import os\nfor _ in range(3000):\n    os.mkdir('d')\n    os.chdir('d')\nprint('deep')"
 
 
-@pytest.mark.parametrize("use_jail", [True, False])
+@pytest.mark.parametrize("use_jail", [True, pytest.param(False, marks=pytest.mark.slow)])  # the host disk: 5-12 s
 def test_a_3000_level_tree_costs_nothing_but_itself(jail, use_jail):
     with Sandbox(workers=1, jail=use_jail) as box:
         results = box.run(["print(1)", DEEP, "print(2)"], timeout_s=20.0, max_files=4000, audit_hook=False)
