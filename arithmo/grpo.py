@@ -45,7 +45,6 @@ from arithmo.train import ModelConfig, TrainError, _optimizer, finished_summary,
 
 PRESETS = Path(__file__).parent / "configs" / "grpo"
 CONFIG = "grpo_config.yaml"
-log = logging.getLogger("arithmo.grpo")
 
 
 class GRPOError(RuntimeError):
@@ -115,16 +114,14 @@ class GRPOTrainConfig:
             raise ConfigError(f"micro_batch_size x grad_accum = {self.micro_batch_size * self.grad_accum} "
                               f"completions per step must be a multiple of num_generations={self.num_generations} "
                               "(whole groups per step)")
-        if self.temperature <= 0 or not 0 < self.top_p <= 1:
-            raise ConfigError(f"temperature > 0 and top_p in (0, 1] expected, got {self.temperature}, {self.top_p}")
-        if self.format_weight < 0 or self.beta < 0:
-            raise ConfigError("format_weight and beta: expected >= 0")
-        if not self.styles:
-            raise ConfigError("styles: expected at least one of cot, pot")
-        if self.benchmark not in NAMES:
-            raise ConfigError(f"benchmark: expected one of {', '.join(NAMES)}, got {self.benchmark!r}")
-        if self.benchmark == "file" and self.path is None:
-            raise ConfigError("path: benchmark=file needs path=<EvalItem .jsonl/.json/.parquet file>")
+        if self.temperature <= 0 or not 0 < self.top_p <= 1 or min(self.format_weight, self.beta) < 0 \
+                or not self.styles:
+            raise ConfigError(f"expected temperature > 0 (got {self.temperature}), top_p in (0, 1] ({self.top_p}), "
+                              f"format_weight >= 0 ({self.format_weight}), beta >= 0 ({self.beta}), at least one of "
+                              f"styles cot, pot ({self.styles})")
+        if self.benchmark not in NAMES or (self.benchmark == "file" and self.path is None):
+            raise ConfigError(f"benchmark: expected one of {', '.join(NAMES)}, got {self.benchmark!r} (benchmark=file "
+                              f"needs path=<EvalItem .jsonl/.json/.parquet file>, got path={self.path!r})")
         if self.resume and self.overwrite:
             raise ConfigError("resume=true and overwrite=true contradict each other; pass one of them")
 
@@ -247,12 +244,6 @@ def build_trainer(model: Any, tokenizer: Any, dataset: Any, rewards: Any, cfg: G
     return trainer, interrupt
 
 
-def _curve(run: RunFolder) -> list[dict]:
-    from arithmo.trainlog import read_train_log
-
-    return [row for row in read_train_log(run.train_log) if "reward" in row] if run.train_log.is_file() else []
-
-
 # ----------------------------------------------------------------------------------------------
 # the recipe
 
@@ -359,7 +350,9 @@ def grpo(cfg: GRPOTrainConfig) -> dict[str, Any]:
     # 7. save ----------------------------------------------------------------------------------
     trainer.save_model(str(run.adapter))
     loaded.tokenizer.save_pretrained(str(run.adapter))
-    curve = _curve(run)
+    from arithmo.trainlog import read_train_log
+
+    curve = [row for row in read_train_log(run.train_log) if "reward" in row] if run.train_log.is_file() else []
     steps = max(trainer.state.global_step, 1)
     summary = {
         "run": str(run.root), "engine": loaded.engine, "model": m.name, "init": adapter,
@@ -371,8 +364,8 @@ def grpo(cfg: GRPOTrainConfig) -> dict[str, Any]:
         "last": {k: curve[-1].get(k) for k in ("step", "reward", "accuracy")} if curve else None,
     }
     if torch.cuda.is_available():
-        summary["peak_allocated_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
-        summary["peak_reserved_gib"] = round(torch.cuda.max_memory_reserved() / 2**30, 2)
+        summary.update(peak_allocated_gib=round(torch.cuda.max_memory_allocated() / 2**30, 2),
+                       peak_reserved_gib=round(torch.cuda.max_memory_reserved() / 2**30, 2))
     run.summary.write_text(json.dumps(summary, indent=2) + "\n")
     first, last = summary["first"] or {}, summary["last"] or {}
     print(f"[grpo] done: {summary['steps']} steps in {summary['seconds']} s ({summary['seconds_per_step']} s/step); "

@@ -9,17 +9,18 @@ from arithmo.config import ConfigError, load_config
 from arithmo.io import DataError
 from arithmo.rewards import gold_problem, grade_completions
 from arithmo.rft import RFTConfig, RFTError, resolve_preset, rft
-from arithmo.rft.sampling import Task, read_rounds, sample_tasks, select_solutions, totals
+from arithmo.rft.sampling import AFTER_CORRECT, Task, read_rounds, sample_tasks, select_solutions, totals
 
 from _shared import write_sft_folder
 
 RIGHT_A = "2 * 3 = 6, then 6 + 4 = 10.\nThe answer is: 10"
 RIGHT_B = "6 + 4 is 10 after 2 * 3 = 6, so 2 * 3 + 4 = 10.\nThe answer is: 10"  # another equation list
 WRONG = "2 * 3 = 5, then 5 + 4 = 9.\nThe answer is: 9"
+LUCKY = "2 * 3 = 5, then 5 + 5 = 10.\nThe answer is: 10"  # the right answer by wrong arithmetic: not kept
 # What the scripted model answers, per question: it draws from its pool at random (seeded per round).
 POOLS = {
     "easy": [RIGHT_A],                       # always right, always the same path
-    "mixed": [RIGHT_A, RIGHT_B, WRONG, "10"],  # "10" alone has no answer line: no_answer
+    "mixed": [RIGHT_A, RIGHT_B, WRONG, "10", LUCKY],  # "10" alone has no answer line: no_answer
     "hard": [WRONG] * 11 + [RIGHT_B],        # right about once in 12 samples
     "never": [WRONG],
     "blank": [RIGHT_A],                      # its gold cannot be read: never sampled
@@ -72,9 +73,10 @@ def test_fixed_mode_accounts_for_every_sample(tmp_path):
     assert by_id["easy"]["dropped"]["duplicate"] == 3  # one path, drawn four times
     assert by_id["never"]["kept"] == 0 and by_id["never"]["dropped"]["wrong"] == 4
     for account in accounts:  # the balance every account keeps
-        failures = sum(v for reason, v in account["dropped"].items() if reason != "duplicate")
+        failures = sum(v for reason, v in account["dropped"].items() if reason not in AFTER_CORRECT)
         assert account["sampled"] == account["correct"] + failures
-        assert account["correct"] == account["kept"] + account["dropped"]["duplicate"]
+        assert account["correct"] == account["kept"] + account["dropped"]["duplicate"] \
+            + account["dropped"]["wrong_equation"]
     total = totals(accounts)
     assert total["sampled"] == sum(a["sampled"] for a in accounts) == 16
     assert total["kept"] == len(records) == sum(a["kept"] for a in accounts)
@@ -85,6 +87,17 @@ def test_fixed_mode_accounts_for_every_sample(tmp_path):
     known = {(t.item["question"], "cot"): {("2*3=6", "6+4=10")} for t in tasks}
     _, with_original = select_solutions(tasks, rounds, k=4, known=known)
     assert {a["id"]: a["kept"] for a in with_original}["easy"] == 0
+
+
+def test_right_answer_by_wrong_arithmetic_is_not_kept(tmp_path):
+    task = _tasks()[1]  # "mixed"
+    rounds = {task.key: [[{"completion": LUCKY, "reason": "correct", "program": None},
+                          {"completion": RIGHT_B, "reason": "correct", "program": None}]]}
+    records, [account] = select_solutions([task], rounds, k=2)
+    assert account["dropped"]["wrong_equation"] == 1 and account["kept"] == 1 and records[0]["completion"] == RIGHT_B
+    # with the check off (check_equations=false), the lucky path is kept as Yuan et al.'s answer filter alone would
+    records, [account] = select_solutions([task], rounds, k=2, check_equations=False)
+    assert account["kept"] == 2 and account["dropped"]["wrong_equation"] == 0
 
 
 def test_difficulty_aware_sampling_stops_per_question(tmp_path):
@@ -159,7 +172,7 @@ def test_recipe_writes_a_data_folder_that_accounts_for_every_question(tmp_path, 
     t = manifest["totals"]
     assert len(manifest["per_task"]) == 8 and t["tasks"] == 8  # 4 questions x 2 styles
     assert manifest["questions"]["unreadable_gold"] == 1 and t["stopped"] == {"k_samples": 6, "unreadable_gold": 2}
-    assert t["sampled"] == 12 == t["correct"] + sum(v for r, v in t["dropped"].items() if r != "duplicate")
+    assert t["sampled"] == 12 == t["correct"] + sum(v for r, v in t["dropped"].items() if r not in AFTER_CORRECT)
     assert t["by_style"]["pot"]["sampled"] == 6
     rows = read_sft_file(out / "train.jsonl")
     assert len(rows) == 6 + t["kept"] and [r["id"] for r in rows[:6]] == [f"t/{i}" for i in range(6)]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from arithmo.rft.dedup import equation_list, program_key, solution_key
+from arithmo.rft.dedup import equation_holds, equation_list, program_key, solution_key, wrong_equations
 
 # (solution, its equation list)
 EQUATIONS = [
@@ -77,3 +77,29 @@ def test_solution_key_uses_the_program_the_sandbox_ran():
     assert solution_key("pot", fenced, program="x = 2\nprint(x * 3)") == solution_key("pot", "y = 2\nprint(y * 3)")
     with pytest.raises(ValueError, match="style"):
         solution_key("hybrid", "x")
+
+
+# (equation as equation_list writes it, whether its arithmetic holds; None: it cannot be checked)
+HOLDS = [
+    ("3*4=12", True),
+    ("29*8=224", False),            # the slip RFT must not teach: 29 * 8 is 232
+    ("10/3=3", False),              # an integer result must be exact
+    ("10/3=3.33", True),            # a decimal may be the exact value rounded to the digits shown
+    ("10/3=3.4", False),            # ... but rounded right
+    ("(3+4)*2=14", True),
+    ("2**3=8", True),
+    ("-3+5=2", True),
+    ("5/0=1", False),               # a division by zero is wrong, never an error
+    ("9**99=1", None),              # too large to check: not counted as wrong
+]
+
+
+@pytest.mark.parametrize("equation, holds", HOLDS)
+def test_equation_holds(equation, holds):
+    assert equation_holds(equation) is holds
+
+
+def test_wrong_equations_of_a_solution():
+    text = "Omar reads 29 * 8 = 224 pages. With 40 more that is 224 + 40 = 264 pages.\nThe answer is: 264"
+    assert wrong_equations(text) == ["29*8=224"]  # the second step is right given the first
+    assert wrong_equations("Natalia sold 48/2 = <<48/2=24>>24 clips.") == []

@@ -9,6 +9,10 @@ calculation as a calculator annotation `<<48/2=24>>`, which is where their equat
   `arithmetic expression = number` written in the text, after the normalisation rules below. A solution
   without a single equation has the empty list as its key, so one such solution is kept per question
   (the paper's criterion taken literally).
+- A correct CoT solution whose own arithmetic is wrong somewhere (`wrong_equations`: `29 * 8 = 224` on the way to
+  a right final answer) is not kept either: Yuan et al. filter out "calculation errors" by evaluating each
+  equation, so the model is not trained on wrong arithmetic that happened to end well. Each equation is read with
+  `ast` and computed over exact fractions by our own walker (numbers and + - * / ** only; nothing is evaluated).
 - PoT: `program_key(code)` is the key: the program's syntax tree (parsed with `ast`, never run) with comments,
   formatting, docstrings and the names of its own variables taken out, so `total = a + b` and `s = a + b`
   (or the same program with other spacing or comments) are one program. Where it does not parse, its text
@@ -20,6 +24,7 @@ from __future__ import annotations
 import ast
 import builtins
 import re
+from fractions import Fraction
 
 # (pattern, replacement, why): applied in order to CoT text before equations are read.
 NORMALIZE_RULES: tuple[tuple[str, str, str], ...] = (
@@ -65,6 +70,57 @@ def equation_list(text: str) -> tuple[str, ...]:
     annotations = list(_ANNOTATION.finditer(text))
     matches = annotations or list(_EQUATION.finditer(text))
     return tuple(_canonical(m.group("lhs"), m.group("rhs")) for m in matches)
+
+
+_MAX_EXPONENT = 64  # 9 ** 9 ** 9 has 370 million digits: an equation with a larger power is not checked
+
+
+def _value(node: ast.AST) -> Fraction:
+    """The exact value of a parsed arithmetic expression; ValueError for anything but numbers and + - * / **."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        return Fraction(str(node.value))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        value = _value(node.operand)
+        return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)):
+        left, right = _value(node.left), _value(node.right)
+        if isinstance(node.op, ast.Add):
+            return left + right
+        if isinstance(node.op, ast.Sub):
+            return left - right
+        if isinstance(node.op, ast.Mult):
+            return left * right
+        if isinstance(node.op, ast.Div):
+            if right == 0:
+                raise ZeroDivisionError("division by zero")
+            return left / right
+        if right.denominator != 1 or abs(right) > _MAX_EXPONENT or abs(left) > 10**6:
+            raise ValueError("a power too large to check")
+        return left ** int(right)
+    raise ValueError(f"not arithmetic: {type(node).__name__}")
+
+
+def equation_holds(equation: str) -> bool | None:
+    """Whether an `expr=value` equation (as `equation_list` gives it) is right; None when it cannot be checked.
+
+    An integer value must be exact (`10/3=3` is wrong); a decimal value may be the exact one rounded to the digits
+    shown (`10/3=3.33` holds, `10/3=3.3` holds, `10/3=3.4` does not). A division by zero is wrong.
+    """
+    lhs, _, rhs = equation.partition("=")
+    try:
+        stated = Fraction(rhs)
+        value = _value(ast.parse(lhs, mode="eval").body)
+    except ZeroDivisionError:
+        return False
+    except (ValueError, SyntaxError, RecursionError, OverflowError):
+        return None
+    decimals = len(rhs.partition(".")[2])
+    return abs(value - stated) < Fraction(1, 2 * 10**decimals) if decimals else value == stated
+
+
+def wrong_equations(text: str) -> list[str]:
+    """The equations of a CoT solution whose arithmetic is wrong (those that cannot be checked are not listed)."""
+    return [equation for equation in equation_list(text) if equation_holds(equation) is False]
 
 
 _KEEP_NAMES = frozenset(dir(builtins))

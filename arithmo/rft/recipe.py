@@ -11,9 +11,9 @@ The recipe, top to bottom (`rft(cfg)`; a notebook calls the same function):
   5. sample k solutions per question and style at `temperature` (difficulty-aware: until `min_correct` are correct
      or `max_trials` are drawn), grade them with evaluation's rules (PoT: run in the sandbox), append every round
      to samples.jsonl as it finishes;
-  6. keep the correct ones whose equation list (CoT) or normalised program (PoT) is new, and write a data folder
-     in the SFT-record format: train.jsonl (the original data's rows first when `mix` names a built folder),
-     val.jsonl (the original's), manifest.json that accounts for every question.
+  6. keep the correct ones whose own arithmetic holds (CoT) and whose equation list (CoT) or normalised program
+     (PoT) is new, and write a data folder in the SFT-record format: train.jsonl (the original data's rows first
+     when `mix` names a built folder), val.jsonl (the original's), manifest.json that accounts for every question.
 
 Then train on it: `python -m arithmo.train data=<out>` (Yuan et al. 2023 fine-tune the base model again on the
 original data plus the rejection samples: `mix=<the SFT data folder>`).
@@ -76,6 +76,8 @@ class RFTConfig:
                                                "rounds of k until it has this many correct samples; null: k once")
     max_trials: int | None = field(None, help="difficulty-aware: at most this many samples per question and style "
                                               "(a multiple of k)")
+    check_equations: bool = field(True, help="drop a correct CoT sample whose own arithmetic is wrong on the way "
+                                             "(Yuan et al. 2023 filter calculation errors)")
     mix: str | None = field(None, help="a built data folder whose train.jsonl (and val.jsonl) go into the output "
                                        "first; a sampled solution the same as its original one is a duplicate")
     program_timeout_s: float = field(5.0, help="time limit per program (PoT) in seconds")
@@ -116,7 +118,8 @@ class RFTConfig:
 # Keys that do not change what a sample is: a resumed run may change them. The generator itself (model and
 # adapter contents, backend, dtype, 4-bit, template) is compared through provenance.json, by content.
 NOT_HASHED = ("out", "run", "model", "adapter", "engine", "backend", "load_in_4bit", "dtype", "template", "n",
-              "batch_size", "min_correct", "max_trials", "mix", "workers", "chunk", "resume", "path", "hub")
+              "batch_size", "min_correct", "max_trials", "check_equations", "mix", "workers", "chunk", "resume",
+              "path", "hub")
 
 
 def config_hash(cfg: RFTConfig) -> str:
@@ -249,7 +252,8 @@ def rft(cfg: RFTConfig) -> dict:
             sandbox.close()
     # 6. keep the correct distinct solutions; write the data folder and its manifest ---------------
     records, accounts = select_solutions(tasks, rounds, k=cfg.k, min_correct=cfg.min_correct,
-                                         max_trials=cfg.max_trials, known=known_solutions(mixed_train))
+                                         max_trials=cfg.max_trials, known=known_solutions(mixed_train),
+                                         check_equations=cfg.check_equations)
     _write_jsonl(out / "train.jsonl", mixed_train + records)
     if mixed_val:
         _write_jsonl(out / "val.jsonl", mixed_val)

@@ -30,7 +30,7 @@ from typing import Any
 from arithmo.io import DataError
 from arithmo.prompts import stable_rng
 from arithmo.rewards import REWARDS, Verdict
-from arithmo.rft.dedup import solution_key
+from arithmo.rft.dedup import solution_key, wrong_equations
 
 # (prompts, samples per prompt, seed) -> that many completions per prompt
 Complete = Callable[[list[str], int, int], list[list[str]]]
@@ -45,6 +45,8 @@ STOP_REASONS = {
     "unreadable_gold": "not sampled: the grader cannot read its gold answer (arithmo.rewards.gold_problem)",
 }
 FAILURES = tuple(reason for reason in REWARDS if reason not in ("correct", "unreadable_gold"))
+# Why a correct sample is not kept: its arithmetic is wrong on the way (CoT), or it repeats a kept solution.
+AFTER_CORRECT = ("wrong_equation", "duplicate")
 
 
 class RFTError(RuntimeError):
@@ -192,20 +194,22 @@ def sample_tasks(tasks: list[Task], *, complete: Complete, grade: Grade, k: int,
 
 def select_solutions(tasks: list[Task], rounds: dict[str, list[list[dict]]], *, k: int,
                      min_correct: int | None = None, max_trials: int | None = None,
-                     known: dict[tuple[str, str], set] | None = None) -> tuple[list[dict], list[dict]]:
+                     known: dict[tuple[str, str], set] | None = None,
+                     check_equations: bool = True) -> tuple[list[dict], list[dict]]:
     """(SFT records of the kept solutions, one account per task), in task order.
 
-    A sample is kept when its verdict is `correct` and its solution key (`arithmo.rft.dedup.solution_key`) is
-    new for its question and style: new against earlier samples, and against `known` keys ({(question, style):
-    keys of the original data's solutions}, by question text, when the output mixes in the original data).
-    Every task's account balances: sampled = correct + each failure; correct = kept + duplicate (checked here).
+    A sample is kept when its verdict is `correct`, its own equations hold (CoT, with `check_equations`:
+    `arithmo.rft.dedup.wrong_equations`), and its solution key (`arithmo.rft.dedup.solution_key`) is new for its
+    question and style: new against earlier samples, and against `known` keys ({(question, style): keys of the
+    original data's solutions}, by question text, when the output mixes in the original data). Every task's
+    account balances: sampled = correct + each failure; correct = kept + wrong_equation + duplicate (checked).
     """
     records, accounts = [], []
     for task in tasks:
         task_rounds = rounds.get(task.key, [])
         account: dict[str, Any] = {"id": task.item["id"], "style": task.style, "rounds": len(task_rounds),
                                    "sampled": 0, "correct": 0, "kept": 0,
-                                   "dropped": {reason: 0 for reason in (*FAILURES, "duplicate")}}
+                                   "dropped": {reason: 0 for reason in (*FAILURES, *AFTER_CORRECT)}}
         if task.gold_problem is not None:
             account.update(stopped="unreadable_gold", gold_problem=task.gold_problem)
             accounts.append(account)
@@ -218,6 +222,9 @@ def select_solutions(tasks: list[Task], rounds: dict[str, list[list[dict]]], *, 
                     account["dropped"][sample["reason"]] += 1
                     continue
                 account["correct"] += 1
+                if check_equations and task.style == "cot" and wrong_equations(sample["completion"]):
+                    account["dropped"]["wrong_equation"] += 1
+                    continue
                 key = solution_key(task.style, sample["completion"], sample.get("program"))
                 if key in seen:
                     account["dropped"]["duplicate"] += 1
@@ -230,7 +237,7 @@ def select_solutions(tasks: list[Task], rounds: dict[str, list[list[dict]]], *, 
         account["stopped"] = stop_reason(task_rounds, k, min_correct, max_trials) or "unfinished"
         failures = sum(account["dropped"][reason] for reason in FAILURES)
         if account["sampled"] != account["correct"] + failures or \
-                account["correct"] != account["kept"] + account["dropped"]["duplicate"]:
+                account["correct"] != account["kept"] + sum(account["dropped"][r] for r in AFTER_CORRECT):
             raise RFTError(f"internal error: the account of {task.key} does not balance: {account}")
         accounts.append(account)
     return records, accounts
@@ -245,7 +252,7 @@ def totals(accounts: list[dict]) -> dict[str, Any]:
         return {"tasks": len(group), "sampled": sum(a["sampled"] for a in group),
                 "correct": sum(a["correct"] for a in group), "kept": sum(a["kept"] for a in group),
                 "tasks_with_kept": sum(a["kept"] > 0 for a in group),
-                "dropped": {reason: dropped[reason] for reason in (*FAILURES, "duplicate")},
+                "dropped": {reason: dropped[reason] for reason in (*FAILURES, *AFTER_CORRECT)},
                 "stopped": dict(sorted(Counter(a["stopped"] for a in group).items()))}
 
     styles = sorted({a["style"] for a in accounts})
