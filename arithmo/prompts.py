@@ -214,7 +214,8 @@ def render_prompt(question: str, tokenizer: Any = None, template: Template = "au
 def _encode(tokenizer: Any, text: str, offsets: bool = False) -> Any:
     bos = getattr(tokenizer, "bos_token", None)
     add_special = not (bos and text.startswith(bos))
-    return tokenizer(text, add_special_tokens=add_special, return_offsets_mapping=offsets)
+    extra = {"return_offsets_mapping": True} if offsets else {}  # offsets: fast tokenizers only, and only for TIR
+    return tokenizer(text, add_special_tokens=add_special, **extra)
 
 
 def prompt_token_ids(tokenizer: Any, text: str) -> list[int]:
