@@ -397,6 +397,10 @@ def evaluate(cfg: EvalConfig, *, _shared: dict | None = None) -> dict:
     # 6. metrics, chart, table ----------------------------------------------------------------
     metrics.update(model=cfg.model, adapter=cfg.adapter, config_hash=config_hash(cfg), engine=engine,
                    backend=backend, provenance=record, seconds=round(time.perf_counter() - started, 3))
+    if cfg.style in ("pot", "hybrid", "tir"):  # which sandbox layers ran the programs (jail, or the fallback)
+        from arithmo.grading.execute import sandbox_layers
+
+        metrics["sandbox"] = sandbox_layers()
     if cfg.seeds:
         metrics["maj_k_seeds"] = {**seed_spread(passes), "folders": [str(out)] + [
             seed_config(cfg, seed).output_dir for seed in cfg.seeds[1:]]}

@@ -72,6 +72,9 @@ def test_math_pot_with_maj_k_counts_every_item(tiny_base_model_dir, tmp_path):
     assert sum(group["n"] for group in metrics["by_level"].values()) == 4
     assert sum(group["n"] for group in metrics["by_type"].values()) == 4
     assert set(metrics["by_type"]) == {"Algebra"}, "the first 4 dev rows are all Algebra"
+    # which sandbox layers ran the programs is recorded (the bubblewrap jail, or the fallback with its reason)
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["sandbox"] and ("jail" in saved["sandbox"] or "fallback_reason" in saved["sandbox"])
 
 
 def test_resume_refuses_other_settings_and_skips_done_items(tiny_model_dir, tmp_path):
