@@ -60,4 +60,8 @@ HUB_SCHEMAS = {
     # apache-2.0 on the card from Jul 19 2024 on
     "AI-MO/NuminaMath-CoT": {"configs": None, "splits": ("train", "test"),
                              "columns": ("source", "problem", "solution", "messages")},
+    # https://huggingface.co/datasets/AI-MO/NuminaMath-TIR : default config, train 72,441 / test 99; `messages`
+    # repeats problem and solution as a user/assistant pair
+    "AI-MO/NuminaMath-TIR": {"configs": None, "splits": ("train", "test"),
+                             "columns": ("problem", "solution", "messages")},
 }

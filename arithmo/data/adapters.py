@@ -118,6 +118,19 @@ def adapt_numinamath(row: dict, where: str) -> Mapped | str:
     return _cot(_text(row["problem"]), _text(row["solution"]), meta={"source": _text(row.get("source"))})
 
 
+def adapt_numinamath_tir(row: dict, where: str) -> Mapped | str:
+    """NuminaMath-TIR: `problem`, and a `solution` that interleaves text, ```python blocks and their recorded
+    ```output blocks, ending in a boxed answer (style tir; `messages` repeats the pair and is not read)."""
+    _require(row, ("problem", "solution"), where, "NuminaMath-TIR")
+    question, solution = _text(row["problem"]), _text(row["solution"])
+    reason = _skip_reason(question, solution)
+    if reason:
+        return reason
+    if "```python" not in solution:
+        return "tir_no_code"  # a solution without a code block is not tool-integrated
+    return {"question": question, "solution": solution, "style": "tir", "answer": None, "meta": {}}
+
+
 def adapt_gsm8k(row: dict, where: str) -> Mapped | str:
     _require(row, ("question", "answer"), where, "GSM8K")
     return _cot(_text(row["question"]), _text(row["answer"]))  # the "#### X" tail is folded by transforms
@@ -136,6 +149,7 @@ ADAPTERS: dict[str, Callable[[dict, str], Mapped | str]] = {
     "dart_math": adapt_dart_math,
     "openmath2": adapt_openmath2,
     "numinamath": adapt_numinamath,
+    "numinamath_tir": adapt_numinamath_tir,
     "gsm8k_train": adapt_gsm8k,
     "math_train": adapt_math,
 }
@@ -148,6 +162,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "dart_math": ("query", "response"),
     "openmath2": ("problem", "generated_solution", "expected_answer", "problem_source"),
     "numinamath": ("source", "problem", "solution"),
+    "numinamath_tir": ("problem", "solution"),
     "gsm8k_train": ("question", "answer"),
     "math_train": ("problem", "solution", "level", "type"),
 }

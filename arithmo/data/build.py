@@ -26,7 +26,8 @@ from arithmo.data.sources import Ledger, read_source
 from arithmo.data.textsim import normalize_text
 from arithmo.data.transforms import ensure_print, format_cot_answer, maybe_lowercase
 from arithmo.io import DataError
-from arithmo.prompts import add_pot_hint, stable_rng, strip_pot_trigger
+from arithmo.data.verify import verify_tir
+from arithmo.prompts import add_pot_hint, add_tir_instruction, stable_rng, strip_pot_trigger
 from arithmo.records import MathExample, SFTRecord
 
 
@@ -154,10 +155,15 @@ def build(cfg: DataConfig, out_dir: str | Path, log: Callable[[str], None] = pri
         del example["question_norm"], example["solution_norm"]
     stage("dedup_near", len(examples))
 
-    # ---- 5. optional PoT verification in the sandbox
+    # ---- 5. optional PoT verification, and TIR re-execution, in the sandbox
     if cfg.transforms.verify_pot:
         examples = _verify_pot(examples, cfg, ledger, actions)
     stage("verify_pot", len(examples))
+    if cfg.transforms.verify_tir and any(e["style"] == "tir" for e in examples):
+        examples = verify_tir(examples, timeout_s=cfg.transforms.program_timeout_s,
+                              workers=cfg.transforms.verify_workers, counts=actions,
+                              drop=lambda example, reason: ledger.drop(example["source"], reason))
+    stage("verify_tir", len(examples))
 
     # ---- 6. prompts: lowercasing share, PoT hint phrases; render SFT records
     records: list[SFTRecord] = []
@@ -172,6 +178,9 @@ def build(cfg: DataConfig, out_dir: str | Path, log: Callable[[str], None] = pri
             # The hint keeps its case; a replaced trigger and a fresh hint are counted apart.
             question = add_pot_hint(question, stable_rng(cfg.seed, "hint:" + example["id"]))
             actions["trigger_replaced" if had_trigger else "hint_added"] += 1
+        if example["style"] == "tir" and cfg.transforms.tir_instruction:
+            question = add_tir_instruction(question)  # as style=tir evaluation prompts it
+            actions["tir_instruction_added"] += 1
         records.append({"id": example["id"], "source": example["source"], "style": example["style"],
                         "prompt": question, "completion": example["solution"]})
 
@@ -227,6 +236,11 @@ def build(cfg: DataConfig, out_dir: str | Path, log: Callable[[str], None] = pri
         "decontamination": decontam,
         "config": to_dict(cfg),
     }
+    if actions["pot_verified"] or actions["tir_blocks_run"] or any(
+            reason.startswith(("pot_", "tir_")) for reason in total_dropped):
+        from arithmo.grading.execute import sandbox_layers
+
+        manifest["sandbox"] = sandbox_layers()  # which layers ran the rows' code (the jail, or the fallback)
     if lengths is not None:
         manifest["token_lengths"] = lengths
     if not balanced:

@@ -14,8 +14,8 @@ from arithmo.config import ConfigError, field
 
 # One per source schema (arithmo/data/adapters.py), then the generic formats other kits write
 # (arithmo/data/formats.py): chat `messages`, alpaca, TRL prompt-completion.
-Adapter = Literal["metamathqa", "mathinstruct", "lila", "dart_math", "openmath2", "numinamath", "gsm8k_train",
-                  "math_train", "messages", "alpaca", "prompt_completion"]
+Adapter = Literal["metamathqa", "mathinstruct", "lila", "dart_math", "openmath2", "numinamath", "numinamath_tir",
+                  "gsm8k_train", "math_train", "messages", "alpaca", "prompt_completion"]
 
 
 @dataclass
@@ -152,6 +152,9 @@ class TransformConfig:
     pot_hints: bool = field(True, help="give each PoT question one hint phrase; replace fixed triggers")
     ensure_print: bool = field(True, help="append print(answer) to PoT programs that print nothing")
     verify_pot: bool = field(False, help="run PoT programs in the sandbox; drop failures and wrong answers")
+    verify_tir: bool = field(True, help="re-run TIR rows' code blocks in the sandbox; drop rows whose recorded "
+                                        "outputs the code does not reproduce")
+    tir_instruction: bool = field(True, help="end TIR questions with the instruction style=tir evaluation uses")
     program_timeout_s: float = field(5.0, help="per-program time limit in seconds when verifying")
     verify_workers: int | None = field(None, help="parallel programs when verifying (default: CPU count)")
 
