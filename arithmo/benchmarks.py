@@ -64,6 +64,8 @@ def _field(row: dict, where: str, names: tuple[str, ...], benchmark: str) -> Any
         if row.get(name) is not None:
             return row[name]
     wanted = " or ".join(f"'{n}'" for n in names)
+    if any(name in row for name in names):
+        raise DataError(f"{where}: {benchmark} row has {wanted} empty (null)")
     raise DataError(f"{where}: {benchmark} row has no {wanted} field (fields present: {', '.join(sorted(row))})")
 
 
@@ -71,6 +73,8 @@ def _text(row: dict, where: str, names: tuple[str, ...], benchmark: str) -> str:
     value = _field(row, where, names, benchmark)
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
         raise DataError(f"{where}: field '{names[0]}' should be text, got {type(value).__name__}")
+    if not str(value).strip():
+        raise DataError(f"{where}: {benchmark} row has an empty '{names[0]}'")
     return str(value).strip()
 
 
@@ -264,7 +268,8 @@ def load_items(benchmark: str, *, path: str | Path | None = None, hub: str | Non
     if n is not None and n <= 0:
         raise DataError(f"n: expected a positive number of items (or null for all), got {n}")
     if path is not None and not Path(path).expanduser().is_file():
-        raise DataError(f"{path}: benchmark file not found")
+        what = "is a folder, not a" if Path(path).expanduser().is_dir() else "not found: expected a"
+        raise DataError(f"{path}: {what} benchmark file (.jsonl, .json or .parquet)")
     to_item = file_item if benchmark == "file" else BENCHMARKS[benchmark].to_item
     name = benchmark_name(benchmark, str(path) if path is not None else None)
     items: list[EvalItem] = []

@@ -133,6 +133,16 @@ def read_run_config(run: str | Path | RunFolder) -> TrainConfig:
     folder = run if isinstance(run, RunFolder) else RunFolder(Path(run))
     if not folder.config.is_file():
         raise RunError(f"{folder.config} not found (expected a training run folder, runs/<name>)")
+    import yaml
+
+    try:
+        raw = yaml.safe_load(folder.config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise RunError(f"{folder.config}: not valid YAML ({err})") from err
+    # a training run writes its whole resolved config; without the model's name the defaults would stand in
+    # for the real base model (a 7B run evaluated on the CPU demo's model)
+    if not isinstance(raw, dict) or not isinstance(raw.get("model"), dict) or not raw["model"].get("name"):
+        raise RunError(f"{folder.config}: no `model: {{name: ...}}` (expected the config.yaml a training run writes)")
     try:
         return load_config(TrainConfig, folder.config)
     except ConfigError as err:

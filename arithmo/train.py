@@ -369,6 +369,38 @@ def finished_summary(run: RunFolder, checkpoint: str, cfg: TrainConfig) -> dict 
     return summary if before.max_steps <= 0 and before.epochs == cfg.epochs else None
 
 
+def check_same_schedule(run: RunFolder, checkpoint: str, cfg: TrainConfig) -> None:
+    """TrainError unless `cfg` asks for the step budget the checkpoint's schedule was planned for.
+
+    A resumed run restores the optimizer and the learning-rate scheduler: the first resumed step trains at the
+    rate the old schedule had reached (0 at its end, for cosine and linear decay), so a changed max_steps or
+    epochs would train at the wrong rate -- after a finished cosine schedule, at 0, leaving the weights as they
+    were while the run reports the extra steps.
+    """
+    from arithmo.runs import RunError, read_run_config
+
+    state_file = Path(checkpoint) / "trainer_state.json"
+    if not state_file.is_file():
+        return
+    planned = json.loads(state_file.read_text()).get("max_steps")
+    try:
+        before = read_run_config(run)
+    except RunError:
+        before = None
+    changed = []
+    if cfg.max_steps > 0 and planned and cfg.max_steps != planned:
+        changed.append(f"max_steps {planned} -> {cfg.max_steps}")
+    if before is not None and (before.max_steps, before.epochs) != (cfg.max_steps, cfg.epochs) and not changed \
+            and cfg.max_steps <= 0:
+        changed.append(f"epochs {before.epochs:g} -> {cfg.epochs:g}" if before.max_steps <= 0
+                       else f"max_steps {before.max_steps} -> epochs {cfg.epochs:g}")
+    if changed:
+        raise TrainError(f"resume=true continues {checkpoint}'s learning-rate schedule, planned for {planned} steps, "
+                         f"but this run asks for another budget ({'; '.join(changed)}): the resumed steps would train "
+                         "at the rate the old schedule reached. Resume with the same budget, or start a new run with "
+                         "the larger one (name=<new name>, or overwrite=true)")
+
+
 def _oom_advice(cfg: TrainConfig) -> str:
     return (f"out of GPU memory at max_seq_length={cfg.model.max_seq_length}, micro_batch_size="
             f"{cfg.micro_batch_size}. Try, in order: micro_batch_size={max(1, cfg.micro_batch_size // 2)} "
@@ -399,10 +431,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     finished = finished_summary(run, resume_from, cfg) if resume_from else None
     if finished is not None:
         say(f"[train] {run_dir} already finished: step {finished['steps']} of its schedule "
-            f"({resume_from}); nothing to train, summary kept. To train further, raise max_steps or epochs; "
-            f"to start over, overwrite=true.", flush=True)
+            f"({resume_from}); nothing to train, summary kept. To train longer, start a new run with the larger "
+            f"budget (name=<new name>, or overwrite=true).", flush=True)
         distributed.finish()
         return finished
+    if resume_from:
+        check_same_schedule(run, resume_from, cfg)
+    elif cfg.resume:
+        say(f"[train] resume=true, but {run.checkpoints} holds no checkpoint: starting a new run", flush=True)
     if last_checkpoint(run) and not cfg.resume and not cfg.overwrite:
         raise TrainError(f"{run_dir} already holds checkpoints: pass resume=true to continue it, "
                          f"overwrite=true to start over, or name=<new name>")

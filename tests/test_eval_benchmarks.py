@@ -121,7 +121,7 @@ def test_user_errors(tmp_path):
         load_items("gsm9k", path=str(path))
     with pytest.raises(DataError, match="n: expected a positive number"):
         load_items("file", path=str(path), n=0)
-    with pytest.raises(DataError, match="nowhere.jsonl: benchmark file not found"):
+    with pytest.raises(DataError, match="nowhere.jsonl: not found: expected a benchmark file"):
         load_items("gsm8k", path=str(tmp_path / "nowhere.jsonl"))
     with pytest.raises(DataError, match="benchmark=file needs `path`"):
         load_items("file")
@@ -156,3 +156,18 @@ def test_a_row_without_the_gold_column_names_it(tmp_path):
     path = write_jsonl(tmp_path / "mgsm.jsonl", [{"question": "1+1?", "answer": None}])
     with pytest.raises(DataError, match=r"mgsm.jsonl:1: mgsm row has no 'answer_number' field"):
         load_items("mgsm_zh", path=path)
+
+
+@pytest.mark.parametrize("row, message", [
+    ({"question": "1+1?", "answer": None, "answer_number": None}, "mgsm row has 'answer_number' empty"),  # null gold
+    ({"question": "  ", "answer_number": 2}, "mgsm row has an empty 'question'"),                        # blank question
+])
+def test_null_or_blank_fields_are_named(tmp_path, row, message):
+    path = write_jsonl(tmp_path / "m.jsonl", [row])
+    with pytest.raises(DataError, match=message):
+        load_items("mgsm_zh", path=path)
+
+
+def test_a_folder_as_path_says_so(tmp_path):
+    with pytest.raises(DataError, match="is a folder, not a benchmark file"):
+        load_items("gsm8k", path=tmp_path)

@@ -141,7 +141,7 @@ def test_cli_help_and_user_errors(capsys, tmp_path):
         (["benchmark=gsm9k"], "benchmark: expected one of"),
         (["n=0"], "n: expected a positive number"),
         (["benchmark=file"], "benchmark=file needs path"),
-        (["benchmark=gsm8k", f"path={tmp_path / 'missing.jsonl'}"], "missing.jsonl: benchmark file not found"),
+        (["benchmark=gsm8k", f"path={tmp_path / 'missing.jsonl'}"], "missing.jsonl: not found: expected a benchmark file"),
         (["--preset", "gsm8k_nope"], "preset 'gsm8k_nope' not found"),
         (["k=4", "temperature=0"], "maj@k (k=4) samples need temperature > 0"),
         (["modle=x"], "unknown key 'modle' (did you mean 'model'?)"),

@@ -47,6 +47,11 @@ def test_run_config_is_typed(tmp_path):
         read_run_config(bad)
     with pytest.raises(RunError, match="config.yaml not found"):
         read_run_config(tmp_path / "nothing")
+    # an empty (or model-less) config.yaml is not a run's: the defaults would stand in for the real base model
+    for text in ("", "lr: 1e-4\n", "model: {lora_r: 8}\n"):
+        empty = make_run(tmp_path / f"e{len(text)}", config=text)
+        with pytest.raises(RunError, match=r"no `model: \{name: ...\}`"):
+            read_run_config(empty)
 
 
 def test_adapter_info_reads_the_real_rank(tmp_path):

@@ -99,11 +99,13 @@ def test_resuming_a_finished_run_does_nothing_and_says_so(runs, tiny_model_dir, 
         assert _snapshot(root / name) == before
     summary = json.loads(before[0])
     assert summary["train_loss"] > 0 and summary["steps"] == (6 if not budget else 5)
-    # asking for more steps continues from the finished checkpoint
+    # asking for a larger budget is refused: the restored scheduler would train the extra steps at the rate the
+    # finished schedule reached (0 for cosine), leaving the weights unchanged while the run reported progress
     more = _run(root.parent, tiny_model_dir, name, resume=True, extra=["max_steps=8"] if not budget else
                 ["max_steps=-1", "epochs=2"])
-    assert more.returncode == 0 and "resuming from" in more.stdout, more.stderr[-3000:]
-    assert json.loads((root / name / "summary.json").read_text())["steps"] == (8 if not budget else 10)
+    assert more.returncode == 2 and "learning-rate schedule" in more.stderr, more.stderr[-3000:]
+    assert ("max_steps 6 -> 8" if not budget else "epochs 1 -> 2") in more.stderr
+    assert _snapshot(root / name) == before
 
 
 def test_export_merges_into_plain_weights(runs, tmp_path, tiny_model_dir):
