@@ -77,3 +77,12 @@ def test_python_m_forms_keep_working():
         done = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, cwd=REPO,
                               timeout=120)
         assert done.returncode == 0 and "usage:" in done.stdout, done.stderr[-2000:]
+
+
+def test_the_installed_script_runs():
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "arithmo"  # pip install -e . (make setup) writes it beside python
+    assert script.is_file(), f"{script} is missing: reinstall the package (pip install -e .) to get the script"
+    done = subprocess.run([str(script), "export", "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "--format {safetensors,gguf}" in done.stdout, done.stderr[-2000:]

@@ -2,6 +2,7 @@
 the 16-bit original base does not; `--base auto` reads the run; adapters arithmo cannot merge are refused."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -148,3 +149,25 @@ def test_original_merge_writes_plain_weights_and_says_why(tmp_path, tiny_model_d
     with torch.no_grad():
         torch.testing.assert_close(merged(input_ids=IDS).logits, with_adapter(input_ids=IDS).logits,
                                    atol=1e-5, rtol=1e-5)
+
+
+def test_measure_merge_reports_both_distances(monkeypatch, tmp_path, tiny_model_dir, adapter_dir):
+    """measure_merge's own steps on CPU: the loader (CUDA-only 4-bit in load_model) is replaced by the CPU NF4 one."""
+    from types import SimpleNamespace
+
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from arithmo.export import measure_merge
+
+    def cpu_loader(base, adapter, weights, dtype, train_dtype):
+        model = (_nf4_with_adapter(base, adapter) if weights == "dequantized" else
+                 PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), str(adapter)))
+        return SimpleNamespace(model=model, tokenizer=AutoTokenizer.from_pretrained(base))
+
+    monkeypatch.setattr("arithmo.export.merge._load_with_adapter", cpu_loader)
+    run = _fake_run(tmp_path / "run", True, None)
+    shutil.copytree(adapter_dir, run / "adapter", dirs_exist_ok=True)
+    result = measure_merge(run, model=str(tiny_model_dir))
+    assert result["texts"] == 4 and result["dequantized"]["tokens"] == result["original"]["tokens"] > 40
+    assert result["dequantized"]["max_abs"] < 1e-5 and result["original"]["max_abs"] > 1e-2
