@@ -300,7 +300,7 @@ def grpo(cfg: GRPOTrainConfig) -> dict[str, Any]:
     loaded = load_model(m.name, engine=m.engine, adapter=adapter, trainable=True, load_in_4bit=m.load_in_4bit,
                         dtype=m.dtype, max_seq_length=m.max_seq_length, lora_r=m.lora_r, lora_alpha=m.lora_alpha,
                         lora_dropout=m.lora_dropout, target_modules=targets,
-                        gradient_checkpointing=m.gradient_checkpointing, seed=cfg.seed)
+                        gradient_checkpointing=m.gradient_checkpointing, seed=cfg.seed, chat_template=m.chat_template)
     print(f"[grpo] engine={loaded.engine}: {loaded.reason}" + (f"; training on from {adapter}" if adapter else ""),
           flush=True)
 

@@ -65,7 +65,8 @@ def test_trl_prompt_gives_the_ids_generation_uses(tiny_model_dir):
 def _cfg(tmp_path, model_dir, **overrides):
     items = [{"id": f"q{i}", "question": f"Sam has {i} apples and gets 3 more. How many apples?",
               "answer": str(i + 3)} for i in range(6)]
-    items.append({"id": "blank", "question": "What is it?", "answer": ""})  # unreadable gold: excluded
+    # an unreadable gold: excluded (an empty one is already a DataError when the file is read)
+    items.append({"id": "blank", "question": "What is it?", "answer": "$$"})
     path = tmp_path / "questions.jsonl"
     path.write_text("".join(json.dumps(item) + "\n" for item in items))
     base = [f"output_dir={tmp_path / 'runs'}", "name=g", f"model.name={model_dir}", "model.engine=hf",
@@ -112,7 +113,7 @@ def test_a_few_steps_train_only_lora_and_log_reward(tmp_path, tiny_model_dir, mo
 
 def test_only_unreadable_golds_is_an_error(tmp_path, tiny_model_dir):
     path = tmp_path / "blank.jsonl"
-    path.write_text(json.dumps({"id": "a", "question": "?", "answer": " "}) + "\n")
+    path.write_text(json.dumps({"id": "a", "question": "?", "answer": "$$"}) + "\n")
     cfg = _cfg(tmp_path, tiny_model_dir, path=str(path))
     with pytest.raises(GRPOError, match="gold answer the grader reads"):
         grpo(cfg)
