@@ -69,11 +69,11 @@ def _field(row: dict, where: str, names: tuple[str, ...], benchmark: str) -> Any
     raise DataError(f"{where}: {benchmark} row has no {wanted} field (fields present: {', '.join(sorted(row))})")
 
 
-def _text(row: dict, where: str, names: tuple[str, ...], benchmark: str) -> str:
+def _text(row: dict, where: str, names: tuple[str, ...], benchmark: str, allow_empty: bool = False) -> str:
     value = _field(row, where, names, benchmark)
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
         raise DataError(f"{where}: field '{names[0]}' should be text, got {type(value).__name__}")
-    if not str(value).strip():
+    if not str(value).strip() and not allow_empty:  # a blank question; a blank gold is the caller's to judge
         raise DataError(f"{where}: {benchmark} row has an empty '{names[0]}'")
     return str(value).strip()
 
@@ -133,7 +133,7 @@ def math_item(row: dict, where: str, index: int, name: str) -> EvalItem:
 def math500_item(row: dict, where: str, index: int, name: str) -> EvalItem:
     question = _text(row, where, ("problem",), "math500")
     if row.get("answer") is not None:
-        gold = _text(row, where, ("answer",), "math500")
+        gold = _text(row, where, ("answer",), "math500", allow_empty=True)
     else:  # a MATH-schema file named as math500: the boxed answer of the solution
         gold = math_gold(_text(row, where, ("solution",), "math500"), where)
     meta = {"level": _level(_field(row, where, ("level",), "math500")),
@@ -172,7 +172,7 @@ def mgsm_item(row: dict, where: str, index: int, name: str) -> EvalItem:
 def cmath_item(row: dict, where: str, index: int, name: str) -> EvalItem:
     """CMATH: `question` and its `golden` answer; the school grade (1-6) is the level."""
     question = _text(row, where, ("question",), "cmath")
-    gold = _text(row, where, ("golden",), "cmath")
+    gold = _text(row, where, ("golden",), "cmath", allow_empty=True)
     meta = {"level": f"Grade {row['grade']}"} if row.get("grade") is not None else {}
     return {"id": _item_id(name, row.get("id"), index), "benchmark": name, "question": question, "answer": gold,
             "meta": meta}
@@ -181,7 +181,9 @@ def cmath_item(row: dict, where: str, index: int, name: str) -> EvalItem:
 def file_item(row: dict, where: str, index: int, name: str) -> EvalItem:
     item_id = _text(row, where, ("id",), "EvalItem")
     question = _text(row, where, ("question",), "EvalItem")
-    gold = _text(row, where, ("answer",), "EvalItem")
+    # an empty gold is kept as read: RFT and GRPO exclude such items and count them (a reward must never come
+    # from an unreadable gold); grading one in evaluation is an error (is_equivalent refuses an empty gold)
+    gold = _text(row, where, ("answer",), "EvalItem", allow_empty=True)
     meta = row.get("meta") or {}
     if not isinstance(meta, dict):
         raise DataError(f"{where}: field 'meta' should be a mapping, got {type(meta).__name__}")
