@@ -65,8 +65,9 @@ def test_trl_prompt_gives_the_ids_generation_uses(tiny_model_dir):
 def _cfg(tmp_path, model_dir, **overrides):
     items = [{"id": f"q{i}", "question": f"Sam has {i} apples and gets 3 more. How many apples?",
               "answer": str(i + 3)} for i in range(6)]
-    # an unreadable gold: excluded (an empty one is already a DataError when the file is read)
-    items.append({"id": "blank", "question": "What is it?", "answer": "$$"})
+    # unreadable golds: excluded and counted (empty; text the grader reads nothing from)
+    items += [{"id": "blank", "question": "What is it?", "answer": ""},
+              {"id": "dollars", "question": "What is it?", "answer": "$$"}]
     path = tmp_path / "questions.jsonl"
     path.write_text("".join(json.dumps(item) + "\n" for item in items))
     base = [f"output_dir={tmp_path / 'runs'}", "name=g", f"model.name={model_dir}", "model.engine=hf",
@@ -90,10 +91,11 @@ def test_a_few_steps_train_only_lora_and_log_reward(tmp_path, tiny_model_dir, mo
     rows = [row for row in read_train_log(run / "train_log.jsonl") if "reward" in row]
     assert [row["step"] for row in rows] == [1, 2, 3]
     assert all(0 <= row["reward"] <= 1 and row["accuracy"] == pytest.approx(row["reward"]) for row in rows)
-    assert summary["steps"] == 3 and summary["excluded_unreadable_gold"] == 1
+    assert summary["steps"] == 3 and summary["excluded_unreadable_gold"] == 2
     assert sum(summary["verdicts"].values()) == 3 * 8
     manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["questions"]["used"] == 6 and list(manifest["questions"]["excluded_unreadable_gold"]) == ["blank"]
+    assert manifest["questions"]["used"] == 6
+    assert list(manifest["questions"]["excluded_unreadable_gold"]) == ["blank", "dollars"]
     # only LoRA weights moved: the adapter holds LoRA tensors only, B moved off zero, the base is untouched
     adapter = load_file(run / "adapter" / "adapter_model.safetensors")
     assert adapter and all("lora_" in key for key in adapter)
@@ -113,7 +115,7 @@ def test_a_few_steps_train_only_lora_and_log_reward(tmp_path, tiny_model_dir, mo
 
 def test_only_unreadable_golds_is_an_error(tmp_path, tiny_model_dir):
     path = tmp_path / "blank.jsonl"
-    path.write_text(json.dumps({"id": "a", "question": "?", "answer": "$$"}) + "\n")
+    path.write_text(json.dumps({"id": "a", "question": "?", "answer": " "}) + "\n")
     cfg = _cfg(tmp_path, tiny_model_dir, path=str(path))
     with pytest.raises(GRPOError, match="gold answer the grader reads"):
         grpo(cfg)

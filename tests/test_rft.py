@@ -153,7 +153,7 @@ def test_resume_continues_where_it_stopped(tmp_path):
 
 def _cfg(tmp_path, model_dir, **overrides):
     items = [{"id": f"q{i}", "question": f"Sam has {i} apples and gets 3 more. How many apples?", "answer": str(i + 3)}
-             for i in range(3)] + [{"id": "blank", "question": "What is it?", "answer": "$$"}]  # nothing to read
+             for i in range(3)] + [{"id": "blank", "question": "What is it?", "answer": ""}]  # an empty gold
     path = tmp_path / "questions.jsonl"
     path.write_text("".join(json.dumps(item) + "\n" for item in items))
     base = [f"out={tmp_path / 'rft'}", f"model={model_dir}", "engine=hf", "backend=hf", "load_in_4bit=false",
