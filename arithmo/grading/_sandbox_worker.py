@@ -143,6 +143,8 @@ def build_result(reply: dict, out: bytes, out_total: int, err: bytes, status: by
         if out_total > cap:
             return ExecResult(stdout + "\n[output truncated]", f"killed: output limit ({cap} bytes on stdout)", False)
         return ExecResult(stdout, f"killed: output limit ({cap} bytes on stderr)", False)
+    if out_total > cap:  # past the limit, but it ended before the kill reached it: the same verdict, not a cut
+        return ExecResult(stdout + "\n[output truncated]", f"killed: output limit ({cap} bytes on stdout)", False)
     if killed == "status":
         return ExecResult(stdout, "killed: wrote too much on the sandbox's status channel", False)
     wait_status = reply["wait_status"]
