@@ -85,7 +85,7 @@ class ExecResult:
     value_from: str | None = None
 
     def to_record(self) -> dict:
-        """The DESIGN.md ExecRecord: {stdout, error, timed_out}."""
+        """The ExecRecord of docs/design.md ("Records"): {stdout, error, timed_out}."""
         return {"stdout": self.stdout, "error": self.error, "timed_out": self.timed_out}
 
 
