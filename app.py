@@ -3,7 +3,7 @@
 With no arguments it serves the embedded SmolLM2-135M-Instruct, with runs/demo/adapter on top when
 `make demo` has trained it. UI only: `arithmo.app.session` answers, votes and compares (with evaluation's
 scoring rules), `arithmo.app.files` reads the examples and the evaluation results, and every program runs in
-`arithmo.grading.execute`'s sandbox. `--examples gsm8k=FILE --examples math` adds benchmark rows (a local file in
+`arithmo.sandbox`'s sandbox. `--examples gsm8k=FILE --examples math` adds benchmark rows (a local file in
 the benchmark's schema, or the hub) to the example questions.
 
 Endpoints for `gradio_client` (`Client(url).predict(..., api_name="/answer")`):

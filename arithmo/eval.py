@@ -238,7 +238,7 @@ def regrade_saved(cfg: EvalConfig, out: Path, items: list[dict]) -> None:
     def regrade_lines(lines: list[dict]) -> tuple[list[dict], set[str]]:
         nonlocal sandbox
         if cfg.style != "cot":
-            from arithmo.grading.execute import Sandbox
+            from arithmo.sandbox import Sandbox
 
             sandbox = Sandbox(workers=cfg.workers)
         run = (lambda programs: sandbox.run(programs, timeout_s=cfg.program_timeout_s)) if sandbox else None
@@ -406,7 +406,7 @@ def evaluate(cfg: EvalConfig, *, _shared: dict | None = None) -> dict:
     metrics.update(model=cfg.model, adapter=cfg.adapter, config_hash=config_hash(cfg), engine=engine,
                    backend=backend, provenance=record, seconds=round(time.perf_counter() - started, 3))
     if cfg.style in ("pot", "hybrid", "tir"):  # which sandbox layers ran the programs (jail, or the fallback)
-        from arithmo.grading.execute import sandbox_layers
+        from arithmo.sandbox import sandbox_layers
 
         metrics["sandbox"] = sandbox_layers()
     if cfg.seeds:

@@ -316,7 +316,7 @@ def grpo(cfg: GRPOTrainConfig) -> dict[str, Any]:
 
     sandbox = None
     if "pot" in cfg.styles:
-        from arithmo.grading.execute import Sandbox
+        from arithmo.sandbox import Sandbox
 
         sandbox = Sandbox(workers=cfg.workers)
     run_programs = (lambda codes: sandbox.run(codes, timeout_s=cfg.program_timeout_s)) if sandbox else None

@@ -26,7 +26,7 @@ items before training, counted by reason (`gold_problem`).
 
 Time limits off the main thread: TRL calls synchronous reward functions on the thread that runs the training
 loop. Programs always run in the sandbox's worker processes with a wall-clock limit, from any thread. A
-symbolic comparison is bounded by arithmo.grading.deadline: SIGALRM on the main thread only (`_can_use_alarm`
+symbolic comparison is bounded by arithmo.deadline: SIGALRM on the main thread only (`_can_use_alarm`
 checks the thread and that no other timer is running), and on any other thread (a notebook worker, TRL's
 async reward loop, a Gradio handler) its long-lived worker process, killed at the limit. Nothing here sets a
 signal; `tests/test_grpo_rewards.py` grades from a second thread and checks the worker process ran it.

@@ -153,7 +153,7 @@ def sandbox_cpu_per_program(sandbox, codes: list[str]) -> tuple[float, float] | 
 def bench_sandbox(count: int) -> None:
     """Each program set through the jailed pool (bubblewrap), the fallback pool (the v1 layers: zygote on the
     host in `unshare --net --pid`) and one `python -c` per program, side by side in this process."""
-    from arithmo.grading.execute import Sandbox, SandboxError
+    from arithmo.sandbox import Sandbox, SandboxError
 
     workers = os.cpu_count() or 1
     print(f"PoT sandbox ({workers} workers)")

@@ -32,7 +32,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from arithmo.grading import answer_from_output, is_equivalent, normalize_answer
-from arithmo.grading.deadline import call_with_deadline
+from arithmo.deadline import call_with_deadline
 from arithmo.grading.symbolic import expressions_equal
 
 REPO = Path(__file__).resolve().parents[1]

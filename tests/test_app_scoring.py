@@ -13,7 +13,7 @@ from _demo_fakes import ScriptedGenerator, is_pot_prompt
 from arithmo.app.files import Example
 from arithmo.app.session import DemoSession
 from arithmo.evaluation.scoring import majority_vote, predict
-from arithmo.grading.execute import Sandbox
+from arithmo.sandbox import Sandbox
 from arithmo.prompts import POT_HINTS
 
 # (question, gold, CoT completion, PoT completion): each row is a pitfall where two copies of a rule drift.

@@ -114,7 +114,7 @@ def test_cli_builds_and_reports_bad_keys(tmp_path):
 
 
 def test_verify_pot_drops_failing_and_wrong_programs(tmp_path):
-    pytest.importorskip("arithmo.grading.execute", reason="needs the PoT sandbox (arithmo.grading.execute)")
+    pytest.importorskip("arithmo.sandbox.pool", reason="needs the PoT sandbox (arithmo.sandbox.pool)")
     rows = [("Add 2 and 3.", "print(2 + 3)", "5"),           # correct
             ("Add 2 and 4.", "print(2 + 5)", "6"),           # runs, wrong answer
             ("Add 2 and 5.", "print(2 / 0)", "7"),           # crashes

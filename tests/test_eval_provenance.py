@@ -122,7 +122,7 @@ def test_differences_name_each_generation_key(tiny_model_dir, changed, expected)
 
 def test_regrade_of_hybrid_lines_uses_the_saved_fallback_or_asks_to_generate_again():
     from arithmo.evaluation.scoring import regrade
-    from arithmo.grading.execute import ExecResult
+    from arithmo.sandbox import ExecResult
 
     def run(programs):  # a stand-in sandbox: "print(7)" prints 7, anything else crashes
         return [ExecResult("7\n", None, False) if p == "print(7)" else

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from arithmo.grading import GRADER_VERSION, grade, grading_counts, is_equivalent, normalize_answer
-from arithmo.grading.deadline import DeadlineExceeded, call_with_deadline, worker_starts
+from arithmo.deadline import DeadlineExceeded, call_with_deadline, worker_starts
 
 # (raw, normalized) — one row per rule family in normalize.py
 NORMALIZE_CASES = [

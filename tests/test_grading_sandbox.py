@@ -14,8 +14,8 @@ import pytest
 
 psutil = pytest.importorskip("psutil", reason="psutil is needed to look for stray processes")
 
-from arithmo.grading import _jail  # noqa: E402
-from arithmo.grading.execute import ExecResult, Sandbox, run_program, run_programs  # noqa: E402
+from arithmo.sandbox import jail as _jail  # noqa: E402
+from arithmo.sandbox import ExecResult, Sandbox, run_program, run_programs  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def fallback():
 @pytest.fixture
 def bare(monkeypatch):
     """The weakest fallback: no namespaces at all (no bubblewrap and no unshare)."""
-    jail = _jail.Jail("host", (), (sys.executable, "-I"), str(_jail.HERE / "_sandbox_child.py"),
+    jail = _jail.Jail("host", (), (sys.executable, "-I"), str(_jail.HERE / "child.py"),
                       "fallback: no namespaces (switched off by the test)",
                       {"network_namespace": False, "user_namespace": False, "mount_namespace": False})
     monkeypatch.setattr(_jail, "choose", lambda _asked=None: jail)
@@ -298,7 +298,7 @@ def test_without_namespaces_the_uid_layers_still_contain_forks_and_kills(bare):
 def test_a_zygote_killed_from_outside_is_replaced(sandbox):
     run(sandbox, "pass")
     for process in psutil.Process().children(recursive=False):
-        if any(word in part for part in process.cmdline() for word in ("bwrap", "unshare", "_sandbox_child")):
+        if any(word in part for part in process.cmdline() for word in ("bwrap", "unshare", "child.py")):
             process.kill()  # bwrap --die-with-parent / unshare --kill-child take the zygote and its jail along
     time.sleep(0.1)
     assert run(sandbox, "print('back')").stdout == "back\n"

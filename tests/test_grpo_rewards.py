@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from arithmo.grading import deadline
-from arithmo.grading.execute import Sandbox
+from arithmo import deadline
+from arithmo.sandbox import Sandbox
 from arithmo.rewards import REWARDS, Rewards, gold_problem, grade_completions
 
 

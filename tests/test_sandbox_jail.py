@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from arithmo.grading import _jail
-from arithmo.grading.execute import ExecResult, Sandbox, SandboxError
+from arithmo.sandbox import jail as _jail
+from arithmo.sandbox import ExecResult, Sandbox, SandboxError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -312,7 +312,7 @@ def test_user_namespace_mode_contains_the_same_kinds(jail, tmp_path, monkeypatch
     if bwrap is None:
         pytest.skip("bwrap not installed")
     prefix, python, facts = _jail.bwrap_command(bwrap, root=False)
-    userns = _jail.Jail("jail", tuple(prefix), tuple(python), f"{_jail.JAIL_ZYGOTE_DIR}/_sandbox_child.py",
+    userns = _jail.Jail("jail", tuple(prefix), tuple(python), f"{_jail.JAIL_ZYGOTE_DIR}/child.py",
                         "bubblewrap (user namespace, forced by the test)", facts)
     try:
         _jail._probe(userns)

@@ -14,8 +14,8 @@ import pytest
 
 psutil = pytest.importorskip("psutil", reason="psutil is needed to kill a jail from outside")
 
-from arithmo.grading import _jail  # noqa: E402
-from arithmo.grading.execute import ExecResult, Sandbox, SandboxError  # noqa: E402
+from arithmo.sandbox import jail as _jail  # noqa: E402
+from arithmo.sandbox import ExecResult, Sandbox, SandboxError  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def fake_pool(tmp_path, monkeypatch):
     script.write_text(FAKE_ZYGOTE)
     fake = _jail.Jail("host", (), (sys.executable, "-I"), str(script), "fake zygote (test)", {})
     monkeypatch.setattr(_jail, "choose", lambda _asked=None: fake)
-    monkeypatch.setattr("arithmo.grading._sandbox_worker.REPLY_GRACE_S", 0.5)
+    monkeypatch.setattr("arithmo.sandbox.worker.REPLY_GRACE_S", 0.5)
     with Sandbox(workers=1) as box:
         yield box
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from arithmo.grading import _jail, _sandbox_seccomp
-from arithmo.grading._sandbox_fs import remove_tree
-from arithmo.grading._sandbox_worker import ExecResult, build_result, one_line, signal_name
+from arithmo.sandbox import jail as _jail, seccomp
+from arithmo.sandbox.fs import remove_tree
+from arithmo.sandbox.worker import ExecResult, build_result, one_line, signal_name
 
 REQUEST = {"timeout_s": 2.0, "max_output_bytes": 8}
 UNREADABLE = "the program wrote to the sandbox's status channel (descriptor 3): its result is unreadable"
@@ -128,28 +128,28 @@ def test_remove_tree_takes_deep_and_locked_trees_and_never_follows_links(fast_tm
 
 
 def test_seccomp_filter_layout():
-    arch = _sandbox_seccomp.machine()
+    arch = seccomp.machine()
     if arch is None:
         pytest.skip("no seccomp table for this machine")
-    program = _sandbox_seccomp.build_filter(arch, allow_processes=False)
+    program = seccomp.build_filter(arch, allow_processes=False)
     insns = [struct.unpack("=HBBI", program[i:i + 8]) for i in range(0, len(program), 8)]
-    assert insns[0] == (0x20, 0, 0, 4) and insns[1][3] == _sandbox_seccomp.ARCHES[arch]["audit_arch"]
-    assert insns[-1] == (0x06, 0, 0, _sandbox_seccomp.RET_ALLOW)
-    numbers = _sandbox_seccomp.ARCHES[arch]["syscalls"]
+    assert insns[0] == (0x20, 0, 0, 4) and insns[1][3] == seccomp.ARCHES[arch]["audit_arch"]
+    assert insns[-1] == (0x06, 0, 0, seccomp.RET_ALLOW)
+    numbers = seccomp.ARCHES[arch]["syscalls"]
     refused = {k for code, _, _, k in insns if code == 0x15}
     assert {numbers["execve"], numbers["memfd_create"], numbers["ptrace"], numbers["clone"]} <= refused
-    with_processes = _sandbox_seccomp.build_filter(arch, allow_processes=True)
+    with_processes = seccomp.build_filter(arch, allow_processes=True)
     assert len(with_processes) < len(program)  # no fork/vfork refusal, no clone flag check
 
 
 def test_seccomp_filter_in_a_forked_child_refuses_processes_but_not_threads():
-    if _sandbox_seccomp.machine() is None:
+    if seccomp.machine() is None:
         pytest.skip("no seccomp table for this machine")
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child reports through the pipe
         try:
-            _sandbox_seccomp.install(ctypes.CDLL(None, use_errno=True), allow_processes=False)
+            seccomp.install(ctypes.CDLL(None, use_errno=True), allow_processes=False)
             seen = []
             thread = threading.Thread(target=seen.append, args=("thread",))
             thread.start()

@@ -6,7 +6,7 @@ the program printed nothing. Rows: (program, expected stdout, expected value_fro
 import pytest
 
 from arithmo.grading import answer_from_output
-from arithmo.grading.execute import ExecResult, Sandbox
+from arithmo.sandbox import ExecResult, Sandbox
 
 ROWS = [
     ("a = 2\nb = 3\na + b", "5\n", "last expression"),                     # the example: a bare sum

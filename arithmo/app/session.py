@@ -12,7 +12,7 @@
   `program_answer`, `needs_cot_fallback`, `pool_answers`, `grade_answer`): `cot` reads the answer line, `pot`
   runs the program, `hybrid` runs the program and falls back to chain of thought when it gives no answer; a
   vote pools equivalent answers as maj@k does. The app and `python -m arithmo.eval` cannot disagree.
-- Model-written programs, and programs a user edits in the app, run ONLY in `arithmo.grading.execute`'s
+- Model-written programs, and programs a user edits in the app, run ONLY in `arithmo.sandbox`'s
   sandbox; nothing here calls `exec`.
 - Examples (real GSM8K/MATH rows) and evaluation results (`runs/**/eval/*/metrics.json`) are read from
   disk by `arithmo.app.files`.
@@ -177,7 +177,7 @@ class DemoSession:
         """Run one program in the sandbox (started on first use) and return its ExecResult."""
         with self._sandbox_lock:
             if self._sandbox is None:
-                from arithmo.grading.execute import Sandbox
+                from arithmo.sandbox import Sandbox
 
                 self._sandbox = Sandbox(workers=1)
         return self._sandbox.run([code], timeout_s=self.program_timeout_s)[0]

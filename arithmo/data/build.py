@@ -65,7 +65,7 @@ def _verify_pot(examples: list[MathExample], cfg: DataConfig, ledger: Ledger, co
     is kept exactly when `python -m arithmo.eval` would read the same answer from the same program.
     """
     from arithmo.evaluation.scoring import grade_answer, program_answer
-    from arithmo.grading.execute import run_programs
+    from arithmo.sandbox import run_programs
 
     pot = [e for e in examples if e["style"] == "pot"]
     results = run_programs([e["solution"] for e in pot], timeout_s=cfg.transforms.program_timeout_s,
@@ -238,7 +238,7 @@ def build(cfg: DataConfig, out_dir: str | Path, log: Callable[[str], None] = pri
     }
     if actions["pot_verified"] or actions["tir_blocks_run"] or any(
             reason.startswith(("pot_", "tir_")) for reason in total_dropped):
-        from arithmo.grading.execute import sandbox_layers
+        from arithmo.sandbox import sandbox_layers
 
         manifest["sandbox"] = sandbox_layers()  # which layers ran the rows' code (the jail, or the fallback)
     if lengths is not None:

@@ -40,7 +40,7 @@ def verify_tir(examples: list[dict], *, timeout_s: float, workers: int | None, d
     """The TIR examples whose every recorded output the code reproduces; `drop(example, reason)` is called for
     the others. Blocks run round by round: round i runs every row's i-th block (with its earlier blocks)."""
     from arithmo.evaluation.tir import program_for, shown_output
-    from arithmo.grading.execute import run_programs
+    from arithmo.sandbox import run_programs
 
     tir = [e for e in examples if e["style"] == "tir"]
     blocks = {e["id"]: tir_blocks(e["solution"]) for e in tir}

@@ -96,7 +96,7 @@ def evaluate_items(
     sandbox = None
     run = None
     if style in ("pot", "hybrid", "tir") and todo:
-        from arithmo.grading.execute import Sandbox
+        from arithmo.sandbox import Sandbox
 
         sandbox = Sandbox(workers=workers)
 

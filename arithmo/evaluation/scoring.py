@@ -3,7 +3,7 @@
 - `cot`: the completion is graded by `extract_answer` twice, strict (the `The answer is:` line or a
   `\\boxed{}`) and flexible (also a last-number fallback); `correct` is the strict one.
 - `pot`: `extract_program` takes the program out of the completion, the sandbox pool runs it
-  (`arithmo.grading.execute.run_programs`, the only way model-written code runs) and its printed output
+  (`arithmo.sandbox.run_programs`, the only way model-written code runs) and its printed output
   is the answer. A completion without a program, a crash or a timeout has no answer and is wrong.
 - `hybrid`: PoT first; when the program is missing, fails, times out or prints nothing usable, a CoT
   completion for the same question answers instead. This is MAmmoTH's hybrid decoding (Yue et al. 2023,
@@ -36,7 +36,7 @@ MAX_STORED_STDOUT = 4096
 
 # `complete(prompts, num_samples, sampled)` -> num_samples completions per prompt (greedy when not sampled).
 Complete = Callable[[list[str], int, bool], list[list[str]]]
-# `run(programs)` -> one ExecResult per program, in order (arithmo.grading.execute's sandbox).
+# `run(programs)` -> one ExecResult per program, in order (arithmo.sandbox).
 RunPrograms = Callable[[list[str]], list[Any]]
 
 

@@ -16,7 +16,7 @@ answer is wrong for both graders without asking it.
 Time limit: math-verify's own `parsing_timeout` / `timeout_seconds` use `signal.alarm` (whole seconds),
 raise ValueError outside the main thread ("signal only works in main thread", math_verify/grader.py), and
 apply to each parse and each comparison separately. So both are switched off (None) and the whole
-parse + parse + verify of one pair runs under `arithmo.grading.deadline.call_with_deadline(grade_timeout_s)`:
+parse + parse + verify of one pair runs under `arithmo.deadline.call_with_deadline(grade_timeout_s)`:
 a SIGALRM timer on the main thread, a killable worker process on any other thread (the worker imports
 this module, and with it arithmo.evaluation and torch, once: ~3 s on the 2-core dev machine). A pair
 that runs out of time gets False, as math-verify itself answers a timeout, and is counted in `timed_out`.
@@ -32,7 +32,7 @@ import logging
 from importlib import metadata
 from typing import Any
 
-from arithmo.grading.deadline import DeadlineExceeded, call_with_deadline
+from arithmo.deadline import DeadlineExceeded, call_with_deadline
 
 INSTALL_HINT = "pip install 'math-verify[antlr4_13_2]'"
 

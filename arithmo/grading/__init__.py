@@ -1,8 +1,8 @@
 """Answer checking: extract an answer from a completion, normalize it, compare it with the gold one.
 
 A PoT program's printout becomes an answer through `answer_from_output` (Python values are parsed by
-`read_python_value`, never evaluated). The PoT sandbox (`arithmo.grading.execute`) is imported from its
-own module, not from here.
+`read_python_value`, never evaluated). Running programs is the sandbox's job (`arithmo.sandbox`); this
+package never imports it. A symbolic comparison is bounded in time by `arithmo.deadline`.
 """
 
 from arithmo.grading.equal import GRADER_VERSION, grade, grading_counts, is_equivalent

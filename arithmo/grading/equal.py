@@ -34,7 +34,7 @@ import logging
 import re
 from fractions import Fraction
 
-from arithmo.grading.deadline import DeadlineExceeded, call_with_deadline
+from arithmo.deadline import DeadlineExceeded, call_with_deadline
 from arithmo.grading.extract import extract_answer
 from arithmo.grading.latex_text import split_top_level
 from arithmo.grading.normalize import normalize_answer

@@ -221,7 +221,7 @@ def rft(cfg: RFTConfig) -> dict:
     sandbox = None
     try:
         if "pot" in cfg.styles:
-            from arithmo.grading.execute import Sandbox
+            from arithmo.sandbox import Sandbox
 
             sandbox = Sandbox(workers=cfg.workers)
 

@@ -3,7 +3,7 @@
 Per program the parent makes a memfd holding the program text and three pipes (stdout, stderr, status), passes
 the memfd and the pipes' write ends to the zygote over the control socket (SCM_RIGHTS) and reads the pipes
 itself, with caps. The zygote forks the child, enforces the wall clock, kills on request (output over its cap)
-and answers with the child's wait status. See `_sandbox_child.py` for the protocol.
+and answers with the child's wait status. See `child.py` for the protocol.
 
 Every way this can go wrong for one program (the zygote dies, hangs, cannot clean up) costs one worker restart
 and yields an ExecResult that says so; it never raises into the batch. Only a zygote that cannot start at all
@@ -25,8 +25,8 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from arithmo.grading import _jail
-from arithmo.grading._sandbox_fs import remove_tree
+from arithmo.sandbox import jail as _jail
+from arithmo.sandbox.fs import remove_tree
 
 STARTUP_TIMEOUT_S = 120.0  # the zygote imports sympy + numpy: ~0.6 s measured here; generous for loaded CI
 REPLY_GRACE_S = 10.0  # on top of a program's timeout: the zygote's kill, reap (<= 2 s) and cleanup
@@ -34,7 +34,7 @@ DRAIN_S = 2.0  # after the zygote's answer every writer is dead; a pipe still op
 STATUS_CAP_BYTES, STDERR_TAIL_BYTES, READ_CHUNK = 16384, 4096, 65536
 MAX_ERROR_CHARS = 500
 VALUE_SOURCES = ("last expression", "solution()")
-SETUP_FAILED_EXIT = 71  # _sandbox_child.py: the child could not be set up (its status says why)
+SETUP_FAILED_EXIT = 71  # child.py: the child could not be set up (its status says why)
 
 
 # Every zygote is started from one thread that lives as long as the process: `bwrap --die-with-parent`

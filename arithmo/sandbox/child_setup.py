@@ -1,6 +1,6 @@
 """What a sandboxed program's process does between fork and running the program (stdlib only).
 
-Loaded by path by the zygote (`_sandbox_child.py`). In jail mode the zygote mounts a fresh size-limited tmpfs
+Loaded by path by the zygote (`child.py`). In jail mode the zygote mounts a fresh size-limited tmpfs
 for each program (its working directory, /tmp and /dev/shm) and drops it afterwards; in the forked child,
 `enter` sets a minimal environment, rlimits, the privilege drop, parent-death SIGKILL, fresh random seeds and
 counted stdout, then the seccomp filter and, last, the audit hook (each after everything it would refuse has
@@ -56,7 +56,7 @@ def vm_size_bytes() -> int:
 def enter(zygote, request: dict, writable: list[str], code: str = "") -> None:
     """Everything between fork and the program: environment, limits, privileges, stdio, seccomp, audit hook.
 
-    `zygote` is the `_sandbox_child.Zygote` (its uid, privileges mode, libc and loaded helper modules);
+    `zygote` is the `child.Zygote` (its uid, privileges mode, libc and loaded helper modules);
     `writable` the program's folders: its working directory first, then (jail mode) /tmp and /dev/shm;
     `code` the program (read only to decide whether its random generators need fresh seeds)."""
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # over RLIMIT_FSIZE: write() fails with EFBIG instead

@@ -32,8 +32,8 @@ from functools import lru_cache
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ZYGOTE_FILES = ("_sandbox_child.py", "_sandbox_guard.py", "_sandbox_runner.py", "_sandbox_seccomp.py",
-                "_sandbox_fs.py", "_sandbox_setup.py")
+ZYGOTE_FILES = ("child.py", "guard.py", "runner.py", "seccomp.py",
+                "fs.py", "child_setup.py")
 ALLOWED_PACKAGES = ("sympy", "mpmath", "numpy")  # what PoT programs import besides the stdlib
 JAIL_ZYGOTE_DIR, JAIL_SITE = "/sandbox/zygote", "/sandbox/site"
 ZYGOTE_CAPS = ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_KILL")
@@ -191,7 +191,7 @@ def _bubblewrap_jail() -> Jail:
         raise RuntimeError("bwrap not found (Debian: apt-get install bubblewrap)")
     prefix, python, facts = bwrap_command(bwrap, root=os.geteuid() == 0)
     version = subprocess.run([bwrap, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
-    jail = Jail("jail", tuple(prefix), tuple(python), f"{JAIL_ZYGOTE_DIR}/_sandbox_child.py",
+    jail = Jail("jail", tuple(prefix), tuple(python), f"{JAIL_ZYGOTE_DIR}/child.py",
                 f"{version or 'bubblewrap'} ({'root' if os.geteuid() == 0 else 'user namespace'})",
                 {**facts, "bwrap_version": version})
     _probe(jail)
@@ -201,7 +201,7 @@ def _bubblewrap_jail() -> Jail:
 def _fallback(reason: str) -> Jail:
     """Today's layers: the zygote on the host, in `unshare --net --pid` where that works."""
     python = (sys.executable, "-I")
-    zygote = str(HERE / "_sandbox_child.py")
+    zygote = str(HERE / "child.py")
     unshare = shutil.which("unshare") or ("/usr/bin/unshare" if os.path.exists("/usr/bin/unshare") else None)
     failures = []
     for flags in UNSHARE_FLAGS if unshare else ():

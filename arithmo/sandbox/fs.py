@@ -6,7 +6,7 @@ directory descriptor at a time, relative to its parent (`openat`, `unlinkat`), k
 levels above: no recursion, no long paths, no descriptor per level. The program's processes are dead before
 this runs (the caller kills them first), so nothing moves underneath it.
 
-Loaded by path by the zygote (`_sandbox_child.py`) and imported by `execute.py`.
+Loaded by path by the zygote (`child.py`) and imported by `pool.py`.
 """
 
 import os

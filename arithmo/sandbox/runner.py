@@ -1,6 +1,6 @@
 """Run one program inside its sandboxed process, and find its answer when it printed nothing (stdlib only).
 
-Loaded by path by the zygote (`_sandbox_child.py`) and called in the forked child, after every limit is in
+Loaded by path by the zygote (`child.py`) and called in the forked child, after every limit is in
 place: everything here, including the answer rules below, runs inside the sandbox, never in the evaluator.
 
 Answer rules for programs that print nothing (applied in order; the parent uses the value only when the

@@ -1,9 +1,9 @@
 """The sandbox's zygote: imports the allowed libraries once, then forks one fresh child per program.
 
-Run as a script by `arithmo.grading.execute` (stdlib only; `-I` keeps this folder off `sys.path`, so the
-sibling modules are loaded by path): `python -I [-S] _sandbox_child.py CONFIG_JSON`, where CONFIG is
+Run as a script by `arithmo.sandbox.pool` (stdlib only; `-I` keeps this folder off `sys.path`, so the
+sibling modules are loaded by path): `python -I [-S] child.py CONFIG_JSON`, where CONFIG is
 {"mode": "jail" | "host", "control_fd": int, "workroot": str | None, "site": str | None, "probe": bool}.
-In "jail" mode it runs as PID 1 of a bubblewrap jail (see `_jail.py`); in "host" mode (the fallback) on the
+In "jail" mode it runs as PID 1 of a bubblewrap jail (see `jail.py`); in "host" mode (the fallback) on the
 host, maybe inside `unshare --net --pid`.
 
 Protocol on the control socket (AF_UNIX, SOCK_SEQPACKET: one JSON object per message):
@@ -89,8 +89,8 @@ class Zygote:
             sys.path.append(config["site"])
         os.close(os.pidfd_open(os.getpid()))  # fail now, with a clear traceback, on a kernel older than 5.3
         self.libc = ctypes.CDLL(None, use_errno=True)
-        self.guard, self.runner = _load("_sandbox_guard"), _load("_sandbox_runner")
-        self.seccomp, self.fs, self.setup = _load("_sandbox_seccomp"), _load("_sandbox_fs"), _load("_sandbox_setup")
+        self.guard, self.runner = _load("guard"), _load("runner")
+        self.seccomp, self.fs, self.setup = _load("seccomp"), _load("fs"), _load("child_setup")
         self.preloaded, self.missing, self.warm_up = [], [], "skipped (probe)"
         if not config.get("probe"):
             self._preload()

@@ -30,13 +30,13 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from arithmo.grading._worker import receive, send
+from arithmo.deadline_worker import receive, send
 
 # After the first interrupt, fire again this often until the call returns (see the module doc).
 _REFIRE_INTERVAL_S = 0.1
-# `-c` rather than `-m arithmo.grading._worker`: the package imports _worker first, and runpy warns
+# `-c` rather than `-m arithmo.deadline_worker`: the package imports deadline_worker first, and runpy warns
 # when a module it is asked to run is already imported.
-_WORKER_COMMAND = "import sys; from arithmo.grading._worker import worker_main; worker_main(sys.argv[1:])"
+_WORKER_COMMAND = "import sys; from arithmo.deadline_worker import worker_main; worker_main(sys.argv[1:])"
 # A fresh interpreter importing sympy takes ~0.3 s here; 60 s leaves room for a loaded machine.
 _STARTUP_LIMIT_S = 60.0
 

@@ -1,7 +1,7 @@
 """Run model-written Python (program-of-thought answers) in a sandbox, never with a bare `exec`.
 
-Where bubblewrap runs (`_jail.py`), each worker is a jail that sees only a read-only Python runtime with the
-stdlib, sympy, mpmath and numpy; inside it a "zygote" (`_sandbox_child.py`) that imported those once forks
+Where bubblewrap runs (`jail.py`), each worker is a jail that sees only a read-only Python runtime with the
+stdlib, sympy, mpmath and numpy; inside it a "zygote" (`child.py`) that imported those once forks
 one fresh process per program. That process gets its own mount namespace with a size-limited tmpfs as its
 working directory, /tmp and /dev/shm; an unprivileged uid; CPU, address-space, file-size, task and
 open-file limits; a seccomp filter (no new processes, no exec, no memory outside RLIMIT_AS); a wall-clock
@@ -24,8 +24,8 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from arithmo.grading import _jail
-from arithmo.grading._sandbox_worker import ExecResult, SandboxError, Worker, one_line
+from arithmo.sandbox import jail as _jail
+from arithmo.sandbox.worker import ExecResult, SandboxError, Worker, one_line
 
 __all__ = ["DEFAULT_LIMITS", "ExecResult", "Sandbox", "SandboxError", "run_program", "run_programs",
            "sandbox_layers"]

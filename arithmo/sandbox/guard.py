@@ -4,7 +4,7 @@ A tripwire, not a wall: CPython's docs say audit hooks cannot sandbox hostile co
 function reached without an audited call, gets past them). It turns the common ways a model-written program
 reaches outside itself (subprocess, os.system, os.fork, sockets, ctypes, writing files elsewhere) into a clear
 PermissionError naming what was refused; the kernel layers (rlimits, uid, namespaces) hold behind it.
-Loaded by path by the zygote (`_sandbox_child.py`); stdlib only.
+Loaded by path by the zygote (`child.py`); stdlib only.
 """
 
 import _thread
