@@ -25,6 +25,7 @@ COMMANDS = {
     "report": ("arithmo.report", "main", "compare metrics.json files side by side"),
     "rft": ("arithmo.rft", "main", "rejection-sampling fine-tuning data: sample, keep the correct distinct ones"),
     "grpo": ("arithmo.grpo", "main", "GRPO on arithmo's grader as the reward"),
+    "plan": ("arithmo.plan", "main", "will it fit? predicted peak GPU memory of a train or GRPO preset"),
     "app": ("app.py", "main", "the Gradio app (from a source checkout: app.py beside the package)"),
 }
 

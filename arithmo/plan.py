@@ -1,0 +1,837 @@
+"""Will it fit? Predicted peak GPU memory of a QLoRA/LoRA SFT or GRPO run, from the model's config.json alone.
+
+    arithmo plan --preset mistral7b_qlora [key=value ...] [--gpu-gb 24] [--json]
+    python -m arithmo.plan --preset grpo/qwen25math7b_qlora micro_batch_size=4
+
+A preset is a train preset name (arithmo/configs/train), `grpo/<name>` (arithmo/configs/grpo), or a YAML path
+(a GRPO config is recognised by its `num_generations`). `key=value` overrides are the recipe's keys; the
+planner's own knobs are `plan.<knob>=value` (see PLAN_KNOBS). No weights are read: the architecture comes from
+a local folder's config.json, the Hugging Face cache, or KNOWN_ARCHITECTURES (each entry cites its config.json).
+
+The formula (bytes; T = tokens per micro-batch = B x S, L layers, h hidden, i intermediate, V vocabulary,
+q = heads x head_dim, kv = kv_heads x head_dim, c = compute-dtype bytes, R = residual-stream bytes):
+
+  static      base weights: every decoder linear in NF4 = 0.5 B/param + its block constants (blocks of 64:
+              one fp32 absmax = 4/64 B/param; with double quantisation an 8-bit absmax plus one fp32 per 256
+              blocks = 1/64 + 4/16384 B/param; Dettmers et al. 2023, QLoRA, sec. 3), or c B/param unquantised;
+              embeddings and lm_head (once when tied) in the embedding dtype; norms.
+              LoRA: r x (in + out) per adapted linear, kept in fp32 (peft casts adapters to fp32 by default,
+              `autocast_adapter_dtype`); gradients fp32 of the same size; AdamW state 8 B/param (32-bit) or
+              2 B/param + one fp32 absmax per 256 values (bitsandbytes' blockwise 8-bit; Dettmers et al. 2022).
+  workspace   4-bit matmuls de-quantise one weight at a time: the largest decoder linear in compute dtype.
+              A model with a sliding window shorter than S gets a materialised (B, 1, S, S) boolean mask that
+              SDPA turns into a compute-dtype bias: B x S^2 x (1 + c) bytes (transformers' sdpa mask path).
+  activations per token and the phase where they peak (each engine's saved tensors, counted in ENGINES):
+              checkpoints  L x R x h on the GPU (0 when offloaded to host; everything of every layer without
+                           checkpointing);
+              layer phase  one layer's saved tensors while it recomputes + its backward's temporaries
+                           (the MLP's three intermediates' gradients and the residual stream's gradients);
+              loss phase   the logits and loss: `full` (transformers' ForCausalLMLoss: compute-dtype logits, a
+                           fp32 log-softmax, its incoming gradient and its outgoing one: (c + 12) x V per
+                           token), `chunked` (TRL's chunked_nll, 256 tokens at a time), `fused` (Liger's /
+                           arithmo's fused linear cross-entropy: no logits beyond one chunk), `unsloth`
+                           (compute-dtype logits, gradient written in place).
+              peak = checkpoints + max(layer phase, loss phase).
+  allocator   PyTorch's caching allocator keeps freed blocks: reserved = allocated + PHI x transient, where
+              transient is everything above the static part. Two values per allocator (ALLOCATORS): `phi` when
+              memory is plentiful (what torch.cuda.max_memory_reserved reports) and `phi_cap` when it is not
+              (near the limit it frees cached blocks and retries before failing, so only the unreleasable part
+              counts). `fits` and the largest shapes use phi_cap; `peak_reserved_gib` uses phi.
+  context     the CUDA context and kernels live outside the allocator: CUDA_CONTEXT_GIB on top.
+  GRPO        two phases, the larger wins: the rollout (TRL generates micro_batch x grad_accum completions in
+              one generate call: a KV cache of G x (P + C) x L x 2 x kv x c bytes plus the prefill's MLP
+              intermediates for G x P tokens) and the update (B completions of P + C tokens, with logits,
+              their temperature-scaled copy and their gradient, 3 x c x V, for the C completion tokens). A
+              colocated vLLM reserves its share of the card up front (`plan.rollout=vllm`).
+
+Calibration, and where each constant comes from, is in ENGINES and ALLOCATORS; docs/measurements.md ("Memory
+planner") compares the planner with every measured row (tests/test_plan.py requires 15%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+GiB = float(1 << 30)
+CONFIGS = Path(__file__).parent / "configs"
+
+# CUDA context (driver state, cuBLAS/cuDNN handles, the loaded kernels) sits outside torch's allocator. ~0.5 GiB
+# is the usual size with lazy module loading on Hopper-class cards; not measured in this repository yet
+# (bench/gpu_acceptance.py measures it as mem_get_info's used memory minus torch's reserved).
+CUDA_CONTEXT_GIB = 0.5
+
+
+class PlanError(ValueError):
+    """The planner cannot predict this configuration; the message names the key or file and what it expected."""
+
+
+# ----------------------------------------------------------------------------------------------
+# architectures
+
+
+@dataclass(frozen=True)
+class Arch:
+    """The shape of a decoder-only transformer: what the memory formula needs from config.json."""
+
+    name: str
+    source: str
+    model_type: str
+    vocab: int
+    hidden: int
+    intermediate: int
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    tied: bool
+    max_positions: int | None
+    sliding_window: int | None
+
+    def linears(self) -> dict[str, tuple[int, int]]:
+        """(in, out) features of each decoder linear, by module name (Llama/Mistral/Qwen2 names)."""
+        q, kv, h, i = self.heads * self.head_dim, self.kv_heads * self.head_dim, self.hidden, self.intermediate
+        return {"q_proj": (h, q), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (q, h),
+                "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
+
+    def decoder_linear_params(self) -> int:
+        return self.layers * sum(a * b for a, b in self.linears().values())
+
+    def embedding_params(self) -> int:
+        return self.vocab * self.hidden * (1 if self.tied else 2)
+
+    def kv_bytes_per_token(self, c: int) -> int:
+        """KV cache bytes per token: keys and values of every layer (Pope et al. 2022, sec. 2)."""
+        return self.layers * 2 * self.kv_heads * self.head_dim * c
+
+
+_REQUIRED = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
+
+
+def arch_from_config(config: dict, source: str, name: str = "") -> Arch:
+    """An Arch from a config.json mapping; PlanError naming `source` and the missing key otherwise."""
+    if not isinstance(config, dict):
+        raise PlanError(f"{source}: expected a JSON object, got {type(config).__name__}")
+    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
+    missing = [key for key in _REQUIRED if not isinstance(text.get(key), int) or text.get(key) <= 0]
+    if missing:
+        raise PlanError(f"{source}: missing or non-positive {', '.join(missing)} (the planner needs "
+                        f"{', '.join(_REQUIRED)} from a decoder-only model's config.json)")
+    heads = text["num_attention_heads"]
+    kv_heads = text.get("num_key_value_heads") or heads
+    head_dim = text.get("head_dim") or text["hidden_size"] // heads
+    use_window = text.get("use_sliding_window", True)  # Qwen2 carries a window it does not use by default
+    window = text.get("sliding_window") if use_window else None
+    return Arch(name=name or text.get("_name_or_path") or source, source=source,
+                model_type=str(text.get("model_type", "?")), vocab=text["vocab_size"], hidden=text["hidden_size"],
+                intermediate=text["intermediate_size"], layers=text["num_hidden_layers"], heads=heads,
+                kv_heads=kv_heads, head_dim=head_dim, tied=bool(text.get("tie_word_embeddings", False)),
+                max_positions=text.get("max_position_embeddings"),
+                sliding_window=window if isinstance(window, int) and window > 0 else None)
+
+
+# config.json fields of the models the presets name, copied from each model's published config.json on the
+# Hugging Face hub (the source named in each entry), so planning works offline without the weights.
+KNOWN_ARCHITECTURES: dict[str, dict[str, Any]] = {
+    "mistralai/Mistral-7B-v0.1": {
+        "_source": "huggingface.co/mistralai/Mistral-7B-v0.1/blob/main/config.json",
+        "model_type": "mistral", "vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 14336,
+        "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+        "max_position_embeddings": 32768, "sliding_window": 4096, "tie_word_embeddings": False},
+    "Qwen/Qwen2.5-Math-7B": {
+        "_source": "huggingface.co/Qwen/Qwen2.5-Math-7B/blob/main/config.json",
+        "model_type": "qwen2", "vocab_size": 152064, "hidden_size": 3584, "intermediate_size": 18944,
+        "num_hidden_layers": 28, "num_attention_heads": 28, "num_key_value_heads": 4,
+        "max_position_embeddings": 4096, "sliding_window": 4096, "use_sliding_window": False,
+        "tie_word_embeddings": False},
+    "HuggingFaceTB/SmolLM2-135M-Instruct": {
+        "_source": "huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct/blob/main/config.json (134.5M parameters, "
+                   "as docs/measurements.md counts for the embedded GGUF copy)",
+        "model_type": "llama", "vocab_size": 49152, "hidden_size": 576, "intermediate_size": 1536,
+        "num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3,
+        "max_position_embeddings": 8192, "tie_word_embeddings": True},
+    "meta-llama/Meta-Llama-3-8B": {
+        "_source": "huggingface.co/meta-llama/Meta-Llama-3-8B/blob/main/config.json",
+        "model_type": "llama", "vocab_size": 128256, "hidden_size": 4096, "intermediate_size": 14336,
+        "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+        "max_position_embeddings": 8192, "tie_word_embeddings": False},
+}
+# arithmo.model's embedded alias -> the hub model it is a GGUF copy of
+ALIASES = {"smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+
+
+def _hub_cache_config(repo_id: str) -> Path | None:
+    """config.json of `repo_id` in the local Hugging Face cache, if a snapshot holds one."""
+    root = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", Path.home() / ".cache" /
+                                                                       "huggingface")) / "hub")
+    snapshots = root / f"models--{repo_id.replace('/', '--')}" / "snapshots"
+    found = sorted(snapshots.glob("*/config.json")) if snapshots.is_dir() else []
+    return found[-1] if found else None
+
+
+def find_arch(name: str) -> Arch:
+    """The architecture of `name`: a local folder's config.json (or a config.json path), an embedded alias,
+    a hub id in the local cache or in KNOWN_ARCHITECTURES. PlanError says where it looked otherwise."""
+    name = str(name)
+    path = Path(name).expanduser()
+    candidates = [path] if path.name == "config.json" else [path / "config.json"]
+    if path.suffix == ".gguf":
+        candidates = [path.parent / "config.json"]
+    for candidate in candidates:
+        if candidate.is_file():
+            try:
+                data = json.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError) as err:
+                raise PlanError(f"{candidate}: not readable JSON ({err})") from err
+            return arch_from_config(data, str(candidate), name)
+    repo_id = ALIASES.get(name, name)
+    cached = _hub_cache_config(repo_id) if repo_id.count("/") == 1 else None
+    if cached is not None:
+        return arch_from_config(json.loads(cached.read_text(encoding="utf-8")), str(cached), name)
+    if repo_id in KNOWN_ARCHITECTURES:
+        entry = dict(KNOWN_ARCHITECTURES[repo_id])
+        return arch_from_config(entry, entry.pop("_source"), name)
+    raise PlanError(f"model {name!r}: no config.json found (looked for {candidates[0]}, the Hugging Face cache "
+                    f"and the built-in table: {', '.join(KNOWN_ARCHITECTURES)}); pass a local folder holding its "
+                    f"config.json (the weights are not needed)")
+
+
+# ----------------------------------------------------------------------------------------------
+# engines and allocators: the calibrated constants
+
+
+@dataclass(frozen=True)
+class Engine:
+    """How an engine stores one decoder layer's activations, per token (bytes = coefficients x sizes).
+
+    norm:        saved per RMSNorm, in units of h x R (input, output) and h x 4 (a fp32 normalised copy)
+    rope_copies: copies of q and k that RoPE keeps (HF's rotate_half keeps the rotated halves)
+    mlp_saved:   MLP intermediates of width i kept for backward (gate, up, act(gate), product)
+    mlp_backward: MLP intermediates alive during its backward (gradients, recomputed products)
+    offload:     checkpoints go to pinned host memory (default when gradient checkpointing is on)
+    loss:        the loss path it uses in arithmo's training recipe
+    allocator:   its allocator setting (ALLOCATORS)
+    """
+
+    norm_r: float
+    norm_fp32: float
+    rope_copies: int
+    mlp_saved: int
+    mlp_backward: int
+    offload: bool
+    loss: str
+    allocator: str
+    source: str
+
+
+# The saved-tensor counts follow each implementation's autograd graph; they were written down from the code
+# paths named in `source`, not fitted. They reproduce the measured per-token growth of docs/measurements.md:
+# HF stack 1.00 MiB/token at the loss (checkpoints 512 KiB with fp32 embeddings + (2 + 12) x 32000 B of
+# logits), unsloth 0.27 MiB/token measured vs 0.24 predicted (tests/test_plan.py prints both).
+ENGINES: dict[str, Engine] = {
+    # transformers' LlamaRMSNorm saves its fp32 upcast and the normalised product; HF RoPE keeps rotate_half's
+    # q and k; SiLU and the product keep gate, up, act(gate) and act*up.
+    "hf": Engine(norm_r=2, norm_fp32=1, rope_copies=2, mlp_saved=4, mlp_backward=3, offload=False,
+                 loss="chunked", allocator="default",
+                 source="transformers 5.17 modeling_llama/mistral + peft LoRA + bitsandbytes Linear4bit"),
+    # Liger-Kernel 0.8.5: RMSNorm keeps input and rstd, RoPE works in place, SwiGLU keeps gate and up (the
+    # product is down_proj's input); its fused linear cross-entropy never holds the logits.
+    "liger": Engine(norm_r=2, norm_fp32=0, rope_copies=0, mlp_saved=3, mlp_backward=3, offload=False,
+                    loss="fused", allocator="default",
+                    source="Liger-Kernel 0.8.5 rms_norm, rope, swiglu, fused_linear_cross_entropy"),
+    # arithmo.kernels: fused LoRA MLP / QKV autograd functions keep X, gate and up and recompute the product in
+    # backward (lora_mlp.py); checkpoints offloaded (checkpoint.py); expandable segments (model.prepare_engine).
+    "kernels": Engine(norm_r=2, norm_fp32=0, rope_copies=0, mlp_saved=2, mlp_backward=4, offload=True,
+                      loss="chunked", allocator="expandable",
+                      source="arithmo/kernels (lora_mlp.py, lora_linear.py, checkpoint.py)"),
+    # unsloth: the same fused LoRA MLP/QKV scheme, use_gradient_checkpointing="unsloth" (offloaded), its own
+    # cross-entropy (compute-dtype logits, gradient in place).
+    "unsloth": Engine(norm_r=2, norm_fp32=0, rope_copies=0, mlp_saved=2, mlp_backward=4, offload=True,
+                      loss="unsloth", allocator="default",
+                      source="unsloth 2026.10 fast_lora (LoRA_MLP, LoRA_QKV), offloaded gradient checkpointing"),
+}
+
+
+@dataclass(frozen=True)
+class Allocator:
+    phi: float      # (reserved - allocated) / transient, memory plentiful
+    phi_cap: float  # the same near a memory cap, where cached blocks are freed before an allocation fails
+    source: str
+
+
+ALLOCATORS: dict[tuple[str, str], Allocator] = {
+    # HF stack rows of docs/measurements.md (2048x4, 4096x1, 8192x1): (reserved - allocated) / (allocated - the
+    # predicted static part) = 0.41, 0.33, 0.38 -> 0.37. Near the cap: 16,384 tokens fit with expandable
+    # segments but not without (>= 0.055 unreleasable) and 14,336 fit (<= 0.21); unsloth's 45,056 fit (<= 0.09).
+    ("default", "hf"): Allocator(0.37, 0.075, "measured HF stack rows (H100, 2026-11-22)"),
+    # Liger patches the same transformers checkpointing: its allocation pattern, only reserved was measured.
+    ("default", "liger"): Allocator(0.37, 0.075, "as hf (reserved only was measured for Liger)"),
+    # unsloth rows: 0.16, 0.16, 0.17 -> 0.16; near the cap as above.
+    ("default", "unsloth"): Allocator(0.16, 0.075, "measured unsloth rows (H100, 2026-11-22)"),
+    ("default", "kernels"): Allocator(0.37, 0.075, "as hf (same transformers checkpointing), unmeasured"),
+    # expandable_segments maps 2 MiB pages into one growing segment: freed pages are reused whatever the next
+    # size, so little is stranded. Bracketed by the HF stack: 16,384 fits and 18,432 does not at 22 GiB.
+    ("expandable", "*"): Allocator(0.03, 0.02, "expandable segments: HF stack and Liger longest-sequence rows"),
+}
+
+
+def allocator_for(allocator: str, engine: str) -> Allocator:
+    if allocator == "expandable":
+        return ALLOCATORS[("expandable", "*")]
+    return ALLOCATORS[("default", engine)]
+
+
+OPTIMIZERS = {  # optimizer name (transformers' optim names) -> state bytes per trainable parameter
+    "adamw_torch": 8.0, "adamw_torch_fused": 8.0, "adamw_hf": 8.0, "adamw_32bit": 8.0, "paged_adamw_32bit": 8.0,
+    "adamw_bnb_8bit": 2.0 + 8 / 256, "adamw_8bit": 2.0 + 8 / 256, "paged_adamw_8bit": 2.0 + 8 / 256,
+    "adafactor": 0.1, "sgd": 0.0, "lion_8bit": 1.0 + 4 / 256, "lion_32bit": 4.0,
+}
+LOSSES = ("full", "chunked", "fused", "unsloth")
+TRL_CHUNK_TOKENS = 256  # trl/trainer/sft_trainer.py _CHUNKED_LM_HEAD_CHUNK_SIZE (trl 1.14.2)
+FUSED_CHUNK_BYTES = 256 << 20  # arithmo/kernels/cross_entropy.py DEFAULT_CHUNK_BYTES; Liger's is comparable
+
+
+# ----------------------------------------------------------------------------------------------
+# one setup
+
+
+@dataclass
+class Setup:
+    """Everything the formula needs besides the architecture; one micro-batch shape."""
+
+    engine: str = "hf"
+    load_in_4bit: bool = True
+    double_quant: bool = True
+    compute_bytes: int = 2
+    embed_bytes: int | None = None   # None: compute dtype (arithmo.model); 4: peft's prepare_model_for_kbit_training
+    lora_r: int = 16
+    targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    lora_dropout: float = 0.0
+    optimizer: str = "adamw_bnb_8bit"
+    gradient_checkpointing: bool = True
+    offload: bool | None = None      # None: the engine's default
+    loss: str | None = None          # None: the engine's loss in the recipe
+    allocator: str | None = None     # None: the engine's
+    micro_batch: int = 1
+    seq_len: int = 1024
+    # GRPO (None: SFT)
+    grpo: bool = False
+    prompt_len: int = 0
+    completion_len: int = 0
+    generation_batch: int = 0
+    rollout: str = "hf"
+    vllm_share: float = 0.3
+
+    def validate(self) -> None:
+        if self.engine not in ENGINES:
+            raise PlanError(f"engine: expected one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise PlanError(f"optimizer: the planner knows {', '.join(sorted(OPTIMIZERS))}; got {self.optimizer!r}")
+        if self.loss is not None and self.loss not in LOSSES:
+            raise PlanError(f"plan.loss: expected one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.allocator not in (None, "default", "expandable"):
+            raise PlanError(f"plan.allocator: expected default or expandable, got {self.allocator!r}")
+        if self.rollout not in ("hf", "vllm"):
+            raise PlanError(f"plan.rollout: expected hf or vllm, got {self.rollout!r}")
+        for key in ("micro_batch", "seq_len", "lora_r", "compute_bytes"):
+            if getattr(self, key) < 1:
+                raise PlanError(f"{key}: expected >= 1, got {getattr(self, key)}")
+
+
+@dataclass
+class Plan:
+    """A prediction: parts in GiB (they add up to peak_reserved_gib + cuda_context), and what it needs."""
+
+    parts: dict[str, float]
+    peak_reserved_gib: float       # what torch.cuda.max_memory_reserved would report
+    required_gib: float            # what the card must hold: allocated + unreleasable cache + CUDA context
+    phase: str                     # where the peak is
+    notes: list[str]
+    static_gib: float
+    transient_gib: float
+
+    def fits(self, gpu_gib: float) -> bool:
+        return self.required_gib <= gpu_gib
+
+
+def _layer_bytes(arch: Arch, s: Setup, eng: Engine, c: int, r_bytes: int) -> tuple[float, float]:
+    """(saved, backward temporaries) of one decoder layer, bytes per token."""
+    h, i = arch.hidden, arch.intermediate
+    q, kv = arch.heads * arch.head_dim, arch.kv_heads * arch.head_dim
+    # a fp32-upcasting norm copies a narrower input to fp32 first; a residual wider than c is cast for the matmuls
+    fp32_copies = eng.norm_fp32 + (1 if eng.norm_fp32 and r_bytes < 4 else 0)
+    norms = 2 * (eng.norm_r * r_bytes * h + fp32_copies * 4 * h + (c * h if r_bytes != c else 0))
+    attention = c * (q + 2 * kv) + eng.rope_copies * c * (q + kv) + c * q  # q, k, v; RoPE copies; SDPA output
+    linears = arch.linears()
+    lora = sum(s.lora_r * c + (c * linears[t][0] if s.lora_dropout > 0 else 0) for t in s.targets if t in linears)
+    saved = norms + attention + eng.mlp_saved * c * i + lora
+    backward = eng.mlp_backward * c * i + 2 * r_bytes * h
+    return saved, backward
+
+
+def _loss_bytes(arch: Arch, loss: str, c: int, r_bytes: int, tokens: int) -> float:
+    """Bytes of the logits and loss at their peak for `tokens` labelled tokens."""
+    v, h = arch.vocab, arch.hidden
+    if loss == "full":      # compute-dtype logits + fp32 log_softmax + its gradient in and out
+        return tokens * (c + 12) * v
+    if loss == "unsloth":   # compute-dtype logits, gradient written in place, fp32 logsumexp per row
+        return tokens * (c * v + 4)
+    if loss == "chunked":   # sorted hidden copy + its gradient; one 256-token chunk recomputed in backward
+        return tokens * 2 * c * h + min(tokens, TRL_CHUNK_TOKENS) * (c + 16) * v
+    # fused: the gradient of the hidden states is computed in the forward; one chunk of fp32 logits
+    return tokens * r_bytes * h + min(tokens * 4 * v, FUSED_CHUNK_BYTES)
+
+
+def estimate(arch: Arch, s: Setup) -> Plan:
+    """Predict the peak memory of one training (or GRPO) step of `s` on `arch`. Raises PlanError on bad knobs."""
+    s.validate()
+    eng = ENGINES[s.engine]
+    c = s.compute_bytes
+    embed_bytes = s.embed_bytes or c
+    r_bytes = max(c, embed_bytes)  # the residual stream takes the embeddings' dtype (fp32 ones promote it)
+    offload = eng.offload if s.offload is None else s.offload
+    loss = s.loss or eng.loss
+    alloc = allocator_for(s.allocator or eng.allocator, s.engine)
+    notes: list[str] = []
+    linears = arch.linears()
+    unknown = [t for t in s.targets if t not in linears]
+    if unknown:
+        raise PlanError(f"model.target_modules: {', '.join(unknown)} are not decoder linears of this family "
+                        f"({', '.join(linears)}; or all-linear)")
+
+    # static ------------------------------------------------------------------------------------
+    n_linear = arch.decoder_linear_params()
+    if s.load_in_4bit:
+        per_param = 0.5 + (1 / 64 + 4 / (64 * 256) if s.double_quant else 4 / 64)
+    else:
+        per_param = c
+    base = n_linear * per_param + arch.embedding_params() * embed_bytes + (2 * arch.layers + 1) * arch.hidden * 4
+    n_lora = arch.layers * sum(s.lora_r * (linears[t][0] + linears[t][1]) for t in s.targets)
+    lora, grads, optim = n_lora * 4, n_lora * 4, n_lora * OPTIMIZERS[s.optimizer]
+    static = base + lora + grads + optim
+
+    # the training step ---------------------------------------------------------------------------
+    batch, seq = s.micro_batch, s.seq_len
+    tokens = batch * seq
+    saved, backward = _layer_bytes(arch, s, eng, c, r_bytes)
+    if s.gradient_checkpointing:
+        checkpoints = 0.0 if offload else tokens * arch.layers * r_bytes * arch.hidden
+        layer_phase = tokens * (saved + backward + (r_bytes * arch.hidden if offload else 0))
+    else:
+        checkpoints = tokens * arch.layers * saved
+        layer_phase = tokens * backward
+        if offload:
+            notes.append("plan.offload=true without gradient checkpointing: nothing to offload")
+    hidden_out = tokens * 2 * r_bytes * arch.hidden  # the final norm's input and output
+    if s.grpo:
+        # TRL keeps logits only for the completion (logits_to_keep): logits, /temperature copy, gradient
+        loss_phase = batch * s.completion_len * 3 * c * arch.vocab + hidden_out
+    else:
+        loss_phase = _loss_bytes(arch, loss, c, r_bytes, tokens) + hidden_out
+    workspace = (max(a * b for a, b in linears.values()) * c) if s.load_in_4bit else 0.0
+    if arch.sliding_window and seq > arch.sliding_window:
+        workspace += batch * seq * seq * (1 + c)
+        notes.append(f"sequence {seq} > sliding window {arch.sliding_window}: a {batch}x{seq}x{seq} attention mask "
+                     "is materialised (grows with the square of the length)")
+    train_activations = checkpoints + max(layer_phase, loss_phase) - (loss_phase if loss_phase > layer_phase else 0)
+    train_logits = loss_phase if loss_phase > layer_phase else 0.0
+    train_transient = checkpoints + max(layer_phase, loss_phase) + workspace
+    phase = ("backward through the loss" if loss_phase > layer_phase else "backward through a decoder layer")
+
+    parts = {"base_weights": base, "lora_weights": lora, "lora_grads": grads, "optimizer_state": optim,
+             "activations": train_activations, "logits_loss": train_logits, "workspace": workspace}
+    transient = train_transient
+    if s.grpo:
+        g = s.generation_batch or batch
+        kv = g * (s.prompt_len + s.completion_len) * arch.kv_bytes_per_token(c)
+        # prefill of the whole generation batch at once: one layer's MLP intermediates (gate, up, product)
+        prefill = g * s.prompt_len * (3 * c * arch.intermediate + c * (2 * arch.hidden))
+        decode_logits = g * arch.vocab * 4 * 2
+        rollout = kv + prefill + decode_logits + workspace
+        parts["rollout_kv_cache"] = 0.0
+        parts["rollout_engine_share"] = 0.0
+        if s.rollout == "vllm":
+            notes.append("vLLM colocated: its share of the card (weights, KV cache) is reserved up front; the "
+                         "planner adds plan.vllm_share x the card")
+        elif rollout > train_transient:
+            parts.update(activations=prefill, logits_loss=decode_logits, rollout_kv_cache=kv)
+            transient, phase = rollout, f"rollout: {g} completions' KV cache"
+        notes.append(f"GRPO rollout {rollout / GiB:.2f} GiB (KV {kv / GiB:.2f}) vs update {train_transient / GiB:.2f} "
+                     "GiB: the larger is the peak")
+    overhead = alloc.phi * transient
+    parts["allocator_overhead"] = overhead
+    parts["cuda_context"] = CUDA_CONTEXT_GIB * GiB
+    parts = {k: v / GiB for k, v in parts.items()}
+    peak_reserved = (static + transient + overhead) / GiB
+    share = 0.0
+    if s.grpo and s.rollout == "vllm":
+        share = s.vllm_share  # in units of the card: resolved by the caller that knows the card
+    required = (static + transient * (1 + alloc.phi_cap)) / GiB + CUDA_CONTEXT_GIB
+    plan = Plan(parts=parts, peak_reserved_gib=peak_reserved, required_gib=required, phase=phase, notes=notes,
+                static_gib=static / GiB, transient_gib=transient / GiB)
+    plan.vllm_share = share  # type: ignore[attr-defined]
+    return plan
+
+
+def with_card(plan: Plan, gpu_gib: float) -> Plan:
+    """Add a colocated vLLM's share of a `gpu_gib` card to the plan (no-op without one)."""
+    share = getattr(plan, "vllm_share", 0.0)
+    if share:
+        plan.parts["rollout_engine_share"] = share * gpu_gib
+        plan.peak_reserved_gib += share * gpu_gib
+        plan.required_gib += share * gpu_gib
+        plan.vllm_share = 0.0  # type: ignore[attr-defined]
+    return plan
+
+
+def fits(arch: Arch, s: Setup, gpu_gib: float, context: bool = True) -> bool:
+    """Whether `s` fits a card (or a `set_per_process_memory_fraction` cap when context=False) of gpu_gib."""
+    plan = with_card(estimate(arch, s), gpu_gib)
+    need = plan.required_gib - (0 if context else CUDA_CONTEXT_GIB)
+    return need <= gpu_gib
+
+
+def largest_micro_batch(arch: Arch, s: Setup, gpu_gib: float, limit: int = 4096, context: bool = True) -> int:
+    """The largest micro-batch (GRPO: completions per forward, the generation batch scaled alike) that fits; 0
+    when not even 1 does."""
+    def at(b: int) -> Setup:
+        scaled = dataclasses.replace(s, micro_batch=b)
+        if s.grpo and s.generation_batch:
+            scaled.generation_batch = s.generation_batch // s.micro_batch * b
+        return scaled
+    best, b = 0, 1
+    while b <= limit and fits(arch, at(b), gpu_gib, context):
+        best, b = b, b * 2
+    lo, hi = best, min(b, limit + 1)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(arch, at(mid), gpu_gib, context) else (lo, mid)
+    return lo
+
+
+def largest_seq_len(arch: Arch, s: Setup, gpu_gib: float, step: int = 256, limit: int | None = None,
+                    context: bool = True) -> int:
+    """The longest sequence (GRPO: completion length) at this micro-batch that fits, a multiple of `step`;
+    0 when not even `step` tokens do. Limited by max_position_embeddings when known."""
+    limit = limit or arch.max_positions or (1 << 20)
+    if s.grpo:
+        limit -= s.prompt_len
+
+    def at(n: int) -> Setup:
+        if s.grpo:
+            return dataclasses.replace(s, completion_len=n, seq_len=s.prompt_len + n)
+        return dataclasses.replace(s, seq_len=n)
+    if not fits(arch, at(step), gpu_gib, context):
+        return 0
+    lo, hi = 1, limit // step + 1  # in steps: lo fits, hi does not (or is past the limit)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(arch, at(mid * step), gpu_gib, context) else (lo, mid)
+    return lo * step
+
+
+# ----------------------------------------------------------------------------------------------
+# from a recipe config
+
+
+# planner-only knobs: plan.<knob>=value on the command line
+PLAN_KNOBS = {
+    "engine": "hf | liger | kernels | unsloth (overrides the resolved model.engine; liger = HF + Liger-Kernel)",
+    "double_quant": "NF4 double quantisation (arithmo.model always uses it): true | false",
+    "embed_dtype": "embeddings and lm_head: compute (arithmo.model) | float32 (peft's prepare_model_for_kbit_training)",
+    "offload": "gradient checkpoints in host memory: true | false (default: the engine's)",
+    "loss": "full | chunked | fused | unsloth (default: the engine's in the recipe)",
+    "allocator": "default | expandable (PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True)",
+    "prompt_length": "GRPO prompt tokens (default: model.max_seq_length - max_completion_length)",
+    "rollout": "GRPO rollouts: hf (model.generate, what arithmo.grpo runs) | vllm (colocated)",
+    "vllm_share": "colocated vLLM's gpu_memory_utilization (TRL's default 0.3)",
+}
+
+
+def resolve_engine(engine: str) -> tuple[str, str]:
+    """`auto` as arithmo.model.pick_engine resolves it on a CUDA machine with this machine's packages."""
+    import importlib.util
+
+    if engine != "auto":
+        return engine, "requested"
+    if importlib.util.find_spec("unsloth") is not None:
+        return "unsloth", "auto: unsloth is installed"
+    if importlib.util.find_spec("triton") is not None:
+        return "kernels", "auto: triton without unsloth (arithmo's kernels)"
+    return "hf", "auto: neither unsloth nor triton installed"
+
+
+def _targets(targets: list[str]) -> tuple[str, ...]:
+    if targets == ["all-linear"] or targets == "all-linear":
+        return ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    return tuple(targets)
+
+
+def _bool(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise PlanError(f"plan.{key}: expected true or false, got {value!r}")
+
+
+def setup_from_config(cfg: Any, knobs: dict[str, Any] | None = None) -> tuple[Arch, Setup, list[str]]:
+    """(architecture, setup, notes) for a TrainConfig or GRPOTrainConfig and plan.<knob> values."""
+    knobs = dict(knobs or {})
+    unknown = sorted(set(knobs) - set(PLAN_KNOBS))
+    if unknown:
+        raise PlanError(f"unknown planner knob(s) {', '.join('plan.' + k for k in unknown)}; known: "
+                        f"{', '.join('plan.' + k for k in PLAN_KNOBS)}")
+    m = cfg.model
+    arch = find_arch(m.name)
+    notes = [f"architecture of {m.name} from {arch.source}"]
+    engine, why = resolve_engine(knobs.pop("engine", None) or m.engine)
+    if engine not in ENGINES:
+        raise PlanError(f"plan.engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
+    if why != "requested":
+        notes.append(f"engine {engine} ({why})")
+    dtype = m.dtype
+    compute = 4 if dtype in ("float32", "fp32") else 2
+    embed = knobs.pop("embed_dtype", "compute")
+    if embed not in ("compute", "float32"):
+        raise PlanError(f"plan.embed_dtype: expected compute or float32, got {embed!r}")
+    grpo = hasattr(cfg, "num_generations")
+    s = Setup(engine=engine, load_in_4bit=True if m.load_in_4bit is None else bool(m.load_in_4bit),
+              double_quant=_bool(knobs.pop("double_quant", True), "double_quant"), compute_bytes=compute,
+              embed_bytes=4 if embed == "float32" else None, lora_r=m.lora_r, targets=_targets(m.target_modules),
+              lora_dropout=m.lora_dropout, gradient_checkpointing=m.gradient_checkpointing,
+              micro_batch=cfg.micro_batch_size, seq_len=m.max_seq_length)
+    optimizer = cfg.optimizer if cfg.optimizer != "auto" else "adamw_bnb_8bit"  # auto on CUDA (train._optimizer)
+    s.optimizer = optimizer
+    if "offload" in knobs:
+        s.offload = _bool(knobs.pop("offload"), "offload")
+    s.loss = knobs.pop("loss", None)
+    s.allocator = knobs.pop("allocator", None)
+    if grpo:
+        s.grpo = True
+        s.completion_len = cfg.max_completion_length
+        prompt = knobs.pop("prompt_length", None)
+        s.prompt_len = int(prompt) if prompt is not None else max(m.max_seq_length - cfg.max_completion_length, 64)
+        s.seq_len = s.prompt_len + s.completion_len
+        s.generation_batch = cfg.micro_batch_size * cfg.grad_accum  # TRL: steps_per_generation = grad_accum
+        s.rollout = knobs.pop("rollout", "hf")
+        s.vllm_share = float(knobs.pop("vllm_share", 0.3))
+    else:
+        for key in ("prompt_length", "rollout", "vllm_share"):
+            if key in knobs:
+                raise PlanError(f"plan.{key} applies to GRPO configs only")
+    if m.load_in_4bit is False and dtype in ("float32", "fp32"):
+        notes.append("a CPU preset (fp32, no 4-bit): the figures say what it would take on a GPU as configured")
+    return arch, s, notes
+
+
+def load_any_config(preset: str | None, overrides: list[str]) -> tuple[Any, dict[str, Any]]:
+    """(TrainConfig or GRPOTrainConfig, plan knobs) from a preset name/path and key=value overrides."""
+    from arithmo.config import load_config, parse_override
+
+    knobs, rest = {}, []
+    for text in overrides:
+        if text.startswith("plan."):
+            parts, value = parse_override(text)
+            knobs[".".join(parts[1:])] = value
+        else:
+            rest.append(text)
+    kind, path = _preset_path(preset)
+    if kind == "grpo":
+        from arithmo.grpo import GRPOTrainConfig
+
+        return load_config(GRPOTrainConfig, path, rest), knobs
+    return load_config(_train_config_class(), path, rest), knobs
+
+
+def _train_config_class() -> type:
+    """TrainConfig from where it lives (arithmo.settings; arithmo.train before the settings module existed)."""
+    try:
+        from arithmo.settings import TrainConfig
+    except ImportError:
+        from arithmo.train import TrainConfig
+    return TrainConfig
+
+
+def _preset_path(preset: str | None) -> tuple[str, Path | None]:
+    from arithmo.config import find_preset
+
+    if preset is None:
+        return "train", None
+    text = str(preset)
+    if Path(text).is_file():
+        import yaml
+
+        try:
+            data = yaml.safe_load(Path(text).read_text()) or {}
+        except yaml.YAMLError as err:
+            raise PlanError(f"{text}: not valid YAML: {err}") from err
+        return ("grpo" if isinstance(data, dict) and "num_generations" in data else "train"), Path(text)
+    if "/" in text and text.split("/", 1)[0] in ("train", "grpo"):
+        kind, name = text.split("/", 1)
+        return kind, find_preset(name, CONFIGS / kind)
+    return "train", find_preset(text, CONFIGS / "train")
+
+
+def all_presets() -> list[str]:
+    """Every train and GRPO preset, as the names `--preset` takes."""
+    return ([p.stem for p in sorted((CONFIGS / "train").glob("*.yaml"))]
+            + [f"grpo/{p.stem}" for p in sorted((CONFIGS / "grpo").glob("*.yaml"))])
+
+
+# ----------------------------------------------------------------------------------------------
+# auto_fit
+
+
+def auto_fit(cfg: Any, gpu_gib: float, knobs: dict[str, Any] | None = None) -> tuple[Any, list[str]]:
+    """A copy of `cfg` changed so its predicted need fits `gpu_gib`, and the reasons, one line per decision.
+
+    Order (cheapest in speed first): keep as is if it fits; turn gradient checkpointing on; with engine=auto/hf
+    on a GPU without unsloth, use the kernels engine (checkpoints offloaded to host) when it is available; halve
+    micro_batch_size, doubling grad_accum, so micro x accum (the effective batch, and GRPO's whole groups) stays
+    the same. When micro-batch 1 still does not fit, the last reason says so and names the longest
+    max_seq_length (GRPO: max_completion_length) that would.
+    """
+    new = copy.deepcopy(cfg)
+    reasons: list[str] = []
+
+    def need(c: Any) -> tuple[float, Arch, Setup]:
+        arch, s, _ = setup_from_config(c, knobs)
+        return with_card(estimate(arch, s), gpu_gib).required_gib, arch, s
+
+    first, arch, s = need(new)
+    if first <= gpu_gib:
+        return new, [f"fits as configured: predicted {first:.1f} GiB of {gpu_gib:.1f} GiB "
+                     f"(micro_batch_size={new.micro_batch_size}, grad_accum={new.grad_accum})"]
+    reasons.append(f"as configured it needs {first:.1f} GiB, more than the {gpu_gib:.1f} GiB card")
+    if not new.model.gradient_checkpointing:
+        new.model.gradient_checkpointing = True
+        now, arch, s = need(new)
+        reasons.append(f"gradient_checkpointing=true: recompute layers in backward ({now:.1f} GiB)")
+        if now <= gpu_gib:
+            return new, reasons
+    if s.engine == "hf" and new.model.engine == "auto":
+        import importlib.util
+
+        if importlib.util.find_spec("triton") is not None:
+            new.model.engine = "kernels"
+            now, arch, s = need(new)
+            reasons.append(f"engine=kernels: checkpoints offloaded to host memory ({now:.1f} GiB)")
+            if now <= gpu_gib:
+                return new, reasons
+    elif s.engine == "hf":
+        reasons.append("offload: engine=hf keeps checkpoints on the GPU (engine=kernels or unsloth offload them)")
+    effective = new.micro_batch_size * new.grad_accum
+    while new.micro_batch_size > 1:
+        micro = new.micro_batch_size // 2
+        while micro > 1 and effective % micro:
+            micro -= 1
+        new.micro_batch_size, new.grad_accum = micro, effective // micro
+        now, arch, s = need(new)
+        reasons.append(f"micro_batch_size={micro}, grad_accum={new.grad_accum} (effective batch {effective} kept): "
+                       f"{now:.1f} GiB")
+        if now <= gpu_gib:
+            return new, reasons
+    longest = largest_seq_len(arch, s, gpu_gib)
+    what = "max_completion_length" if s.grpo else "model.max_seq_length"
+    reasons.append(f"still does not fit at micro_batch_size=1; the longest {what} that fits is {longest}")
+    return new, reasons
+
+
+# ----------------------------------------------------------------------------------------------
+# output
+
+
+PART_LABELS = {
+    "base_weights": "base weights", "lora_weights": "LoRA weights (fp32)", "lora_grads": "LoRA gradients (fp32)",
+    "optimizer_state": "optimizer state", "activations": "activations", "logits_loss": "logits and loss",
+    "workspace": "de-quantised weight + attention mask", "rollout_kv_cache": "rollout KV cache",
+    "rollout_engine_share": "rollout engine share (vLLM)", "allocator_overhead": "allocator cache (fragmentation)",
+    "cuda_context": "CUDA context",
+}
+
+
+def describe_setup(arch: Arch, s: Setup) -> str:
+    eng = ENGINES[s.engine]
+    quant = ("NF4 + double quant" if s.double_quant else "NF4") if s.load_in_4bit else f"{8 * s.compute_bytes}-bit"
+    offload = eng.offload if s.offload is None else s.offload
+    ckpt = ("checkpointing, offloaded" if offload else "checkpointing") if s.gradient_checkpointing else \
+        "no checkpointing"
+    shape = (f"{s.micro_batch} x ({s.prompt_len} prompt + {s.completion_len} completion), {s.generation_batch} "
+             f"completions per rollout" if s.grpo else f"{s.micro_batch} x {s.seq_len} tokens")
+    return (f"{arch.name} ({arch.model_type}, {arch.layers} layers, hidden {arch.hidden}, vocab {arch.vocab}); "
+            f"engine {s.engine}; {quant}; LoRA r={s.lora_r} on {len(s.targets)} module kinds; {s.optimizer}; "
+            f"{ckpt}; loss {s.loss or eng.loss}; {shape}")
+
+
+def report(preset: str | None, overrides: list[str], gpu_gib: float) -> dict[str, Any]:
+    """The planner's answer for a preset: {peak_reserved_gib, required_gib, parts, fits, ...}."""
+    cfg, knobs = load_any_config(preset, overrides)
+    arch, s, notes = setup_from_config(cfg, knobs)
+    plan = with_card(estimate(arch, s), gpu_gib)
+    result = {
+        "peak_reserved_gib": round(plan.peak_reserved_gib, 2),
+        "required_gib": round(plan.required_gib, 2),
+        "parts": {k: round(v, 3) for k, v in plan.parts.items()},
+        "fits": plan.fits(gpu_gib),
+        "gpu_gib": gpu_gib,
+        "phase": plan.phase,
+        "largest_micro_batch": largest_micro_batch(arch, s, gpu_gib),
+        ("largest_completion_length" if s.grpo else "largest_seq_len"): largest_seq_len(arch, s, gpu_gib),
+        "setup": describe_setup(arch, s),
+        "notes": notes + plan.notes,
+    }
+    return result
+
+
+def format_report(result: dict[str, Any]) -> str:
+    lines = [result["setup"], ""]
+    width = max(len(label) for label in PART_LABELS.values())
+    for key, value in result["parts"].items():
+        lines.append(f"  {PART_LABELS.get(key, key):<{width}}  {value:7.2f} GiB")
+    lines.append(f"  {'peak reserved (torch)':<{width}}  {result['peak_reserved_gib']:7.2f} GiB   (peak: "
+                 f"{result['phase']})")
+    lines.append(f"  {'needs on the card':<{width}}  {result['required_gib']:7.2f} GiB   (allocated + unreleasable "
+                 f"cache + CUDA context)")
+    verdict = "fits" if result["fits"] else "does NOT fit"
+    seq_key = "largest_completion_length" if "largest_completion_length" in result else "largest_seq_len"
+    lines += ["", f"{verdict} a {result['gpu_gib']:g} GiB card; largest micro-batch that fits: "
+              f"{result['largest_micro_batch']}; longest {seq_key.removeprefix('largest_').replace('_', ' ')} at this "
+              f"micro-batch: {result[seq_key]}"]
+    lines += [f"note: {note}" for note in result["notes"]]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="arithmo plan", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Predict the peak GPU memory of a training or GRPO config from the model's config.json.",
+        epilog="presets: " + ", ".join(all_presets()) + "\n\nplanner knobs (plan.<knob>=value):\n"
+        + "\n".join(f"  plan.{k}: {v}" for k, v in PLAN_KNOBS.items()))
+    parser.add_argument("--preset", help="train preset name, grpo/<name>, or a YAML path")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides of the recipe, plan.<knob>=value")
+    parser.add_argument("--gpu-gb", type=float, default=24.0, help="GPU memory in GiB (default 24)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    args = parser.parse_args(argv)
+    from arithmo.config import ConfigError
+
+    if args.gpu_gb <= 0:
+        print(f"error: --gpu-gb: expected > 0, got {args.gpu_gb}", file=sys.stderr)
+        return 2
+    try:
+        result = report(args.preset, args.overrides, args.gpu_gb)
+    except (PlanError, ConfigError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2) if args.json else format_report(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,290 @@
+"""The memory planner (arithmo/plan.py) against every GPU row measured in docs/measurements.md, its parts by hand,
+every preset's readable output, bad input, and auto_fit on a fake card size."""
+
+import dataclasses
+import json
+import math
+
+import pytest
+
+from arithmo import plan
+from arithmo.plan import Setup, estimate, find_arch, largest_seq_len
+
+GiB = float(1 << 30)
+MISTRAL = "mistralai/Mistral-7B-v0.1"
+
+
+def bench_setup(stack: str, batch: int, seq: int, **extra) -> Setup:
+    """The measured bench's stacks (docs/measurements.md, GPU anchors): NF4 + double quant, bf16, LoRA r=16 on
+    the seven linears, AdamW8bit, one plain loop with labels = input ids. The HF and Liger stacks went through
+    peft's prepare_model_for_kbit_training (fp32 embeddings and lm_head, checkpointing on the GPU); HF computes
+    transformers' full loss, Liger its fused linear cross-entropy; unsloth its own."""
+    knobs = {"hf": dict(embed_bytes=4, loss="full", offload=False),
+             "liger": dict(embed_bytes=4, loss="fused", offload=False),
+             "unsloth": dict(loss="unsloth")}[stack]
+    return Setup(engine=stack, micro_batch=batch, seq_len=seq, lora_r=16, optimizer="adamw_bnb_8bit",
+                 gradient_checkpointing=True, **knobs, **extra)
+
+
+# (stack, micro-batch, seq, measured peak reserved GiB): every reserved figure of docs/measurements.md.
+MEASURED_RESERVED = [
+    ("hf", 4, 2048, 15.38),
+    ("hf", 1, 4096, 10.23),
+    ("hf", 1, 8192, 15.41),
+    ("unsloth", 4, 2048, 6.69),
+    ("unsloth", 1, 4096, 5.56),
+    ("unsloth", 1, 8192, 6.79),
+    ("liger", 4, 2048, 12.37),
+    ("liger", 1, 4096, 8.75),
+]
+
+# (stack, allocator, longest seq that fit at batch 1 under a 22 GiB cap, the bench's search step). The bench
+# doubled from 4096 and bisected in 256-aligned midpoints down to 2048 apart (14,336 and 18,432 are its
+# midpoints); the cap (set_per_process_memory_fraction) excludes the CUDA context.
+MEASURED_LONGEST = [
+    ("hf", "default", 14336, 2048),
+    ("hf", "expandable", 16384, 2048),
+    ("liger", "expandable", 18432, 2048),
+    ("unsloth", "default", 45056, 2048),
+]
+
+
+@pytest.mark.parametrize("stack, batch, seq, measured", MEASURED_RESERVED)
+def test_planner_within_15_percent_of_each_measured_row(stack, batch, seq, measured):
+    predicted = estimate(find_arch(MISTRAL), bench_setup(stack, batch, seq)).peak_reserved_gib
+    print(f"{stack} {batch}x{seq}: measured {measured} GiB, predicted {predicted:.2f} GiB "
+          f"({100 * (predicted / measured - 1):+.1f}%)")
+    assert abs(predicted / measured - 1) <= 0.15
+
+
+@pytest.mark.parametrize("stack, allocator, measured, step", MEASURED_LONGEST)
+def test_longest_sequence_within_one_step(stack, allocator, measured, step):
+    # limit: the bench searched a copy whose max_position_embeddings was raised past 32,768 (same weights)
+    predicted = largest_seq_len(find_arch(MISTRAL), bench_setup(stack, 1, 1024, allocator=allocator), 22.0,
+                                step=256, limit=131072, context=False)
+    print(f"{stack} ({allocator}): longest measured {measured}, predicted {predicted}")
+    assert abs(predicted - measured) <= step
+
+
+def test_measured_allocated_rows_also_close():
+    # The bench printed allocated beside reserved; the planner's allocated = static + transient.
+    rows = [("hf", 4, 2048, 12.47), ("hf", 1, 4096, 8.67), ("hf", 1, 8192, 12.76),
+            ("unsloth", 4, 2048, 6.35), ("unsloth", 1, 4096, 5.39), ("unsloth", 1, 8192, 6.46)]
+    for stack, batch, seq, measured in rows:
+        p = estimate(find_arch(MISTRAL), bench_setup(stack, batch, seq))
+        assert abs((p.static_gib + p.transient_gib) / measured - 1) <= 0.10, (stack, batch, seq)
+
+
+# ---- parts by hand -------------------------------------------------------------------------------------------
+
+def test_nf4_bytes_per_parameter_with_and_without_double_quant():
+    arch = find_arch(MISTRAL)
+    n = arch.decoder_linear_params()
+    assert n == 32 * (2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 14336)
+    embeddings = arch.embedding_params() * 2  # bf16, untied: embed_tokens and lm_head
+    norms = (2 * 32 + 1) * 4096 * 4
+    for dq, per_param in [(True, 0.5 + 1 / 64 + 4 / 16384), (False, 0.5 + 4 / 64)]:  # QLoRA sec. 3
+        p = estimate(arch, Setup(engine="unsloth", double_quant=dq))
+        assert math.isclose(p.parts["base_weights"] * GiB, n * per_param + embeddings + norms, rel_tol=1e-9)
+    # 16-bit base: 2 bytes per parameter
+    p16 = estimate(arch, Setup(engine="unsloth", load_in_4bit=False))
+    assert math.isclose(p16.parts["base_weights"] * GiB, n * 2 + embeddings + norms, rel_tol=1e-9)
+
+
+def test_lora_grads_and_optimizer_by_hand():
+    arch = find_arch(MISTRAL)
+    per_layer = 16 * (8192 + 5120 + 5120 + 8192 + 3 * 18432)  # r x (in + out) over q k v o gate up down
+    n = 32 * per_layer
+    for optimizer, per_param in [("adamw_bnb_8bit", 2 + 8 / 256), ("adamw_torch", 8.0), ("paged_adamw_8bit",
+                                                                                         2 + 8 / 256)]:
+        p = estimate(arch, Setup(optimizer=optimizer))
+        assert math.isclose(p.parts["lora_weights"] * GiB, n * 4)  # fp32 adapters
+        assert math.isclose(p.parts["lora_grads"] * GiB, n * 4)
+        assert math.isclose(p.parts["optimizer_state"] * GiB, n * per_param)
+    only_q = estimate(arch, Setup(targets=("q_proj",)))
+    assert math.isclose(only_q.parts["lora_weights"] * GiB, 32 * 16 * 8192 * 4)
+
+
+def test_grpo_kv_cache_by_hand():
+    arch = find_arch("Qwen/Qwen2.5-Math-7B")
+    s = Setup(engine="unsloth", grpo=True, micro_batch=8, prompt_len=512, completion_len=512, seq_len=1024,
+              generation_batch=64)
+    p = estimate(arch, s)
+    kv = 64 * 1024 * 28 * 2 * 4 * 128 * 2  # completions x tokens x layers x (K, V) x kv heads x head_dim x bf16
+    assert math.isclose(p.parts["rollout_kv_cache"] * GiB, kv)
+    # must NOT: an SFT setup has no rollout parts
+    assert "rollout_kv_cache" not in estimate(arch, Setup(engine="unsloth")).parts
+    # a colocated vLLM adds its share of the card
+    card = plan.with_card(estimate(arch, dataclasses.replace(s, rollout="vllm", vllm_share=0.3)), 24.0)
+    assert math.isclose(card.parts["rollout_engine_share"], 0.3 * 24.0)
+
+
+def test_parts_add_up_to_the_peak():
+    for stack, batch, seq, _ in MEASURED_RESERVED:
+        p = estimate(find_arch(MISTRAL), bench_setup(stack, batch, seq))
+        assert math.isclose(sum(p.parts.values()), p.peak_reserved_gib + plan.CUDA_CONTEXT_GIB, rel_tol=1e-9)
+
+
+# (what changes, must lower the peak): each knob's direction, with the must-NOT direction beside it.
+KNOB_DIRECTIONS = [
+    (dict(gradient_checkpointing=True), dict(gradient_checkpointing=False)),   # checkpointing saves memory
+    (dict(offload=True), dict(offload=False)),                                 # offloading saves more
+    (dict(double_quant=True), dict(double_quant=False)),                       # DQ saves 0.37 bits/param
+    (dict(optimizer="adamw_bnb_8bit"), dict(optimizer="adamw_torch")),         # 8-bit state is smaller
+    (dict(loss="fused"), dict(loss="full")),                                   # no logits held
+    (dict(loss="chunked"), dict(loss="full")),
+    (dict(lora_r=16), dict(lora_r=64)),
+    (dict(micro_batch=1), dict(micro_batch=4)),
+    (dict(seq_len=2048), dict(seq_len=8192)),
+    (dict(load_in_4bit=True), dict(load_in_4bit=False)),
+]
+
+
+@pytest.mark.parametrize("smaller, larger", KNOB_DIRECTIONS)
+def test_each_knob_moves_the_peak_the_right_way(smaller, larger):
+    arch = find_arch(MISTRAL)
+    base = dict(engine="hf", seq_len=4096, micro_batch=2)
+    low = estimate(arch, Setup(**{**base, **smaller})).peak_reserved_gib
+    high = estimate(arch, Setup(**{**base, **larger})).peak_reserved_gib
+    assert low < high
+
+
+def test_unsloth_needs_less_than_the_hf_stack_and_fits_decisions():
+    arch = find_arch(MISTRAL)
+    hf, uns = bench_setup("hf", 4, 2048), bench_setup("unsloth", 4, 2048)
+    assert estimate(arch, uns).peak_reserved_gib < estimate(arch, hf).peak_reserved_gib
+    assert plan.fits(arch, uns, 24.0) and plan.fits(arch, hf, 24.0)
+    assert not plan.fits(arch, hf, 12.0)       # must NOT fit: 15 GiB measured
+    assert not plan.fits(arch, uns, 4.0)       # must NOT fit: the weights alone are 3.8 GiB
+    assert plan.largest_micro_batch(arch, uns, 3.0) == 0
+
+
+# ---- architectures and bad input ---------------------------------------------------------------------------
+
+def test_config_json_from_a_local_folder(tmp_path):
+    config = {"model_type": "llama", "vocab_size": 1000, "hidden_size": 64, "intermediate_size": 128,
+              "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "tie_word_embeddings": True}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    arch = find_arch(str(tmp_path))
+    assert (arch.head_dim, arch.kv_heads, arch.tied, arch.sliding_window) == (16, 2, True, None)
+    assert arch.embedding_params() == 1000 * 64  # tied: counted once
+
+
+# (what is wrong, the words the error must contain)
+BAD = [
+    ({"vocab_size": 10}, "hidden_size"),                       # missing keys are named
+    ({"vocab_size": 0, "hidden_size": 8, "intermediate_size": 8, "num_hidden_layers": 1,
+      "num_attention_heads": 1}, "vocab_size"),                 # non-positive is refused
+    ([1, 2], "expected a JSON object"),
+]
+
+
+@pytest.mark.parametrize("config, words", BAD)
+def test_bad_config_json_names_the_key(tmp_path, config, words):
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(plan.PlanError, match=words):
+        find_arch(str(tmp_path))
+
+
+def test_unknown_model_and_bad_knobs_are_clear_errors(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))  # nothing cached
+    with pytest.raises(plan.PlanError, match="no config.json found"):
+        find_arch("someone/unknown-model")
+    with pytest.raises(plan.PlanError, match="plan.nonsense"):
+        plan.report("mistral7b_qlora", ["plan.nonsense=1"], 24.0)
+    with pytest.raises(plan.PlanError, match="plan.loss"):
+        plan.report("mistral7b_qlora", ["plan.loss=tiny"], 24.0)
+    with pytest.raises(plan.PlanError, match="GRPO configs only"):
+        plan.report("mistral7b_qlora", ["plan.rollout=vllm"], 24.0)
+    with pytest.raises(plan.PlanError, match="target_modules"):
+        estimate(find_arch(MISTRAL), Setup(targets=("lm_head_typo",)))
+    with pytest.raises(plan.PlanError, match="optimizer"):
+        estimate(find_arch(MISTRAL), Setup(optimizer="adamw_quantum"))
+
+
+def test_the_hub_cache_config_wins_over_the_table(tmp_path, monkeypatch):
+    snap = tmp_path / "models--mistralai--Mistral-7B-v0.1" / "snapshots" / "abc"
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text(json.dumps({**{k: v for k, v in plan.KNOWN_ARCHITECTURES[MISTRAL].items()
+                                                     if not k.startswith("_")}, "num_hidden_layers": 2}))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    assert find_arch(MISTRAL).layers == 2
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
+    assert find_arch(MISTRAL).layers == 32
+
+
+# ---- the command, for every preset ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("preset", plan.all_presets())
+def test_every_preset_prints_a_readable_breakdown(preset, capsys):
+    assert plan.main(["--preset", preset, "--gpu-gb", "24"]) == 0
+    out = capsys.readouterr().out
+    for words in ("base weights", "LoRA weights", "optimizer state", "activations", "logits and loss",
+                  "CUDA context", "allocator cache", "peak reserved", "largest micro-batch"):
+        assert words in out, (preset, words)
+    assert ("fits a 24 GiB card" in out) or ("does NOT fit" in out)
+    if preset.startswith("grpo/"):
+        assert "rollout KV cache" in out
+    assert plan.main(["--preset", preset, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) >= {"peak_reserved_gib", "parts", "fits"}
+    assert isinstance(result["fits"], bool) and result["peak_reserved_gib"] > 0
+
+
+def test_fits_flips_with_the_card_size(capsys):
+    assert plan.main(["--preset", "mistral7b_qlora", "--gpu-gb", "80", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["fits"] is True
+    assert plan.main(["--preset", "mistral7b_qlora", "--gpu-gb", "4", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["fits"] is False
+    assert plan.main(["--preset", "mistral7b_qlora", "--gpu-gb", "-1"]) == 2
+    assert plan.main(["--preset", "no_such_preset"]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_overrides_reach_the_plan(capsys):
+    plan.main(["--preset", "mistral7b_qlora", "plan.engine=hf", "micro_batch_size=1", "--json"])
+    one = json.loads(capsys.readouterr().out)
+    plan.main(["--preset", "mistral7b_qlora", "plan.engine=hf", "micro_batch_size=8", "--json"])
+    eight = json.loads(capsys.readouterr().out)
+    assert one["peak_reserved_gib"] < eight["peak_reserved_gib"]
+    assert one["parts"]["base_weights"] == eight["parts"]["base_weights"]
+
+
+# ---- auto_fit on a fake card ---------------------------------------------------------------------------------
+
+def _cfg(**overrides):
+    cfg, knobs = plan.load_any_config("mistral7b_qlora", [f"{k}={v}" for k, v in overrides.items()])
+    return cfg
+
+
+# (card GiB, start, expected micro-batch, expected checkpointing, must the reasons say "still does not fit")
+AUTO_FIT = [
+    (80.0, dict(micro_batch_size=4, grad_accum=16), 4, True, False),      # fits: unchanged
+    (12.0, dict(micro_batch_size=16, grad_accum=4), None, True, False),   # halves until it fits, keeps 64
+    (12.0, {"model.gradient_checkpointing": "false", "micro_batch_size": 4, "grad_accum": 16}, None, True, False),
+    (3.0, dict(micro_batch_size=4, grad_accum=16), 1, True, True),        # not even micro 1: says so
+]
+
+
+@pytest.mark.parametrize("card, start, micro, checkpointing, hopeless", AUTO_FIT)
+def test_auto_fit_keeps_the_effective_batch(card, start, micro, checkpointing, hopeless):
+    cfg = _cfg(**start)
+    knobs = {"engine": "hf"}  # the same on every machine, whatever is installed
+    new, reasons = plan.auto_fit(cfg, card, knobs)
+    print(reasons)
+    assert new.micro_batch_size * new.grad_accum == cfg.micro_batch_size * cfg.grad_accum
+    assert new.model.gradient_checkpointing is checkpointing
+    if micro is not None:
+        assert new.micro_batch_size == micro
+    assert ("still does not fit" in reasons[-1]) is hopeless
+    if not hopeless:
+        arch, s, _ = plan.setup_from_config(new, knobs)
+        assert plan.fits(arch, s, card)
+    assert cfg.micro_batch_size == start.get("micro_batch_size", cfg.micro_batch_size)  # the input is not edited
+
+
+def test_auto_fit_grpo_keeps_whole_groups():
+    cfg, _ = plan.load_any_config("grpo/qwen25math7b_qlora", [])
+    new, reasons = plan.auto_fit(cfg, 10.0, {"engine": "unsloth"})
+    assert (new.micro_batch_size * new.grad_accum) % new.num_generations == 0
+    assert new.micro_batch_size < cfg.micro_batch_size
