@@ -15,13 +15,16 @@ this module only holds the machinery they share.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import dataclasses
+import logging
+import sys
 import difflib
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Any, Callable, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 
@@ -265,6 +268,11 @@ def describe(cls: type, prefix: str = "") -> list[str]:
         if dataclasses.is_dataclass(tp):
             lines.extend(describe(tp, prefix=f"{prefix}{f.name}."))
             continue
+        item = get_args(tp)[0] if get_origin(tp) is list and get_args(tp) else None
+        if item is not None and dataclasses.is_dataclass(item):  # a list of entries (a recipe's sources)
+            lines.append(f"  {prefix}{f.name} (list of entries): {f.metadata.get('help', '')}; each entry's keys:")
+            lines.extend(describe(item, prefix=f"{prefix}{f.name}.N."))
+            continue
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else "(required)")
         lines.append(f"  {prefix}{f.name} ({_type_name(tp)}, default {default!r}): {f.metadata.get('help', '')}")
@@ -281,3 +289,43 @@ def find_preset(name: str | Path, folder: Path) -> Path:
         return named
     known = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
     raise ConfigError(f"preset '{name}' not found (a YAML path, or one of: {known})")
+
+
+# ----------------------------------------------------------------------------------------------
+# the recipes' command line: --preset NAME key=value ... (data, train, eval, rft, grpo share it)
+
+
+def recipe_parser(prog: str, description: str, cls: type, presets: Path | None = None,
+                  example: str = "") -> argparse.ArgumentParser:
+    """The parser every recipe's `main` starts from: `--preset` (a YAML path or a name in `presets`) and
+    `key=value` overrides, with `--help` listing the presets and every key of `cls` (nested and list entries
+    included) with its type, default and help."""
+    epilog = ""
+    if presets is not None:
+        epilog = f"presets (arithmo/{presets.relative_to(Path(__file__).parent)}/): " + \
+            ", ".join(sorted(p.stem for p in presets.glob("*.yaml"))) + "\n\n"
+    epilog += "keys (override with key=value; dotted for nested, e.g. model.lora_r=32):\n" + "\n".join(describe(cls))
+    parser = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    if presets is not None:
+        parser.add_argument("--preset", help="preset name or YAML file" + (f", e.g. {example}" if example else ""))
+    parser.add_argument("overrides", nargs="*", help="key=value overrides")
+    return parser
+
+
+def run_recipe(cls: type[T], preset: str | Path | None, overrides: list[str], run: Callable[[T], Any],
+               errors: Callable[[], tuple[type[BaseException], ...]], presets: Path | None = None) -> int:
+    """Load the config (dataclass defaults < preset < overrides) and run it; 0 on success, 2 with one
+    `error: ...` line on stderr for a ConfigError or any of `errors()` (a callable, so that the recipe imports
+    torch-heavy modules only after `--help` had its chance to exit)."""
+    logging.basicConfig(level=logging.WARNING, format="[%(name)s] %(message)s")
+    logging.getLogger("arithmo").setLevel(logging.INFO)  # ours at INFO; libraries' chatter stays out
+    caught = (ConfigError, *errors())
+    try:
+        path = find_preset(preset, presets) if preset is not None and presets is not None else preset
+        cfg = load_config(cls, path, overrides)
+        run(cfg)
+    except caught as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -21,7 +21,6 @@ Outputs go to `<output_dir>` (default `runs/<name>/eval/<benchmark>_<style>/` fo
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import sys
@@ -32,9 +31,9 @@ from typing import Literal
 
 from arithmo import distributed
 from arithmo.benchmarks import NAMES, benchmark_name, load_items
-from arithmo.config import ConfigError, describe, field, find_preset, load_config, save_config, to_dict
+from arithmo.config import ConfigError, field, find_preset, load_config, recipe_parser, run_recipe, save_config, to_dict
 from arithmo.io import DataError
-from arithmo.evaluation.provenance import differences, provenance
+from arithmo.evaluation.provenance import ResumeRefused, changed_settings, check_saved_generator, provenance
 from arithmo.evaluation.scoring import regrade
 from arithmo.evaluation.shards import SHARDS, ShardError, discard_shards, fold_shards, run_shards
 from arithmo.evaluation.store import pending_ids, regrade_file
@@ -190,42 +189,24 @@ def seed_config(cfg: EvalConfig, seed: int) -> EvalConfig:
                                     "output_dir": f"{str(cfg.output_dir).rstrip('/')}_seed{seed}"})
 
 
-def check_resumable(cfg: EvalConfig, out: Path) -> None:
-    """Refuse to resume predictions made with other settings (they would be mixed into one score)."""
-    saved = out / EVAL_CONFIG
-    if not cfg.resume or not (out / PREDICTIONS).is_file() or not saved.is_file():
+def check_resumable(cfg: EvalConfig, out: Path, record: dict) -> None:
+    """Refuse to resume predictions made with other settings or by another generator (they would be mixed
+    into one score)."""
+    saved, fix = out / EVAL_CONFIG, "use resume=false to start over, or another output_dir"
+    if not cfg.resume or not (out / PREDICTIONS).is_file():
         return
+    if saved.is_file():
+        try:
+            before = load_config(EvalConfig, saved)
+        except ConfigError as err:
+            raise EvalError(f"{saved}: cannot read the earlier run's config ({err}); use resume=false") from err
+        if config_hash(before) != config_hash(cfg):
+            changed = changed_settings(to_dict(before), to_dict(cfg), NOT_HASHED)
+            raise EvalError(f"{out} holds predictions made with other settings ({'; '.join(changed)}); {fix}")
     try:
-        before = load_config(EvalConfig, saved)
-    except ConfigError as err:
-        raise EvalError(f"{saved}: cannot read the earlier run's config ({err}); use resume=false") from err
-    if config_hash(before) != config_hash(cfg):
-        old, new = to_dict(before), to_dict(cfg)
-        changed = [f"{key}: {old[key]!r} -> {new[key]!r}" for key in new if key not in NOT_HASHED and old[key] != new[key]]
-        raise EvalError(f"{out} holds predictions made with other settings ({'; '.join(changed)}); "
-                        "use another output_dir, or resume=false to start over")
-
-
-def check_provenance(cfg: EvalConfig, out: Path, record: dict) -> None:
-    """Refuse to resume predictions that another model, adapter, backend, dtype or template generated."""
-    predictions, saved_file = out / PREDICTIONS, out / PROVENANCE
-    if not cfg.resume or not predictions.is_file() or not predictions.read_text().strip():
-        return
-    if not saved_file.is_file():
-        raise EvalError(f"{predictions} has no {PROVENANCE} beside it, so what generated it cannot be checked "
-                        "(it predates arithmo recording it); rerun with resume=false, or another output_dir")
-    try:
-        saved = json.loads(saved_file.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        saved = err
-    if not isinstance(saved, dict):  # a half-written file (a crash, a full disk) proves nothing either
-        raise EvalError(f"{saved_file} cannot be read as a provenance record ({saved}), so what generated "
-                        f"{predictions} cannot be checked; rerun with resume=false, or another output_dir")
-    generation, _ = differences(saved, record)
-    if generation:
-        raise EvalError(f"{out} holds predictions made with another model, adapter or generation setting "
-                        f"({'; '.join(generation)}); they would be mixed into this score. Use resume=false to start "
-                        "over, or another output_dir")
+        check_saved_generator(out / PREDICTIONS, record, what="predictions", fix=fix)
+    except ResumeRefused as err:
+        raise EvalError(str(err)) from err
 
 
 def regrade_saved(cfg: EvalConfig, out: Path, items: list[dict]) -> None:
@@ -341,12 +322,11 @@ def evaluate(cfg: EvalConfig, *, _shared: dict | None = None) -> dict:
     if world > 1 and cfg.seeds:  # the other ranks leave after this pass; the next seed's pass would wait for them
         raise EvalError(f"seeds={cfg.seeds} inside a {world}-process launch: launch once per seed (seed=<s>), or "
                         "use data_parallel")
-    check_resumable(cfg, out)
     backend, backend_reason = pick_backend(cfg)
     record = provenance(model=cfg.model, adapter=cfg.adapter, backend=backend, dtype=cfg.dtype,
                         load_in_4bit=cfg.load_in_4bit, template=cfg.template, grader_version=GRADER_VERSION,
                         engine=cfg.engine)
-    check_provenance(cfg, out, record)
+    check_resumable(cfg, out, record)
     if rank == 0:  # one process writes the output folder; the others wait for it
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / EVAL_CONFIG)
@@ -427,23 +407,16 @@ def resolve_preset(preset: str | None) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    presets = ", ".join(sorted(p.stem for p in PRESETS.glob("*.yaml")))
-    parser = argparse.ArgumentParser(
-        prog="python -m arithmo.eval", description="Score a model (and adapter) on a math benchmark.",
-        epilog=f"presets: {presets}\n\nkeys (override with key=value):\n" + "\n".join(describe(EvalConfig)),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", help="preset name or YAML file, e.g. gsm8k_cot")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. n=50 k=8")
+    parser = recipe_parser("python -m arithmo.eval", "Score a model (and adapter) on a math "
+                           "benchmark.", EvalConfig, PRESETS, example="gsm8k_cot")
     args = parser.parse_args(argv)
-    from arithmo.model import ModelError  # imports torch: after --help has had its chance to exit
 
-    try:
-        cfg = load_config(EvalConfig, resolve_preset(args.preset), args.overrides)
-        evaluate(cfg)
-    except (ConfigError, DataError, EvalError, ModelError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    def errors():
+        from arithmo.model import ModelError  # imports torch: after --help has had its chance to exit
+
+        return EvalError, DataError, ModelError
+
+    return run_recipe(EvalConfig, args.preset, args.overrides, evaluate, errors, PRESETS)
 
 
 if __name__ == "__main__":

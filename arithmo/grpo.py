@@ -26,9 +26,7 @@ Run folder: runs/<name>/{grpo_config.yaml, manifest.json, checkpoints/, adapter/
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 import os
 import shutil
 import sys
@@ -38,10 +36,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from arithmo.benchmarks import NAMES, load_items, source_of
-from arithmo.config import ConfigError, describe, field, find_preset, load_config, save_config
+from arithmo.config import ConfigError, field, find_preset, recipe_parser, run_recipe, save_config
 from arithmo.io import DataError
 from arithmo.runs import RunFolder
-from arithmo.train import ModelConfig, TrainError, _optimizer, finished_summary, last_checkpoint
+from arithmo.resume import finished_summary, last_checkpoint
+from arithmo.settings import ModelConfig, TrainError
 
 PRESETS = Path(__file__).parent / "configs" / "grpo"
 CONFIG = "grpo_config.yaml"
@@ -191,32 +190,19 @@ def build_trainer(model: Any, tokenizer: Any, dataset: Any, rewards: Any, cfg: G
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import GRPOConfig, GRPOTrainer
 
+    from arithmo.trainlog import trainer_arguments
+
     cuda = torch.cuda.is_available()
-    # bf16 only on a GPU that has it: bf16 is ~27x slower than fp32 on these CPUs (docs/measurements.md).
-    bf16 = cuda and torch.cuda.is_bf16_supported() and cfg.model.dtype in ("auto", "bfloat16", "bf16")
     tensorboard = importlib.util.find_spec("tensorboard") is not None
     if tensorboard:
         os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(run.tensorboard))
     args = GRPOConfig(
-        output_dir=str(run.checkpoints),
-        per_device_train_batch_size=cfg.micro_batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
+        **trainer_arguments(cfg, run, cuda),
         num_generations=cfg.num_generations,
         max_completion_length=cfg.max_completion_length,
         temperature=cfg.temperature,
         top_p=cfg.top_p,
         top_k=0,  # temperature + nucleus only, as arithmo.generate samples
-        max_steps=cfg.max_steps,
-        learning_rate=cfg.lr,
-        lr_scheduler_type=cfg.lr_scheduler,
-        warmup_steps=cfg.warmup_ratio,  # transformers 5 reads a float < 1 as a share of the steps
-        weight_decay=cfg.weight_decay,
-        max_grad_norm=cfg.max_grad_norm,
-        optim=_optimizer(cfg.optimizer, cuda),
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        bf16=bf16,
-        fp16=cuda and not bf16 and cfg.model.dtype in ("auto", "float16", "fp16"),
         beta=cfg.beta,
         epsilon=cfg.epsilon,
         loss_type=cfg.loss_type,
@@ -224,17 +210,8 @@ def build_trainer(model: Any, tokenizer: Any, dataset: Any, rewards: Any, cfg: G
         mask_truncated_completions=cfg.mask_truncated_completions,
         reward_weights=rewards.weights,
         use_vllm=False,
-        gradient_checkpointing=False,  # load_model already set it up (unsloth has its own)
-        save_strategy="steps",
-        save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit,
-        logging_steps=cfg.logging_steps,
-        logging_first_step=True,
         report_to=["tensorboard"] if tensorboard else [],
         log_completions=False,
-        dataloader_num_workers=0,
-        dataloader_pin_memory=cuda,
-        disable_tqdm=True,  # our bar shows reward and accuracy
     )
     callbacks, interrupt = _callbacks(run)
     trainer = GRPOTrainer(model=model, reward_funcs=rewards.funcs, args=args, train_dataset=dataset,
@@ -350,7 +327,7 @@ def grpo(cfg: GRPOTrainConfig) -> dict[str, Any]:
     # 7. save ----------------------------------------------------------------------------------
     trainer.save_model(str(run.adapter))
     loaded.tokenizer.save_pretrained(str(run.adapter))
-    from arithmo.trainlog import read_train_log
+    from arithmo.trainlog import read_train_log, write_summary
 
     curve = [row for row in read_train_log(run.train_log) if "reward" in row] if run.train_log.is_file() else []
     steps = max(trainer.state.global_step, 1)
@@ -363,10 +340,7 @@ def grpo(cfg: GRPOTrainConfig) -> dict[str, Any]:
         "first": {k: curve[0].get(k) for k in ("step", "reward", "accuracy")} if curve else None,
         "last": {k: curve[-1].get(k) for k in ("step", "reward", "accuracy")} if curve else None,
     }
-    if torch.cuda.is_available():
-        summary.update(peak_allocated_gib=round(torch.cuda.max_memory_allocated() / 2**30, 2),
-                       peak_reserved_gib=round(torch.cuda.max_memory_reserved() / 2**30, 2))
-    run.summary.write_text(json.dumps(summary, indent=2) + "\n")
+    write_summary(run, summary)
     first, last = summary["first"] or {}, summary["last"] or {}
     print(f"[grpo] done: {summary['steps']} steps in {summary['seconds']} s ({summary['seconds_per_step']} s/step); "
           f"reward {first.get('reward')} -> {last.get('reward')}, accuracy {first.get('accuracy')} -> "
@@ -384,26 +358,16 @@ def resolve_preset(preset: str | None) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    presets = ", ".join(sorted(p.stem for p in PRESETS.glob("*.yaml")))
-    parser = argparse.ArgumentParser(
-        prog="python -m arithmo.grpo", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="GRPO (TRL's GRPOTrainer) rewarded by arithmo's grader and PoT sandbox.",
-        epilog=f"presets: {presets}\n\nkeys (override with key=value; dotted for nested, e.g. model.lora_r=32):\n"
-        + "\n".join(describe(GRPOTrainConfig)))
-    parser.add_argument("--preset", help="YAML preset path or name in arithmo/configs/grpo/")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides")
+    parser = recipe_parser("python -m arithmo.grpo", "GRPO (TRL's GRPOTrainer) rewarded by arithmo's grader and "
+                           "PoT sandbox.", GRPOTrainConfig, PRESETS, example="smollm2_135m_cpu")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="[%(name)s] %(message)s")
-    logging.getLogger("arithmo").setLevel(logging.INFO)
-    from arithmo.model import ModelError
 
-    try:
-        cfg = load_config(GRPOTrainConfig, resolve_preset(args.preset), args.overrides)
-        grpo(cfg)
-    except (ConfigError, GRPOError, TrainError, ModelError, DataError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    def errors():
+        from arithmo.model import ModelError  # imports torch: after --help has had its chance to exit
+
+        return GRPOError, TrainError, ModelError, DataError
+
+    return run_recipe(GRPOTrainConfig, args.preset, args.overrides, grpo, errors, PRESETS)
 
 
 if __name__ == "__main__":

@@ -19,12 +19,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from arithmo.config import ConfigError, load_config
 from arithmo.records import Metrics
-
-if TYPE_CHECKING:
-    from arithmo.train import TrainConfig
+from arithmo.settings import TrainConfig
 
 ADAPTER_CONFIG = "adapter_config.json"  # peft's name for an adapter's config
 EVAL_CONFIG, PREDICTIONS, METRICS, CHART = "eval_config.yaml", "predictions.jsonl", "metrics.json", "accuracy.png"
@@ -127,9 +126,6 @@ def run_of_adapter(adapter: str | Path) -> RunFolder | None:
 def read_run_config(run: str | Path | RunFolder) -> TrainConfig:
     """The run's config.yaml as a typed TrainConfig (through load_config: unknown keys and wrong types are
     errors naming the key). Raises RunError when the file is missing or is not a training config."""
-    from arithmo.config import ConfigError, load_config
-    from arithmo.train import TrainConfig
-
     folder = run if isinstance(run, RunFolder) else RunFolder(Path(run))
     if not folder.config.is_file():
         raise RunError(f"{folder.config} not found (expected a training run folder, runs/<name>)")

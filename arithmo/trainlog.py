@@ -1,6 +1,6 @@
-"""What a training run shows and keeps: a progress bar with loss, tokens/s and ETA, `train_log.jsonl`,
-and a Ctrl-C that saves a checkpoint before it stops. Plain `transformers.TrainerCallback`s, added to one
-trainer by `arithmo.train`.
+"""What a training run (SFT and GRPO alike) shows and keeps: the trainer arguments both recipes share, a progress
+bar with loss, tokens/s and ETA, `train_log.jsonl`, a Ctrl-C that saves a checkpoint before it stops, and
+summary.json. Plain `transformers.TrainerCallback`s, added to one trainer by `arithmo.train` or `arithmo.grpo`.
 """
 
 from __future__ import annotations
@@ -123,3 +123,51 @@ def read_train_log(path: str | Path) -> list[dict]:
         # a step can have a training-loss line and a final summary line (train_runtime ...): keep both kinds
         by_step[(row["step"], "loss" in row)] = row
     return [by_step[k] for k in sorted(by_step)]
+
+
+def trainer_arguments(cfg: Any, run: Any, cuda: bool) -> dict[str, Any]:
+    """The TrainingArguments keywords that SFTConfig and GRPOConfig share, from a TrainConfig or GRPOTrainConfig
+    (`cfg`) and its RunFolder. bf16 only on a GPU that has it: bf16 is ~27x slower than fp32 on these CPUs
+    (docs/measurements.md)."""
+    import torch
+
+    from arithmo.settings import optimizer_name
+
+    bf16 = cuda and torch.cuda.is_bf16_supported() and cfg.model.dtype in ("auto", "bfloat16", "bf16")
+    return dict(
+        output_dir=str(run.checkpoints),
+        per_device_train_batch_size=cfg.micro_batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        max_steps=cfg.max_steps,
+        learning_rate=cfg.lr,
+        lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup_ratio,  # transformers 5 reads a float < 1 as a share of the steps
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        optim=optimizer_name(cfg.optimizer, cuda),
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        bf16=bf16,
+        fp16=cuda and not bf16 and cfg.model.dtype in ("auto", "float16", "fp16"),
+        gradient_checkpointing=False,  # load_model already set it up (unsloth has its own)
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        run_name=cfg.name,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=cuda,
+        disable_tqdm=True,  # our ProgressBar shows loss, tokens/s (and GRPO's reward)
+    )
+
+
+def write_summary(run: Any, summary: dict[str, Any]) -> dict[str, Any]:
+    """Add the CUDA peaks (GiB) when a GPU ran, write <run>/summary.json, return the summary."""
+    import torch
+
+    if torch.cuda.is_available():
+        summary.update(peak_allocated_gib=round(torch.cuda.max_memory_allocated() / 2**30, 2),
+                       peak_reserved_gib=round(torch.cuda.max_memory_reserved() / 2**30, 2))
+    run.summary.write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

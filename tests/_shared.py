@@ -93,3 +93,31 @@ def write_sft_folder(out_dir: Path, n_train: int = 24, n_val: int = 4) -> Path:
         (out_dir / name).write_text("".join(json.dumps(r) + "\n" for r in part))
     (out_dir / "manifest.json").write_text(json.dumps({"name": "test", "totals": {"train": n_train}}) + "\n")
     return out_dir
+
+
+def train_child_script(kill: str = "self") -> str:
+    """A script that runs `arithmo.train.main(argv)` and, with KILL_AT_STEP=N in its environment, SIGKILLs at the
+    end of step N (after a checkpoint, before the next one), as an out-of-memory kill would. `kill`: "self" (this
+    process) or "group" (rank 0 kills its whole process group: torchrun and every rank)."""
+    killer = ("os.kill(os.getpid(), signal.SIGKILL)" if kill == "self" else
+              'os.killpg(os.getpgid(0), signal.SIGKILL) if os.environ.get("RANK") == "0" else None')
+    return f"""
+import os, signal, sys
+import arithmo.train as recipe
+from transformers import TrainerCallback
+
+kill_at = int(os.environ.get("KILL_AT_STEP", "0"))
+
+class KillAt(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        if kill_at and state.global_step == kill_at:
+            {killer}
+
+original = recipe.build_trainer
+def build_with_kill(*args, **kwargs):
+    trainer, interrupt = original(*args, **kwargs)
+    trainer.add_callback(KillAt())
+    return trainer, interrupt
+recipe.build_trainer = build_with_kill
+sys.exit(recipe.main(sys.argv[1:]))
+"""

@@ -1,7 +1,7 @@
 """The app and `python -m arithmo.eval` score the same completions the same way: one rule for each of the
 strict/flexible CoT answer, the program's answer, the hybrid fallback and the majority vote.
 
-The same scripted completions go to evaluation (`arithmo.evaluation.scoring.predict` with a sandbox) and to
+The same scripted completions go to evaluation (`arithmo.evaluation.predict.predict` with a sandbox) and to
 the app (`DemoSession` with a scripted generator); every verdict, graded answer and vote must agree.
 """
 
@@ -12,7 +12,8 @@ from _demo_fakes import ScriptedGenerator, is_pot_prompt
 
 from arithmo.app.files import Example
 from arithmo.app.session import DemoSession
-from arithmo.evaluation.scoring import majority_vote, predict
+from arithmo.evaluation.predict import predict
+from arithmo.evaluation.scoring import majority_vote
 from arithmo.sandbox import Sandbox
 from arithmo.prompts import POT_HINTS
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from _shared import REPO, write_sft_folder
+from _shared import REPO, train_child_script, write_sft_folder
 from arithmo.trainlog import read_train_log
 
 pytestmark = pytest.mark.distributed
@@ -22,26 +22,7 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 
 # Runs arithmo.train in each rank; with KILL_AT_STEP, rank 0 SIGKILLs the whole launch (torchrun and both ranks:
 # one process group) at the end of that step, after checkpoint-2 and before checkpoint-4, as an OOM kill would.
-CHILD = """
-import os, signal, sys
-import arithmo.train as recipe
-from transformers import TrainerCallback
-
-kill_at = int(os.environ.get("KILL_AT_STEP", "0"))
-
-class KillAt(TrainerCallback):
-    def on_step_end(self, args, state, control, **kwargs):
-        if kill_at and state.global_step == kill_at and os.environ.get("RANK") == "0":
-            os.killpg(os.getpgid(0), signal.SIGKILL)
-
-original = recipe.build_trainer
-def build_with_kill(*args, **kwargs):
-    trainer, interrupt = original(*args, **kwargs)
-    trainer.add_callback(KillAt())
-    return trainer, interrupt
-recipe.build_trainer = build_with_kill
-sys.exit(recipe.main(sys.argv[1:]))
-"""
+CHILD = train_child_script(kill="group")
 
 
 def _env(**extra):

@@ -10,7 +10,8 @@ from arithmo.export import merge_adapter
 from arithmo.export.modelfile import ollama_template
 from arithmo.model import CHAT_TEMPLATES, ModelError, load_model
 from arithmo.prompts import render_prompt
-from arithmo.train import TrainConfig, train
+from arithmo.settings import TrainConfig
+from arithmo.train import train
 
 from _shared import CHATML_TEMPLATE, write_sft_folder
 

@@ -11,7 +11,7 @@ from arithmo.config import save_config
 from arithmo.export import ExportError, convert_to_gguf, logit_distance, main, read_gguf_metadata
 from arithmo.export.gguf import _staged_tokenizer, converter_version
 from arithmo.export._convert import pre_tokenizer_by_rule
-from arithmo.train import TrainConfig
+from arithmo.settings import TrainConfig
 
 from test_export_merge import IDS, _random_adapter
 

@@ -9,7 +9,7 @@ import torch
 
 from arithmo.config import save_config
 from arithmo.export import ExportError, logit_distance, merge_adapter, merge_lora, resolve_base_weights
-from arithmo.train import TrainConfig
+from arithmo.settings import TrainConfig
 
 IDS = torch.tensor([[5, 17, 42, 99, 7, 3, 250, 11, 400, 64, 2, 77]])
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from arithmo.config import load_config
-from arithmo.train import TrainConfig, train
+from arithmo.settings import TrainConfig
+from arithmo.train import train
 from arithmo.trainlog import read_train_log
 
 from _shared import make_tiny_model

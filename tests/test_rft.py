@@ -164,7 +164,7 @@ def _cfg(tmp_path, model_dir, **overrides):
 
 def test_recipe_writes_a_data_folder_that_accounts_for_every_question(tmp_path, tiny_model_dir, monkeypatch):
     from arithmo.rft import recipe
-    from arithmo.train import read_sft_file
+    from arithmo.sft import read_sft_file
 
     mix = write_sft_folder(tmp_path / "sft", n_train=6, n_val=2)
     manifest = rft(_cfg(tmp_path, tiny_model_dir, mix=str(mix)))

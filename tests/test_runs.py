@@ -10,7 +10,7 @@ import pytest
 from arithmo.generate import VLLM_LORA_RANKS, load_vllm, vllm_max_lora_rank
 from arithmo.runs import (RunError, RunFolder, adapter_info, default_eval_dir, eval_label, find_adapter,
                           find_metrics, read_metrics, read_run_config)
-from arithmo.train import TrainConfig
+from arithmo.settings import TrainConfig
 
 
 def make_run(root, *, config="model:\n  name: my/model\n  lora_r: 128\n  template: plain\n", rank=128,

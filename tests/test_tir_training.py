@@ -11,7 +11,9 @@ from arithmo.config import load_config
 from arithmo.model import load_model
 from arithmo.prompts import TIR_INSTRUCTION, output_block, render_sft, tir_output_spans
 from arithmo.runs import RunFolder
-from arithmo.train import TrainConfig, build_trainer, render_dataset
+from arithmo.settings import TrainConfig
+from arithmo.sft import render_dataset
+from arithmo.train import build_trainer
 
 
 def tir_row(i: int) -> dict:

@@ -12,7 +12,8 @@ import pytest
 
 from arithmo.config import ConfigError, load_config
 from arithmo.runs import RunFolder
-from arithmo.train import TrainConfig, TrainError, tracker_callbacks
+from arithmo.settings import TrainConfig, TrainError
+from arithmo.tracking import tracker_callbacks
 
 from _shared import REPO, write_sft_folder
 
@@ -21,7 +22,8 @@ from _shared import REPO, write_sft_folder
 CHILD = """
 import json, os, sys
 from arithmo.config import load_config
-from arithmo.train import TrainConfig, train
+from arithmo.settings import TrainConfig
+from arithmo.train import train
 
 calls = []
 if os.environ.get("CALLS"):

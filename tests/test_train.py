@@ -10,7 +10,9 @@ from arithmo.config import ConfigError, load_config
 from arithmo.model import ModelError, load_model
 from arithmo.prompts import render_sft
 from arithmo.runs import RunFolder
-from arithmo.train import TrainConfig, TrainError, build_trainer, render_dataset, resolve_preset, train
+from arithmo.settings import TrainConfig, TrainError
+from arithmo.sft import render_dataset
+from arithmo.train import build_trainer, resolve_preset, train
 from arithmo.trainlog import read_train_log
 
 from _shared import write_sft_folder

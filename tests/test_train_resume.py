@@ -12,30 +12,11 @@ import torch
 
 from arithmo.trainlog import read_train_log
 
-from _shared import REPO, write_sft_folder
+from _shared import REPO, train_child_script, write_sft_folder
 
 # Runs `arithmo.train.main` in a child; with KILL_AT_STEP set, the child SIGKILLs itself at the end of
 # that step — after checkpoint-2 was written and before checkpoint-4 — as an out-of-memory kill would.
-CHILD = """
-import os, signal, sys
-import arithmo.train as recipe
-from transformers import TrainerCallback
-
-kill_at = int(os.environ.get("KILL_AT_STEP", "0"))
-
-class KillAt(TrainerCallback):
-    def on_step_end(self, args, state, control, **kwargs):
-        if kill_at and state.global_step == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-original = recipe.build_trainer
-def build_with_kill(*args, **kwargs):
-    trainer, interrupt = original(*args, **kwargs)
-    trainer.add_callback(KillAt())
-    return trainer, interrupt
-recipe.build_trainer = build_with_kill
-sys.exit(recipe.main(sys.argv[1:]))
-"""
+CHILD = train_child_script(kill="self")
 
 
 def _run(tmp_path, model_dir, name, kill_at=0, resume=False, extra=()):

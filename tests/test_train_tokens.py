@@ -10,7 +10,8 @@ from transformers import AutoTokenizer
 from _shared import make_tokenizer, write_sft_folder
 from arithmo.generate import _prompt_ids, end_token_ids
 from arithmo.prompts import render_eval, render_sft, tokenize_sft
-from arithmo.train import TrainError, render_dataset
+from arithmo.settings import TrainError
+from arithmo.sft import render_dataset
 
 # Chat templates in the shapes of three families (the tokenizers below are tiny, the templates are real shapes).
 LLAMA3 = ("{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
@@ -98,7 +99,8 @@ def test_long_rows_are_dropped_by_default_and_counted_per_source(tokenizers):
 
 def test_long_rows_reach_the_progress_output_summary_and_manifest(tmp_path, tiny_model_dir, capsys):
     from arithmo.config import load_config
-    from arithmo.train import TrainConfig, train
+    from arithmo.settings import TrainConfig
+    from arithmo.train import train
 
     data = write_sft_folder(tmp_path / "data", n_train=8)
     rows = [json.loads(line) for line in open(data / "train.jsonl")]

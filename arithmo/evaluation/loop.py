@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from arithmo.evaluation.metrics import compute_metrics
-from arithmo.evaluation.scoring import STYLES, predict
+from arithmo.evaluation.predict import predict
+from arithmo.evaluation.scoring import STYLES
 from arithmo.evaluation.store import append_lines, resume_from
 from arithmo.generate import generate
 from arithmo.prompts import POT_HINTS, PLAIN_TEMPLATE, stable_rng

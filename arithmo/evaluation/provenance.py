@@ -145,3 +145,42 @@ def differences(saved: dict[str, Any], current: dict[str, Any]) -> tuple[list[st
     grading = [f"{key}: {saved.get(key)!r} -> {current.get(key)!r}"
                for key in GRADING_KEYS if saved.get(key) != current.get(key)]
     return generation, grading
+
+
+class ResumeRefused(ValueError):
+    """Saved outputs were made with other settings or by another generator; the message says what differs."""
+
+
+def changed_settings(old: dict[str, Any], new: dict[str, Any], ignored: tuple[str, ...]) -> list[str]:
+    """`key: old -> new` for every setting that differs, but the `ignored` ones (which do not change what a saved
+    line holds)."""
+    return [f"{key}: {old.get(key)!r} -> {value!r}" for key, value in new.items()
+            if key not in ignored and old.get(key) != value]
+
+
+def check_saved_generator(store: Path, record: dict[str, Any], *, what: str, fix: str) -> list[str]:
+    """Refuse to resume `store` (predictions or RFT samples) unless the provenance file beside it shows the same
+    generator as `record`; returns the grading differences (non-empty: re-grade the saved lines).
+
+    An empty or missing `store` passes. Raises ResumeRefused when the provenance file is missing, unreadable (a
+    half-written file, after a crash or a full disk, proves nothing) or names another model, adapter or
+    generation setting. `what` names the saved lines ("predictions"), `fix` says what to do instead.
+    """
+    if not store.is_file() or not store.read_text().strip():
+        return []
+    saved_file = store.parent / "provenance.json"
+    if not saved_file.is_file():
+        raise ResumeRefused(f"{store} has no provenance.json beside it, so what generated it cannot be checked "
+                            f"(it predates arithmo recording it); {fix}")
+    try:
+        saved = json.loads(saved_file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        saved = err
+    if not isinstance(saved, dict):
+        raise ResumeRefused(f"{saved_file} cannot be read as a provenance record ({saved}), so what generated "
+                            f"{store} cannot be checked; {fix}")
+    generation, grading = differences(saved, record)
+    if generation:
+        raise ResumeRefused(f"{store.parent} holds {what} made with another model, adapter or generation setting "
+                            f"({'; '.join(generation)}); they would be mixed with new ones. {fix[0].upper()}{fix[1:]}")
+    return grading

@@ -116,20 +116,13 @@ def grade_programs(lines: list[dict[str, Any]], *, run: RunPrograms, grade_timeo
             line["correct"] = line["correct_flexible"] = grade_answer(answer, line["gold"], grade_timeout_s)
 
 
-def predict(items: list[dict], style: str, complete: Complete, samples: list[int | None], *, tokenizer: Any,
-            template: str, pot_hint: str, run: RunPrograms | None, grade_timeout_s: float,
-            tir: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Graded prediction lines, one per item per entry of `samples` ([None] = the greedy completion,
-    [0..k-1] = k sampled ones), grouped by item."""
-    if style not in STYLES:
-        raise ValueError(f"style: expected one of {', '.join(STYLES)}, got {style!r}")
-    if style == "tir":  # its own loop: generate, run each code block, append its output, continue
-        from arithmo.evaluation.tir import predict_tir
-
-        if run is None:
-            raise ValueError("style=tir runs programs: pass `run` (a sandbox runner)")
-        return predict_tir(items, complete, samples, tokenizer=tokenizer, template=template, run=run,
-                           grade_timeout_s=grade_timeout_s, **(tir or {}))
+def predict_text(items: list[dict], style: str, complete: Complete, samples: list[int | None], *, tokenizer: Any,
+                 template: str, pot_hint: str, run: RunPrograms | None, grade_timeout_s: float) -> list[dict[str, Any]]:
+    """Graded prediction lines of the one-pass styles (cot, pot, hybrid), one per item per entry of `samples`
+    ([None] = the greedy completion, [0..k-1] = k sampled ones), grouped by item. TIR has its own loop
+    (`arithmo.evaluation.tir`); `arithmo.evaluation.predict.predict` dispatches between them."""
+    if style not in STYLES or style == "tir":
+        raise ValueError(f"style: expected one of cot, pot, hybrid here, got {style!r}")
     sampled = samples != [None]
     first = "cot" if style == "cot" else "pot"
     prompts = [render_eval(item["question"], first, tokenizer, template, hint=pot_hint) for item in items]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from arithmo.evaluation.scoring import base_line, grade_answer, read_cot
 from arithmo.prompts import output_block, pending_code, render_eval
 
 TIR_STOP = "```output"  # the model starts an output block itself: stop there, the interpreter writes it
@@ -51,8 +52,6 @@ def predict_tir(items: list[dict], complete: Any, samples: list[int | None], *, 
     `run(programs)` runs programs in the sandbox. Each line adds `tool_calls` (one record per executed block:
     code, output shown, error, timed_out) and `stopped` (answered | no_code | max_tool_calls | token_budget).
     """
-    from arithmo.evaluation.scoring import base_line, grade_answer, read_cot
-
     sampled = samples != [None]
     prompts = [render_eval(item["question"], "tir", tokenizer, template) for item in items]
     first = complete(prompts, len(samples), sampled)

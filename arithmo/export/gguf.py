@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from arithmo.export import ExportError
+from arithmo.export.modelfile import write_modelfile
 
 # The converter's --outtype values offered, with what each stores (GGUF spec, ggml's docs/gguf.md).
 GGUF_QUANTS = {
@@ -156,12 +157,11 @@ def export_gguf(model_dir: str | Path, out_dir: str | Path, *, quant: str = "q8_
     stop tokens come from it and the folder's tokenizer (arithmo.export.modelfile). Returns convert_to_gguf's
     record plus {"modelfile", "metadata"}.
     """
-    from arithmo.export.modelfile import write_modelfile
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     record = convert_to_gguf(model_dir, out / f"{name}-{quant}.gguf", quant=quant, model_name=name)
-    record["metadata"] = {k: v for k, v in read_gguf_metadata(record["file"]).items()
-                          if k != "tokenizer.chat_template"}
-    record["modelfile"] = str(write_modelfile(out, Path(record["file"]).name, model_dir, template))
+    metadata = read_gguf_metadata(record["file"])
+    record["metadata"] = {k: v for k, v in metadata.items() if k != "tokenizer.chat_template"}
+    record["modelfile"] = str(write_modelfile(out, Path(record["file"]).name, model_dir, template,
+                                              gguf_adds_bos=bool(metadata.get("tokenizer.ggml.add_bos_token"))))
     return record

@@ -74,14 +74,17 @@ def modelfile_text(gguf_name: str, template_go: str, stops: list[str], header: s
     return "\n".join(lines) + "\n"
 
 
-def write_modelfile(out_dir: str | Path, gguf_name: str, model_dir: str | Path, template: str = "auto") -> Path:
-    """Write `<out_dir>/Modelfile` for `gguf_name`, its prompt and stops from `model_dir`'s tokenizer."""
+def write_modelfile(out_dir: str | Path, gguf_name: str, model_dir: str | Path, template: str = "auto", *,
+                    gguf_adds_bos: bool) -> Path:
+    """Write `<out_dir>/Modelfile` for `gguf_name`, its prompt and stops from `model_dir`'s tokenizer.
+
+    `gguf_adds_bos`: the GGUF file's `tokenizer.ggml.add_bos_token` (the converter's caller, gguf.py, reads it),
+    so that the template does not write a second BOS.
+    """
     from transformers import AutoTokenizer
 
-    from arithmo.export.gguf import read_gguf_metadata
-
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    adds_bos = bool(read_gguf_metadata(Path(out_dir) / gguf_name).get("tokenizer.ggml.add_bos_token"))
+    adds_bos = gguf_adds_bos
     header = (f"Ollama Modelfile written by arithmo export: ollama create <name> -f Modelfile; ollama run <name>\n"
               f"TEMPLATE: arithmo's {template} prompt with the question as {{{{ .Prompt }}}} (single turn)")
     text = modelfile_text(gguf_name, ollama_template(tokenizer, template, gguf_adds_bos=adds_bos),

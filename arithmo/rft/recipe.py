@@ -21,7 +21,6 @@ original data plus the rejection samples: `mix=<the SFT data folder>`).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import sys
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Literal
 
 from arithmo.benchmarks import NAMES, load_items, source_of
-from arithmo.config import ConfigError, describe, field, find_preset, load_config, save_config, to_dict
+from arithmo.config import ConfigError, field, find_preset, load_config, recipe_parser, run_recipe, save_config, to_dict
 from arithmo.io import DataError, sha256_file
 from arithmo.prompts import POT_HINTS, add_pot_hint, stable_rng, strip_pot_trigger
 from arithmo.rft.sampling import (RFTError, Task, check_budget, read_rounds, sample_tasks, select_solutions,
@@ -192,7 +191,8 @@ def rft(cfg: RFTConfig) -> dict:
               f"not sampled (first: {', '.join(unreadable[:5])}); see manifest.json", file=sys.stderr)
     mixed_train, mixed_val = [], []
     if cfg.mix is not None:
-        from arithmo.train import TrainError, read_sft_file
+        from arithmo.settings import TrainError
+        from arithmo.sft import read_sft_file
 
         if not (Path(cfg.mix) / "train.jsonl").is_file():
             raise RFTError(f"mix={cfg.mix}: expected a built data folder with train.jsonl")
@@ -290,25 +290,19 @@ def rft(cfg: RFTConfig) -> dict:
 def check_resumable(cfg: RFTConfig, out: Path, record: dict) -> bool:
     """Refuse to resume samples made with other settings or by another generator; returns whether the saved
     samples need re-grading (another grader version scored them)."""
-    from arithmo.evaluation.provenance import differences
+    from arithmo.evaluation.provenance import ResumeRefused, changed_settings, check_saved_generator
 
-    store, saved = out / SAMPLES, out / PROVENANCE
+    store, fix = out / SAMPLES, "use resume=false to start over, or another out"
     if not cfg.resume or not store.is_file() or not store.read_text().strip():
         return False
-    if not saved.is_file():
-        raise RFTError(f"{store} has no {PROVENANCE} beside it, so what sampled it cannot be checked; rerun with "
-                       "resume=false, or another out")
-    before = json.loads(saved.read_text())
-    if before.get("config_hash") != config_hash(cfg):
+    try:
+        grading = check_saved_generator(store, record, what="samples", fix=fix)
+    except ResumeRefused as err:
+        raise RFTError(str(err)) from err
+    if json.loads((out / PROVENANCE).read_text()).get("config_hash") != config_hash(cfg):
         old = load_config(RFTConfig, out / CONFIG) if (out / CONFIG).is_file() else None
-        changed = ([f"{key}: {value!r} -> {to_dict(cfg)[key]!r}" for key, value in to_dict(old).items()
-                    if key not in NOT_HASHED and value != to_dict(cfg)[key]] if old else ["settings"])
-        raise RFTError(f"{out} holds samples drawn with other settings ({'; '.join(changed)}); use another out, "
-                       "or resume=false to start over")
-    generation, grading = differences(before, record)
-    if generation:
-        raise RFTError(f"{out} holds samples from another generator ({'; '.join(generation)}); use another out, or "
-                       "resume=false to start over")
+        changed = changed_settings(to_dict(old), to_dict(cfg), NOT_HASHED) if old else ["settings"]
+        raise RFTError(f"{out} holds samples drawn with other settings ({'; '.join(changed)}); {fix}")
     return bool(grading)
 
 
@@ -359,20 +353,13 @@ def resolve_preset(preset: str | None) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    presets = ", ".join(sorted(p.stem for p in PRESETS.glob("*.yaml")))
-    parser = argparse.ArgumentParser(
-        prog="python -m arithmo.rft", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Rejection-sampling fine-tuning data: sample solutions, keep the correct distinct ones.",
-        epilog=f"presets: {presets}\n\nkeys (override with key=value):\n" + "\n".join(describe(RFTConfig)))
-    parser.add_argument("--preset", help="preset name or YAML file, e.g. smollm2_cpu")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. k=8 n=100")
+    parser = recipe_parser("python -m arithmo.rft", "Rejection-sampling fine-tuning data: sample solutions, keep "
+                           "the correct distinct ones.", RFTConfig, PRESETS, example="smollm2_cpu")
     args = parser.parse_args(argv)
-    from arithmo.model import ModelError  # imports torch: after --help has had its chance to exit
 
-    try:
-        cfg = load_config(RFTConfig, resolve_preset(args.preset), args.overrides)
-        rft(cfg)
-    except (ConfigError, DataError, RFTError, ModelError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    def errors():
+        from arithmo.model import ModelError  # imports torch: after --help has had its chance to exit
+
+        return RFTError, DataError, ModelError
+
+    return run_recipe(RFTConfig, args.preset, args.overrides, rft, errors, PRESETS)

@@ -1,0 +1,101 @@
+"""SFT data for the training recipe: read built records, pick rows, render and tokenize them for TRL.
+
+Rendering is evaluation's own (`arithmo.prompts.render_sft`: the completion ends with the end-of-turn token
+generation stops on) and tokenization carries the completion mask (loss on the completion only; TIR's
+interpreter output masked like the prompt).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from arithmo.io import DataError, read_file_rows
+from arithmo.runs import RunFolder
+from arithmo.settings import TrainError
+
+log = logging.getLogger("arithmo.train")
+
+
+def read_sft_file(path: Path) -> list[dict]:
+    """SFT records from a JSONL file; a line that is not a record names the file, line and key."""
+    rows = []
+    try:
+        for where, row in read_file_rows(path):
+            for key in ("prompt", "completion", "style"):
+                if not isinstance(row.get(key), str) or not row[key].strip():
+                    raise TrainError(f"{where}: missing or empty '{key}' (SFT records need "
+                                     f"id, source, style, prompt, completion)")
+            rows.append(row)
+    except DataError as err:
+        raise TrainError(str(err)) from err
+    return rows
+
+
+def load_training_data(data: str, run: RunFolder, overrides: list[str]) -> tuple[list[dict], list[dict], dict]:
+    """(train rows, val rows, manifest) from a built folder, or from a recipe YAML built into <run>/data."""
+    path = Path(data)
+    if path.suffix in (".yaml", ".yml"):
+        from arithmo.data import build_from_recipe
+
+        if not path.is_file():
+            raise TrainError(f"data recipe not found: {path}")
+        build_from_recipe(path, run.data, overrides, log=lambda line: log.info(line))
+        path = run.data
+    if not (path / "train.jsonl").is_file():
+        raise TrainError(f"{path} is not a built data folder: expected train.jsonl (build one with "
+                         f"python -m arithmo.data build RECIPE --out {path})")
+    train_rows = read_sft_file(path / "train.jsonl")
+    if not train_rows:
+        raise TrainError(f"{path / 'train.jsonl'} holds no rows")
+    val_rows = read_sft_file(path / "val.jsonl") if (path / "val.jsonl").is_file() else []
+    manifest = json.loads((path / "manifest.json").read_text()) if (path / "manifest.json").is_file() else {}
+    return train_rows, val_rows, manifest
+
+
+def select_rows(rows: list[dict], styles: list[str], max_rows: int | None) -> list[dict]:
+    chosen = [r for r in rows if r["style"] in styles]
+    return chosen[:max_rows] if max_rows else chosen
+
+
+def render_dataset(rows: list[dict], tokenizer: Any, template: str, max_seq_length: int | None = None,
+                   long_rows: str = "drop") -> tuple[Any, dict[str, Any]]:
+    """(a datasets.Dataset of {input_ids, completion_mask}, the long-row report) for SFT records.
+
+    Rows are rendered by the function evaluation uses (`render_sft`: the completion ends with the end-of-turn
+    token generation stops on) and tokenized here with the BOS rule generation uses (`tokenize_sft`), so TRL
+    receives ids and does not re-tokenize (it would add a second BOS to templates that write one, and append
+    the tokenizer's eos instead of the template's end of turn). A row longer than `max_seq_length` is dropped,
+    truncated or an error (TrainError naming the first ones), by `long_rows`; the report counts them per
+    source: {policy, max_seq_length, over_limit: {source: n}, rows, longest}.
+    """
+    from datasets import Dataset
+
+    from arithmo.prompts import render_sft, tir_output_spans, tokenize_sft
+
+    kept, over, longest = [], {}, 0
+    for row in rows:
+        rendered = render_sft(row, tokenizer, template)
+        # TIR: the interpreter's output blocks are masked like the prompt (the model does not predict them)
+        spans = tir_output_spans(rendered["completion"]) if row.get("style") == "tir" else ()
+        ids, mask = tokenize_sft(rendered, tokenizer, spans)
+        longest = max(longest, len(ids))
+        if max_seq_length is not None and len(ids) > max_seq_length:
+            over.setdefault(row.get("source", "?"), []).append(row.get("id", "?"))
+            if long_rows == "drop":
+                continue
+            ids, mask = ids[:max_seq_length], mask[:max_seq_length]
+        kept.append({"input_ids": ids, "completion_mask": mask})
+    report = {"policy": long_rows, "max_seq_length": max_seq_length, "rows": len(rows),
+              "over_limit": {source: len(ids) for source, ids in sorted(over.items())}, "longest": longest}
+    if over and long_rows == "error":
+        first = [row_id for ids in over.values() for row_id in ids][:5]
+        raise TrainError(f"{sum(report['over_limit'].values())} rows are longer than model.max_seq_length="
+                         f"{max_seq_length} tokens (per source: {report['over_limit']}; first: {', '.join(first)}; "
+                         f"longest {longest}): raise model.max_seq_length, or long_rows=drop|truncate")
+    if not kept:
+        raise TrainError(f"every row is longer than model.max_seq_length={max_seq_length} tokens (longest "
+                         f"{longest}): raise model.max_seq_length")
+    return Dataset.from_list(kept), report
