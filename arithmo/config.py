@@ -295,17 +295,22 @@ def find_preset(name: str | Path, folder: Path) -> Path:
 # the recipes' command line: --preset NAME key=value ... (data, train, eval, rft, grpo share it)
 
 
+def recipe_epilog(cls: type, presets: Path | None = None) -> str:
+    """The `--help` text after the options: the presets in `presets` and every key of `cls`."""
+    epilog = ""
+    if presets is not None:
+        epilog = f"presets (arithmo/{presets.relative_to(Path(__file__).parent)}/): " + \
+            ", ".join(sorted(p.stem for p in presets.glob("*.yaml"))) + "\n\n"
+    return epilog + "keys (override with key=value; dotted for nested, e.g. model.lora_r=32, sources.0.max_rows=100):\n" \
+        + "\n".join(describe(cls))
+
+
 def recipe_parser(prog: str, description: str, cls: type, presets: Path | None = None,
                   example: str = "") -> argparse.ArgumentParser:
     """The parser every recipe's `main` starts from: `--preset` (a YAML path or a name in `presets`) and
     `key=value` overrides, with `--help` listing the presets and every key of `cls` (nested and list entries
     included) with its type, default and help."""
-    epilog = ""
-    if presets is not None:
-        epilog = f"presets (arithmo/{presets.relative_to(Path(__file__).parent)}/): " + \
-            ", ".join(sorted(p.stem for p in presets.glob("*.yaml"))) + "\n\n"
-    epilog += "keys (override with key=value; dotted for nested, e.g. model.lora_r=32):\n" + "\n".join(describe(cls))
-    parser = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog,
+    parser = argparse.ArgumentParser(prog=prog, description=description, epilog=recipe_epilog(cls, presets),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     if presets is not None:
         parser.add_argument("--preset", help="preset name or YAML file" + (f", e.g. {example}" if example else ""))

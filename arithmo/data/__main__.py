@@ -5,22 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 
-from arithmo.config import ConfigError, describe
+from arithmo.config import ConfigError, recipe_epilog
 from arithmo.data.build import build_from_recipe
 from arithmo.data.recipe import DataConfig
 from arithmo.io import DataError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m arithmo.data",
-        description="Build a training mix from a recipe.",
-        epilog="recipe keys (override with key=value, dotted for nested, e.g. dedup.threshold=0.9):\n"
-        + "\n".join(describe(DataConfig)),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = argparse.ArgumentParser(prog="python -m arithmo.data", description="Build a training mix from a recipe.",
+                                     epilog="python -m arithmo.data build --help lists every recipe key",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    build_cmd = commands.add_parser("build", help="build RECIPE into --out")
+    # The keys go on `build --help`, where a reader of the README looks for them (issue 31).
+    build_cmd = commands.add_parser("build", help="build RECIPE into --out", description="Build RECIPE into --out.",
+                                    epilog=recipe_epilog(DataConfig),
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     build_cmd.add_argument("recipe", help="recipe YAML, e.g. data_recipes/tiny.yaml")
     build_cmd.add_argument("--out", required=True, help="output folder for train.jsonl, val.jsonl, manifest.json")
     build_cmd.add_argument("overrides", nargs="*", help="key=value overrides")
