@@ -15,6 +15,8 @@ from _shared import REPO
 @pytest.mark.parametrize("argv, expected", [
     (["data", "--help"], "dedup.threshold"),                 # the recipe keys (arithmo.data's top-level epilog)
     (["data", "build", "--help"], "--out OUT"),
+    (["data", "build", "--help"], "sources.N.max_rows"),     # the keys inside a source entry, where users look
+    (["data", "build", "--help"], "decontaminate.benchmarks.N.name"),  # ... and inside a benchmark entry
     (["train", "--help"], "model.chat_template"),            # every TrainConfig key, the new ones included
     (["train", "--help"], "report_to"),
     (["eval", "--help"], "python -m arithmo.eval"),

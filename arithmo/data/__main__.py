@@ -13,7 +13,7 @@ from arithmo.io import DataError
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m arithmo.data", description="Build a training mix from a recipe.",
-                                     epilog="python -m arithmo.data build --help lists every recipe key",
+                                     epilog=recipe_epilog(DataConfig),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     # The keys go on `build --help`, where a reader of the README looks for them (issue 31).
