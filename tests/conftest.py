@@ -31,3 +31,22 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 def tiny_base_model_dir(tmp_path_factory) -> Path:
     """The same tiny model without a chat template (a 'base' model: prompts use the plain template)."""
     return make_tiny_model(tmp_path_factory.mktemp("tiny_llama_base"), chat_template=False)
+
+
+# sandbox tests (test_sandbox_*.py): one jail fixture, shared (issue 22) ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def jail():
+    """A two-worker sandbox pool in the bubblewrap jail, one per test module. Skips where bubblewrap cannot
+    run, except under ARITHMO_REQUIRE_JAIL=1 (set by .ci/run, which installs bubblewrap): there it fails."""
+    from arithmo.sandbox import Sandbox, SandboxError
+
+    try:
+        box = Sandbox(workers=2, jail=True)
+    except SandboxError as why:
+        if os.environ.get("ARITHMO_REQUIRE_JAIL") == "1":
+            pytest.fail(f"bubblewrap is installed but the jail cannot run: {why}")
+        pytest.skip(f"{why}; CI installs it (.ci/run)")
+    with box:
+        yield box

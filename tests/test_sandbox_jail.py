@@ -15,21 +15,9 @@ from pathlib import Path
 import pytest
 
 from arithmo.sandbox import jail as _jail
-from arithmo.sandbox import ExecResult, Sandbox, SandboxError
+from arithmo.sandbox import ExecResult, Sandbox
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def jail():
-    try:
-        box = Sandbox(workers=2, jail=True)
-    except SandboxError as why:
-        if os.environ.get("ARITHMO_REQUIRE_JAIL") == "1":  # set by .ci/run where it installed bubblewrap
-            pytest.fail(f"bubblewrap is installed but the jail cannot run: {why}")
-        pytest.skip(f"{why}; CI installs it (.ci/run)")
-    with box:
-        yield box
 
 
 def run(box, code: str, timeout_s: float = 5.0, **limits) -> ExecResult:

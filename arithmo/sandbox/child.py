@@ -51,6 +51,11 @@ sympy.nsimplify(0.5), sympy.N(sympy.pi, 20), sympy.Rational(1, 3) + 1, sympy.sqr
 sympy.summation(x, (x, 1, 10)), sympy.Matrix([[1, 2], [3, 4]]).det(), sympy.factorint(360), sympy.isprime(97)
 sympy.gcd(12, 18), sympy.lcm(4, 6), sympy.floor(sympy.Rational(7, 2)), sympy.latex(x / 2)
 numpy.linalg.solve([[1.0, 2.0], [3.0, 4.0]], [1.0, 1.0]), numpy.random.default_rng(0).random()
+# lambdify's "numpy" namespace runs `from numpy import *`, which loads numpy.testing (its helpers import socket)
+# and numpy.ctypeslib (_ctypes): loaded here, before the child's guard, so a program's lambdify finds them
+# loaded and never imports a network or native-code module itself (issue 24). The same for math and mpmath.
+sympy.lambdify(x, x**2 + 1, "numpy")(2.0), sympy.lambdify(x, x + 1, "math")(1.0)
+sympy.lambdify(x, x + 1, "mpmath")(1.0), sympy.lambdify((x, y), x * y)(2.0, 3.0)
 """
 # Linux constants (include/uapi/linux/prctl.h); Python's os module lacks them.
 PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 4, 36, 38

@@ -7,9 +7,9 @@ PermissionError naming what was refused; the kernel layers (rlimits, uid, namesp
 Loaded by path by the zygote (`child.py`); stdlib only.
 """
 
-import _thread
 import os
 import sys
+import types
 
 # Audit events (docs.python.org/3/library/audit_events.html) refused in the child: process creation,
 # signals to other processes, network, native code, raising limits.
@@ -44,54 +44,103 @@ def loaded_refused_modules() -> tuple[str, ...]:
     return tuple(name for name in sys.modules if name.partition(".")[0] in REFUSED_IMPORTS)
 
 
+def _hook(event, args, refused, prefixes, imports, path_events, write_flags, write_modes, roots, lstat,
+          readlink, getcwd, fspath, decode, join, isinstance, len, bool, type, str_type, int_type, bytes_type,
+          error, os_error, base_exception, repr):
+    """The audit hook's code. Every value it uses is a parameter bound once by `install_guard` (defaults of a
+    function made with empty globals): it reads no global, no builtin and no closure cell, and keeps no state
+    between calls. A program that reaches this frame (through the traceback of a refused call) finds only
+    immutable values there (tuples, frozensets, read-only mappings, built-in functions): nothing to change
+    that would switch the hook off (issue 24: it used to keep a per-thread re-entrancy set, which a program
+    could join). Paths are resolved here with the built-in lstat/readlink/getcwd, not os.path.realpath,
+    whose Python helpers a program could replace; names are copied to exact `str` (join) first, so a str
+    subclass cannot lie through its own methods. Raises `error` (PermissionError) to refuse."""
+    event = join("", (event,))
+    if event in refused:
+        raise error("sandbox refused " + event + " (" + refused[event] + ")")
+    for prefix, reason in prefixes:
+        if event.startswith(prefix):
+            raise error("sandbox refused " + event + " (" + reason + ")")
+    if event == "import":
+        name = join("", (args[0],)) if isinstance(args[0], str_type) else ""
+        top = name.partition(".")[0]
+        if top in imports:
+            raise error("sandbox refused import " + name + " (" + imports[top] + ")")
+        return
+    if event == "open":
+        mode, flags = args[1], args[2]
+        writes = bool(flags & write_flags) if isinstance(flags, int_type) else False
+        if isinstance(mode, str_type):
+            for letter in write_modes:
+                if letter in join("", (mode,)):
+                    writes = True
+        if not writes or args[0] is None:
+            return
+        indices, what = (0,), "writing"
+    elif event in path_events:
+        indices, what = path_events[event], event + " on"
+    else:
+        return
+    for index in indices:
+        if index >= len(args) or args[index] is None or isinstance(args[index], int_type):
+            continue  # an already-open descriptor (stdout, a pipe): nothing new is opened
+        shown = args[index]
+        try:
+            shown_text = repr(shown)
+        except base_exception:  # a path object whose repr fails
+            shown_text = "(a path)"
+        try:
+            path = fspath(shown)  # the built-in os.fspath; bytes decoded as os.fsdecode does (PEP 383)
+            path = join("", (decode(path, "utf-8", "surrogateescape") if isinstance(path, bytes_type) else path,))
+            if not path.startswith("/"):
+                path = getcwd() + "/" + path
+        except base_exception as failure:  # a path we cannot read is refused, never waved through
+            raise error("sandbox refused " + what + " a path it cannot read (" + type(failure).__name__ + ")")
+        # the real location: every symlink on the way followed, "." and ".." applied (a missing tail is kept)
+        pending, parts, hops = path.split("/")[::-1], [], 0
+        while pending:
+            part = pending.pop()
+            if part == "" or part == ".":
+                continue
+            if part == "..":
+                if parts:
+                    parts.pop()
+                continue
+            candidate = "/" + "/".join(parts + [part])
+            try:
+                is_link = (lstat(candidate).st_mode & 0o170000) == 0o120000
+            except os_error:
+                is_link = False
+            if not is_link:
+                parts.append(part)
+                continue
+            hops += 1
+            if hops > 40:  # ELOOP, as the kernel counts
+                raise error("sandbox refused " + what + " " + shown_text + ": too many symbolic links")
+            target = readlink(candidate)
+            if target.startswith("/"):
+                parts = []
+            pending.extend(target.split("/")[::-1])
+        real = "/" + "/".join(parts)
+        inside = False
+        for root in roots:
+            if real == root or real.startswith(root + "/"):
+                inside = True
+        if not inside:
+            raise error("sandbox refused " + what + " " + shown_text + " outside the working directory")
+
+
 def install_guard(workdir: str, *more_writable: str, hide: tuple[str, ...] = ()) -> None:
     """Refuse process creation, network, native code and writes outside `workdir` and `more_writable`
     (in the jail: the program's /tmp and /dev/shm, which live in its own tmpfs). An audit-hook tripwire.
     `hide`: module names to drop from sys.modules first (`loaded_refused_modules()`), so importing them
     again meets the import check."""
     roots = tuple(os.path.realpath(folder) for folder in (workdir, *more_writable))
-    realpath, fsdecode, sep = os.path.realpath, os.fsdecode, os.sep  # bound now, not looked up per event
-    # Re-entrancy guard, per thread: realpath() below may raise audit events of its own. Per thread, or one
-    # thread's check in progress (realpath releases the GIL) would wave another thread's event through.
-    busy: set[int] = set()
-
-    def inside(path) -> bool:
-        if isinstance(path, int):  # an already-open descriptor (stdout, a pipe): nothing new is opened
-            return True
-        try:
-            real = realpath(fsdecode(path))
-        except OSError as failure:  # e.g. getcwd() fails past PATH_MAX deep: refuse rather than guess
-            refuse(f"writing {path!r}: its location cannot be resolved ({failure})")
-        return any(real == root or real.startswith(root + sep) for root in roots)
-
-    def refuse(what: str) -> None:
-        raise PermissionError(f"sandbox refused {what}")
-
-    def hook(event: str, args: tuple) -> None:
-        thread = _thread.get_ident()
-        if thread in busy:
-            return
-        busy.add(thread)
-        try:
-            if event in REFUSED_EVENTS:
-                refuse(f"{event} ({REFUSED_EVENTS[event]})")
-            for prefix, reason in REFUSED_PREFIXES.items():
-                if event.startswith(prefix):
-                    refuse(f"{event} ({reason})")
-            if event == "import" and args[0].partition(".")[0] in REFUSED_IMPORTS:
-                refuse(f"import {args[0]} ({REFUSED_IMPORTS[args[0].partition('.')[0]]})")
-            if event == "open":
-                path, mode, flags = args
-                writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or bool(flags & WRITE_FLAGS)
-                if writes and path is not None and not inside(path):
-                    refuse(f"writing {path!r} outside the working directory")
-            elif event in PATH_EVENTS:
-                for index in PATH_EVENTS[event]:
-                    if index < len(args) and args[index] is not None and not inside(args[index]):
-                        refuse(f"{event} on {args[index]!r} outside the working directory")
-        finally:
-            busy.discard(thread)
-
+    hook = types.FunctionType(_hook.__code__, {"__builtins__": {}}, "sandbox_audit_hook", (
+        types.MappingProxyType(dict(REFUSED_EVENTS)), tuple(REFUSED_PREFIXES.items()),
+        types.MappingProxyType(dict(REFUSED_IMPORTS)), types.MappingProxyType(dict(PATH_EVENTS)), WRITE_FLAGS,
+        "wax+", roots, os.lstat, os.readlink, os.getcwd, os.fspath, bytes.decode, str.join, isinstance, len, bool,
+        type, str, int, bytes, PermissionError, OSError, BaseException, repr))
     for name in hide:
         sys.modules.pop(name, None)
     sys.addaudithook(hook)

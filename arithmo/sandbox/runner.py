@@ -25,6 +25,9 @@ import sys
 import traceback
 
 SOLUTION_NAME = "solution"
+# An error line longer than this is cut here, in the child: the parent keeps 500 characters of it anyway, and
+# the status channel's cap (worker.status_cap) counts on a bounded error.
+MAX_ERROR_CHARS = 2000
 
 
 class CountingFileIO(io.FileIO):
@@ -39,7 +42,8 @@ class CountingFileIO(io.FileIO):
 
 
 def _last_line() -> str:
-    return traceback.format_exception_only(*sys.exc_info()[:2])[-1].strip()
+    line = traceback.format_exception_only(*sys.exc_info()[:2])[-1].strip()
+    return line if len(line) <= MAX_ERROR_CHARS else line[:MAX_ERROR_CHARS - 3] + "..."
 
 
 def _takes_no_arguments(function) -> bool:
@@ -77,7 +81,11 @@ def run(code: str, memory_mb: int, max_value_bytes: int) -> dict:
     except SystemExit as stop:
         if stop.code is None or stop.code == 0:
             return {"error": None, "value": None, "value_from": None}
-        error = f"exit code {stop.code}" if isinstance(stop.code, int) else f"SystemExit: {stop.code}"
+        try:
+            error = f"exit code {stop.code}" if isinstance(stop.code, int) else f"SystemExit: {stop.code}"
+        except BaseException:  # noqa: BLE001 - a code whose str() fails (or is too long to print)
+            error = "SystemExit: (its code cannot be shown)"
+        error = error[:MAX_ERROR_CHARS]
         return {"error": error, "value": None, "value_from": None}
     except MemoryError:
         return {"error": f"memory limit ({memory_mb} MiB): {_last_line()}", "value": None, "value_from": None}

@@ -9,6 +9,12 @@ system call fails with an errno, so Python raises a clear OSError instead of the
 - replacing the process: `execve`, `execveat` (EPERM): no new interpreter without the audit hook and limits;
 - memory the address-space limit does not see: `memfd_create`, SysV `shmget`/`msgget`, POSIX `mq_open`,
   io_uring (anonymous shared memory lives in the kernel's shm mount, not in the program's RLIMIT_AS);
+- kernel objects that would outlive the program in its worker: every SysV IPC call (semaphores, shared
+  memory, message queues) and POSIX message queues (EPERM);
+- channels between programs through files every jail shares (the read-only runtime, bound from the host):
+  `flock`, record locks, leases and dnotify through `fcntl` (other fcntl commands are allowed), inotify,
+  fanotify, `cachestat` (EPERM), and `preadv2`/`pwritev2` (ENOSYS, so glibc uses preadv/pwritev: no
+  RWF_NOWAIT probe of the page cache);
 - kernel interfaces no program needs: ptrace and reading other processes' memory, namespaces and mounts,
   keyrings, bpf, perf events, userfaultfd, modules, kexec, swap, reboot, accounting, quotas, file handles.
 
@@ -27,10 +33,14 @@ import struct
 LD_W_ABS, JEQ_K, JGE_K, JSET_K, RET_K = 0x20, 0x15, 0x35, 0x45, 0x06
 # linux/seccomp.h return actions.
 RET_ALLOW, RET_ERRNO, RET_KILL_PROCESS = 0x7FFF0000, 0x00050000, 0x80000000
-OFFSET_NR, OFFSET_ARCH, OFFSET_ARG0_LOW = 0, 4, 16  # struct seccomp_data, little-endian: args[0]'s low word
+# struct seccomp_data, little-endian: nr, arch, then args[0] at 16 and args[1] at 24 (their low words)
+OFFSET_NR, OFFSET_ARCH, OFFSET_ARG0_LOW, OFFSET_ARG1_LOW = 0, 4, 16, 24
 CLONE_THREAD = 0x00010000  # linux/sched.h
 X32_SYSCALL_BIT = 0x40000000  # x86-64's x32 ABI numbers: refused outright
 PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
+# fcntl commands refused (include/uapi/asm-generic/fcntl.h, linux/fcntl.h): POSIX and OFD record locks
+# (F_GETLK included: testing for another jail's lock on a shared library reads a bit), leases, dnotify.
+FCNTL_REFUSED = (5, 6, 7, 36, 37, 38, 1024, 1025, 1026)  # F_GETLK, F_SETLK, F_SETLKW, F_OFD_*, F_*LEASE, F_NOTIFY
 
 # name -> number, per machine. AUDIT_ARCH_* = EM_* | 64-bit | little-endian (linux/audit.h).
 ARCHES = {
@@ -44,7 +54,15 @@ ARCHES = {
         "bpf": 321, "perf_event_open": 298, "userfaultfd": 323, "init_module": 175, "finit_module": 313,
         "delete_module": 176, "kexec_load": 246, "kexec_file_load": 320, "swapon": 167, "swapoff": 168,
         "reboot": 169, "acct": 163, "quotactl": 179, "open_by_handle_at": 304, "name_to_handle_at": 303,
-        "uselib": 134}},
+        "uselib": 134,
+        # the rest of SysV IPC and POSIX message queues: kernel objects that outlive the program (issue 24)
+        "shmat": 30, "shmctl": 31, "shmdt": 67, "semget": 64, "semop": 65, "semctl": 66, "semtimedop": 220,
+        "msgsnd": 69, "msgrcv": 70, "msgctl": 71, "mq_unlink": 241, "mq_timedsend": 242,
+        "mq_timedreceive": 243, "mq_notify": 244, "mq_getsetattr": 245,
+        # channels through files every jail shares (the read-only runtime): locks and watches
+        "flock": 73, "inotify_init": 253, "inotify_add_watch": 254, "inotify_rm_watch": 255,
+        "inotify_init1": 294, "fanotify_init": 300, "fanotify_mark": 301, "cachestat": 451},
+        "fcntl": 72, "enosys": {"preadv2": 327, "pwritev2": 328}},
     "aarch64": {"audit_arch": 0xC00000B7, "syscalls": {
         "clone": 220, "clone3": 435, "execve": 221, "execveat": 281, "memfd_create": 279, "memfd_secret": 447,
         "shmget": 194, "msgget": 186, "mq_open": 180, "io_uring_setup": 425, "io_uring_enter": 426,
@@ -54,7 +72,13 @@ ARCHES = {
         "add_key": 217, "request_key": 218, "bpf": 280, "perf_event_open": 241, "userfaultfd": 282,
         "init_module": 105, "finit_module": 273, "delete_module": 106, "kexec_load": 104, "kexec_file_load": 294,
         "swapon": 224, "swapoff": 225, "reboot": 142, "acct": 89, "quotactl": 60, "open_by_handle_at": 265,
-        "name_to_handle_at": 264}},
+        "name_to_handle_at": 264,
+        "shmat": 196, "shmctl": 195, "shmdt": 197, "semget": 190, "semop": 193, "semctl": 191, "semtimedop": 192,
+        "msgsnd": 189, "msgrcv": 188, "msgctl": 187, "mq_unlink": 181, "mq_timedsend": 182,
+        "mq_timedreceive": 183, "mq_notify": 184, "mq_getsetattr": 185,
+        "flock": 32, "inotify_add_watch": 27, "inotify_rm_watch": 28, "inotify_init1": 26,
+        "fanotify_init": 262, "fanotify_mark": 263, "cachestat": 451},
+        "fcntl": 25, "enosys": {"preadv2": 286, "pwritev2": 287}},
 }
 PROCESS_CREATION = ("fork", "vfork")  # clone is checked by its flags, clone3 answered ENOSYS
 
@@ -85,6 +109,14 @@ def build_filter(arch: str, allow_processes: bool) -> bytes:
     for number in refused:
         program += [_insn(JEQ_K, number, 0, 1), _insn(RET_K, RET_ERRNO | errno.EPERM)]
     program += [_insn(JEQ_K, numbers["clone3"], 0, 1), _insn(RET_K, RET_ERRNO | errno.ENOSYS)]
+    for number in table["enosys"].values():  # glibc falls back to preadv/pwritev (no flags, no RWF_NOWAIT)
+        program += [_insn(JEQ_K, number, 0, 1), _insn(RET_K, RET_ERRNO | errno.ENOSYS)]
+    # fcntl: locks, leases and directory notifications refused (EPERM); every other command allowed.
+    # Layout: JEQ fcntl; load args[1]; one JEQ per command (to EPERM); ALLOW; EPERM.
+    count = len(FCNTL_REFUSED)
+    program += [_insn(JEQ_K, table["fcntl"], 0, count + 3), _insn(LD_W_ABS, OFFSET_ARG1_LOW)]
+    program += [_insn(JEQ_K, command, count - index, 0) for index, command in enumerate(FCNTL_REFUSED)]
+    program += [_insn(RET_K, RET_ALLOW), _insn(RET_K, RET_ERRNO | errno.EPERM)]
     if not allow_processes:  # clone: allowed only with CLONE_THREAD (a thread, not a process)
         program += [_insn(JEQ_K, numbers["clone"], 0, 3), _insn(LD_W_ABS, OFFSET_ARG0_LOW),
                     _insn(JSET_K, CLONE_THREAD, 1, 0), _insn(RET_K, RET_ERRNO | errno.EPERM)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import selectors
 import signal
 import socket
@@ -31,7 +32,12 @@ from arithmo.sandbox.fs import remove_tree
 STARTUP_TIMEOUT_S = 120.0  # the zygote imports sympy + numpy: ~0.6 s measured here; generous for loaded CI
 REPLY_GRACE_S = 10.0  # on top of a program's timeout: the zygote's kill, reap (<= 2 s) and cleanup
 DRAIN_S = 2.0  # after the zygote's answer every writer is dead; a pipe still open after this is abandoned
-STATUS_CAP_BYTES, STDERR_TAIL_BYTES, READ_CHUNK = 16384, 4096, 65536
+STDERR_TAIL_BYTES, READ_CHUNK = 4096, 65536
+# The status report carries the program's value (at most max_output_bytes of UTF-8, checked in the child) and
+# an error line (cut to runner.MAX_ERROR_CHARS there), as JSON with ensure_ascii: one byte can become six
+# ("\u0001"). So the channel's cap follows the output cap; one size limit, the output's, decides what the
+# user sees (issue 24: a 25 KB value was killed by a fixed 16 KiB cap on this channel).
+STATUS_OVERHEAD_BYTES = 8 * 4096
 MAX_ERROR_CHARS = 500
 VALUE_SOURCES = ("last expression", "solution()")
 SETUP_FAILED_EXIT = 71  # child.py: the child could not be set up (its status says why)
@@ -66,6 +72,21 @@ class SandboxError(RuntimeError):
     """The sandbox itself could not run (not a program's failure, which is an ExecResult)."""
 
 
+def status_cap(request: dict) -> int:
+    """Bytes the status channel may carry for `request` before the program is killed for writing there."""
+    return 6 * request["max_output_bytes"] + STATUS_OVERHEAD_BYTES
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_text(text: str) -> str:
+    """`text` with every lone surrogate (U+D800..U+DFFF, the only code points UTF-8 cannot encode) replaced
+    by U+FFFD, so it encodes as UTF-8 everywhere (json.dumps(ensure_ascii=False) + a utf-8 file, gradio).
+    The one rule at the sandbox boundary: ExecResult applies it to every string a program produced. Linear."""
+    return text if text.isascii() else _LONE_SURROGATE.sub("\ufffd", text)
+
+
 @dataclass(frozen=True)
 class ExecResult:
     """What one program did.
@@ -83,6 +104,14 @@ class ExecResult:
     error: str | None
     timed_out: bool
     value_from: str | None = None
+
+    def __post_init__(self) -> None:
+        # Every string in a result is valid Unicode that UTF-8 can encode (issue 24): a program's value, its
+        # exception message and its output may hold lone surrogates ("42" + chr(0xDCFF)), which would make
+        # the evaluator's writers (predictions, RFT samples, the app) raise UnicodeEncodeError.
+        object.__setattr__(self, "stdout", valid_text(self.stdout))
+        if self.error is not None:
+            object.__setattr__(self, "error", valid_text(self.error))
 
     def to_record(self) -> dict:
         """The ExecRecord of docs/design.md ("Records"): {stdout, error, timed_out}."""
@@ -133,7 +162,10 @@ def _parse_status(status: bytes) -> dict | None:
     return report
 
 
-def build_result(reply: dict, out: bytes, out_total: int, err: bytes, status: bytes, request: dict) -> ExecResult:
+def build_result(reply: dict, out: bytes, out_total: int, err: bytes, status: bytes, request: dict,
+                 err_total: int = 0) -> ExecResult:
+    """The ExecResult of one program from the zygote's reply and what the parent read: `out` (stdout, at most
+    the cap), `out_total` (bytes it wrote there), `err` (stderr's tail), `err_total`, `status` (the report)."""
     cap = request["max_output_bytes"]
     stdout = bytes(out[:cap]).decode("utf-8", errors="replace")
     killed = reply.get("killed_for")
@@ -143,9 +175,13 @@ def build_result(reply: dict, out: bytes, out_total: int, err: bytes, status: by
         if out_total > cap:
             return ExecResult(stdout + "\n[output truncated]", f"killed: output limit ({cap} bytes on stdout)", False)
         return ExecResult(stdout, f"killed: output limit ({cap} bytes on stderr)", False)
-    if out_total > cap:  # past the limit, but it ended before the kill reached it: the same verdict, not a cut
+    # Past a limit, but it ended before the kill reached it: the same verdict as a kill, decided by what was
+    # written, never by which came first (issue 24: 600 KB on stderr and an immediate exit was graded correct).
+    if out_total > cap:
         return ExecResult(stdout + "\n[output truncated]", f"killed: output limit ({cap} bytes on stdout)", False)
-    if killed == "status":
+    if err_total > cap:
+        return ExecResult(stdout, f"killed: output limit ({cap} bytes on stderr)", False)
+    if killed == "status" or len(status) > status_cap(request):
         return ExecResult(stdout, "killed: wrote too much on the sandbox's status channel", False)
     wait_status = reply["wait_status"]
     report = _parse_status(status) if status else None
@@ -247,7 +283,7 @@ class Worker:
 
     def _collect(self, request: dict, read_ends: list[int]) -> ExecResult:
         out_r, err_r, status_r = read_ends
-        cap = request["max_output_bytes"]
+        cap, status_limit = request["max_output_bytes"], status_cap(request)
         buffers = {fd: bytearray() for fd in read_ends}
         totals = dict.fromkeys(read_ends, 0)
         reply, kill_sent, lost = None, False, None
@@ -279,14 +315,14 @@ class Worker:
                         continue
                     totals[key.fd] += len(chunk)
                     buffer = buffers[key.fd]
-                    limit = {out_r: cap, err_r: STDERR_TAIL_BYTES, status_r: STATUS_CAP_BYTES}[key.fd]
+                    limit = {out_r: cap, err_r: STDERR_TAIL_BYTES, status_r: status_limit + 1}[key.fd]
                     if key.fd == err_r:
                         buffer += chunk
                         del buffer[:-limit]  # keep the tail: the last line says why it failed
                     elif len(buffer) < limit:
                         buffer += chunk[: limit - len(buffer)]
                     reason = ("output" if key.fd in (out_r, err_r) and totals[key.fd] > cap else
-                              "status" if key.fd == status_r and totals[key.fd] > STATUS_CAP_BYTES else None)
+                              "status" if key.fd == status_r and totals[key.fd] > status_limit else None)
                     if reason and not kill_sent and reply is None:
                         kill_sent = True
                         self._send({"kill": reason, "seq": self.seq})
@@ -300,7 +336,8 @@ class Worker:
             return self._lost(lost or f"did not answer within {request['timeout_s'] + REPLY_GRACE_S:g} s")
         if "zygote_error" in reply:
             return self._lost(f"failed: {reply['zygote_error']}")
-        result = build_result(reply, buffers[out_r], totals[out_r], buffers[err_r], buffers[status_r], request)
+        result = build_result(reply, buffers[out_r], totals[out_r], buffers[err_r], buffers[status_r], request,
+                              totals[err_r])
         if reply.get("restart"):
             self._restart(f"cleanup after a program failed: {reply.get('cleanup_error')}")
         return result
