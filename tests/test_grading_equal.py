@@ -66,7 +66,10 @@ EQUIVALENCE_CASES = [
     ("50", "50\\%", True),
     ("50%", "50\\%", True),
     ("50 percent", "50\\%", True),
-    ("0.5", "50\\%", False),                     # a lax grader (Qwen2.5-Math, math-verify) accepts this
+    ("0.5", "50\\%", True),                      # issue 25: a percent gold is also its fraction (CMATH's scorer)
+    ("0.5", "50", False),                        # ... but a gold without the mark is never scaled
+    ("50", "0.5", False),
+    ("0.05", "50\\%", False),                    # the fraction is /100, not /1000
     ("5000", "50\\%", False),
     # --- ordered tuples, intervals, sets, lists
     ("(1,2)", "(2,1)", False),                   # order matters in a tuple
@@ -169,7 +172,7 @@ def test_is_equivalent(pred, gold, expected):
 
 
 def test_grader_version_and_grade():
-    assert GRADER_VERSION == "arithmo-grader-2"
+    assert GRADER_VERSION == "arithmo-grader-3"
     assert grade("2 + 3 = 5.\nThe answer is: 5", "5") == {
         "extracted_strict": "5", "extracted_flexible": "5", "correct_strict": True, "correct_flexible": True}
     # strict finds no marker; flexible's last number is right

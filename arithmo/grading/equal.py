@@ -6,8 +6,10 @@ for integers and fractions, a relative tolerance for decimals); sympy for everyt
 time limit (deadline.py).
 
 Decisions a lax grader gets wrong, each covered by a test in tests/test_grading_equal.py:
-- Percent: `50\\%`, `50%` and `50` are equal; `0.5` is NOT `50%` (no guessing of x100 or /100, unlike
-  Qwen2.5-Math's grader, which tries reference/100, reference and reference*100).
+- Percent: a side with a percent mark is read as its number and as that number /100 (issue 25; CMATH's
+  own scorer reads a percent gold as its fraction, Wei et al. 2023): `50\\%`, `50%`, `50` and `0.5` all equal
+  `50%`. A side without a mark is never scaled: `0.5` is NOT `50` and `50` is NOT `0.5` (unlike
+  Qwen2.5-Math's grader, which tries reference/100, reference and reference*100 on any number).
 - Brackets: `(1,2)` and `[1,2)` and `[1,2]` are three different things; `(1,2)` is not `(2,1)`.
   Sets `\\{1,2\\}` and bare lists `1, 2` (MATH: "enter all solutions, separated by commas") ignore order.
 - A vector written as a tuple is not a `pmatrix` column: MATH's vector answers are matrices.
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import re
+from decimal import Decimal
 from fractions import Fraction
 
 from arithmo.deadline import DeadlineExceeded, call_with_deadline
@@ -41,7 +44,9 @@ from arithmo.grading.normalize import normalize_answer
 from arithmo.grading.symbolic import equations_equal, expressions_equal
 
 # 2: grader v2 (issue 11): Python printouts, \pm, relations, exact golds, units, joined answers.
-GRADER_VERSION = "arithmo-grader-2"
+# 3: grader v3 (issue 25): mixed numbers by form, e, degrees in trig, glued units, percent as a fraction, think
+#    blocks and <answer> tags, Chinese answer markers and units, linear-time readers.
+GRADER_VERSION = "arithmo-grader-3"
 
 REL_TOL = 1e-4          # Qwen2.5-Math evaluation/grader.py numeric_equal: isclose(rel_tol=1e-4)
 COMPUTED_MIN_DIGITS = 7      # significant digits that mark a machine-precision decimal (module doc)
@@ -50,6 +55,7 @@ FLOAT_NOISE_REL_TOL = 1e-9   # float64 carries ~16 digits; 1e-9 leaves room for 
 FLOAT_NOISE_ABS_TOL = 1e-12  # 0.1 + 0.2 - 0.3 prints 5.551115123125783e-17
 EXACT_FORM_REL_TOL = 1e-12   # two exact forms (\sqrt{2}/2 vs 1/\sqrt{2}) evaluated to 30 digits
 _MAX_DEPTH = 6
+MAX_COMPARED_CHARS = 4000  # normalized answers longer than this are compared by text only (bounded work)
 
 logger = logging.getLogger(__name__)
 _counts = {"symbolic_timeouts": 0, "symbolic_errors": 0}
@@ -160,31 +166,79 @@ def _shape(text: str) -> tuple[str, object]:
     return "scalar", text
 
 
+MAX_LIST_ITEMS = 64  # a longer list is compared by its items' text only (bounded work; no answer lists more)
+_MAX_BACKTRACK_ITEMS = 8
+
+
 def _match_unordered(preds: list[str], golds: list[str], timeout_s: float, depth: int) -> bool:
-    """Whether the items pair up one to one (backtracking: a few items at most in a math answer)."""
+    """Whether the items pair up one to one. Items with the same normalized text pair first (a multiset);
+    the rest are matched by backtracking when few (a math answer lists a few), else greedily."""
     if len(preds) != len(golds):
         return False
+    if len(preds) > MAX_LIST_ITEMS:
+        return sorted(normalize_answer(item) for item in preds) == sorted(normalize_answer(item) for item in golds)
+    pred_keys, gold_keys = [normalize_answer(item) for item in preds], [normalize_answer(item) for item in golds]
+    unmatched_golds = list(golds)
+    rest_preds = []
+    for pred, key in zip(preds, pred_keys):
+        if key in gold_keys:
+            index = gold_keys.index(key)
+            del gold_keys[index], unmatched_golds[index]
+        else:
+            rest_preds.append(pred)
+    preds, golds = rest_preds, unmatched_golds
+    if len(preds) > _MAX_BACKTRACK_ITEMS:
+        for gold in golds:  # greedy: each gold takes the first equal prediction left
+            index = next((i for i, pred in enumerate(preds) if _equal(pred, gold, timeout_s, depth)), None)
+            if index is None:
+                return False
+            del preds[index]
+        return True
+    return _backtrack(preds, golds, timeout_s, depth)
+
+
+def _backtrack(preds: list[str], golds: list[str], timeout_s: float, depth: int) -> bool:
     if not golds:
         return True
     first, rest = golds[0], golds[1:]
     for index, pred in enumerate(preds):
-        if _equal(pred, first, timeout_s, depth) and _match_unordered(preds[:index] + preds[index + 1:], rest,
-                                                                          timeout_s, depth):
+        if _equal(pred, first, timeout_s, depth) and _backtrack(preds[:index] + preds[index + 1:], rest,
+                                                                    timeout_s, depth):
             return True
     return False
 
 
-def _equal(pred: str, gold: str, timeout_s: float, depth: int = 0) -> bool:
-    pred, gold = normalize_answer(pred), normalize_answer(gold)
+def _assigned_values(answer: str) -> list[str] | None:
+    """The values of a list of assignments to different variables (`x=1, y=2, z=3` -> 1, 2, 3), else None."""
+    items = split_top_level(answer.strip().strip("$"), ",")
+    if len(items) < 2 or len(items) > MAX_LIST_ITEMS:
+        return None
+    matches = [_ASSIGNMENT.match(item) for item in items]
+    if not all(matches) or len({match.group(1) for match in matches}) != len(matches):
+        return None
+    return [match.group(2) for match in matches]
+
+
+_ASSIGNMENT = re.compile(r"^\s*((?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?)\s*=\s*([^=]+)$")
+
+
+def _equal(raw_pred: str, raw_gold: str, timeout_s: float, depth: int = 0) -> bool:
+    pred, gold = normalize_answer(raw_pred), normalize_answer(raw_gold)
     if not pred or not gold:
         return False
     if pred == gold:
         return True
-    if depth > _MAX_DEPTH:
+    if depth > _MAX_DEPTH or max(len(pred), len(gold)) > MAX_COMPARED_CHARS:
         return False
     depth += 1
     pred_kind, pred_parts = _shape(pred)
     gold_kind, gold_parts = _shape(gold)
+    for assigned, other_kind, other_parts in ((raw_pred, gold_kind, gold_parts), (raw_gold, pred_kind, pred_parts)):
+        # `x=1, y=2, z=3` against a bare `1, 2, 3`: the values in the order the variables were given
+        values = _assigned_values(assigned) if other_kind == "list" and "=" in assigned else None
+        if values is not None:
+            return len(values) == len(other_parts) and all(
+                _equal(value, part, timeout_s, depth) for value, part in zip(values, other_parts))
     unordered = {"set", "list"}
     if pred_kind in unordered and gold_kind in unordered:
         return _match_unordered(pred_parts, gold_parts, timeout_s, depth)
@@ -299,9 +353,28 @@ def _with_deadline(function, args: tuple, timeout_s: float) -> bool:
     return False
 
 
+def _percent_readings(text: str) -> list[str]:
+    """`25%` is read as 25 (a unit: "what percent ...", gold 25) and as the fraction 25/100 (CMATH's own scorer
+    reads a percent gold as its fraction); text without a percent mark has its one reading."""
+    if not text.endswith("%"):
+        return [text]
+    number = text[:-1]
+    if _INTEGER.match(number):
+        return [number, f"\\frac{{{number}}}{{100}}"]
+    if _DECIMAL.match(number):
+        return [number, str(Decimal(number).scaleb(-2))]
+    return [number, f"\\frac{{{number}}}{{100}}"]
+
+
 def _scalar_equal(pred: str, gold: str, timeout_s: float) -> bool:
-    # Percent is a unit here: 50% == 50 (see the module doc); strip it from both sides only.
-    pred, gold = pred.removesuffix("%"), gold.removesuffix("%")
+    # A percent mark is read both ways (module doc): 50% is 50 and 0.5; a side without one is never scaled.
+    readings = [(p, g) for p in _percent_readings(pred) for g in _percent_readings(gold)]
+    if pred.endswith("%") and gold.endswith("%"):
+        readings = readings[:1]  # both in percent: the numbers themselves
+    return any(_one_scalar_equal(p, g, timeout_s) for p, g in readings)
+
+
+def _one_scalar_equal(pred: str, gold: str, timeout_s: float) -> bool:
     if pred == gold:
         return True
     if any(_WORD.match(text) and text.lower() not in _MATH_WORDS for text in (pred, gold)):

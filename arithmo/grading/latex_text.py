@@ -75,8 +75,16 @@ def undo_double_escaping(text: str) -> str:
     """
     runs = _BACKSLASH_RUN.findall(text)
     if not runs or any(len(run) % 2 for run in runs) or not re.search(r"\\\\[a-zA-Z{}%$!,;:]", text):
-        return text
+        # escaped twice in part of the string only (`\\frac{1}{2} + \sqrt{3}`): a double backslash before a
+        # command name that is no row-break start (a row break is followed by a space, a digit or a sign)
+        return _PARTLY_ESCAPED.sub(r"\\", text) if "\\\\" in text else text
     return _BACKSLASH_RUN.sub(lambda match: "\\" * (len(match.group(0)) // 2), text)
+
+
+_PARTLY_ESCAPED = re.compile(r"(?<!\\)\\\\(?=(?:frac|dfrac|tfrac|cfrac|sqrt|pi|cdot|times|div|text|textbf|mathrm|"
+                             r"mathbf|mathbb|left|right|infty|le|ge|leq|geq|ne|neq|pm|mp|circ|boxed|ln|log|sin|"
+                             r"cos|tan|cot|sec|csc|alpha|beta|gamma|theta|lambda|cup|cap|emptyset|varnothing|"
+                             r"dots|ldots|overline|binom|dfrac|begin|end|%)(?![a-zA-Z]))")
 
 
 # ---------------------------------------------------------------- repeating decimals

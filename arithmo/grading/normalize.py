@@ -73,8 +73,34 @@ ESCAPE_RULES: list[Rule] = [
     (re.compile(r"\\+\s*$"), "", r"a stray backslash (or row break) at the end: 185\ is 185"),
 ]
 
+# Full-width ASCII forms (U+FF01-FF5E) are ASCII shifted by 0xFEE0; Chinese punctuation has its own code points.
+_WIDE_PUNCTUATION = {"\u3000": " ", "\u3002": ".", "\u3001": ",", "\u00a0": " ", "\u2009": " ", "\u202f": " "}
+
+
+def _fold_width(match: re.Match) -> str:
+    char = match.group(0)
+    return _WIDE_PUNCTUATION.get(char) or chr(ord(char) - 0xFEE0)
+
+
+_TRIG = r"\\(?:sin|cos|tan|sec|csc|cot)(?![a-zA-Z])"
+_DEGREE = r"\s*(?:\^\s*\{\s*\\circ\s*\}|\^\s*\\circ(?![a-zA-Z])|\u00b0|\\degree(?![a-zA-Z]))"
+_DEGREE_ARGUMENT = re.compile(r"(" + _TRIG + r")\s*(?:\(\s*(-?\d+(?:\.\d+)?)" + _DEGREE + r"\s*\)"
+                              r"|\{\s*(-?\d+(?:\.\d+)?)" + _DEGREE + r"\s*\}|(-?\d+(?:\.\d+)?)" + _DEGREE + ")")
+
+
+def _degrees_to_radians(match: re.Match) -> str:
+    degrees = match.group(2) or match.group(3) or match.group(4)
+    return f"{match.group(1)}(\\frac{{{degrees}\\pi}}{{180}})"
+
+
 # 1. Characters and spacing commands: the same symbol typed in different ways.
 CHARACTER_RULES: list[Rule] = [
+    (re.compile("[\uff01-\uff5e\u3000\u3002\u3001\u00a0\u2009\u202f]"), _fold_width,
+     "full-width forms (\uff12\uff15, \uff05, \uff0c, \uff08) and Chinese punctuation (\u3002 \u3001) are their ASCII "
+     "characters; a no-break or thin space is a space (MGSM zh, CMATH answers)"),
+    (re.compile(r"\\mathbb\s*\{\s*R\s*\}|\\mathbb\s+R(?![a-zA-Z])|\\(?:R|Reals|reals)(?![a-zA-Z])"
+                r"|^\s*(?:\\text\s*\{\s*)?all\s+real\s+numbers\s*\}?\s*$"),
+     r"(-\\infty,\\infty)", r"the real line: \mathbb{R} is (-\infty,\infty)"),
     (re.compile("[\u2212\u2012\u2013\u2014\ufe63\uff0d]"), "-", "unicode minus and dashes are a minus sign"),
     (re.compile("\u00d7"), r"\\times ", "unicode multiplication sign"),
     (re.compile("\u00f7"), r"\\div ", "unicode division sign"),
@@ -90,8 +116,8 @@ CHARACTER_RULES: list[Rule] = [
     (re.compile("\u00b3"), "^3", "unicode superscript three"),
     (re.compile(r"(?<!\\)\\!"), "", r"negative thin space: 1,\!000 is 1,000"),
     (re.compile(r"\{,\}"), ",", "{,} is a comma typeset without space: 14{,}916"),
-    (re.compile(r"(?<!\\)\\(?:[,;:> ]|quad|qquad|enspace|thinspace|medspace|thickspace)(?![a-zA-Z])"), " ",
-     "LaTeX spacing commands are spaces (not the row break \\\\ before a space)"),
+    (re.compile(r"(?<!\\)\\(?:[,;:> ]|(?:quad|qquad|enspace|thinspace|medspace|thickspace)(?![a-zA-Z]))"), " ",
+     "LaTeX spacing commands are spaces, also before a letter (\\pi\\,e is \\pi e; not the row break \\\\)"),
     (re.compile(r"~"), " ", "a tie is a space"),
     (re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big|bigg|Bigg)(?![a-zA-Z])\s*"), "",
      r"\left( and \right) size delimiters; the delimiter itself stays"),
@@ -120,6 +146,9 @@ CHARACTER_RULES: list[Rule] = [
 # 2. Money, degrees and percent marks. Percent is kept as a trailing `%` because equal.py compares
 # `50\%` with `50` explicitly (and never with 0.5).
 MARK_RULES: list[Rule] = [
+    (_DEGREE_ARGUMENT, _degrees_to_radians,
+     r"degrees inside a trig function are a value, not a unit: \sin 30^\circ is \sin(\frac{30\pi}{180}) "
+     "(applied before degree marks go, so \\sin 30^\\circ is not \\sin 30 in radians)"),
     (re.compile(r"\\\$|\$"), "", r"dollar signs: \$115,000 is 115,000"),
     (re.compile(r"\\(?:textdollar|dollar|euro|pounds|textsterling|texteuro|yen|textyen)(?![a-zA-Z])"), "",
      "currency commands"),
@@ -135,12 +164,50 @@ MARK_RULES: list[Rule] = [
 # m/s^2), in any text command, before the end or a comma (3\text{ cm}, 4\text{ cm}); `i` and `e` in
 # \mathrm are the imaginary unit and Euler's number, and `and`/`or` join answers: none is a unit.
 _TEXT_COMMAND = r"(?:\\mu\s*)?\\(?:text|textrm|textnormal|textup|textit|mbox|hbox|mathrm)\s*"  # \mu: 5\mu\text{m}
-_UNIT_BODY = r"\{\s*(?!(?:i|e|and|or)\s*\})[a-zA-Z][a-zA-Z .'/]*(?:\^\s*\{?-?\d\}?)?\s*\}"
+_UNIT_BODY = (r"\{\s*(?!(?:i|e|and|or)\s*\})[a-zA-Z\u4e00-\u9fff][a-zA-Z\u4e00-\u9fff .'/]*(?:\^\s*\{?-?\d\}?)?"
+              r"\s*\}")  # CJK: CMATH's 12\text{元}
 _UNIT_POWER = r"(?:\s*\^\s*\{?\s*-?[1-3]\s*\}?)?"
 _UNIT = _TEXT_COMMAND + _UNIT_BODY + _UNIT_POWER
+_UNIT_AT_END = re.compile(r"(?:\\mu\s*)?" + _UNIT + r"\s*$")
+_MAX_UNIT_CHARS = 120
+_UNIT_COMMANDS = ("\\text", "\\mbox", "\\hbox", "\\mathrm")  # \textrm, \textnormal, \textup, \textit start with \text
+
+
+def _strip_trailing_units(text: str) -> str:
+    """Each top-level item of `text` without its trailing units (`85\\text{ feet}`, `12\\text{ km}/\\text{h}`),
+    when something is left before them. Works from the end of each item, one unit at a time: linear in the
+    length (a regex retried at every position was quadratic on `5` + 8,000 `\\text{a}`)."""
+    items = split_top_level(text, ",")
+    for number, item in enumerate(items):
+        end = len(item)  # the item is item[:end]; slicing once at the end keeps this linear
+        while True:
+            window = max(0, end - _MAX_UNIT_CHARS)  # a unit is short: look at the item's tail only
+            start = max(item.rfind(command, window, end) for command in _UNIT_COMMANDS)
+            if start <= 0:
+                break
+            mu = item.rfind("\\mu", max(0, start - 8), start)
+            if mu != -1 and not item[mu + 3:start].strip():
+                start = mu
+            if not _UNIT_AT_END.match(item[start:end]):
+                break
+            head = start
+            while head > 0 and item[head - 1].isspace():
+                head -= 1
+            if head > 0 and item[head - 1] == "/" and _UNIT_AT_END.search(item[max(0, head - 1 - _MAX_UNIT_CHARS):head - 1]):
+                head -= 1  # km/h written as \text{km}/\text{h}: the first half goes next
+                while head > 0 and item[head - 1].isspace():
+                    head -= 1
+            if head == 0 or item[head - 1] == "/":
+                break
+            end = head
+        items[number] = item[:end]
+    return ",".join(items)
+
+
 TEXT_RULES: list[Rule] = [
-    (re.compile(r"(?<=\S)\s*" + _UNIT + r"(?:\s*/\s*" + _UNIT + r")*\s*(?=,|$)"), "",
-     r"a trailing unit: 85\text{ feet}, 440\text{ cm}^2, 12\text{ km/h}, 5\mbox{ m}/\mbox{s}"),
+    (re.compile(r"^.*$", re.DOTALL), lambda m: _strip_trailing_units(m.group(0)),
+     r"a trailing unit: 85\text{ feet}, 440\text{ cm}^2, 12\text{ km/h}, 5\mbox{ m}/\mbox{s}, 12\text{元} "
+     "(each item of a list: 3\\text{ cm}, 4\\text{ cm})"),
 ]
 _UNWRAP_COMMANDS = ("text", "textrm", "textnormal", "textup", "textmd", "textbf", "textit", "textsf", "texttt",
                     "emph", "mbox", "hbox", "mathrm", "mathbf", "mathit", "mathsf", "mathtt", "mathnormal",
@@ -161,9 +228,28 @@ SHORTHAND_RULES: list[Rule] = [
     (re.compile(r"_\s*\{\s*(\w+)\s*\}"), r"_\1", "2112_{6} is 2112_6"),
 ]
 
+# 4b. Mixed numbers, decided by form (before spaces go, so 1 1/2 is never 11/2): a whole number, then a
+# PROPER fraction (0 < numerator < denominator) is their sum, as in school arithmetic and MATH's 6\frac{1}{5};
+# `1 \frac{1}{2} + 3` is 4.5. A fraction that is not proper after a space (`12 000/4`, `1 3/2`) is no mixed number.
+def _mixed_to_fraction(match: re.Match) -> str:
+    whole, numerator, denominator = (int(group) for group in match.groups())
+    if not 0 < numerator < denominator or len(match.group(1)) > 12:
+        return match.group(0)
+    return f"\\frac{{{whole * denominator + numerator}}}{{{denominator}}}"
+
+
+MIXED_RULES: list[Rule] = [
+    (re.compile(r"(?<![\w.^_}{/\\])(\d+)\s*\\frac\{(\d+)\}\{(\d+)\}(?![\^\w])"), _mixed_to_fraction,
+     r"a mixed number in LaTeX: 1\frac{1}{2} and 1 \frac{1}{2} are \frac{3}{2} (the fraction proper)"),
+    (re.compile(r"(?<![\w.^_}{/\\])(\d+)[ \t]+(\d+)\s*/\s*(\d+)(?![\d.\w^/])"), _mixed_to_fraction,
+     "a mixed number in text: 1 1/2 is \\frac{3}{2}, not 11/2 (the fraction proper)"),
+]
+
 # 5. Answers joined by words are a list (MATH: "enter all solutions, separated by commas"); then
 # assignments in a list lose their left sides (latex_text.strip_assignments).
 JOIN_RULES: list[Rule] = [
+    (re.compile(r"(?<=[\d)}\]])\s*or\s*(?=[-+\d(\[\\]|[a-zA-Z]\s*=)"), ", ",
+     "'3or5' and 'x=1orx=2' (or without spaces, between two values) list their answers"),
     (re.compile(r"\s*,?\s+(?:and|or)\s+|\s*,?\s*\\(?:text|textrm|textnormal|mbox)\{\s*(?:and|or|,)\s*\}\s*"), ", ",
      r"'3 or -5', '1 and 2', 3\text{ or }-5, '1, 2, and 3' list their answers: 3, -5"),
     (re.compile(r"^.*$", re.DOTALL), lambda m: strip_assignments(m.group(0)),
@@ -171,6 +257,10 @@ JOIN_RULES: list[Rule] = [
 ]
 
 # 6. Whole-answer shapes: what surrounds the value.
+# Unit abbreviations that may be glued to a number (10cm): two letters or more, none a variable product a
+# MATH answer writes (ab, xy are not here).
+_GLUED_UNITS = ("cm|mm|km|kg|mg|ml|mL|ft|yd|mi|lb|lbs|oz|hr|hrs|sec|min|mph|kph|kmh|km/h|m/s|cents|dollars|"
+                "inches|inch|feet|meters|metres|miles|hours|minutes|seconds|days|weeks|years|degrees|units|sq")
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+|\\frac\{\d+\}\{\d+\})"
 _UNIT_WORD = r"(?:[a-zA-Z]{2,}\.?|[a-zA-Z]+/[a-zA-Z]+)(?:/[a-zA-Z]+)?"
 SHAPE_RULES: list[Rule] = [
@@ -183,6 +273,14 @@ SHAPE_RULES: list[Rule] = [
     (re.compile(r"^(" + _NUMBER + r")\s+(?!(?:" + "|".join(sorted(_RESERVED_WORDS)) + r")\b)" + _UNIT_WORD +
                 r"(?:\s+" + _UNIT_WORD + r")*(?:\s*\^\s*[23])?\s*$"), r"\1",
      "unit words after a number: '18 dollars' is 18, '440 cm^2' is 440, '12 km/h' is 12"),
+    (re.compile(r"(?<=\S)\s*\\approx(?![a-zA-Z]).*$", re.DOTALL), "",
+     r"a rounding after the exact answer: \frac{737}{39} \approx 18.9 is \frac{737}{39}"),
+    (re.compile(r"(?<=\S)\s*\((?=[^()\\]*[a-zA-Z\u4e00-\u9fff]{3})[^()\\]*\)\s*$"), "",
+     "a trailing remark in brackets: '\\frac{737}{39} (about 18.9 cards)' is \\frac{737}{39} (3+ letters, no command)"),
+    (re.compile(r"(?<=[\d}])\s*(?:" + _GLUED_UNITS + r")(?:\^?[23])?(?:/(?:" + _GLUED_UNITS + r"))?\s*$"), "",
+     "a unit glued to the number: 10cm is 10, \\frac{1}{2}cm is \\frac{1}{2} (known abbreviations only: 10x keeps x)"),
+    (re.compile(r"(?<=[\d}%])\s*[\u4e00-\u9fff]+(?:/[\u4e00-\u9fff]+)?\s*$"), "",
+     "a Chinese unit after the number: 12\u5143 is 12, 300\u5e73\u65b9\u7c73 is 300 (CMATH, MGSM zh)"),
     (re.compile(r"[.\s]+$"), "", "a sentence's full stop after the answer"),
 ]
 
@@ -192,13 +290,18 @@ NUMBER_RULES: list[Rule] = [
      lambda m: m.group(1) + m.group(2).replace(",", "") + (m.group(3) or "") + m.group(4),
      "thousands separators in a whole-number answer: 1,000,000 is 1000000 (decision in the module doc); "
      "a comma followed by a space is never one: 32, 349 is a list (applied before spaces go)"),
-    (re.compile(r"(?<=\d),\s+(?=\d{3}(?!\d))|(\\[a-zA-Z]+)\s+(?=[a-zA-Z0-9])|\s+"),
-     lambda m: ", " if m.group(0).startswith(",") else (m.group(1) + " " if m.group(1) else ""),
-     r"spaces carry no meaning, except after a command (\pi r keeps its space) and in '32, 349' "
-     "(kept so the list is not read as 32,349 again)"),
+    (re.compile(r"(?<![\d.,])\d{1,3}(?:[ \t]\d{3})+(?!\d)"), lambda m: re.sub(r"[ \t]", "", m.group(0)),
+     "digit groups: 12 000 is 12000 (groups of exactly three after a first group of one to three digits)"),
+    (re.compile(r"(?<=\d),\s+(?=\d{3}(?!\d))|(\\[a-zA-Z]+)\s+(?=[a-zA-Z0-9])|(?<=\d)(?P<between>\s+)(?=\d)|\s+"),
+     lambda m: (", " if m.group(0).startswith(",") else m.group(1) + " " if m.group(1)
+                else " " if m.group("between") else ""),
+     r"spaces carry no meaning, except after a command (\pi r keeps its space), in '32, 349' "
+     "(kept so the list is not read as 32,349 again) and between two digits that are no digit group "
+     "('1 2' is not 12: no comparison reads it as a number)"),
     (re.compile(r"^\+"), "", "+5 is 5"),
     (re.compile(r"(?<![\d.])\.(\d)"), r"0.\1", ".5 is 0.5"),
-    (re.compile(r"(\d+\.\d*?)0+(?![\d.])"), r"\1", "trailing zeros after the point: 2.50 is 2.5"),
+    (re.compile(r"(?<![\d.])(\d+)\.(\d*?)0+(?![\d.])"), lambda m: m.group(1) + "." + m.group(2),
+     "trailing zeros after the point: 2.50 is 2.5 (one start per number: linear)"),
     (re.compile(r"(\d+)\.(?![\d])"), r"\1", "a bare point left by the rule above: 5.0 -> 5. -> 5"),
 ]
 
@@ -209,7 +312,7 @@ PLUS_MINUS_RULES: list[Rule] = [
 ]
 
 
-_PLAIN_NUMBER = re.compile(r"^\s*[-+]?(?:\d+|\d{1,3}(?:,\d{3})+)(?:\.\d+)?\s*$")
+_PLAIN_NUMBER = re.compile(r"^\s*[-+]?(?:\d+|\d{1,3}(?:,\d{3})+)(?:\.\d+)?\s*$", re.ASCII)  # ASCII digits: full-width ones take the long path
 
 
 def _apply(rules: list[Rule], text: str) -> str:
@@ -232,12 +335,12 @@ def normalize_answer(s: str) -> str:
     text = _apply(CHARACTER_RULES, text)
     text = _apply(MARK_RULES, text)
     text = _strip_wrappers(text)
-    while (shorter := _apply(TEXT_RULES, text)) != text:
-        text = shorter
+    text = _apply(TEXT_RULES, text)
     if "\\" in text:
         for command in _UNWRAP_COMMANDS:
             text = unwrap_command(text, command)
     text = _apply(SHORTHAND_RULES, text)
+    text = _apply(MIXED_RULES, text)
     text = _apply(JOIN_RULES, _strip_wrappers(text))
     text = _apply(SHAPE_RULES, _strip_wrappers(text))
     text = _apply(NUMBER_RULES, _strip_wrappers(text))

@@ -22,12 +22,14 @@ from sympy.parsing.sympy_parser import (
     convert_xor,
     implicit_multiplication_application,
     parse_expr,
+    rationalize,
     standard_transformations,
 )
 
 from arithmo.grading.normalize import find_braced
 
-_TRANSFORMATIONS = standard_transformations + (implicit_multiplication_application, convert_xor)
+# rationalize: a decimal is the exact number it writes (x^{0.5} is \\sqrt{x}); tolerances are applied to values.
+_TRANSFORMATIONS = standard_transformations + (implicit_multiplication_application, convert_xor, rationalize)
 _FUNCTIONS = {"sqrt": sympy.sqrt, "sin": sympy.sin, "cos": sympy.cos, "tan": sympy.tan, "sec": sympy.sec,
               "csc": sympy.csc, "cot": sympy.cot, "asin": sympy.asin, "acos": sympy.acos, "atan": sympy.atan,
               "log": sympy.log, "exp": sympy.exp, "Abs": sympy.Abs, "binomial": sympy.binomial,
@@ -62,10 +64,21 @@ def _group(text: str, start: int) -> tuple[str, int]:
             raise NotConvertible("unbalanced braces")
         return text[start + 1: close], close + 1
     if text[start] == "\\":
-        match = re.match(r"\\[a-zA-Z]+", text[start:])
+        match = re.match(r"\\[a-zA-Z]+", text[start:start + 40])
         if match:
-            return match.group(0), start + match.end()
+            end = start + match.end()
+            # an unbraced command argument takes its own arguments along: 2^\frac{1}{2} is 2^{\frac{1}{2}}
+            for _ in range(_COMMAND_ARGUMENTS.get(match.group(0)[1:], 0)):
+                _, end = _group(text, end)
+            return text[start:end], end
     return text[start], start + 1
+
+
+_COMMAND_ARGUMENTS = {"frac": 2, "dfrac": 2, "binom": 2, "sqrt": 1}
+
+
+# Leading zeros of an integer (0002^{99}): Python reads 0002 as a syntax error; 0.5 and 10 keep theirs.
+_LEADING_ZEROS = re.compile(r"(?<![\d.\w])0+(?=\d)")
 
 
 def latex_to_sympy_text(text: str) -> str:
@@ -73,7 +86,7 @@ def latex_to_sympy_text(text: str) -> str:
     if len(text) > MAX_TEXT_CHARS:
         raise NotConvertible(f"longer than {MAX_TEXT_CHARS} characters")
     checked = re.sub(r"\\sqrt\s*\[[^\[\]]*\]", r"\\sqrt", text)  # a root's degree is not a list
-    if re.search(r"\d_|\\pm|\\mp|[<>=,;:&\[\]'\"#@?`$]|\\\\|\\(?:le|ge|ne|in|cup|cap|to)(?![a-zA-Z])", checked):
+    if re.search(r"\d\s+\d|\d_|\\pm|\\mp|[<>=,;:&\[\]'\"#@?`$]|\\\\|\\(?:le|ge|ne|in|cup|cap|to)(?![a-zA-Z])", checked):
         raise NotConvertible("not a single expression (relation, list, base-n number or similar)")
     out: list[str] = []
     index, absolute_open = 0, False
@@ -126,7 +139,7 @@ def latex_to_sympy_text(text: str) -> str:
         else:
             raise NotConvertible(f"unexpected character {char!r}")
         index += 1
-    converted = "".join(out)
+    converted = _LEADING_ZEROS.sub("", "".join(out))
     for name in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", converted):
         if "__" in name or not (name in _FUNCTIONS or name in _CONSTANTS or name in _GREEK
                                 or _SYMBOL_NAME.match(name)):
@@ -151,6 +164,7 @@ def _namespace() -> tuple[dict, dict]:
     global_names["__builtins__"] = {}
     local_names = {letter: sympy.Symbol(letter) for letter in "abcdefghjklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"}
     local_names["i"] = sympy.I  # MATH writes complex answers as 8-i, -15+8i
+    local_names["e"] = sympy.E  # Euler's number (e^{\\ln 2} is 2, e^{i\\pi} is -1), as MATH and sympy's printout use it
     local_names.update({name: sympy.Symbol(name) for name in _GREEK})
     return global_names, local_names
 
