@@ -744,6 +744,39 @@ def auto_fit(cfg: Any, gpu_gib: float, knobs: dict[str, Any] | None = None) -> t
     return new, reasons
 
 
+def training_plan(cfg: Any, say: Any = print) -> tuple[Any, dict[str, Any] | None]:
+    """The training recipe's hook: (config to train, memory plan for summary.json, or None without CUDA).
+
+    On a CUDA GPU it predicts the peak for `cfg` on the card it finds (total memory of the current device) and,
+    with `model.auto_fit`, first applies `auto_fit` and prints each decision. The plan holds
+    predicted_peak_reserved_gib, predicted_required_gib, gpu_gib and the auto_fit reasons; the recipe's
+    summary.json then has the measured `peak_reserved_gib` beside it. A model the planner cannot read gives
+    {"plan_error": why} and training goes on as configured.
+    """
+    import torch
+
+    wants_fit = bool(getattr(cfg.model, "auto_fit", False))
+    if not torch.cuda.is_available():
+        if wants_fit:
+            say("[train] model.auto_fit: no CUDA GPU here, nothing to fit; training as configured", flush=True)
+        return cfg, None
+    gpu_gib = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory / GiB
+    reasons: list[str] = []
+    try:
+        if wants_fit:
+            cfg, reasons = auto_fit(cfg, gpu_gib)
+            for reason in reasons:
+                say(f"[train] auto_fit ({gpu_gib:.1f} GiB card): {reason}", flush=True)
+        arch, s, _ = setup_from_config(cfg)
+        predicted = with_card(estimate(arch, s), gpu_gib)
+    except PlanError as err:
+        say(f"[train] memory plan unavailable: {err}", flush=True)
+        return cfg, {"plan_error": str(err)}
+    return cfg, {"predicted_peak_reserved_gib": round(predicted.peak_reserved_gib, 2),
+                 "predicted_required_gib": round(predicted.required_gib, 2), "gpu_gib": round(gpu_gib, 2),
+                 "engine": s.engine, "auto_fit": reasons}
+
+
 # ----------------------------------------------------------------------------------------------
 # output
 

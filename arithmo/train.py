@@ -101,7 +101,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
     # 1. engine, run folder and resolved config ----------------------------------------------
     from arithmo.model import prepare_engine
+    from arithmo.plan import training_plan
 
+    cfg, memory_plan = training_plan(cfg)  # GPU: predicted peak; model.auto_fit: shapes chosen to fit the card
     prepare_engine(cfg.model.engine, cfg.model.load_in_4bit)  # unsloth must be imported before trl/peft
     rank, world = distributed.start()  # torchrun / accelerate launch: one process per GPU (gloo on CPU)
     main_rank = rank == 0
@@ -196,6 +198,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         "interrupted": interrupt.interrupted, "adapter": str(run.adapter), "rows": len(train_ds),
         "long_rows": long_report, "world_size": world,
     }
+    if memory_plan:
+        summary["memory_plan"] = memory_plan  # predicted; write_summary adds the measured peak beside it
     if main_rank:
         write_summary(run, summary)
     distributed.finish()

@@ -288,3 +288,29 @@ def test_auto_fit_grpo_keeps_whole_groups():
     new, reasons = plan.auto_fit(cfg, 10.0, {"engine": "unsloth"})
     assert (new.micro_batch_size * new.grad_accum) % new.num_generations == 0
     assert new.micro_batch_size < cfg.micro_batch_size
+
+
+def test_training_plan_on_a_fake_12_gib_card(monkeypatch):
+    """The recipe's hook: on a CUDA device of 12 GiB (faked), auto_fit halves the micro-batch and the plan for
+    summary.json carries the prediction; without CUDA it changes nothing and returns no plan."""
+    import types
+
+    import torch
+
+    cfg = _cfg(micro_batch_size=16, grad_accum=4, **{"model.auto_fit": "true", "model.engine": "hf"})
+    said = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    same, none = plan.training_plan(cfg, say=lambda *a, **k: said.append(a[0]))
+    assert same is cfg and none is None and "no CUDA" in said[-1]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: types.SimpleNamespace(total_memory=12 * 2**30))
+    fitted, memory_plan = plan.training_plan(cfg, say=lambda *a, **k: said.append(a[0]))
+    assert fitted.micro_batch_size < 16 and fitted.micro_batch_size * fitted.grad_accum == 64
+    assert memory_plan["gpu_gib"] == 12.0 and memory_plan["predicted_required_gib"] <= 12.0
+    assert memory_plan["auto_fit"] and any("auto_fit" in line for line in said)
+    # must NOT change anything without model.auto_fit, but still predicts
+    cfg.model.auto_fit = False
+    kept, predicted_only = plan.training_plan(cfg, say=lambda *a, **k: None)
+    assert kept.micro_batch_size == 16 and predicted_only["auto_fit"] == []
+    assert predicted_only["predicted_required_gib"] > 12.0
