@@ -21,7 +21,7 @@ import re
 from typing import Literal
 
 from arithmo.grading.latex_text import find_braced, split_top_level
-from arithmo.grading.normalize import normalize_answer
+from arithmo.grading.normalize import fold_width, normalize_answer
 from arithmo.grading.pyoutput import NotReadable, last_printed_value, read_python_value
 
 # "The answer is: X" (MetaMath / Arithmo final line, Yu et al. 2023) and "The answer is X." (MathInstruct
@@ -49,6 +49,14 @@ _REASON = re.compile(r",\s+(?=[A-Za-z]{2,})|\s+(?:because|since|as|which|when|so
 _SENTENCE_START = re.compile(r"^[A-Za-z]{2,}[ \t]+[A-Za-z]{2,}\b")
 # A new few-shot question after the answer (see _cut_run_on).
 _RUN_ON = re.compile(r"\n[ \t]*(?:\*\*)?(?:Question|Problem|Q)[ \t]*\d*[ \t]*(?:\*\*)?:", re.IGNORECASE)
+# Chinese answer markers: MGSM zh's exemplars end "答案是 18。" (Shi et al. 2022, the "Answer" prefix of the
+# zh split); "答案为", "最终答案：" and a school answer line "答：还剩7个。" are the same marker.
+_ZH_ANSWER = re.compile(r"(?:最终)?答案(?:应该|应)?(?:(?:是|为)[ \t]*[:：]?|[:：])|(?:^|\n)[ \t]*答[ \t]*[:：]")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+_ZH_SENTENCE_END = re.compile(r"[。；;！!？?]|\.(?=\s|$)")
+# R1-style answer tags (DeepSeek-R1's template: "<think> reasoning </think> <answer> answer </answer>").
+_ANSWER_OPEN, _ANSWER_CLOSE = "<answer>", "</answer>"
+_THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
 # GSM8K's final line "#### 72" (Cobbe et al. 2021).
 _HASH_LINE = re.compile(r"####[ \t]*(?P<rest>[^\n]*)")
 _BOXED = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
@@ -63,7 +71,8 @@ _NUMBER = re.compile(r"(?<![\^_\d.])(?<!\^\{)(?<!_\{)(?:(?<![\w)\]}])[" + _MINUS
 
 # Tokens a chat model emits to end its turn; anything after one is not part of the completion.
 CHAT_END_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "</s>", "<|end_of_text|>")
-_FENCE = re.compile(r"```[ \t]*(?P<lang>[\w+.-]*)[^\n]*\n(?P<body>.*?)(?:```|\Z)", re.DOTALL)
+# The info string after the language starts with another character, so the two never compete (linear).
+_FENCE = re.compile(r"```[ \t]*(?P<lang>[\w+.-]*)(?:[^\w+.\n-][^\n]*)?\n(?P<body>.*?)(?:```|\Z)", re.DOTALL)
 _CODE_LANGS = {"", "python", "py", "python3", "py3", "ipython"}
 # A first line that only a program starts with (used when a program does not parse, e.g. truncated).
 _CODE_START = re.compile(r"^(?:import\s+\w|from\s+[\w.]+\s+import\s|def\s+\w+\s*\(|class\s+\w|print\s*\("
@@ -94,7 +103,11 @@ def _answer_colon_candidates(text: str) -> list[tuple[int, str]]:
             continue  # mid-sentence "the answer: ..." is not a marker
         rest = match.group("rest")
         if not rest.strip(" \t*_$"):  # "**Final Answer:**" alone: the value is on the next line
-            rest = text[match.end():].lstrip("\n").split("\n", 1)[0]
+            start = match.end()
+            while start < len(text) and text[start] == "\n":
+                start += 1
+            end = text.find("\n", start)
+            rest = text[start: end if end != -1 else len(text)]
         sentences = [part for part in _SENTENCE_END.split(rest) if part.strip()]
         value = _clean_value(sentences[0]) if sentences else None
         if value is not None and (_PROSE.search(value) or _SENTENCE_START.match(value)):
@@ -132,25 +145,93 @@ def _answer_is_candidates(text: str) -> list[tuple[int, str]]:
     return found
 
 
-def _last_boxed(text: str) -> tuple[int, str] | None:
-    """(position, content) of the last complete `\\boxed{...}` / `\\boxed X` / `\\fbox{...}` in `text`."""
-    for match in reversed(list(_BOXED.finditer(text))):
+def _closing_braces(text: str) -> dict[int, int]:
+    """{index of a `{`: index of the `}` that closes it} for every balanced pair, in one pass (linear)."""
+    closes, stack = {}, []
+    for match in _BRACE.finditer(text):
+        if match.group(0) == "{":
+            stack.append(match.start())
+        elif stack:
+            closes[stack.pop()] = match.start()
+    return closes
+
+
+_BRACE = re.compile(r"[{}]")
+
+
+def _boxed_spans(text: str) -> list[tuple[int, str]]:
+    """(position, content) of every complete `\\boxed{...}` / `\\boxed X` / `\\fbox{...}` in `text`, in order of
+    position. One pass over the braces: 10,900 unclosed `\\fbox{` cost no more than one (a scan per box was
+    quadratic). A box cut off mid-answer (the generation hit its length limit) is no answer."""
+    found, closes = [], None
+    for match in _BOXED.finditer(text):
         after = match.end()
         while after < len(text) and text[after] in " \t":
             after += 1
         if after < len(text) and text[after] == "{":
-            close = find_braced(text, after)
+            if closes is None:
+                closes = _closing_braces(text)
+            close = closes.get(after)
             if close is None:
-                continue  # cut off mid-answer (generation hit its length limit): not an answer
+                continue
             content = text[after + 1: close].strip()
         else:
-            token = re.match(r"[^\s$]+", text[after:])  # `\boxed 5`: the argument is one token
+            token = _BOXED_TOKEN.match(text, after)  # `\boxed 5`: the argument is one token
             if after == match.end() or token is None:
                 continue
             content = token.group(0).rstrip(".,")
         if content:
-            return match.start(), content
-    return None
+            found.append((match.start(), content))
+    return found
+
+
+_BOXED_TOKEN = re.compile(r"[^\s$]+")
+
+
+def _last_boxed(text: str) -> tuple[int, str] | None:
+    """(position, content) of the last complete box in `text` (see `_boxed_spans`)."""
+    spans = _boxed_spans(text)
+    return spans[-1] if spans else None
+
+
+def _zh_candidates(text: str) -> list[tuple[int, str]]:
+    """"答案是 18。" -> 18; a sentence after the marker ("答：还剩7个。") gives its last number."""
+    found = []
+    for match in _ZH_ANSWER.finditer(text):
+        end = text.find("\n", match.end())
+        rest = text[match.end(): end if end != -1 else len(text)]
+        boxed = _last_boxed(rest)
+        value = boxed[1] if boxed else _ZH_SENTENCE_END.split(rest.strip(), maxsplit=1)[0]
+        value = _clean_value(value) if value.strip() else None
+        if value is not None and _CJK.search(value) and not re.match(r"^[-\d.,/\\{}a-z]+[ \t]*[\u4e00-\u9fff]+$", value):
+            value = _last_number(value)  # "小明有18个苹果": the number in the sentence
+        if value is not None:
+            found.append((match.start(), value))
+    return found
+
+
+def _answer_tag_candidate(text: str) -> list[tuple[int, str]]:
+    """The last complete `<answer>...</answer>`: its own marker when it holds one (`\\boxed{5}`), else its text
+    when that is one line (a whole solution inside the tags has no answer of its own)."""
+    close = text.rfind(_ANSWER_CLOSE)
+    start = text.rfind(_ANSWER_OPEN, 0, close) if close != -1 else -1
+    if start == -1:
+        return []
+    content = text[start + len(_ANSWER_OPEN): close].strip()
+    inner = extract_answer(content, mode="strict") if content else None
+    if inner is None and content and "\n" not in content:
+        inner = _clean_value(content)
+    return [(start, inner)] if inner is not None else []
+
+
+def _after_think(text: str) -> str | None:
+    """The text after the reasoning block of a reasoning model (`<think> ... </think> answer`): the block is not
+    searched for an answer; an unfinished block (`<think>` without `</think>`: cut off while thinking) is no
+    answer (None). A completion whose `<think>` was in the prompt holds only `</think>`."""
+    close = text.rfind(_THINK_CLOSE)
+    if close != -1:
+        return text[close + len(_THINK_CLOSE):]
+    return None if _THINK_OPEN in text else text
 
 
 def _hash_candidates(text: str) -> list[tuple[int, str]]:
@@ -168,10 +249,10 @@ def _last_number(text: str) -> str | None:
 
 
 def _all_boxed(text: str) -> list[str]:
-    """The contents of every complete `\\boxed{}` in `text`, in order, each once (by normalized text)."""
-    found, seen, end = [], set(), len(text)
-    while (last := _last_boxed(text[:end])) is not None:
-        end, content = last
+    """The contents of every complete `\\boxed{}` in `text`, in order, each once (by normalized text; the
+    last copy of a repeated answer keeps its place)."""
+    found, seen = [], set()
+    for _, content in reversed(_boxed_spans(text)):
         key = normalize_answer(content)
         if key not in seen:
             seen.add(key)
@@ -194,7 +275,9 @@ def extract_answer(text: str, mode: Literal["strict", "flexible"] = "strict", *,
     Strict: the explicit marker that comes last in the text (module doc): 'The answer is: X', 'Answer:
     X', `\\boxed{X}` (nested braces; also `\\boxed X` and `\\fbox{X}`), GSM8K's `#### X`.
     Flexible: the same, else the last number in the text (a LaTeX fraction or root counts as one number).
-    Text after a chat end token is ignored.
+    Text after a chat end token is ignored, and so is a reasoning model's `<think>` block (an unfinished one
+    is no answer, in both modes); `<answer>...</answer>` tags and the Chinese markers `答案是 X。` / `答：` are
+    markers. Full-width digits and Chinese punctuation read as their ASCII forms.
     `gold`: when given and it lists several answers (`2, 3`, a set, `\\pm`) while the last box holds
     fewer, every `\\boxed{}` of the completion together is the answer ("x = \\boxed{2} or x = \\boxed{3}"
     is "2, 3"), as a human grader reads it; otherwise the last box, as without `gold`.
@@ -204,10 +287,15 @@ def extract_answer(text: str, mode: Literal["strict", "flexible"] = "strict", *,
         raise ValueError(f"extract_answer mode must be 'strict' or 'flexible', got {mode!r}")
     if not isinstance(text, str):
         raise TypeError(f"extract_answer expects a str completion, got {type(text).__name__}")
-    text = _cut_run_on(_strip_chat_end(text))
+    text = _after_think(fold_width(_strip_chat_end(text)))
+    if text is None:
+        return None
+    text = _cut_run_on(text)
     candidates = _hash_candidates(text)
     if "answer" in text.lower():  # the two regexes below try every word: skip them when they cannot match
-        candidates += _answer_is_candidates(text) + _answer_colon_candidates(text)
+        candidates += _answer_is_candidates(text) + _answer_colon_candidates(text) + _answer_tag_candidate(text)
+    if "答" in text:
+        candidates += _zh_candidates(text)
     boxed = _last_boxed(text)
     if boxed is not None:
         candidates.append(boxed)
@@ -229,11 +317,15 @@ def _cut_run_on(text: str) -> str:
     """`text` up to a new "Question:" / "Problem:" line that follows an answer marker: a base model
     continuing its few-shot prompt (lm-evaluation-harness GSM8K: "Question: ...\nAnswer: ...") writes
     the next question, and its "Answer:" is not this completion's answer."""
-    for match in _RUN_ON.finditer(text):
-        head = text[: match.start()]
-        if _BOXED.search(head) or _ANSWER_IS.search(head) or _HASH_LINE.search(head) or _ANSWER_COLON.search(head):
-            return head
-    return text
+    if not _RUN_ON.search(text):
+        return text
+    first_marker = min((match.start() for match in (pattern.search(text) for pattern in (
+        _BOXED, _ANSWER_IS, _HASH_LINE, _ANSWER_COLON, _ZH_ANSWER)) if match), default=None)
+    if first_marker is None:
+        return text
+    # the first new question that comes after some marker (one search per pattern: linear)
+    match = _RUN_ON.search(text, first_marker)
+    return text[: match.start()] if match else text
 
 
 def _strip_chat_end(completion: str) -> str:

@@ -82,6 +82,14 @@ def _fold_width(match: re.Match) -> str:
     return _WIDE_PUNCTUATION.get(char) or chr(ord(char) - 0xFEE0)
 
 
+_WIDE = re.compile("[\uff01-\uff5e\u3000\u3002\u3001\u00a0\u2009\u202f]")
+
+
+def fold_width(text: str) -> str:
+    """`text` with full-width forms and Chinese punctuation as ASCII (`\uff11\uff18\u3002` -> `18.`); linear."""
+    return _WIDE.sub(_fold_width, text)
+
+
 _TRIG = r"\\(?:sin|cos|tan|sec|csc|cot)(?![a-zA-Z])"
 _DEGREE = r"\s*(?:\^\s*\{\s*\\circ\s*\}|\^\s*\\circ(?![a-zA-Z])|\u00b0|\\degree(?![a-zA-Z]))"
 _DEGREE_ARGUMENT = re.compile(r"(" + _TRIG + r")\s*(?:\(\s*(-?\d+(?:\.\d+)?)" + _DEGREE + r"\s*\)"
