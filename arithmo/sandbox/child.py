@@ -13,11 +13,21 @@ Protocol on the control socket (AF_UNIX, SOCK_SEQPACKET: one JSON object per mes
   parent -> zygote  {"kill": "output" | "status", "seq": seq}     (the parent saw too much output)
   zygote -> parent  {"seq": seq, "wait_status": int, "killed_for": None | "timeout" | "output" | "status",
                      "cleanup_error": None | str, "restart": bool}
+Sessions (a zygote that hosts them runs no "run" requests: its clean-up would kill every session):
+  parent -> zygote  {"session": id, <limits>} + 1 descriptor: the session's end of a socketpair
+  zygote -> parent  {"session": id, "pid": int} + the session process's pidfd (the parent supervises it)
+  parent -> zygote  {"reap": id}: kill the session's process if it still runs, reap it, drop its files
+  zygote -> parent  {"reap": id, "wait_status": int | None}
+  session <-> parent, on the socketpair: the session says {"ready": true} (or {"error": ...}) once; then per
+  block the parent sends {"block": n, "code_bytes": n, "max_output_bytes": n} + the code's memfd and the
+  write ends of the block's stdout, stderr and status pipes; the session runs the block in its one namespace,
+  writes its status, closes the three pipes and answers b"done".
 The zygote never reads a program's text or anything it writes: the child reads the memfd and writes into
 pipes the parent reads. So no program's code or output is ever in the zygote's memory, which the next
 program's process starts as a copy of.
 """
 
+import builtins
 import ctypes
 import gc
 import importlib.util
@@ -59,6 +69,7 @@ sympy.lambdify(x, x + 1, "mpmath")(1.0), sympy.lambdify((x, y), x * y)(2.0, 3.0)
 """
 # Linux constants (include/uapi/linux/prctl.h); Python's os module lacks them.
 PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 4, 36, 38
+CLONE_NEWNS = 0x00020000  # linux/sched.h
 # Host mode: folders any uid may create files in (FHS: /tmp, /var/tmp; /dev/shm, /run/lock on Linux), swept
 # after each program for entries its uid left behind, in case it got a write past the audit hook.
 WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
@@ -106,6 +117,7 @@ class Zygote:
         # A random uid in [2**30, 2**31): no account owns it, and no other sandbox picks the same one, so
         # RLIMIT_NPROC counts only this zygote's programs and "kill every process of this uid" is exact.
         self.uid = 2**30 + secrets.randbelow(2**30)
+        self.sessions: dict = {}  # session id -> (pid, uid, host folder or None)
         self.own_pid = os.getpid()
         self.pid_namespace = self.own_pid == 1  # PID 1 of a fresh namespace: kill(-1) reaches only our tree
         self.no_new_privs = self.libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
@@ -202,6 +214,14 @@ class Zygote:
             message, fds = self._receive(control)
             if message is None:
                 return  # the parent closed the socket: finish
+            if "session" in message and len(fds) == 1:
+                self.open_session(message, fds[0], control)
+                continue
+            if "reap" in message:
+                for fd in fds:
+                    os.close(fd)
+                control.send(json.dumps({"reap": message["reap"], **self.reap(message["reap"])}).encode())
+                continue
             if "run" not in message or len(fds) != 4:
                 for fd in fds:
                     os.close(fd)
@@ -340,6 +360,111 @@ class Zygote:
             os.chown(workdir, self.uid, self.uid)
         os.chmod(workdir, 0o700)
         return workdir
+
+    # sessions ------------------------------------------------------------------------------------------
+
+    def open_session(self, request: dict, channel_fd: int, control: socket.socket) -> None:
+        """Fork one session process (its own uid, and in the jail its own mount namespace and tmpfs) and hand
+        its pidfd to the parent, which supervises its blocks; this zygote only forks and reaps sessions."""
+        uid = 2**30 + secrets.randbelow(2**30)  # its own uid: no signal, file or RLIMIT_NPROC shared with others
+        workdir = None
+        own_uid, self.uid = self.uid, uid
+        try:
+            if self.mode == "host":
+                workdir = self._make_workdir()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                self._session_child(request, channel_fd, workdir)  # never returns
+        except Exception:  # noqa: BLE001 - report it; the parent says the session could not start
+            os.close(channel_fd)
+            control.send(json.dumps({"session": request["session"], "error": _last_line()}).encode())
+            return
+        finally:
+            self.uid = own_uid
+        os.close(channel_fd)
+        self.sessions[request["session"]] = (pid, uid, workdir)
+        pidfd = os.pidfd_open(pid)
+        try:
+            socket.send_fds(control, [json.dumps({"session": request["session"], "pid": pid}).encode()], [pidfd])
+        finally:
+            os.close(pidfd)
+
+    def reap(self, session) -> dict:
+        """Kill (if still running) and reap a session's process, then drop its files; its wait status."""
+        entry = self.sessions.pop(session, None)
+        if entry is None:
+            return {"wait_status": None}
+        pid, uid, workdir = entry
+        try:
+            os.kill(pid, signal.SIGKILL)  # a session has no child processes (seccomp): its pid is all of it
+        except ProcessLookupError:
+            pass
+        _, wait_status = os.waitpid(pid, 0)
+        if workdir is not None:
+            own_uid, self.uid = self.uid, uid
+            try:
+                if self.privileges == "uid drop":
+                    self._sweep_world_writable()
+                self.fs.remove_tree(workdir)
+            except OSError:
+                pass  # the zygote's folder is removed with the worker
+            finally:
+                self.uid = own_uid
+        return {"wait_status": wait_status}
+
+    def _session_child(self, request: dict, channel_fd: int, workdir: str | None) -> None:
+        try:
+            os.setsid()
+            for target in (0, 1, 2, 3):
+                os.dup2(os.open(os.devnull, os.O_RDWR), target)
+            os.dup2(channel_fd, 4)
+            os.dup2(0, 5)  # /dev/null, kept to close each block's pipes with (the guard refuses opening it later)
+            os.closerange(6, os.sysconf("SC_OPEN_MAX"))
+            if self.mode == "jail":  # its own mount namespace: its tmpfs goes when its process does
+                if self.libc.unshare(CLONE_NEWNS) != 0:
+                    raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
+                writable = self.setup.mount_box(self, request)
+            else:
+                writable = [workdir]
+            channel = socket.socket(fileno=4)  # made before the guard, which refuses socket objects
+            self.setup.enter(self, request, writable, fresh_generators=True)
+        except BaseException:  # noqa: BLE001 - report the setup failure, never run a block unsupervised
+            os.write(4, json.dumps({"error": "sandbox setup failed: " + _last_line()}).encode()[:4000])
+            os._exit(71)
+        os.write(4, b'{"ready": true}')
+        namespace = {"__name__": "__main__", "__builtins__": builtins}
+        null = 5
+        while True:
+            data, fds, _, _ = socket.recv_fds(channel, 1 << 16, 4)
+            if not data:
+                os._exit(0)  # the parent closed the session
+            header = json.loads(data)
+            code_fd, out_w, err_w, status_w = fds
+            for source, target in ((out_w, 1), (err_w, 2), (status_w, 3)):
+                os.dup2(source, target)
+                os.close(source)
+            chunks, size = [], header["code_bytes"]
+            while sum(map(len, chunks)) < size:
+                chunk = os.pread(code_fd, size, sum(map(len, chunks)))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            os.close(code_fd)
+            code = b"".join(chunks).decode("utf-8", errors="surrogatepass")
+            self.runner.CountingFileIO.written = 0
+            result = self.runner.run(code, request["memory_mb"], header["max_output_bytes"], namespace,
+                                     f"<block {header['block']}>")
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+            os.write(3, json.dumps(result).encode())
+            for target in (1, 2, 3):
+                os.dup2(null, target)  # the block's pipes close: EOF for the parent
+            os.write(4, b"done")
 
     # inside the child ----------------------------------------------------------------------------------
 

@@ -53,12 +53,14 @@ def vm_size_bytes() -> int:
     raise RuntimeError("no VmSize in /proc/self/status")
 
 
-def enter(zygote, request: dict, writable: list[str], code: str = "") -> None:
+def enter(zygote, request: dict, writable: list[str], code: str = "", fresh_generators: bool = False) -> None:
     """Everything between fork and the program: environment, limits, privileges, stdio, seccomp, audit hook.
 
     `zygote` is the `child.Zygote` (its uid, privileges mode, libc and loaded helper modules);
     `writable` the program's folders: its working directory first, then (jail mode) /tmp and /dev/shm;
-    `code` the program (read only to decide whether its random generators need fresh seeds)."""
+    `code` the program (read only to decide whether its random generators need fresh seeds);
+    `fresh_generators`: reseed numpy's and sympy's generators whatever the code (a session's later blocks
+    are not known yet)."""
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # over RLIMIT_FSIZE: write() fails with EFBIG instead
     tmp = writable[1] if len(writable) > 1 else writable[0]
     os.environ.clear()
@@ -71,7 +73,7 @@ def enter(zygote, request: dict, writable: list[str], code: str = "") -> None:
     if os.getppid() != zygote.own_pid:
         os._exit(70)  # the zygote already died: do not run unsupervised
     random.seed()  # a fresh interpreter seeds from os.urandom; a fork would copy the zygote's state
-    if "rand" in code:  # numpy's and sympy's generators too, for a program that names one (random, randint,
+    if fresh_generators or "rand" in code:  # numpy's and sympy's generators too, for a program that names one (random, randint,
         # randprime, rand...): reseeding numpy's costs ~0.5 ms, 7% of a program, so not for the others
         for module, reseed in (("numpy", lambda m: m.random.seed()), ("sympy.core.random", lambda m: m.seed())):
             if module in sys.modules:
@@ -135,7 +137,8 @@ def make_stdio(counting_file_io) -> tuple:
 
 def set_limits(request: dict, baseline: int) -> None:
     """The program's rlimits; `baseline`: the zygote's mapped size in bytes (RLIMIT_AS comes on top of it)."""
-    cpu_s = int(request["timeout_s"]) + 2  # wall clock normally stops it first; this bounds CPU regardless
+    # wall clock normally stops it first; this bounds CPU regardless (a session: its whole life, "cpu_s")
+    cpu_s = int(request.get("cpu_s") or request["timeout_s"] + 2)
     # Tasks of the program's uid (the kernel counts threads too): itself + its threads, or max_processes.
     tasks = request["max_processes"] if request["max_processes"] > 1 else 1 + request["max_threads"]
     limits = {resource.RLIMIT_CPU: (cpu_s, cpu_s + 1),

@@ -22,9 +22,11 @@ import math
 import os
 import sys
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 from arithmo.sandbox import jail as _jail
+from arithmo.sandbox.session import Session, SessionHost
 from arithmo.sandbox.worker import ExecResult, SandboxError, Worker, one_line
 
 __all__ = ["DEFAULT_LIMITS", "ExecResult", "Sandbox", "SandboxError", "run_program", "run_programs",
@@ -82,6 +84,10 @@ class Sandbox:
             raise SandboxError(str(failure)) from failure
         self._idle = [Worker(chosen) for _ in range(count)]
         self._lock = threading.Lock()
+        self._chosen = chosen
+        self._session_host: SessionHost | None = None  # started on the first session()
+        self._sessions: weakref.WeakSet = weakref.WeakSet()
+        self._sessions_lock = threading.Lock()
 
     def __enter__(self) -> Sandbox:
         return self
@@ -152,7 +158,41 @@ class Sandbox:
                         future.result()  # a SandboxError (zygote cannot start) surfaces here
         return results
 
+    def session(self, timeout_s: float = 5.0, *, cpu_s: float = 60.0, **limits) -> Session:
+        """A jailed interpreter that keeps its state across blocks, for tool-integrated reasoning (TIR).
+
+        timeout_s: each block's wall clock (default; `Session.run(code, timeout_s=...)` sets one per block).
+        cpu_s: CPU seconds for the session's whole life (RLIMIT_CPU), however many blocks it runs.
+        limits: as for `run` (memory_mb, max_output_bytes per block by default, disk_mb, max_files,
+            max_file_bytes, max_threads, audit_hook); max_processes must stay 1 (a session runs threads only).
+        Returns a started `Session` (use it as a context manager). Sessions run beside `run()`'s workers, in a
+        zygote of their own; any number may be open at once (each one process, copy-on-write from it).
+        Raises ValueError/TypeError for bad limits, SandboxError when the session cannot start.
+        """
+        request = _check_limits(timeout_s, limits)
+        if request["max_processes"] != 1:
+            raise ValueError("a sandbox session runs one process (threads allowed): max_processes must be 1, "
+                             f"got {request['max_processes']}")
+        if isinstance(cpu_s, bool) or not isinstance(cpu_s, (int, float)) or not 1 <= cpu_s < math.inf:
+            raise ValueError(f"cpu_s must be a finite number of seconds >= 1, got {cpu_s!r}")
+        request["cpu_s"] = math.ceil(cpu_s)
+        with self._sessions_lock:
+            if self._session_host is None:
+                self._session_host = SessionHost(self._chosen)
+            host = self._session_host
+        session = Session(host, request)
+        with self._sessions_lock:
+            self._sessions.add(session)
+        return session
+
     def close(self) -> None:
+        """End the workers and every open session; remove their temporary folders."""
+        with self._sessions_lock:
+            sessions, host, self._session_host = list(self._sessions), self._session_host, None
+        for session in sessions:
+            session.close()
+        if host is not None:
+            host.close()
         for worker in self._idle:
             worker.close()
 

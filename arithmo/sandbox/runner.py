@@ -55,28 +55,32 @@ def _takes_no_arguments(function) -> bool:
                for p in signature.parameters.values())
 
 
-def run(code: str, memory_mb: int, max_value_bytes: int) -> dict:
+def run(code: str, memory_mb: int, max_value_bytes: int, namespace: dict | None = None,
+        filename: str = "<program>") -> dict:
     """Execute `code` as __main__. Returns {"error": one line or None, "value": str or None, "value_from": ...}.
 
     "value" is the program's answer by the rules above when it printed nothing; "value_from" names the rule
-    ("last expression" or "solution()").
+    ("last expression" or "solution()"). `namespace`: the globals to run in (a session passes the same dict
+    for every block, so variables persist; default: a fresh one). `filename`: the code's name in tracebacks;
+    the solution() rule takes only a function defined by this code (a session's earlier block is not called).
     """
-    namespace = {"__name__": "__main__", "__builtins__": builtins}
+    if namespace is None:
+        namespace = {"__name__": "__main__", "__builtins__": builtins}
     found, value_from = None, None
     try:
-        tree = ast.parse(code, "<program>")
+        tree = ast.parse(code, filename)
         last = tree.body[-1] if tree.body and isinstance(tree.body[-1], ast.Expr) else None
         if last is None:
-            exec(compile(tree, "<program>", "exec"), namespace)
+            exec(compile(tree, filename, "exec"), namespace)
         else:
             head = ast.Module(body=tree.body[:-1], type_ignores=[])
-            exec(compile(head, "<program>", "exec"), namespace)
-            found = eval(compile(ast.Expression(last.value), "<program>", "eval"), namespace)
+            exec(compile(head, filename, "exec"), namespace)
+            found = eval(compile(ast.Expression(last.value), filename, "eval"), namespace)
             value_from = "last expression"
         sys.stdout.flush()
         function = namespace.get(SOLUTION_NAME)
         if (found is None and CountingFileIO.written == 0 and inspect.isfunction(function)
-                and function.__code__.co_filename == "<program>" and _takes_no_arguments(function)):
+                and function.__code__.co_filename == filename and _takes_no_arguments(function)):
             found, value_from = function(), f"{SOLUTION_NAME}()"
     except SystemExit as stop:
         if stop.code is None or stop.code == 0:

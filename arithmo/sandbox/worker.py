@@ -141,7 +141,8 @@ def _describe_exit(wait_status: int, err: bytes, request: dict) -> str | None:
     if os.WIFSIGNALED(wait_status):
         number = os.WTERMSIG(wait_status)
         if number == signal.SIGXCPU:
-            return one_line(f"killed: CPU time limit ({int(request['timeout_s']) + 2} s){detail}")
+            cpu_s = int(request.get("cpu_s") or request["timeout_s"] + 2)  # child_setup.set_limits' rule
+            return one_line(f"killed: CPU time limit ({cpu_s} s){detail}")
         hint = " (memory limit or stack overflow?)" if number in (signal.SIGSEGV, signal.SIGBUS) else ""
         return one_line(f"killed by signal {signal_name(number)}{hint}{detail}")
     code = os.waitstatus_to_exitcode(wait_status)
