@@ -36,7 +36,8 @@ from arithmo.io import DataError
 from arithmo.evaluation.provenance import ResumeRefused, changed_settings, check_saved_generator, provenance
 from arithmo.evaluation.scoring import regrade
 from arithmo.evaluation.shards import SHARDS, ShardError, discard_shards, fold_shards, run_shards
-from arithmo.evaluation.store import pending_ids, regrade_file
+from arithmo.backends import BackendError, load_for_eval, pick_backend
+from arithmo.evaluation.store import pending_ids, regrade_file, write_in_item_order
 from arithmo.runs import (CHART, EVAL_CONFIG, METRICS, PREDICTIONS, PROVENANCE, RunError, RunFolder,
                           default_eval_dir, find_adapter, read_run_config)
 from arithmo.evaluation.intervals import seed_spread
@@ -84,7 +85,12 @@ class EvalConfig:
                            "1: greedy only")
     temperature: float = field(0.7, help="sampling temperature for the k maj@k samples (greedy is always run)")
     top_p: float = field(1.0, help="nucleus sampling for the maj@k samples")
-    max_new_tokens: int = field(512, help="longest completion in tokens")
+    max_new_tokens: int = field(512, help="longest completion in tokens (tir: the model's own tokens over all "
+                                          "rounds; the interpreter's output is not counted)")
+    max_model_len: int | None = field(None, help="vLLM: the context it reserves KV cache for; null: max_new_tokens "
+                                                 "+ room for the prompt (and tir's output blocks), capped at the "
+                                                 "model's own context (a 128K-context model would not start on "
+                                                 "24 GB otherwise)")
     batch_size: int = field(8, help="sequences per generation batch")
     template: Literal["auto", "plain", "chat"] = field("auto", help="prompt template; auto: the run's, else "
                                                                     "chat when the tokenizer has one")
@@ -114,6 +120,8 @@ class EvalConfig:
                     "save_every": self.save_every}
         positive["data_parallel"] = self.data_parallel
         positive["max_tool_calls"] = self.max_tool_calls
+        if self.max_model_len is not None:
+            positive["max_model_len"] = self.max_model_len
         for key, value in positive.items():
             if value < 1:
                 raise ConfigError(f"{key}: expected a positive integer, got {value}")
@@ -236,51 +244,6 @@ def regrade_saved(cfg: EvalConfig, out: Path, items: list[dict]) -> None:
                  "chain-of-thought fallback was saved)" if redo else ""), file=sys.stderr)
 
 
-def pick_backend(cfg: EvalConfig) -> tuple[str, str]:
-    """(hf | vllm, why). auto picks vLLM only when it is installed, a GPU is present and the settings are ones
-    vLLM honours (it has no 4-bit bitsandbytes path here and does not use arithmo's engines); backend=vllm with
-    such settings is an EvalError saying which."""
-    import torch
-
-    from arithmo.generate import vllm_available
-
-    conflicts = []
-    if cfg.load_in_4bit:
-        conflicts.append("load_in_4bit=true (vLLM serves the 16-bit base with the adapter as a LoRA)")
-    if cfg.engine not in ("auto", "hf"):
-        conflicts.append(f"engine={cfg.engine} (a transformers engine; vLLM runs its own)")
-    if cfg.backend == "vllm":
-        if conflicts:
-            raise EvalError(f"backend=vllm does not honour {'; '.join(conflicts)}: drop them, or use backend=hf")
-        return "vllm", "requested"
-    if cfg.backend == "hf":
-        return "hf", "requested"
-    if not vllm_available():
-        return "hf", "vLLM is not installed (pip install 'arithmo[vllm]')"
-    if not torch.cuda.is_available():
-        return "hf", "no CUDA GPU (vLLM's CPU build runs only when asked: backend=vllm)"
-    if conflicts:
-        return "hf", f"vLLM installed, but it would ignore {'; '.join(conflicts)}"
-    return "vllm", "vLLM installed and a CUDA GPU present"
-
-
-def load_for_eval(cfg: EvalConfig, backend: str):
-    """(model, tokenizer, engine description) for generation on `backend` (pick_backend)."""
-    if backend == "vllm":
-        from arithmo.generate import load_vllm
-        from arithmo.model import plain_model_folder
-
-        # vLLM reads a folder or hub id; a GGUF model (the embedded alias) is served from its plain fp32 copy.
-        engine = load_vllm(plain_model_folder(cfg.model), cfg.adapter, seed=cfg.seed, dtype=cfg.dtype)
-        lora = f", max_lora_rank {engine.max_lora_rank}" if engine.max_lora_rank else ""
-        return engine, engine.llm.get_tokenizer(), f"vllm ({cfg.dtype}{lora})"
-    from arithmo.model import load_model
-
-    loaded = load_model(cfg.model, engine=cfg.engine, adapter=cfg.adapter, trainable=False,
-                        load_in_4bit=cfg.load_in_4bit, dtype=cfg.dtype)
-    return loaded.model, loaded.tokenizer, f"{loaded.engine} ({loaded.reason})"
-
-
 def evaluate_rank_share(cfg: EvalConfig, out: Path, items: list[dict], backend: str, rank: int, world: int) -> None:
     """Under a multi-process launch: generate this rank's share of the items left (every world-th one) into
     out/shards/<rank>/, wait for every rank, and (rank 0) fold the shards into out/predictions.jsonl."""
@@ -383,6 +346,7 @@ def evaluate(cfg: EvalConfig, *, _shared: dict | None = None) -> dict:
         print(f"[eval] seed {seed}: maj@{cfg.k} pass {len(passes) + 1} of {len(cfg.seeds)}", file=sys.stderr)
         passes[seed] = evaluate(seed_config(cfg, seed), _shared=shared)
     # 6. metrics, chart, table ----------------------------------------------------------------
+    write_in_item_order(out / PREDICTIONS, [item["id"] for item in items])  # shards and resumes append out of order
     metrics.update(model=cfg.model, adapter=cfg.adapter, config_hash=config_hash(cfg), engine=engine,
                    backend=backend, provenance=record, seconds=round(time.perf_counter() - started, 3))
     if cfg.style in ("pot", "hybrid", "tir"):  # which sandbox layers ran the programs (jail, or the fallback)
@@ -414,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     def errors():
         from arithmo.model import ModelError  # imports torch: after --help has had its chance to exit
 
-        return EvalError, DataError, ModelError
+        return EvalError, DataError, ModelError, BackendError
 
     return run_recipe(EvalConfig, args.preset, args.overrides, evaluate, errors, PRESETS)
 

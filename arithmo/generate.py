@@ -29,15 +29,16 @@ import torch
 # shared helpers
 
 
-def cut_at_stop(text: str, stop: list[str] | None) -> str:
-    """`text` up to (not including) the earliest occurrence of any stop string."""
-    end = len(text)
+def cut_at_stop(text: str, stop: list[str] | None, keep: tuple[str, ...] | list[str] = ()) -> str:
+    """`text` up to the earliest occurrence of any stop string: not including it, or including it for the stop
+    strings in `keep` (TIR's closing code fence, which the interpreter must see). Linear in len(text) per stop."""
+    end, cut = len(text), len(text)
     for marker in stop or []:
         if marker:
             found = text.find(marker)
-            if found != -1:
-                end = min(end, found)
-    return text[:end]
+            if found != -1 and found < end:
+                end, cut = found, found + (len(marker) if marker in keep else 0)
+    return text[:cut]
 
 
 def _check_args(prompts: list[str], max_new_tokens: int, temperature: float, top_p: float,
@@ -60,27 +61,11 @@ def _check_args(prompts: list[str], max_new_tokens: int, temperature: float, top
 
 
 def end_token_ids(model: Any, tokenizer: Any) -> list[int]:
-    """Every id that ends a completion: the tokenizer's eos plus the model's generation_config eos ids.
+    """Every id that ends a completion for `model` (None: the tokenizer's alone): `arithmo.prompts.turn_end_ids`
+    with the ids the model's generation_config lists (Qwen2: <|im_end|> and <|endoftext|>)."""
+    from arithmo.prompts import turn_end_ids
 
-    Chat models often have more than one (Qwen2: <|im_end|> and <|endoftext|>; Llama 3: <|eot_id|> and
-    <|end_of_text|>); the model's generation_config lists them.
-    """
-    ids: list[int] = []
-    if tokenizer.eos_token_id is not None:
-        ids.append(int(tokenizer.eos_token_id))
-    # The chat template's end of turn, which training appends to every completion (arithmo.prompts.render_sft):
-    # Llama-3 ends a turn with <|eot_id|> while its tokenizer's eos may be <|end_of_text|>.
-    if getattr(tokenizer, "chat_template", None):
-        from arithmo.prompts import end_of_turn
-
-        end = tokenizer(end_of_turn(tokenizer, "chat"), add_special_tokens=False)["input_ids"]
-        if len(end) == 1 and end[0] not in ids:
-            ids.append(int(end[0]))
-    config_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    for value in config_eos if isinstance(config_eos, (list, tuple)) else [config_eos]:
-        if value is not None and int(value) not in ids:
-            ids.append(int(value))
-    return ids
+    return turn_end_ids(tokenizer, getattr(getattr(model, "generation_config", None), "eos_token_id", None))
 
 
 def _sampling_kwargs(temperature: float, top_p: float) -> dict[str, Any]:
@@ -139,11 +124,14 @@ def vllm_max_lora_rank(rank: int) -> int:
     raise ValueError(f"LoRA rank {rank} is above the largest rank vLLM serves ({VLLM_LORA_RANKS[-1]})")
 
 
-def load_vllm(folder: str, adapter: str | None = None, *, seed: int = 0, dtype: str = "auto") -> VLLMModel:
+def load_vllm(folder: str, adapter: str | None = None, *, seed: int = 0, dtype: str = "auto",
+              max_model_len: int | None = None) -> VLLMModel:
     """A vLLM engine for a local model folder (or hub id), with `adapter` (a PEFT folder) as a LoRA.
 
     max_lora_rank is sized from the adapter's own adapter_config.json (arithmo.runs.adapter_info), so a run
-    trained with model.lora_r=128 is served at rank 128, not cut to a fixed default.
+    trained with model.lora_r=128 is served at rank 128, not cut to a fixed default. `max_model_len` bounds the
+    context vLLM reserves KV cache for (None: the model's own, which for a 128K-context model does not fit a 24 GB
+    card; arithmo.eval passes what evaluation needs).
     """
     if not vllm_available():
         raise RuntimeError("backend=vllm: the vllm package is not installed (pip install vllm, on a CUDA machine)")
@@ -161,13 +149,15 @@ def load_vllm(folder: str, adapter: str | None = None, *, seed: int = 0, dtype: 
 
     if dtype == "auto" and not torch.cuda.is_available():
         dtype = "float32"
-    llm = LLM(model=folder, seed=seed, dtype=dtype, **lora)
+    context = {"max_model_len": int(max_model_len)} if max_model_len else {}
+    llm = LLM(model=folder, seed=seed, dtype=dtype, **lora, **context)
     request = LoRARequest("adapter", 1, adapter) if adapter is not None else None
     return VLLMModel(llm=llm, lora_request=request, max_lora_rank=lora.get("max_lora_rank"))
 
 
 def _generate_vllm(engine: VLLMModel, prompts: list[str], *, max_new_tokens: int, temperature: float,
-                   top_p: float, num_samples: int, stop: list[str] | None, seed: int) -> list[list[str]]:
+                   top_p: float, num_samples: int, stop: list[str] | None, seed: int,
+                   keep_stop: tuple[str, ...] = ()) -> list[list[str]]:
     from vllm import SamplingParams
 
     # Token ids made by the same rule as the transformers backend (_prompt_ids): vLLM would otherwise add the
@@ -176,11 +166,12 @@ def _generate_vllm(engine: VLLMModel, prompts: list[str], *, max_new_tokens: int
     tokenizer = engine.llm.get_tokenizer()
     params = SamplingParams(n=num_samples, temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
                             max_tokens=max_new_tokens, stop=stop or None, seed=seed,
+                            include_stop_str_in_output=bool(keep_stop),  # cut_at_stop drops the others below
                             stop_token_ids=end_token_ids(None, tokenizer))
     requests = [{"prompt_token_ids": _prompt_ids(tokenizer, prompt)} for prompt in prompts]
     outputs = engine.llm.generate(requests, params, lora_request=engine.lora_request)
     # vLLM returns outputs in input order and already cuts at stop strings; cut again for safety.
-    return [[cut_at_stop(choice.text, stop) for choice in output.outputs] for output in outputs]
+    return [[cut_at_stop(choice.text, stop, keep_stop) for choice in output.outputs] for output in outputs]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -200,8 +191,13 @@ def generate(
     stop: list[str] | None = None,
     seed: int = 0,
     backend: str = "auto",
+    keep_stop: tuple[str, ...] = (),
 ) -> list[list[str]]:
     """`num_samples` completions (new text only) for each prompt, in input order.
+
+    Generation ends at an end-of-turn token (`end_token_ids`) or a `stop` string; the text is cut before the stop
+    string, or after it for those also in `keep_stop` (TIR hands a code block to the interpreter at its closing
+    fence, which stays in the text).
 
     `batch_size` counts sequences per forward pass: with `num_samples` > 1 each batch holds
     `max(1, batch_size // num_samples)` prompts. Sampling is seeded: the same prompts, settings and
@@ -214,7 +210,7 @@ def generate(
         if backend == "hf":
             raise ValueError("backend='hf' but the model is a vLLM engine; pass a transformers model")
         return _generate_vllm(model, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
-                              top_p=top_p, num_samples=num_samples, stop=stop, seed=seed)
+                              top_p=top_p, num_samples=num_samples, stop=stop, seed=seed, keep_stop=keep_stop)
     if backend == "vllm":
         raise ValueError("backend='vllm' needs a VLLMModel (arithmo.generate.load_vllm); got a transformers model")
     if not prompts:
@@ -246,13 +242,15 @@ def generate(
                 new_tokens = output[:, batch["input_ids"].shape[1]:].tolist()
                 for row, token_ids in enumerate(new_tokens):
                     # Rows come grouped per prompt: prompt 0's samples, then prompt 1's ...
-                    results[chunk[row // num_samples]].append(_decode(tokenizer, token_ids, end_ids, stop_strings))
+                    results[chunk[row // num_samples]].append(
+                        _decode(tokenizer, token_ids, end_ids, stop_strings, keep_stop))
     finally:
         tokenizer.padding_side = saved_side
     return results
 
 
-def _decode(tokenizer: Any, token_ids: list[int], end_ids: list[int], stop: list[str]) -> str:
+def _decode(tokenizer: Any, token_ids: list[int], end_ids: list[int], stop: list[str],
+            keep_stop: tuple[str, ...] = ()) -> str:
     """The text before the first end-of-sequence id, cut at the first stop string."""
     for position, token in enumerate(token_ids):
         if token in end_ids:
@@ -261,7 +259,7 @@ def _decode(tokenizer: Any, token_ids: list[int], end_ids: list[int], stop: list
     # clean_up_tokenization_spaces=False: keep the text exactly as generated ("x = 5 ." must not become
     # "x = 5."; some checkpoints, SmolLM2's GGUF among them, turn that clean-up on).
     text = tokenizer.decode(token_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-    return cut_at_stop(text, stop)
+    return cut_at_stop(text, stop, keep_stop)
 
 
 def stream_generate(
@@ -275,6 +273,7 @@ def stream_generate(
     stop: list[str] | None = None,
     max_time_s: float | None = None,
     seed: int = 0,
+    keep_stop: tuple[str, ...] = (),
 ) -> Iterator[str]:
     """Yield the completion of `prompt` as it grows (each value is the whole text so far, cut at `stop`).
 
@@ -324,8 +323,8 @@ def stream_generate(
     try:
         for piece in streamer:
             text += piece
-            cut = cut_at_stop(text, stop_strings)
-            if cut != text:
+            cut = cut_at_stop(text, stop_strings, keep_stop)
+            if cut != text or any(text.endswith(marker) for marker in keep_stop if marker in stop_strings):
                 yield cut
                 return
             if piece:

@@ -288,7 +288,7 @@ def grpo(cfg: GRPOTrainConfig) -> dict[str, Any]:
     dataset = Dataset.from_list(rows)
 
     # 5. rewards on arithmo's grader and sandbox ---------------------------------------------
-    from arithmo.evaluation.loop import default_stop
+    from arithmo.prompts import stop_strings
     from arithmo.rewards import Rewards
 
     sandbox = None
@@ -298,7 +298,7 @@ def grpo(cfg: GRPOTrainConfig) -> dict[str, Any]:
         sandbox = Sandbox(workers=cfg.workers)
     run_programs = (lambda codes: sandbox.run(codes, timeout_s=cfg.program_timeout_s)) if sandbox else None
     rewards = Rewards(run=run_programs, grade_timeout_s=cfg.grade_timeout_s, format_weight=cfg.format_weight,
-                      tokenizer=loaded.tokenizer, stop=default_stop(loaded.tokenizer, m.template))
+                      tokenizer=loaded.tokenizer, stop=stop_strings(loaded.tokenizer, m.template))
 
     # 6. train -------------------------------------------------------------------------------
     try:

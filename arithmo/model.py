@@ -135,14 +135,24 @@ def _plain_copy_of_gguf(folder: str, gguf_file: str) -> Path:
 
 
 def _fix_end_of_turn(tokenizer: Any, model: Any = None) -> None:
-    """ChatML models end a turn with <|im_end|>; SmolLM2's GGUF tokenizer says eos is <|im_start|>."""
+    """The model's generation_config stops on every token a turn ends on (`arithmo.prompts.turn_end_ids`: the eos,
+    the chat template's end of turn, the ids the model shipped), so that every generate() -- TRL's GRPO, a merged
+    export's generation_config.json, a user's own call -- stops where evaluation does.
+
+    ChatML models end a turn with <|im_end|>; SmolLM2's GGUF tokenizer says eos is <|im_start|>: eos becomes
+    <|im_end|> there.
+    """
+    from arithmo.prompts import turn_end_ids
+
     template = getattr(tokenizer, "chat_template", None) or ""
     if "<|im_end|>" in template and tokenizer.eos_token != "<|im_end|>" and "<|im_end|>" in tokenizer.get_vocab():
         tokenizer.eos_token = "<|im_end|>"
     if model is not None and tokenizer.eos_token_id is not None:
         model.config.eos_token_id = tokenizer.eos_token_id
-        if getattr(model, "generation_config", None) is not None:
-            model.generation_config.eos_token_id = tokenizer.eos_token_id
+        generation = getattr(model, "generation_config", None)
+        if generation is not None:
+            ids = turn_end_ids(tokenizer, generation.eos_token_id)
+            generation.eos_token_id = ids if len(ids) > 1 else ids[0]
 
 
 # Chat templates for base models that ship none (`model.chat_template=<name>`), written for this project from
@@ -209,7 +219,7 @@ def set_chat_template(tokenizer: Any, template: str, source: str) -> None:
                          f"of this model (mistral and alpaca end with the eos token)")
 
 
-def _adapter_chat_template(adapter: str) -> str | None:
+def adapter_chat_template(adapter: str) -> str | None:
     """The chat template an adapter folder was saved with (training saves the tokenizer beside the adapter)."""
     folder = Path(adapter)
     if (folder / "chat_template.jinja").is_file():
@@ -461,7 +471,7 @@ def load_model(
     if chat_template is not None:
         set_chat_template(tokenizer, chat_template_text(chat_template), repr(chat_template))
     elif adapter is not None:
-        saved = _adapter_chat_template(adapter)
+        saved = adapter_chat_template(adapter)
         if saved is not None and saved != getattr(tokenizer, "chat_template", None):
             set_chat_template(tokenizer, saved, f"saved in {adapter}")
     _fix_end_of_turn(tokenizer, model)

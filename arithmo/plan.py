@@ -651,11 +651,9 @@ def load_any_config(preset: str | None, overrides: list[str]) -> tuple[Any, dict
 
 
 def _train_config_class() -> type:
-    """TrainConfig from where it lives (arithmo.settings; arithmo.train before the settings module existed)."""
-    try:
-        from arithmo.settings import TrainConfig
-    except ImportError:
-        from arithmo.train import TrainConfig
+    """TrainConfig (arithmo.settings: below the recipes, so the planner never imports train.py)."""
+    from arithmo.settings import TrainConfig
+
     return TrainConfig
 
 

@@ -247,6 +247,40 @@ def end_of_turn(tokenizer: Any, template: Template = "auto") -> str:
     return getattr(tokenizer, "eos_token", None) or ""
 
 
+def turn_end_ids(tokenizer: Any, shipped: Any = None) -> list[int]:
+    """Every token id a turn ends on -- the one rule that loading (generation_config), both generation backends,
+    RFT, GRPO (TRL reads generation_config) and export (generation_config.json, the Modelfile) use.
+
+    In order: the tokenizer's eos; the chat template's end of turn when the tokenizer has a chat template and it is
+    one token (Llama-3 ends a turn with <|eot_id|> while its eos is <|end_of_text|>; training appends it, see
+    `render_sft`); then every id the model ships in its generation_config (`shipped`: an int or a list, e.g. an
+    instruct model's [eos, end_of_turn]), none dropped. Duplicates are removed.
+    """
+    ids: list[int] = []
+
+    def add(value: Any) -> None:
+        if value is not None and int(value) not in ids:
+            ids.append(int(value))
+
+    add(getattr(tokenizer, "eos_token_id", None))
+    if getattr(tokenizer, "chat_template", None):
+        end = end_of_turn(tokenizer, "chat")
+        pieces = tokenizer(end, add_special_tokens=False)["input_ids"] if end else []
+        if len(pieces) == 1:
+            add(pieces[0])
+    for value in shipped if isinstance(shipped, (list, tuple)) else [shipped]:
+        add(value)
+    return ids
+
+
+def stop_strings(tokenizer: Any, template: Template = "auto") -> list[str]:
+    """Text that ends an answer besides the end-of-turn tokens: with the plain template, a base model goes on to
+    invent the next question, so "\nQuestion:" ends it; a chat template's turn ends on its token only.
+    Evaluation, RFT, the app and the exported Modelfile stop on the same strings."""
+    uses_chat = template == "chat" or (template == "auto" and getattr(tokenizer, "chat_template", None))
+    return [] if uses_chat else ["\n" + PLAIN_TEMPLATE.split("{", 1)[0].strip()]
+
+
 def render_sft(record: dict, tokenizer: Any = None, template: Template = "auto") -> dict[str, str]:
     """An SFTRecord as the {"prompt", "completion"} strings that training tokenizes.
 
@@ -254,7 +288,7 @@ def render_sft(record: dict, tokenizer: Any = None, template: Template = "auto")
     starting with a space after the plain template's "Answer:", and ending with `end_of_turn(tokenizer,
     template)` appended: the chat template's end-of-turn text (`<|im_end|>`, `<|eot_id|>`, ...) or, with the
     plain template, the tokenizer's eos token. That token is one generation stops on
-    (`arithmo.generate.end_token_ids`), so the model learns to stop where generation ends.
+    (`turn_end_ids`), so the model learns to stop where generation ends.
     """
     prompt = render_prompt(record["prompt"], tokenizer, template)
     completion = record["completion"].strip()
@@ -320,6 +354,11 @@ def render_eval(
 TIR_INSTRUCTION = ("Please integrate natural language reasoning with programs to solve the problem above, and put "
                    "your final answer within \\boxed{}.")
 CODE_FENCE, OUTPUT_FENCE = "```python\n", "```output\n"
+# Where generation hands a code block to the interpreter: its closing fence and the newline after it (the opening
+# fence, "```python\n", does not contain it). The model writes it and is trained to (it is outside the output
+# spans); the interpreter writes everything from OUTPUT_FENCE to the end of the output block. NeMo-Skills' TIR
+# loop stops on its code-end marker the same way.
+CODE_END = "```\n"
 _CODE_BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 _OUTPUT_BLOCK = re.compile(r"```output\n.*?```\n?", re.DOTALL)
 MAX_TOOL_OUTPUT_CHARS = 1000  # an output block longer than this is cut (a program that prints a table)
@@ -333,7 +372,9 @@ def add_tir_instruction(question: str) -> str:
 
 def tir_output_spans(completion: str) -> list[tuple[int, int]]:
     """(start, end) character spans of the output blocks in a TIR completion: fences included, the newline
-    after the closing fence too (all of it is the interpreter's text, masked out of the loss)."""
+    after the closing fence too (all of it is the interpreter's text, masked out of the loss). The code block's
+    closing fence before it (`CODE_END`) is the model's: evaluation hands over to the interpreter only once the
+    model has written it."""
     return [match.span() for match in _OUTPUT_BLOCK.finditer(completion)]
 
 

@@ -105,7 +105,7 @@ def test_app_tir_shows_each_block_and_agrees_with_evaluation(sandbox):
     assert any("```output" not in text and "```python" in text for text in shown), \
         "the code block is shown before its output"
     lines = predict_tir([{"id": "s", "benchmark": "t", "question": "Shells?", "answer": "35", "meta": {}}],
-                        lambda prompts, n, sampled: [[script(p)] * n for p in prompts], [None], tokenizer=None,
-                        template="plain", run=lambda programs: sandbox.run(programs, timeout_s=3.0),
+                        lambda prompts, n, sampled, max_new_tokens=None: [[script(p)] * n for p in prompts], [None],
+                        tokenizer=None, template="plain", open_session=lambda: sandbox.session(timeout_s=3.0),
                         grade_timeout_s=2.0)
     assert lines[0]["extracted"] == final.graded_answer and lines[0]["correct"] == final.correct

@@ -87,7 +87,7 @@ def test_a_grader_change_regrades_without_generating(tiny_model_dir, tmp_path, h
     def no_model(*args, **kwargs):
         raise AssertionError("re-grading must not load a model")
 
-    monkeypatch.setattr("arithmo.eval.load_for_eval", no_model)
+    monkeypatch.setattr("arithmo.eval.load_for_eval", no_model)  # the name eval.py calls
     again = _eval(run, heldout)
     assert again["accuracy"] == first["accuracy"] and again["resumed_items"] == 3
     regraded = read_lines(predictions)

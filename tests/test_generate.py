@@ -172,7 +172,7 @@ def test_vllm_path_with_a_stand_in_engine(monkeypatch):
     # one BOS each: added to the bare prompt, kept (not doubled) where the template wrote it
     assert ids == [[1, ord("p"), ord("1")], [1, ord("p"), ord("2")]]
     assert captured == {"n": 2, "temperature": 0.5, "top_p": 1.0, "max_tokens": 7, "stop": [" STOP"], "seed": 0,
-                        "stop_token_ids": [2], "lora": "adapter-request"}
+                        "stop_token_ids": [2], "lora": "adapter-request", "include_stop_str_in_output": False}
     with pytest.raises(ValueError, match="vLLM engine"):
         generate(engine, None, ["p"], backend="hf")
 

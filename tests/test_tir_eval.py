@@ -9,7 +9,6 @@ from transformers import AutoTokenizer
 
 from _eval_fakes import ScriptedLM
 from arithmo.evaluation import evaluate_items
-from arithmo.evaluation.tir import program_for
 from arithmo.prompts import TIR_INSTRUCTION
 
 # question -> the solution's segments: the model writes segment i after the i-th output block.
@@ -89,7 +88,33 @@ def test_the_round_limit_holds_and_every_item_counts(run):
     json.dumps(metrics)  # metrics.json-ready
 
 
-def test_earlier_blocks_run_silently_before_the_new_one():
-    program = program_for(["x = 2\nprint('first')"], "print(x + 1)")
-    assert program.endswith("print(x + 1)") and "print('first')" in program
-    assert program_for([], "print(1)") == "print(1)"
+SESSION_SCRIPTS = {
+    # a number drawn at random in block 1 is the same number in block 2: one interpreter, not a replay
+    "Q6 random": ["```python\nimport random\nx = random.random()\nprint(round(x, 12))\n```\n",
+                  "```python\nprint(round(x, 12))\n```\n", "The answer is: 1"],
+    # three blocks of ~1.2 s each under program_timeout_s=3: each pays only its own time
+    "Q7 slow": ["```python\nimport time\ntime.sleep(1.2)\ns = 1\nprint(s)\n```\n",
+                "```python\ntime.sleep(1.2)\ns += 1\nprint(s)\n```\n",
+                "```python\ntime.sleep(1.2)\ns += 1\nprint(s)\n```\n", "The answer is: 3"],
+}
+
+
+def test_blocks_share_one_interpreter_session(tiny_model_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+
+    def respond(prompt, sampled, sample):
+        question = next(q for q in SESSION_SCRIPTS if q in prompt)
+        segments = SESSION_SCRIPTS[question]
+        return segments[min(prompt.count("```output\n"), len(segments) - 1)]
+
+    items = [{"id": q, "benchmark": "t", "question": q, "answer": a, "meta": {}}
+             for q, a in (("Q6 random", "1"), ("Q7 slow", "3"))]
+    lines, _ = evaluate_items(ScriptedLM(tokenizer, respond), tokenizer, items, "tir", max_new_tokens=400,
+                              workers=2, program_timeout_s=3.0, max_tool_calls=4, template="plain")
+    by_id = {line["id"]: line for line in lines}
+    first, second = (call["output"].strip() for call in by_id["Q6 random"]["tool_calls"])
+    assert first == second and first, "the random state of block 1 persists into block 2"
+    slow = by_id["Q7 slow"]["tool_calls"]
+    assert [call["output"].strip() for call in slow] == ["1", "2", "3"]
+    assert not any(call["timed_out"] for call in slow), "no block pays for the ones before it"
+    assert by_id["Q7 slow"]["correct"]

@@ -42,11 +42,11 @@ class ModelGenerator:
     """
 
     def __init__(self, model: Any, tokenizer: Any, *, template: str = "auto", description: str = ""):
-        from arithmo.evaluation.loop import default_stop
+        from arithmo.prompts import stop_strings
 
         self.model, self.tokenizer, self.template = model, tokenizer, template
         self.has_adapter = hasattr(model, "disable_adapter") and bool(getattr(model, "peft_config", None))
-        self.stop = default_stop(tokenizer, template)
+        self.stop = stop_strings(tokenizer, template)
         self.description = description
         self._lock = threading.Lock()
 

@@ -228,30 +228,60 @@ class DemoSession:
         sample.source = ("the last number in the text (no answer line: the evaluation would count it wrong)"
                          if sample.shown_answer is not None else "no answer found in the text")
 
-    def _sample_tir(self, question: str, *, notes: list[str], **decoding: Any) -> Iterator[Sample]:
-        """Tool-integrated reasoning as it happens: stream text until a code block closes, run it in the sandbox
-        (with the earlier blocks, as `arithmo.evaluation.tir` does), show its output block, stream on."""
-        from arithmo.evaluation.tir import TIR_STOP, program_for, shown_output
+    def _session(self) -> Any:
+        """A fresh sandbox session (one interpreter per TIR answer), on the app's sandbox (started on first use)."""
+        with self._sandbox_lock:
+            if self._sandbox is None:
+                from arithmo.sandbox import Sandbox
+
+                self._sandbox = Sandbox(workers=1)
+        return self._sandbox.session(timeout_s=self.program_timeout_s)
+
+    def _sample_tir(self, question: str, *, notes: list[str], max_new_tokens: int,
+                    **decoding: Any) -> Iterator[Sample]:
+        """Tool-integrated reasoning as it happens, by evaluation's rules (`arithmo.evaluation.tir`): stream text
+        until a code block's closing fence, run the block in this answer's own interpreter session, show its output
+        block, stream on with what is left of the token budget."""
+        from arithmo.evaluation.tir import TIR_KEEP, TIR_STOPS, count_tokens, shown_output
+        from arithmo.generate import cut_at_stop
         from arithmo.prompts import output_block, pending_code
 
-        sample, text, done_blocks, shown = Sample(), "", [], []
-        for _ in range(MAX_TOOL_CALLS + 1):
-            prefix = text
-            for text in self._stream(question, "tir", notes=notes, prefix=prefix, **decoding):
-                # the model opening an output block itself ends its turn: the interpreter writes that block
-                sample.text = prefix + text[len(prefix):].split(TIR_STOP)[0]
+        tokenizer = self.generator.tokenizer
+        sample, text, shown, used, session = Sample(), "", [], 0, None
+        try:
+            for _ in range(MAX_TOOL_CALLS + 1):
+                prefix, new = text, ""
+                left = max_new_tokens - used
+                if left < 1:
+                    notes.append(f"the answer used its whole budget of {max_new_tokens} tokens")
+                    break
+                for streamed in self._stream(question, "tir", notes=notes, prefix=prefix, max_new_tokens=left,
+                                             **decoding):
+                    new = streamed[len(prefix):]
+                    cut = cut_at_stop(new, list(TIR_STOPS), TIR_KEEP)  # hand over at the closing fence
+                    sample.text = prefix + cut
+                    yield sample
+                    if cut != new or cut.endswith(TIR_KEEP):
+                        new = cut
+                        break
+                used += count_tokens(tokenizer, new)
+                text = sample.text
+                code = pending_code(text)
+                if code is None or len(shown) >= MAX_TOOL_CALLS:
+                    break
+                if session is None:
+                    session = self._session()
+                result = session.run(code)
+                if not session.alive:  # a crash or timeout ended it: the next block gets a fresh one
+                    session.close()
+                    session = None
+                shown.append(describe_execution(result))
+                text = text.rstrip() + "\n" + output_block(shown_output(result))  # what the evaluation appends
+                sample.text, sample.program, sample.execution = text, code, shown[-1]
                 yield sample
-            text = sample.text
-            code = pending_code(text)
-            if code is None or len(shown) >= MAX_TOOL_CALLS:
-                break
-            result = self.run_program(program_for(done_blocks, code))
-            if result.error is None and not result.timed_out:
-                done_blocks.append(code)
-            shown.append(describe_execution(result))
-            text = text.rstrip() + "\n" + output_block(shown_output(result))  # what the evaluation appends
-            sample.text, sample.program, sample.execution = text, code, shown[-1]
-            yield sample
+        finally:
+            if session is not None:
+                session.close()
         sample.execution = "\n\n".join(f"block {n}: {out}" for n, out in enumerate(shown, 1)) or "(no code block)"
         self._read_cot(sample, sample.text, self._gold(question))
         yield sample

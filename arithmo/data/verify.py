@@ -3,8 +3,8 @@
 - PoT (`verify_pot`): the program's answer, read by evaluation's rule (`arithmo.evaluation.scoring.program_answer`),
   must exist and equal the row's stated answer.
 - TIR (`verify_tir`): a tool-integrated solution records each code block's output in an ```output block; every
-  block is run again (after the solution's earlier blocks, as `style=tir` evaluation runs them,
-  `arithmo.evaluation.tir.program_for`) and what it shows now must match what the row recorded: the same text
+  block is run again, in order, in one sandbox session per solution (as `style=tir` evaluation runs them: state
+  persists from block to block, `arithmo.evaluation.tir`) and what it shows now must match what the row recorded: the same text
   after whitespace is collapsed, or, for a one-line value, an equal answer by arithmo's grader (float noise,
   `1/3` vs `0.333...`). A row whose recorded outputs the code does not reproduce teaches the model to expect
   outputs that will not come: it is dropped and counted (`tir_output_mismatch`, `tir_timeout`, `tir_no_code`).
@@ -35,31 +35,43 @@ def _same_output(recorded: str, shown: str) -> bool:
     return False
 
 
+def _replay(box: Any, blocks: list[tuple[str, str]], timeout_s: float) -> tuple[str | None, int]:
+    """(why the solution fails, or None; blocks run), running its blocks in one session of `box`."""
+    from arithmo.evaluation.tir import shown_output
+
+    ran = 0
+    with box.session(timeout_s=timeout_s) as session:
+        for code, recorded in blocks:
+            if not session.alive:  # an earlier block crashed the interpreter: later blocks lost their state
+                return "tir_output_mismatch", ran
+            result = session.run(code)
+            ran += 1
+            if result.timed_out:
+                return "tir_timeout", ran
+            if not _same_output(recorded, shown_output(result)):
+                return "tir_output_mismatch", ran
+    return None, ran
+
+
 def verify_tir(examples: list[dict], *, timeout_s: float, workers: int | None, drop: Any,
                counts: Counter) -> list[dict]:
     """The TIR examples whose every recorded output the code reproduces; `drop(example, reason)` is called for
-    the others. Blocks run round by round: round i runs every row's i-th block (with its earlier blocks)."""
-    from arithmo.evaluation.tir import program_for, shown_output
-    from arithmo.sandbox import run_programs
+    the others. Each solution's blocks run in order in its own sandbox session; solutions run `workers` at a
+    time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from arithmo.sandbox import Sandbox
 
     tir = [e for e in examples if e["style"] == "tir"]
     blocks = {e["id"]: tir_blocks(e["solution"]) for e in tir}
     bad: dict[str, str] = {e["id"]: "tir_no_code" for e in tir if not blocks[e["id"]]}
-    done: dict[str, list[str]] = {e["id"]: [] for e in tir}
-    for round_index in range(max((len(b) for b in blocks.values()), default=0)):
-        todo = [e for e in tir if e["id"] not in bad and round_index < len(blocks[e["id"]])]
-        if not todo:
-            break
-        programs = [program_for(done[e["id"]], blocks[e["id"]][round_index][0]) for e in todo]
-        for example, result in zip(todo, run_programs(programs, timeout_s=timeout_s, workers=workers)):
-            code, recorded = blocks[example["id"]][round_index]
-            if result.timed_out:
-                bad[example["id"]] = "tir_timeout"
-            elif not _same_output(recorded, shown_output(result)):
-                bad[example["id"]] = "tir_output_mismatch"
-            elif result.error is None:
-                done[example["id"]].append(code)
-            counts["tir_blocks_run"] += 1
+    todo = [e for e in tir if e["id"] not in bad]
+    if todo:
+        with Sandbox(workers=1) as box, ThreadPoolExecutor(max_workers=workers or 2) as pool:
+            for example, (why, ran) in zip(todo, pool.map(lambda e: _replay(box, blocks[e["id"]], timeout_s), todo)):
+                counts["tir_blocks_run"] += ran
+                if why is not None:
+                    bad[example["id"]] = why
     kept = []
     for example in examples:
         if example["id"] in bad:

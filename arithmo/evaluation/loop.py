@@ -18,14 +18,7 @@ from arithmo.evaluation.predict import predict
 from arithmo.evaluation.scoring import STYLES
 from arithmo.evaluation.store import append_lines, resume_from
 from arithmo.generate import generate
-from arithmo.prompts import POT_HINTS, PLAIN_TEMPLATE, stable_rng
-
-
-def default_stop(tokenizer: Any, template: str) -> list[str]:
-    """Stop strings for a template: with the plain template a base model goes on to invent the next
-    `Question:`; with a chat template the end-of-turn token (eos) ends the answer."""
-    uses_chat = template == "chat" or (template == "auto" and getattr(tokenizer, "chat_template", None))
-    return [] if uses_chat else ["\n" + PLAIN_TEMPLATE.split("{", 1)[0].strip()]
+from arithmo.prompts import POT_HINTS, stable_rng, stop_strings
 
 
 def evaluate_items(
@@ -70,11 +63,12 @@ def evaluate_items(
     if save_every < 1:
         raise ValueError(f"save_every: expected >= 1, got {save_every}")
     started = time.perf_counter()
-    stop = default_stop(tokenizer, template) if stop is None else stop
-    if style == "tir":  # the model may open an output block itself: stop there, the sandbox writes it
-        from arithmo.evaluation.tir import TIR_STOP
+    stop = stop_strings(tokenizer, template) if stop is None else stop
+    keep_stop: tuple[str, ...] = ()
+    if style == "tir":  # hand a code block to the interpreter at its closing fence (kept in the text)
+        from arithmo.evaluation.tir import TIR_KEEP, TIR_STOPS
 
-        stop = [*stop, TIR_STOP]
+        stop, keep_stop = [*stop, *TIR_STOPS], TIR_KEEP
     lines: list[dict[str, Any]] = []
     todo = items
     resumed = None
@@ -95,7 +89,7 @@ def evaluate_items(
     # One sandbox pool for the whole run: its worker processes start once (~0.6 s each: they import sympy
     # and numpy), not once per chunk.
     sandbox = None
-    run = None
+    run = open_session = None
     if style in ("pot", "hybrid", "tir") and todo:
         from arithmo.sandbox import Sandbox
 
@@ -104,10 +98,13 @@ def evaluate_items(
         def run(programs: list[str]) -> list[Any]:
             return sandbox.run(programs, timeout_s=program_timeout_s)
 
+        def open_session() -> Any:  # TIR: one interpreter per solution, each block with its own time limit
+            return sandbox.session(timeout_s=program_timeout_s)
+
     decoding = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, batch_size=batch_size,
-                    stop=stop, backend=backend)
+                    stop=stop, keep_stop=keep_stop, backend=backend)
     settings = dict(tokenizer=tokenizer, template=template, pot_hint=pot_hint, run=run,
-                    grade_timeout_s=grade_timeout_s,
+                    grade_timeout_s=grade_timeout_s, open_session=open_session if style == "tir" else None,
                     tir={"max_tool_calls": max_tool_calls, "max_new_tokens": max_new_tokens} if style == "tir" else None)
     try:
         for start in range(0, len(todo), save_every):
@@ -145,11 +142,12 @@ def _predict_chunk(model: Any, tokenizer: Any, chunk: list[dict], style: str, k:
     # on which prompts share a batch, so a resumed run's later chunks may differ from an unbroken run's).
     chunk_seed = stable_rng(seed, chunk[0]["id"]).randrange(2**31)
 
-    def complete(prompts: list[str], num_samples: int, sampled: bool) -> list[list[str]]:
-        return generate(model, tokenizer, prompts, max_new_tokens=decoding["max_new_tokens"],
+    def complete(prompts: list[str], num_samples: int, sampled: bool,
+                 max_new_tokens: int | None = None) -> list[list[str]]:
+        return generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens or decoding["max_new_tokens"],
                         temperature=decoding["temperature"] if sampled else 0.0, top_p=decoding["top_p"],
                         num_samples=num_samples, batch_size=decoding["batch_size"], stop=decoding["stop"],
-                        seed=chunk_seed, backend=decoding["backend"])
+                        seed=chunk_seed, backend=decoding["backend"], keep_stop=decoding["keep_stop"])
 
     lines = predict(chunk, style, complete, [None], **settings)
     if k == 1:

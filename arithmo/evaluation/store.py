@@ -136,3 +136,20 @@ def append_lines(path: Path, rows: list[dict[str, Any]]) -> None:
         handle.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def write_in_item_order(path: Path, item_ids: list[str]) -> None:
+    """Rewrite `path` with its lines in item order (each item's greedy line, then its samples 0..k-1), so two
+    runs of the same evaluation give files that diff line by line whatever order the lines were generated in
+    (data-parallel shards, a multi-process launch, a resumed run). Lines of other items keep their order, last.
+    Written to a temporary file and moved into place: a crash leaves the old file whole."""
+    if not path.is_file():
+        return
+    lines, _ = read_lines(path)
+    order = {item_id: index for index, item_id in enumerate(item_ids)}
+    ranked = sorted(range(len(lines)), key=lambda i: (
+        order.get(lines[i]["id"], len(order)), -1 if lines[i]["sample"] is None else lines[i]["sample"],
+        i if lines[i]["id"] not in order else 0))
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text("".join(json.dumps(lines[i], ensure_ascii=False) + "\n" for i in ranked), encoding="utf-8")
+    os.replace(partial, path)

@@ -1,16 +1,17 @@
-"""Tool-integrated reasoning (TIR) evaluation: generate until a code block closes, run it in the sandbox, append
-its output block, continue; at most `max_tool_calls` rounds and `max_new_tokens` in all.
+"""Tool-integrated reasoning (TIR) evaluation: generate until a code block closes, run it in the solution's own
+interpreter session in the sandbox, append its output block, continue; at most `max_tool_calls` blocks and
+`max_new_tokens` of the model's own text in all.
 
-    lines = predict_tir(items, complete, samples, tokenizer=tok, template="chat", run=sandbox_run, ...)
+    lines = predict_tir(items, complete, samples, tokenizer=tok, template="chat", open_session=box.session, ...)
 
-Each round generates, for every solution still going, a continuation of (prompt + solution so far) that stops
-at "```output" (the stop string is added by the caller); when the text then ends with a closed ```python block,
-that block is run with the solution's earlier successful blocks run first, silently, so variables persist across
-blocks (ToRA, Gou et al. 2024, and Qwen2.5-Math's executor concatenate earlier code the same way); its output
-(or error line, or "timed out") is appended as a ```output block (`arithmo.prompts.output_block`). A solution ends when
-the model writes no new block, the round limit is reached, or its token budget is spent. The answer is read from
-the whole text with the chain-of-thought rules (`read_cot`: `\\boxed{}`, "The answer is"); every item stays in the
-denominator. Programs run only in the sandbox; the earlier blocks are part of the jailed program's own text.
+Each round generates, for every solution still going, a continuation of (prompt + solution so far) that stops at
+the closing fence of a code block (`arithmo.prompts.CODE_END`, kept in the text: the model writes it and is trained
+to, see `tir_output_spans`); when the text then ends with a closed ```python block, that block runs in the
+solution's session (`open_session()`: one jailed interpreter per solution, so variables and random generators
+persist and each block pays only its own time), and its output (or error line, or "timed out") is appended as an
+```output block (`arithmo.prompts.output_block`) that the model did not write and is not charged for. A solution
+ends when the model writes no new block, the block limit is reached, or its token budget is spent. The answer is
+read from the whole text with the chain-of-thought rules (`read_cot`); every item stays in the denominator.
 """
 
 from __future__ import annotations
@@ -18,20 +19,12 @@ from __future__ import annotations
 from typing import Any
 
 from arithmo.evaluation.scoring import base_line, grade_answer, read_cot
-from arithmo.prompts import output_block, pending_code, render_eval
+from arithmo.prompts import CODE_END, OUTPUT_FENCE, output_block, pending_code, render_eval
 
-TIR_STOP = "```output"  # the model starts an output block itself: stop there, the interpreter writes it
-
-
-def program_for(earlier: list[str], code: str) -> str:
-    """The sandboxed program for `code`: the solution's earlier successful blocks run first with their printing
-    discarded (their outputs are already in the text), then `code` as written."""
-    if not earlier:
-        return code
-    return ("import io as _arithmo_io, sys as _arithmo_sys\n"
-            "_arithmo_out, _arithmo_sys.stdout = _arithmo_sys.stdout, _arithmo_io.StringIO()\n"
-            + "\n".join(block.rstrip("\n") for block in earlier) + "\n"
-            "_arithmo_sys.stdout = _arithmo_out\n" + code)
+# Generation stops at the closing fence (kept), or where a model opens an output block itself (dropped: the
+# interpreter writes it).
+TIR_STOPS = (CODE_END, OUTPUT_FENCE.rstrip("\n"))
+TIR_KEEP = (CODE_END,)
 
 
 def shown_output(result: Any) -> str:
@@ -43,14 +36,28 @@ def shown_output(result: Any) -> str:
     return result.stdout
 
 
+def count_tokens(tokenizer: Any, text: str) -> int:
+    """Tokens of `text` the model wrote (no special tokens); words when there is no tokenizer (scripted tests)."""
+    if not text:
+        return 0
+    if tokenizer is None:
+        return len(text.split())
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
 def predict_tir(items: list[dict], complete: Any, samples: list[int | None], *, tokenizer: Any, template: str,
-                run: Any, grade_timeout_s: float, max_tool_calls: int = 4,
+                open_session: Any, grade_timeout_s: float, max_tool_calls: int = 4,
                 max_new_tokens: int | None = None) -> list[dict[str, Any]]:
     """Graded TIR prediction lines, one per item per entry of `samples` ([None]: greedy; [0..k-1]: sampled).
 
-    `complete(prompts, num_samples, sampled)` continues each prompt (one completion each after the first round);
-    `run(programs)` runs programs in the sandbox. Each line adds `tool_calls` (one record per executed block:
-    code, output shown, error, timed_out) and `stopped` (answered | no_code | max_tool_calls | token_budget).
+    `complete(prompts, num_samples, sampled, max_new_tokens=None)` continues each prompt (one completion each after
+    the first round; `max_new_tokens` then is what is left of that solution's budget); it must stop at `TIR_STOPS`
+    and keep `TIR_KEEP` in the text. `open_session()` returns a sandbox session (`.run(code) -> ExecResult`,
+    `.alive`, `.close()`); one is opened per solution at its first block and closed at its end; a session that a
+    crash or timeout ended is replaced by a fresh one for the next block (its state is gone, as in a restarted
+    notebook kernel, and the model sees the error). Each line adds `tool_calls` (one record per executed block:
+    code, output shown, error, timed_out), `stopped` (answered | no_code | max_tool_calls | token_budget) and
+    `new_tokens` (the model's own tokens, all rounds; the interpreter's output is not counted).
     """
     sampled = samples != [None]
     prompts = [render_eval(item["question"], "tir", tokenizer, template) for item in items]
@@ -58,35 +65,57 @@ def predict_tir(items: list[dict], complete: Any, samples: list[int | None], *, 
     states = []
     for item, prompt, texts in zip(items, prompts, first):
         for sample, text in zip(samples, texts):
+            tokens = count_tokens(tokenizer, text)
             states.append({"item": item, "prompt": prompt, "sample": sample, "text": text, "calls": [],
-                           "ok_blocks": [], "stopped": None})
-    for _round in range(max_tool_calls + 1):
-        active = [s for s in states if s["stopped"] is None]
-        runnable = []
-        for state in active:
-            code = pending_code(state["text"])
-            if code is None:
-                state["stopped"] = "answered" if read_cot(state["text"])[0] is not None else "no_code"
-            elif len(state["calls"]) >= max_tool_calls:
-                state["stopped"] = "max_tool_calls"
-            elif max_new_tokens is not None and tokenizer is not None and \
-                    len(tokenizer(state["text"], add_special_tokens=False)["input_ids"]) >= max_new_tokens:
-                state["stopped"] = "token_budget"
-            else:
-                runnable.append((state, code))
-        if not runnable:
-            break
-        results = run([program_for(state["ok_blocks"], code) for state, code in runnable])
-        for (state, code), result in zip(runnable, results):
-            shown = shown_output(result)
-            state["calls"].append({"code": code, "output": shown, "error": result.error,
-                                   "timed_out": bool(result.timed_out)})
-            if result.error is None and not result.timed_out:
-                state["ok_blocks"].append(code)
-            state["text"] = state["text"].rstrip() + "\n" + output_block(shown)
-        continued = complete([state["prompt"] + state["text"] for state, _ in runnable], 1, sampled)
-        for (state, _), texts in zip(runnable, continued):
-            state["text"] += texts[0]
+                           "session": None, "stopped": None, "tokens": tokens,
+                           "cut": max_new_tokens is not None and tokens >= max_new_tokens - 1})
+    try:
+        for _round in range(max_tool_calls + 1):
+            runnable = []
+            for state in (s for s in states if s["stopped"] is None):
+                code = pending_code(state["text"])
+                spent = max_new_tokens is not None and (state["tokens"] >= max_new_tokens or state["cut"])
+                if code is None and read_cot(state["text"])[0] is not None:
+                    state["stopped"] = "answered"
+                elif spent:  # the budget ran out, possibly mid-block or mid-sentence
+                    state["stopped"] = "token_budget"
+                elif code is None:
+                    state["stopped"] = "no_code"
+                elif len(state["calls"]) >= max_tool_calls:
+                    state["stopped"] = "max_tool_calls"
+                else:
+                    runnable.append((state, code))
+            if not runnable:
+                break
+            for state, code in runnable:
+                if state["session"] is None:
+                    state["session"] = open_session()
+                result = state["session"].run(code)
+                shown = shown_output(result)
+                state["calls"].append({"code": code, "output": shown, "error": result.error,
+                                       "timed_out": bool(result.timed_out)})
+                if not getattr(state["session"], "alive", True):  # a crash or timeout ended it: a fresh one next
+                    state["session"].close()
+                    state["session"] = None
+                state["text"] = state["text"].rstrip() + "\n" + output_block(shown)
+            # Continue each solution with what is left of its own budget (one call per distinct remainder).
+            by_budget: dict[int | None, list[dict]] = {}
+            for state, _ in runnable:
+                left = None if max_new_tokens is None else max_new_tokens - state["tokens"]
+                by_budget.setdefault(left, []).append(state)
+            for left, group in by_budget.items():
+                continued = complete([s["prompt"] + s["text"] for s in group], 1, sampled, max_new_tokens=left)
+                for state, texts in zip(group, continued):
+                    produced = count_tokens(tokenizer, texts[0])
+                    state["text"] += texts[0]
+                    state["tokens"] += produced
+                    # Within a token of what it was allowed (decoded text re-tokenizes to +-1 token): the round was
+                    # cut by the budget, not ended by the model.
+                    state["cut"] = left is not None and produced >= left - 1
+    finally:
+        for state in states:
+            if state["session"] is not None:
+                state["session"].close()
     lines = []
     for state in states:
         item = state["item"]
@@ -94,13 +123,12 @@ def predict_tir(items: list[dict], complete: Any, samples: list[int | None], *, 
         strict, flexible = read_cot(state["text"], item["answer"])
         line.update(extracted=strict, extracted_flexible=flexible,
                     correct=grade_answer(strict, item["answer"], grade_timeout_s),
-                    tool_calls=state["calls"], stopped=state["stopped"] or "max_tool_calls")
+                    tool_calls=state["calls"], stopped=state["stopped"] or "max_tool_calls",
+                    new_tokens=state["tokens"])
         line["correct_flexible"] = line["correct"] if flexible == strict else grade_answer(
             flexible, item["answer"], grade_timeout_s)
         lines.append(line)
     return lines
-
-
 def tir_metrics(items: list[dict], lines: list[dict]) -> dict[str, Any]:
     """Tool calls per item, the share of calls that failed or timed out, and accuracy by number of calls
     (greedy lines; every item counts, one without a line as 0 calls and wrong)."""

@@ -4,8 +4,9 @@ Ollama's TEMPLATE is a Go template, not the model's Jinja chat template, so it i
 arithmo trains and evaluates with (`arithmo.prompts.render_prompt` with the run's template) is rendered around a
 placeholder question, and the placeholder becomes `{{ .Prompt }}` (Ollama's Modelfile docs, "Template
 variables"). That is a single-turn template, the only turn arithmo trains; earlier turns of a chat are not sent.
-The stop parameters are the tokens generation stops on (`arithmo.generate.end_token_ids`: the eos, the chat
-template's end of turn, the model's generation_config eos ids). Greedy decoding (temperature 0) is what
+The stop parameters are what evaluation stops on: every end-of-turn token (`arithmo.prompts.turn_end_ids`: the
+eos, the chat template's end of turn, the model's generation_config eos ids) and, with the plain template, its text
+stop (`arithmo.prompts.stop_strings`: "\nQuestion:", or a base model invents the next question). Greedy decoding (temperature 0) is what
 arithmo's scores are measured with.
 """
 
@@ -21,7 +22,12 @@ _QUESTION = "ARITHMO_MODELFILE_QUESTION"
 
 
 def _quoted(text: str) -> str:
-    """A Modelfile string parameter: double quotes, with backslashes and quotes escaped."""
+    """A Modelfile string parameter: double quotes, with backslashes and quotes escaped; a stop string that holds
+    a newline (the plain template's "\\nQuestion:") goes in Ollama's triple quotes, which keep it literally."""
+    if "\n" in text:
+        if '"""' in text:
+            raise ExportError(f'a stop string holds both a newline and """, which a Modelfile cannot write: {text!r}')
+        return '"""' + text + '"""'
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -83,12 +89,15 @@ def write_modelfile(out_dir: str | Path, gguf_name: str, model_dir: str | Path, 
     """
     from transformers import AutoTokenizer
 
+    from arithmo.prompts import stop_strings
+
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     adds_bos = gguf_adds_bos
     header = (f"Ollama Modelfile written by arithmo export: ollama create <name> -f Modelfile; ollama run <name>\n"
               f"TEMPLATE: arithmo's {template} prompt with the question as {{{{ .Prompt }}}} (single turn)")
-    text = modelfile_text(gguf_name, ollama_template(tokenizer, template, gguf_adds_bos=adds_bos),
-                          stop_tokens(model_dir, tokenizer), header)
+    # The stops evaluation uses: every end-of-turn token, and the plain template's text stop (arithmo.prompts).
+    stops = stop_tokens(model_dir, tokenizer) + stop_strings(tokenizer, template)
+    text = modelfile_text(gguf_name, ollama_template(tokenizer, template, gguf_adds_bos=adds_bos), stops, header)
     path = Path(out_dir) / "Modelfile"
     path.write_text(text, encoding="utf-8")
     return path

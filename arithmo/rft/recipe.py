@@ -203,7 +203,7 @@ def rft(cfg: RFTConfig) -> dict:
         except TrainError as err:
             raise RFTError(f"mix={cfg.mix}: {err}") from err
     # 3. resume checks: the same settings and generator; an older grader's verdicts are re-graded ---
-    from arithmo.eval import pick_backend
+    from arithmo.backends import pick_backend
     from arithmo.evaluation.provenance import provenance
     from arithmo.grading import GRADER_VERSION
 
@@ -328,14 +328,14 @@ def regrade_store(store: Path, tasks: list[Task], grade) -> None:
 
 def load_sampler(cfg: RFTConfig, backend: str):
     """`complete(prompts, k, seed)` on the model `cfg` names: k sampled completions per prompt (arithmo.generate)."""
-    from arithmo.eval import load_for_eval
-    from arithmo.evaluation.loop import default_stop
+    from arithmo.backends import load_for_eval
+    from arithmo.prompts import stop_strings
     from arithmo.generate import generate
     from arithmo.prompts import render_prompt
 
     model, tokenizer, engine = load_for_eval(cfg, backend)  # reads the same keys an EvalConfig has
     print(f"[rft] engine {engine}", file=sys.stderr)
-    stop = default_stop(tokenizer, cfg.template) if cfg.stop is None else cfg.stop
+    stop = stop_strings(tokenizer, cfg.template) if cfg.stop is None else cfg.stop
 
     def complete(prompts: list[str], k: int, seed: int) -> list[list[str]]:
         # The prompts are the SFT records' user turns; render_prompt applies the template as evaluation does.
@@ -360,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     def errors():
         from arithmo.model import ModelError  # imports torch: after --help has had its chance to exit
 
-        return RFTError, DataError, ModelError
+        from arithmo.backends import BackendError
+
+        return RFTError, DataError, ModelError, BackendError
 
     return run_recipe(RFTConfig, args.preset, args.overrides, rft, errors, PRESETS)
