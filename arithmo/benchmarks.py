@@ -22,6 +22,20 @@ Gold answers:
 - GSM8K-Platinum (`question`, `answer`, `cleaning_status`): as GSM8K; the cleaning status goes into meta.
 - MGSM zh (`question`, `answer_number`): gold = answer_number.
 - CMATH (`id`, `grade`, `question`, `golden`): gold = golden; level = "Grade N".
+- AIME 2024 (`id`, `problem`, `solution`, `answer`, `url`, `year`): gold = answer as an integer ("033" -> "33");
+  the part (AIME I / II) from the url is the type. Maxwell-Jia's copy (`ID`, `Problem`, `Answer`) is read too.
+- AIME 2025 (`question`, `answer`; configs AIME2025-I and AIME2025-II, read one after the other): as AIME 2024.
+- AMC 2023 (`id`, `question`, `answer` a float, `url`): gold = answer without a needless '.0'.
+- OlympiadBench, English text-only open-ended maths (`id`, `question`, `final_answer` a list, `is_multiple_answer`,
+  `unit`, `answer_type`, `subfield`, ...): gold = the final answers without their `$...$`, joined by ", " when
+  there are several; the unit, the answer type and whether several answers are expected go into meta, the
+  subfield is the type.
+- Minerva Math (`question`, `answer`): gold = answer; a copy with only `solution` gives its last \\boxed{}.
+- GSM-Plus (`question`, `solution`, `answer`, `perturbation_type`, `seed_question`, ...): gold = answer (thousands
+  separators removed; the critical-thinking rows' gold is "None", as released); the perturbation is the type.
+- Math401 (`question`, `answer`; the original file's `query`, `response`): the expression and its value as
+  released (decimals to 4 places, e.g. "0.7400").
+- Math23K (`id`, `original_text`, `segmented_text`, `equation`, `ans`): question = original_text, gold = ans.
 - file: EvalItem records (`id`, `question`, `answer`, optional `meta` and `benchmark`).
 A row without a needed field is a DataError naming the file, the line and the field.
 """
@@ -29,6 +43,7 @@ A row without a needed field is a DataError naming the file, the line and the fi
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,6 +193,104 @@ def cmath_item(row: dict, where: str, index: int, name: str) -> EvalItem:
             "meta": meta}
 
 
+def _integer_text(value: Any, where: str, benchmark: str) -> str:
+    """AIME golds are integers 0-999, written "033" on some copies and as ints on others: one spelling."""
+    text = _number_text(value)
+    if text.isdigit():
+        return str(int(text))
+    if not text:
+        return text  # a blank gold is kept as read (RFT/GRPO exclude it and count it)
+    raise DataError(f"{where}: {benchmark} answer should be an integer (AIME answers are 0-999), got {text!r}")
+
+
+# "2024_AIME_I_Problems/Problem_1" and "2024_AIME_II_..." in AoPS wiki addresses: the part of the contest.
+_AIME_PART = re.compile(r"AIME_(I{1,2})_")
+
+
+def aime_item(row: dict, where: str, index: int, name: str) -> EvalItem:
+    """AIME 2024 / 2025 rows: `problem` (H4's copy), `question` (OpenCompass's) or `Problem` (Maxwell-Jia's)."""
+    question = _text(row, where, ("problem", "question", "Problem"), name)
+    gold = _integer_text(_field(row, where, ("answer", "Answer"), name), where, name)
+    part = _AIME_PART.search(str(row.get("url") or row.get("ID") or ""))
+    meta = {"type": f"AIME {part.group(1)}"} if part else {}
+    return {"id": _item_id(name, row.get("id", row.get("ID")), index), "benchmark": name, "question": question,
+            "answer": gold, "meta": meta}
+
+
+def amc_item(row: dict, where: str, index: int, name: str) -> EvalItem:
+    """AMC 2023: `question` (math-ai's copy; `problem` on AI-MO's) and a float `answer` (27.0 -> "27")."""
+    question = _text(row, where, ("question", "problem"), name)
+    gold = _number_text(_field(row, where, ("answer",), name))
+    return {"id": _item_id(name, row.get("id"), index), "benchmark": name, "question": question, "answer": gold,
+            "meta": {}}
+
+
+def _strip_dollars(text: str) -> str:
+    """"$x=1$" -> "x=1": OlympiadBench writes each final answer as inline LaTeX."""
+    text = text.strip()
+    while len(text) >= 2 and text.startswith("$") and text.endswith("$"):
+        text = text[1:-1].strip()
+    return text
+
+
+def olympiadbench_item(row: dict, where: str, index: int, name: str) -> EvalItem:
+    """OlympiadBench: the final answers (a list) without `$`, joined by ", " when there are several."""
+    question = _text(row, where, ("question", "problem"), name)
+    final = _field(row, where, ("final_answer", "answer"), name)
+    answers = final if isinstance(final, (list, tuple)) else [final]
+    if not all(isinstance(a, (str, int, float)) and not isinstance(a, bool) for a in answers):
+        raise DataError(f"{where}: {name} field 'final_answer' should be a list of text answers, got {final!r}")
+    gold = ", ".join(text for text in (_strip_dollars(str(a)) for a in answers) if text)
+    meta: dict[str, Any] = {}
+    if row.get("subfield"):
+        meta["type"] = str(row["subfield"])
+    for key in ("unit", "answer_type", "is_multiple_answer"):
+        if row.get(key) not in (None, ""):
+            meta[key] = row[key]
+    return {"id": _item_id(name, row.get("id"), index), "benchmark": name, "question": question, "answer": gold,
+            "meta": meta}
+
+
+def minerva_item(row: dict, where: str, index: int, name: str) -> EvalItem:
+    """Minerva Math (OCWCourses): `question` and `answer`; a copy with only a `solution` gives its last box."""
+    question = _text(row, where, ("question", "problem"), name)
+    if row.get("answer") is not None:
+        gold = _text(row, where, ("answer",), name, allow_empty=True)
+    else:
+        gold = math_gold(_text(row, where, ("solution",), name), where)
+    return {"id": _item_id(name, row.get("idx", row.get("id")), index), "benchmark": name, "question": question,
+            "answer": gold, "meta": {}}
+
+
+_DIGIT_GROUPS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+
+
+def gsm_plus_item(row: dict, where: str, index: int, name: str) -> EvalItem:
+    """GSM-Plus: the perturbed `question` and its `answer`; the perturbation type is the type."""
+    question = _text(row, where, ("question",), name)
+    gold = _text(row, where, ("answer",), name, allow_empty=True)
+    if _DIGIT_GROUPS.fullmatch(gold):  # "12,000" -> "12000", as GSM8K's golds; "1, 2" (a list) is left alone
+        gold = gold.replace(",", "")
+    meta = {"type": str(row["perturbation_type"])} if row.get("perturbation_type") else {}
+    return {"id": f"{name}/{index:05d}", "benchmark": name, "question": question, "answer": gold, "meta": meta}
+
+
+def math401_item(row: dict, where: str, index: int, name: str) -> EvalItem:
+    """Math401: an expression ("5+2=") and its value; the hub copy's `question`/`answer` or the original
+    file's `query`/`response`."""
+    question = _text(row, where, ("question", "query"), name)
+    gold = _number_text(_field(row, where, ("answer", "response"), name))
+    return {"id": f"{name}/{index:05d}", "benchmark": name, "question": question, "answer": gold, "meta": {}}
+
+
+def math23k_item(row: dict, where: str, index: int, name: str) -> EvalItem:
+    """Math23K: `original_text` (the unsegmented Chinese problem) and its answer `ans`."""
+    question = _text(row, where, ("original_text", "segmented_text"), name)
+    gold = _number_text(_field(row, where, ("ans",), name))
+    return {"id": _item_id(name, row.get("id"), index), "benchmark": name, "question": question, "answer": gold,
+            "meta": {}}
+
+
 def file_item(row: dict, where: str, index: int, name: str) -> EvalItem:
     item_id = _text(row, where, ("id",), "EvalItem")
     question = _text(row, where, ("question",), "EvalItem")
@@ -217,6 +330,35 @@ BENCHMARKS: dict[str, Benchmark] = {
     # CMATH (Wei et al. 2023): Chinese elementary-school word problems, grades 1-6 (cmath_test.jsonl -> test).
     "cmath": Benchmark("cmath", "weitianwen/cmath", (None,), "test", ("question", "golden", "grade", "id"),
                        "https://huggingface.co/datasets/weitianwen/cmath", cmath_item),
+    # --- 2026's reasoning-model sets (issue 26) ---
+    # AIME 2024 I and II, 30 problems (a single `train` split on the hub).
+    "aime24": Benchmark("aime24", "HuggingFaceH4/aime_2024", (None,), "train", ("id", "problem", "answer", "url"),
+                        "https://huggingface.co/datasets/HuggingFaceH4/aime_2024", aime_item),
+    # AIME 2025 I and II, 15 problems each, one config per part.
+    "aime25": Benchmark("aime25", "opencompass/AIME2025", ("AIME2025-I", "AIME2025-II"), "test",
+                        ("question", "answer"), "https://huggingface.co/datasets/opencompass/AIME2025", aime_item),
+    # AMC 12 2023, the 40 problems Qwen2.5-Math, SimpleRL-Zoo and Oat report.
+    "amc23": Benchmark("amc23", "math-ai/amc23", (None,), "test", ("id", "question", "answer"),
+                       "https://huggingface.co/datasets/math-ai/amc23", amc_item),
+    # OlympiadBench (He et al. 2024): the English, text-only, open-ended maths competition subset (675 problems).
+    "olympiadbench": Benchmark("olympiadbench", "Hothan/OlympiadBench", ("OE_TO_maths_en_COMP",), "train",
+                               ("id", "question", "final_answer", "is_multiple_answer", "unit", "answer_type",
+                                "subfield"),
+                               "https://huggingface.co/datasets/Hothan/OlympiadBench", olympiadbench_item),
+    # Minerva's OCWCourses problems (Lewkowycz et al. 2022), 272 undergraduate science questions.
+    "minerva_math": Benchmark("minerva_math", "math-ai/minervamath", (None,), "test", ("question", "answer"),
+                              "https://huggingface.co/datasets/math-ai/minervamath", minerva_item),
+    # GSM-Plus (Li et al. 2024): 8 perturbations of each GSM8K test question, 10,552 rows (testmini: 2,400).
+    "gsm_plus": Benchmark("gsm_plus", "qintongli/GSM-Plus", (None,), "test",
+                          ("question", "answer", "perturbation_type"),
+                          "https://huggingface.co/datasets/qintongli/GSM-Plus", gsm_plus_item),
+    # Math401 (Yuan et al. 2023, "How well do LLMs perform in arithmetic tasks?"): 401 expressions; the hub copy
+    # keeps the released file's rows in order under `question`/`answer` (train split).
+    "math401": Benchmark("math401", "tfshaman/Math401_test", (None,), "train", ("question", "answer"),
+                         "https://huggingface.co/datasets/tfshaman/Math401_test", math401_item),
+    # Math23K (Wang et al. 2017): Chinese elementary word problems; the 1,000-problem test split.
+    "math23k": Benchmark("math23k", "Gxg/Math23K", (None,), "test", ("id", "original_text", "ans"),
+                         "https://huggingface.co/datasets/Gxg/Math23K", math23k_item),
 }
 NAMES = (*BENCHMARKS, "file")  # `file`: EvalItem records from a local path
 

@@ -64,4 +64,45 @@ HUB_SCHEMAS = {
     # repeats problem and solution as a user/assistant pair
     "AI-MO/NuminaMath-TIR": {"configs": None, "splits": ("train", "test"),
                              "columns": ("problem", "solution", "messages")},
+    # ---- issue 26: 2026's evaluation sets (transcribed 2026-12-06) ----
+    # https://huggingface.co/datasets/HuggingFaceH4/aime_2024 : default config, one split `train` (30 rows: AIME 2024
+    # I and II); features id (int64), problem, solution, answer (string), url, year
+    "HuggingFaceH4/aime_2024": {"configs": None, "splits": ("train",),
+                                "columns": ("id", "problem", "solution", "answer", "url", "year")},
+    # https://huggingface.co/datasets/opencompass/AIME2025 : configs AIME2025-I (aime2025-I.jsonl) and AIME2025-II
+    # (aime2025-II.jsonl), split test in each (15 rows); fields question, answer
+    "opencompass/AIME2025": {"configs": ("AIME2025-I", "AIME2025-II"), "splits": ("test",),
+                             "columns": ("question", "answer")},
+    # https://huggingface.co/datasets/math-ai/amc23 : default config, split test (40 rows, AMC 12 2023); fields id,
+    # question, answer (a float, 27.0), url (the AoPS wiki page)
+    "math-ai/amc23": {"configs": None, "splits": ("test",), "columns": ("id", "question", "answer", "url")},
+    # https://huggingface.co/datasets/Hothan/OlympiadBench : one config per subset, <type>_<modality>_<subject>_<lang>_
+    # <source> (OE/TP: open-ended/theorem proving, TO/MM: text-only/multimodal, maths/physics, en/zh, COMP/CEE);
+    # only the open-ended text-only maths configs are listed. One split `train`. Fields: id, question, solution
+    # (list), final_answer (list), context, image_1..image_5, modality, difficulty, is_multiple_answer, unit,
+    # answer_type, error, question_type, subfield, subject, language
+    "Hothan/OlympiadBench": {"configs": ("OE_TO_maths_en_COMP", "OE_TO_maths_zh_COMP", "OE_TO_maths_zh_CEE"),
+                             "splits": ("train",),
+                             "columns": ("id", "question", "solution", "final_answer", "context", "image_1",
+                                         "image_2", "image_3", "image_4", "image_5", "modality", "difficulty",
+                                         "is_multiple_answer", "unit", "answer_type", "error", "question_type",
+                                         "subfield", "subject", "language")},
+    # https://huggingface.co/datasets/math-ai/minervamath : default config, test.jsonl -> split test (272 rows);
+    # fields question, answer
+    "math-ai/minervamath": {"configs": None, "splits": ("test",), "columns": ("question", "answer")},
+    # https://huggingface.co/datasets/qintongli/GSM-Plus : default config, data/test-*.jsonl and
+    # data/testmini-*.jsonl -> splits test (10,552) and testmini (2,400); fields question, solution, answer,
+    # perturbation_type, seed_question, seed_solution, seed_answer (the card's and the GitHub README's list)
+    "qintongli/GSM-Plus": {"configs": None, "splits": ("test", "testmini"),
+                           "columns": ("question", "solution", "answer", "perturbation_type", "seed_question",
+                                       "seed_solution", "seed_answer")},
+    # https://huggingface.co/datasets/tfshaman/Math401_test : default config, split train (401 rows); features
+    # question, answer (strings). The original release (github.com/GanjinZero/math401-llm, math401.json) names
+    # them query and response.
+    "tfshaman/Math401_test": {"configs": None, "splits": ("train",), "columns": ("question", "answer")},
+    # https://huggingface.co/datasets/Gxg/Math23K : default config, train / validation / test (the 1,000-problem
+    # test set of Wang et al. 2017); fields as in the original release: id, original_text, segmented_text,
+    # equation, ans
+    "Gxg/Math23K": {"configs": None, "splits": ("train", "validation", "test"),
+                    "columns": ("id", "original_text", "segmented_text", "equation", "ans")},
 }

@@ -171,3 +171,69 @@ def test_null_or_blank_fields_are_named(tmp_path, row, message):
 def test_a_folder_as_path_says_so(tmp_path):
     with pytest.raises(DataError, match="is a folder, not a benchmark file"):
         load_items("gsm8k", path=tmp_path)
+
+
+# Issue 26: the reasoning-model sets, each read from a fixture in its card's schema.
+@pytest.mark.parametrize("benchmark, fixture, expected", [
+    # AIME 2024: "025"/"033" are the integers 25/33 (a leading zero must not survive as text); the part from the url
+    ("aime24", "aime24.jsonl", [("aime24/60", "204", {"type": "AIME I"}), ("aime24/61", "25", {"type": "AIME I"}),
+                                ("aime24/75", "33", {"type": "AIME II"})]),
+    # AIME 2025: no id column: ids by position
+    ("aime25", "aime25.jsonl", [("aime25/00000", "70", {}), ("aime25/00001", "16", {}),
+                                ("aime25/00002", "117", {})]),
+    # AMC 2023: float answers lose a needless '.0' (27.0 -> 27, not "27.0")
+    ("amc23", "amc23.jsonl", [("amc23/0", "27", {}), ("amc23/1", "36", {}), ("amc23/2", "45", {})]),
+    # OlympiadBench: `$...$` stripped; several answers (one string or several list entries) joined; an interval
+    # and an expression kept whole; unit and answer type in meta
+    ("olympiadbench", "olympiadbench.jsonl", [
+        ("olympiadbench/1606", "7", {"type": "Number Theory", "answer_type": "Numerical", "is_multiple_answer": False}),
+        ("olympiadbench/2498", "2,3", {"type": "Algebra", "answer_type": "Numerical", "is_multiple_answer": True}),
+        ("olympiadbench/2510", "(-\\infty, 2]", {"type": "Algebra", "answer_type": "Interval",
+                                                 "is_multiple_answer": False}),
+        ("olympiadbench/2634", "4 \\sqrt{3}", {"type": "Geometry", "unit": "cm", "answer_type": "Numerical",
+                                               "is_multiple_answer": False}),
+        ("olympiadbench/2701", "2, 1", {"type": "Algebra", "answer_type": "Numerical", "is_multiple_answer": True})]),
+    ("minerva_math", "minerva_math.jsonl", [("minerva_math/00000", "1.6", {}), ("minerva_math/00001", "9.6", {}),
+                                            ("minerva_math/00002", "300", {})]),
+    # GSM-Plus: thousands separators removed; the critical-thinking gold "None" kept as released
+    ("gsm_plus", "gsm_plus.jsonl", [("gsm_plus/00000", "26", {"type": "numerical substitution"}),
+                                    ("gsm_plus/00001", "15930", {"type": "digit expansion"}),
+                                    ("gsm_plus/00002", "None", {"type": "critical thinking"})]),
+    # Math401: the released value, trailing zeros and all (grading compares values)
+    ("math401", "math401.jsonl", [("math401/00000", "0", {}), ("math401/00001", "7", {}),
+                                  ("math401/00002", "0.7400", {}), ("math401/00003", "0.1928", {})]),
+    ("math23k", "math23k.jsonl", [("math23k/1", "12", {}), ("math23k/2", "5/12", {}), ("math23k/3", "50%", {})]),
+])
+def test_reasoning_sets_read_their_real_schema(benchmark, fixture, expected):
+    items = load_items(benchmark, path=FIXTURES / fixture)
+    assert [(i["id"], i["answer"], i["meta"]) for i in items] == expected
+    assert all(i["benchmark"] == benchmark and i["question"] for i in items)
+
+
+@pytest.mark.parametrize("benchmark, row, expected_id, expected_gold", [
+    # Maxwell-Jia's AIME 2024 copy: capitalised columns, an int answer, "2024-II-4" ids
+    ("aime24", {"ID": "2024-II-4", "Problem": "p", "Solution": "s", "Answer": 33}, "aime24/2024-II-4", "33"),
+    # AI-MO's AMC copy names the question `problem`
+    ("amc23", {"id": 7, "problem": "p", "answer": 1.5, "url": "u"}, "amc23/7", "1.5"),
+    # Math401 as released on GitHub: query/response
+    ("math401", {"query": "1+1=", "response": "2"}, "math401/00000", "2"),
+    # a Minerva copy with a worked solution only: its last box
+    ("minerva_math", {"problem": "p", "solution": "so \\boxed{4}"}, "minerva_math/00000", "4"),
+    # OlympiadBench with a bare string answer (math-ai's copy)
+    ("olympiadbench", {"question": "q", "answer": "$12$"}, "olympiadbench/00000", "12"),
+])
+def test_other_copies_of_the_same_sets_read_too(tmp_path, benchmark, row, expected_id, expected_gold):
+    items = load_items(benchmark, path=write_jsonl(tmp_path / "x.jsonl", [row]))
+    assert (items[0]["id"], items[0]["answer"]) == (expected_id, expected_gold)
+
+
+@pytest.mark.parametrize("benchmark, row, message", [
+    ("aime24", {"problem": "p", "answer": "12.5"}, "aime24 answer should be an integer"),  # AIME golds are 0-999
+    ("aime25", {"question": "q"}, "aime25 row has no 'answer' or 'Answer' field"),          # gold missing
+    ("olympiadbench", {"question": "q", "final_answer": [{"a": 1}]}, "should be a list of text answers"),
+    ("math23k", {"id": "1", "original_text": "x", "equation": "x=1"}, "math23k row has no 'ans' field"),
+    ("gsm_plus", {"question": " ", "answer": "1"}, "gsm_plus row has an empty 'question'"),  # blank question
+])
+def test_reasoning_sets_name_bad_rows(tmp_path, benchmark, row, message):
+    with pytest.raises(DataError, match=message):
+        load_items(benchmark, path=write_jsonl(tmp_path / "x.jsonl", [row]))
