@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: setup demo data test test-all test-vllm clean
+.PHONY: setup demo data test test-all test-vllm e2e clean
 
 setup: $(VENV)/.installed
 
@@ -43,6 +43,11 @@ $(VLLM_VENV)/.installed: pyproject.toml constraints.txt
 
 test-vllm: $(VLLM_VENV)/.installed
 	VLLM_CPU_KVCACHE_SPACE=2 $(VLLM_VENV)/bin/python -m pytest -m vllm -p no:cacheprovider
+
+# The real chain on the real SmolLM2-135M-Instruct (tests/e2e/test_chain.py): TIR SFT -> style=tir evaluation; a
+# non-ChatML template through SFT -> GRPO -> export -> reload. Prints its figures; ~15 minutes on 2 cores.
+e2e: setup
+	$(PY) -m pytest -m e2e -s -p no:cacheprovider tests/e2e
 
 test-all: setup
 	$(PY) -m pytest -m "not gpu"
