@@ -11,8 +11,10 @@ calculation as a calculator annotation `<<48/2=24>>`, which is where their equat
   (the paper's criterion taken literally).
 - A correct CoT solution whose own arithmetic is wrong somewhere (`wrong_equations`: `29 * 8 = 224` on the way to
   a right final answer) is not kept either: Yuan et al. filter out "calculation errors" by evaluating each
-  equation, so the model is not trained on wrong arithmetic that happened to end well. Each equation is read with
-  `ast` and computed over exact fractions by our own walker (numbers and + - * / ** only; nothing is evaluated).
+  equation, so the model is not trained on wrong arithmetic that happened to end well. Each equation is read in
+  every way its notation allows (percent, digit groups, mixed numbers: `checked_equations`) and is wrong only
+  when no reading holds, so no correct GSM8K reference solution is flagged (tested on every train row we have);
+  values are computed over exact fractions by our own walker (numbers and + - * / ** only; nothing is evaluated).
 - PoT: `program_key(code)` is the key: the program's syntax tree (parsed with `ast`, never run) with comments,
   formatting, docstrings and the names of its own variables taken out, so `total = a + b` and `s = a + b`
   (or the same program with other spacing or comments) are one program. Where it does not parse, its text
@@ -118,9 +120,294 @@ def equation_holds(equation: str) -> bool | None:
     return abs(value - stated) < Fraction(1, 2 * 10**decimals) if decimals else value == stated
 
 
+# ---------------------------------------------------------------- checking a solution's own arithmetic
+# `wrong_equations` reads equations its own way (the dedup key above stays as it was): a solution's text is
+# tokenised, and each `=` joins the arithmetic run just before it with the one just after it. An equation is
+# wrong only when EVERY reading of its notation fails; one that cannot be read with certainty is not checked.
+# Readings (each found in GSM8K's reference solutions, which are all correct):
+# - a percent is its fraction or its number (`20% * $50 = $10`, `3 / 6 = 50%`); a percent added to or taken
+#   from a plain number (`$50 - 20% = $40`) is not checked;
+# - two numbers with only a space between them are one number in digit groups (`650 000/2`, `$12 000`), a
+#   mixed number when a proper fraction follows (`1 1/2` is 3/2, `4/5 * 1/4 = 1/5` is not `= 1`), or unrelated
+#   (the run starts or ends there); a bracket after a number multiplies (`1/2 (68)`) or starts the run;
+# - a letter or a word glued to a number (`5A`, `1.2Y`, `240g/5`), and an operator that joins the run to a
+#   word or variable (`X*2 - $40 = $250`, `M + 4 + 2 = 8`), make the equation one with a variable: not checked;
+# - `x` or `X` between two numbers is a times sign; LaTeX `\times`, `\cdot`, `\frac{a}{b}` and unicode signs
+#   are their ASCII operators; currency signs go.
+_CHECK_RULES: tuple[tuple[re.Pattern, str], ...] = tuple((re.compile(pattern), replacement) for pattern, replacement in (
+    (r"\\times|\\cdot|[×✕⋅·∗]", "*"),
+    (r"\\div|÷", "/"),
+    (r"[−–]", "-"),
+    (r"\\frac\s*\{\s*(\d+(?:\.\d+)?)\s*\}\s*\{\s*(\d+(?:\.\d+)?)\s*\}", r"(\1/\2)"),
+    (r"\\left|\\right|\\[()\[\]]", ""),
+    (r"\\\$|\$|[€£¥]|\\%", lambda m: "%" if m.group(0) == "\\%" else ""),
+    (r"(?<=\d),(?=\d{3}(?!\d))", ""),
+))
+_TOKEN = re.compile(r"(?P<num>\d+(?:\.\d+)?|\.\d+)|(?P<op>\*\*|[-+*/^])|(?P<pct>%)|(?P<open>\()|(?P<close>\))"
+                    r"|(?P<eq>=+)|(?P<word>[A-Za-z]+)|(?P<space>[ \t]+)|(?P<other>.)")
+_OPERAND_END = ("num", "pct", "close")
+_OPERAND_START = ("num", "open")
+_RUN_KINDS = ("num", "op", "pct", "open", "close")
+_MAX_RUN_TOKENS = 60
+_JOINING_WORDS = {"times", "of", "by", "per", "plus", "minus", "over", "into"}
+_MAX_READINGS = 64
+
+
+class _Tok:
+    __slots__ = ("kind", "text", "spaced")
+
+    def __init__(self, kind: str, text: str, spaced: bool) -> None:
+        self.kind, self.text, self.spaced = kind, text, spaced  # spaced: whitespace before this token
+
+
+def _tokens(line: str) -> list[_Tok]:
+    tokens: list[_Tok] = []
+    spaced = False
+    for match in _TOKEN.finditer(line):
+        kind = match.lastgroup
+        if kind == "space":
+            spaced = True
+            continue
+        tokens.append(_Tok(kind, match.group(0), spaced))
+        spaced = False
+    for index, token in enumerate(tokens):  # `3 x 4`, `3x4`: x between two operands is a times sign
+        if token.kind == "word" and token.text in ("x", "X") and 0 < index < len(tokens) - 1 \
+                and tokens[index - 1].kind in _OPERAND_END and tokens[index + 1].kind in _OPERAND_START:
+            token.kind, token.text = "op", "*"
+    return tokens
+
+
+def _glue_options(run: list[_Tok], index: int) -> list[str]:
+    """How the gap between run[index] and run[index + 1] (two operands with no operator) reads: 'join' (digit
+    groups), 'mixed' (a whole number and a proper fraction), 'times' (a bracket), 'cut' (unrelated)."""
+    left, right = run[index], run[index + 1]
+    options = ["cut"]
+    if left.kind == "num" and right.kind == "num" and right.spaced:
+        if "." not in left.text and len(right.text.split(".")[0]) == 3 and len(left.text) <= 3:
+            options.append("join")
+        if index + 3 < len(run) and run[index + 2].text == "/" \
+                and run[index + 3].kind == "num" and "." not in left.text + right.text + run[index + 3].text \
+                and 0 < int(right.text) < int(run[index + 3].text) \
+                and not (index + 4 < len(run) and run[index + 4].kind in ("num", "pct", "open")):
+            options.append("mixed")
+    elif (left.kind in _OPERAND_END and right.kind == "open") or (left.kind == "close" and right.kind == "num"):
+        options.append("times")
+    return options
+
+
+def _expression(run: list[_Tok], choices: dict[int, str], percent: str) -> str | None:
+    """Python arithmetic for `run` under the given gap readings and percent reading, or None."""
+    parts: list[str] = []
+    index = 0
+    while index < len(run):
+        token = run[index]
+        if token.kind == "num":
+            text = token.text
+            choice = choices.get(index)
+            if choice == "join":  # 650 000: the next group belongs to this number
+                while choices.get(index) == "join":
+                    index += 1
+                    text += run[index].text
+                parts.append(text)
+                index += 1
+                continue
+            if choice == "mixed":
+                parts.append(f"({text}+{run[index + 1].text}/{run[index + 3].text})")
+                index += 4
+                continue
+            parts.append(text)
+        elif token.kind == "pct":
+            parts.append("/100" if percent == "fraction" else "")
+        elif token.kind == "op":
+            parts.append("**" if token.text in ("^", "**") else token.text)
+        else:
+            parts.append(token.text)
+        if choices.get(index) == "times":
+            parts.append("*")
+        index += 1
+    return "".join(parts)
+
+
+def _side_readings(run: list[_Tok], side: str) -> list[tuple[str, bool]] | None:
+    """Every reading of an arithmetic run next to an `=` (`side` 'left' or 'right'), or None when the run is
+    no arithmetic on its own (it starts or ends with an operator, is too long, or reads too many ways). Each
+    reading is (Python arithmetic, whether it computes anything: a lone number does not)."""
+    if not run or len(run) > _MAX_RUN_TOKENS:
+        return None
+    first_unary = run[0].kind == "op" and run[0].text == "-" and len(run) > 1 and not run[1].spaced
+    if (run[0].kind == "op" and not first_unary) or run[-1].kind == "op":
+        return None  # `X*2 - 40`: the run is joined to a variable or a word by that operator
+    has_percent = any(token.kind == "pct" for token in run)
+    if has_percent and any(token.kind == "op" and token.text in "+-" for token in run[1:]) \
+            and any(token.kind == "num" and (i + 1 >= len(run) or run[i + 1].kind != "pct") for i, token in enumerate(run)):
+        return None  # `$50 - 20% = $40` means 20% of 50: not checked
+    gaps = [index for index in range(len(run) - 1)
+            if run[index].kind in _OPERAND_END and run[index + 1].kind in _OPERAND_START]
+    options = {gap: _glue_options(run, gap) for gap in gaps}
+    readings: list[tuple[str, bool]] = []
+    # a cut drops what lies beyond it (before it on the left of `=`, after it on the right)
+    cuts = [None] + gaps
+    for cut in cuts:
+        if cut is None:
+            kept_gaps, piece, offset = gaps, run, 0
+        elif side == "left":
+            kept_gaps, piece, offset = [g for g in gaps if g > cut], run[cut + 1:], cut + 1
+        else:
+            kept_gaps, piece, offset = [g for g in gaps if g < cut], run[:cut + 1], 0
+        combos: list[dict[int, str]] = [{}]
+        for gap in kept_gaps:
+            joined = [option for option in options[gap] if option != "cut"]
+            if not joined:
+                combos = []
+                break
+            combos = [{**combo, gap - offset: option} for combo in combos for option in joined]
+            if len(combos) > _MAX_READINGS:
+                return None
+        for combo in combos:
+            if any(choice == "join" and combo.get(gap + 1) == "mixed" for gap, choice in combo.items()):
+                continue  # digit groups then a mixed number: not a form anyone writes
+            computes = any(token.kind in ("op", "pct") for token in piece) or bool(combo)
+            for percent in (("fraction", "number") if has_percent else ("number",)):
+                expression = _balanced(_expression(piece, combo, percent), side)
+                if expression is None:
+                    continue
+                readings.append((expression, computes))
+                atomic = _SIMPLE_FRACTION.sub(r"(\1)", expression)  # 1 1/2 / 1/2: a written fraction is one value
+                if atomic != expression:
+                    readings.append((atomic, computes))
+        if len(readings) > _MAX_READINGS:
+            return None
+    return readings or None
+
+
+_SIMPLE_FRACTION = re.compile(r"(?<![\d.)])(\d+(?:\.\d+)?/\d+(?:\.\d+)?)(?![\d.(])")
+
+
+def _balanced(expression: str | None, side: str) -> str | None:
+    """`expression` without the brackets that open (left side) or close (right side) beyond the run."""
+    if expression is None:
+        return None
+    if side == "left":
+        while expression.startswith("(") and expression.count("(") > expression.count(")"):
+            expression = expression[1:]
+    else:
+        while expression.endswith(")") and expression.count(")") > expression.count("("):
+            expression = expression[:-1]
+    return expression if expression.count("(") == expression.count(")") else None
+
+
+def _exact(expression: str) -> tuple[Fraction, int] | None:
+    """(value, decimals shown when the expression is one decimal number, else -1), or None."""
+    try:
+        value = _value(ast.parse(expression, mode="eval").body)
+    except ZeroDivisionError:
+        return None
+    except (ValueError, SyntaxError, RecursionError, OverflowError, MemoryError):
+        return None
+    plain = _PLAIN_DECIMAL.fullmatch(expression)
+    if plain is None:
+        return value, -1
+    # 10/3 = 3.33 shows 2 decimals; a percent 33.3% shows 3 of the fraction, 33% shows 2 (1/3 = 33%)
+    return value, len(plain.group(1) or "") + (2 if plain.group(2) else 0) if (plain.group(1) or plain.group(2)) else -1
+
+
+_PLAIN_DECIMAL = re.compile(r"\d+(?:\.(\d+))?(/100)?")
+
+
+def _same(left: tuple[Fraction, int], right: tuple[Fraction, int]) -> bool:
+    (first, first_decimals), (second, second_decimals) = left, right
+    decimals = max(first_decimals, second_decimals)
+    if decimals > 0:  # a decimal may be the exact value rounded to the digits shown: 10/3 = 3.33
+        return abs(first - second) < Fraction(1, 2 * 10**decimals)
+    return first == second
+
+
+def _link_holds(left: list[_Tok], right: list[_Tok], chained: bool = False) -> bool | None:
+    """Whether `left = right` holds in some reading; None when it cannot be checked. `chained`: the left side
+    follows another `=` (`4 * 12 = 48 = 50`), so two lone numbers are compared too."""
+    if not chained and not any(token.kind in ("op", "pct") for side in (left, right) for token in side):
+        return None  # `2 hours = 120 minutes`: no arithmetic on either side
+    left_readings, right_readings = _side_readings(left, "left"), _side_readings(right, "right")
+    if left_readings is None or right_readings is None:
+        return None
+    left_values = [(value, computes) for text, computes in left_readings if (value := _exact(text)) is not None]
+    right_values = [(value, computes) for text, computes in right_readings if (value := _exact(text)) is not None]
+    pairs = [(first, second) for first, first_computes in left_values for second, second_computes in right_values
+             if first_computes or second_computes or chained]  # `1000 = 300` after a cut is no arithmetic
+    if not pairs:
+        return None
+    return any(_same(first, second) for first, second in pairs)
+
+
+def _written(run: list[_Tok]) -> str:
+    """A run as written without spaces, except between two numbers (`1 1/2`, `650 000`)."""
+    return "".join((" " if token.spaced and index and token.kind == run[index - 1].kind == "num" else "") + token.text
+                   for index, token in enumerate(run))
+
+
+def _line_links(line: str, annotation: bool = False) -> list[tuple[str, bool | None]]:
+    """(equation as written, whether it holds) for every `=` of a line. `annotation`: a calculator annotation
+    (`<<+30+46=76>>`, `<<14=14>>`), where a leading sign is a sign and a lone number is an asserted value."""
+    if annotation:
+        line = line.lstrip(" +")
+    tokens = _tokens(line)
+    found = []
+    for index, token in enumerate(tokens):
+        if token.kind != "eq" or token.text != "=":
+            continue
+        start = index
+        while start > 0 and tokens[start - 1].kind in _RUN_KINDS:
+            start -= 1
+        end = index + 1
+        while end < len(tokens) and tokens[end].kind in _RUN_KINDS:
+            end += 1
+        left, right = tokens[start:index], tokens[index + 1:end]
+        if not left or not right:
+            continue
+        if start > 0 and left[0].kind == "op" and tokens[start - 1].kind == "word" and not left[0].spaced:
+            continue  # `X-3 = 5`: a variable before the sign
+        if start > 0 and tokens[start - 1].kind == "word" and (len(tokens[start - 1].text) == 1
+                                                                or tokens[start - 1].text.lower() in _JOINING_WORDS):
+            continue  # `60 students x 2/3 = 40`, `A 5 = ...`, `half of 2 * 3`: the run belongs to what is before
+        if start > 0 and not tokens[start].spaced and tokens[start - 1].kind == "word":
+            continue  # `x2 = 4`: a name glued to the number
+        if end < len(tokens) and not tokens[end].spaced and tokens[end].kind == "word":
+            continue  # `= 5A`, `= 1.2Y`, `= 240g/5`: a variable or unit glued to the number
+        written = _written(left) + "=" + _written(right)
+        chained = annotation or (start > 0 and tokens[start - 1].kind == "eq" and tokens[start - 1].text == "=")
+        found.append((written, _link_holds(left, right, chained)))
+    return found
+
+
+MAX_CHECKED_CHARS = 64 * 1024  # a completion is far shorter; the caps keep a runaway one's check bounded
+MAX_CHECKED_EQUATIONS = 200
+
+
+def checked_equations(text: str) -> list[tuple[str, bool | None]]:
+    """(equation, holds) for the equations of a CoT solution: its calculator annotations `<<48/2=24>>` when it
+    has any (GSM8K), else every `=` in its text (the readings above); `holds` None: not checked."""
+    text = text[:MAX_CHECKED_CHARS]
+    annotations = list(_ANNOTATION.finditer(text))
+    if annotations:
+        lines = [f"{match.group('lhs')}={match.group('rhs')}" for match in annotations]
+    else:
+        lines = text.split("\n")
+    found: list[tuple[str, bool | None]] = []
+    for line in lines:
+        if "=" not in line:
+            continue
+        for pattern, replacement in _CHECK_RULES:
+            line = pattern.sub(replacement, line)
+        found += _line_links(line, annotation=bool(annotations))
+        if len(found) >= MAX_CHECKED_EQUATIONS:
+            break  # a solution holds a few dozen; the rest of a runaway completion is not checked
+    return found[:MAX_CHECKED_EQUATIONS]
+
+
 def wrong_equations(text: str) -> list[str]:
-    """The equations of a CoT solution whose arithmetic is wrong (those that cannot be checked are not listed)."""
-    return [equation for equation in equation_list(text) if equation_holds(equation) is False]
+    """The equations of a CoT solution whose arithmetic is wrong in every reading of its notation, as written
+    without spaces (`29*8=224`); those that cannot be checked are not listed (see `checked_equations`)."""
+    return [equation for equation, holds in checked_equations(text) if holds is False]
 
 
 _KEEP_NAMES = frozenset(dir(builtins))
