@@ -83,6 +83,10 @@ class EvalConfig:
                                         "whole solution)")
     k: int = field(1, help="maj@k: k sampled completions per item, majority vote (reported beside greedy); "
                            "1: greedy only")
+    samples: int | None = field(None, help="k sampled completions per item, drawn in one request per prompt (vLLM "
+                                           "n, transformers num_return_sequences): avg@k with its interval, "
+                                           "pass@k' and maj@k beside greedy. The same as k (set one, or both "
+                                           "equal); null: k")
     temperature: float = field(0.7, help="sampling temperature for the k maj@k samples (greedy is always run)")
     top_p: float = field(1.0, help="nucleus sampling for the maj@k samples")
     max_new_tokens: int = field(512, help="longest completion in tokens (tir: the model's own tokens over all "
@@ -134,6 +138,14 @@ class EvalConfig:
         for key in ("program_timeout_s", "grade_timeout_s"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{key}: expected a positive number of seconds, got {getattr(self, key)}")
+        if self.samples is not None:
+            if self.samples < 1:
+                raise ConfigError(f"samples: expected a positive integer, got {self.samples}")
+            if self.k not in (1, self.samples):
+                raise ConfigError(f"samples={self.samples} and k={self.k}: both set the samples per item; set one")
+            if self.samples > 1 and self.temperature <= 0:
+                raise ConfigError(f"temperature: samples={self.samples} per item need temperature > 0, got "
+                                  f"{self.temperature}")
         if self.k > 1 and self.temperature <= 0:
             raise ConfigError(f"temperature: maj@k (k={self.k}) samples need temperature > 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
@@ -181,6 +193,9 @@ def resolve(cfg: EvalConfig) -> EvalConfig:
         if values["template"] == "auto":
             values["template"] = trained.template  # evaluate with the template the run trained on
     values["model"] = values["model"] or DEFAULT_MODEL
+    if cfg.samples is not None:  # `samples` is k under the name reasoning-model evaluations use
+        values["k"] = cfg.samples
+        cfg = load_config(EvalConfig, {**to_dict(cfg), "k": cfg.samples})
     if cfg.seeds:
         values["seed"] = cfg.seeds[0]  # this folder's maj@k pass is the first seed's
     if values["output_dir"] is None:
@@ -289,6 +304,10 @@ def evaluate(cfg: EvalConfig, *, _shared: dict | None = None) -> dict:
     record = provenance(model=cfg.model, adapter=cfg.adapter, backend=backend, dtype=cfg.dtype,
                         load_in_4bit=cfg.load_in_4bit, template=cfg.template, grader_version=GRADER_VERSION,
                         engine=cfg.engine)
+    # every decoding choice, recorded beside what generated the predictions (provenance.json, metrics.json)
+    record["decoding"] = {"samples_per_item": cfg.k, "greedy_pass": True, "temperature": cfg.temperature,
+                          "top_p": cfg.top_p, "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed,
+                          "stop": cfg.stop, "template": cfg.template}
     check_resumable(cfg, out, record)
     if rank == 0:  # one process writes the output folder; the others wait for it
         out.mkdir(parents=True, exist_ok=True)
@@ -330,6 +349,9 @@ def evaluate(cfg: EvalConfig, *, _shared: dict | None = None) -> dict:
         print(f"[eval] {cfg.model}{' + ' + cfg.adapter if cfg.adapter else ''} on {len(items)} "
               f"{items[0]['benchmark']} items, style={cfg.style}, k={cfg.k}; backend {backend} ({backend_reason}), "
               f"engine {engine}", file=sys.stderr)
+        print("[eval] decoding: greedy" + (f" + {cfg.k} samples per item at temperature {cfg.temperature}, top_p "
+                                            f"{cfg.top_p} (avg@{cfg.k}, pass@k, maj@{cfg.k})" if cfg.k > 1 else " only")
+              + f"; max_new_tokens {cfg.max_new_tokens}; seed {cfg.seed}; template {cfg.template}", file=sys.stderr)
     else:
         model = tokenizer = None
         engine = "none: every item was already in predictions.jsonl"

@@ -41,6 +41,24 @@ def cut_at_stop(text: str, stop: list[str] | None, keep: tuple[str, ...] | list[
     return text[:cut]
 
 
+class Completion(str):
+    """A completion's text (it IS the str) with how it ended: `tokens`, the new tokens generated up to the end
+    (not counting an end-of-turn id; None when unknown), and `finish`, "length" when generation ran out of
+    max_new_tokens, "stop" when an end-of-turn id or stop string ended it. Evaluation records both
+    (arithmo.evaluation.outputs); every other caller uses it as the str it is."""
+
+    tokens: int | None
+    finish: str | None
+
+    def __new__(cls, text: str, tokens: int | None = None, finish: str | None = None) -> "Completion":
+        made = super().__new__(cls, text)
+        made.tokens, made.finish = tokens, finish
+        return made
+
+    def __reduce__(self):  # pickles (data-parallel workers) with its fields
+        return (Completion, (str(self), self.tokens, self.finish))
+
+
 def _check_args(prompts: list[str], max_new_tokens: int, temperature: float, top_p: float,
                 num_samples: int, batch_size: int) -> None:
     if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
@@ -171,7 +189,15 @@ def _generate_vllm(engine: VLLMModel, prompts: list[str], *, max_new_tokens: int
     requests = [{"prompt_token_ids": _prompt_ids(tokenizer, prompt)} for prompt in prompts]
     outputs = engine.llm.generate(requests, params, lora_request=engine.lora_request)
     # vLLM returns outputs in input order and already cuts at stop strings; cut again for safety.
-    return [[cut_at_stop(choice.text, stop, keep_stop) for choice in output.outputs] for output in outputs]
+    return [[_vllm_completion(choice, stop, keep_stop) for choice in output.outputs] for output in outputs]
+
+
+def _vllm_completion(choice: Any, stop: list[str] | None, keep_stop: tuple[str, ...]) -> "Completion":
+    """A vLLM CompletionOutput as a Completion: its token count and finish_reason ("length": out of max_tokens)."""
+    token_ids = getattr(choice, "token_ids", None)
+    reason = getattr(choice, "finish_reason", None)
+    return Completion(cut_at_stop(choice.text, stop, keep_stop), None if token_ids is None else len(token_ids),
+                      None if reason is None else "length" if reason == "length" else "stop")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -243,23 +269,35 @@ def generate(
                 for row, token_ids in enumerate(new_tokens):
                     # Rows come grouped per prompt: prompt 0's samples, then prompt 1's ...
                     results[chunk[row // num_samples]].append(
-                        _decode(tokenizer, token_ids, end_ids, stop_strings, keep_stop))
+                        _decode(tokenizer, token_ids, end_ids, stop_strings, keep_stop, max_new_tokens))
     finally:
         tokenizer.padding_side = saved_side
     return results
 
 
 def _decode(tokenizer: Any, token_ids: list[int], end_ids: list[int], stop: list[str],
-            keep_stop: tuple[str, ...] = ()) -> str:
-    """The text before the first end-of-sequence id, cut at the first stop string."""
+            keep_stop: tuple[str, ...] = (), max_new_tokens: int | None = None) -> Completion:
+    """The text before the first end-of-sequence id, cut at the first stop string, as a Completion: it ran out
+    of tokens ("length") when no end id, no stop string and no padding (a row of the batch that stopped early is
+    padded to the batch's length) ended it within `max_new_tokens`."""
+    ended = False
     for position, token in enumerate(token_ids):
         if token in end_ids:
             token_ids = token_ids[:position]
+            ended = True
             break
+    if not ended:  # a row stopped by a stop string is padded after it, to the longest row of its batch
+        pad, length = tokenizer.pad_token_id, len(token_ids)
+        while length and token_ids[length - 1] == pad:
+            length -= 1
+        ended = length < len(token_ids)
+        token_ids = token_ids[:length]
     # clean_up_tokenization_spaces=False: keep the text exactly as generated ("x = 5 ." must not become
     # "x = 5."; some checkpoints, SmolLM2's GGUF among them, turn that clean-up on).
     text = tokenizer.decode(token_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-    return cut_at_stop(text, stop, keep_stop)
+    cut = cut_at_stop(text, stop, keep_stop)
+    ran_out = not ended and len(cut) == len(text) and max_new_tokens is not None and len(token_ids) >= max_new_tokens
+    return Completion(cut, len(token_ids), "length" if ran_out else "stop")
 
 
 def stream_generate(

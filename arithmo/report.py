@@ -4,7 +4,10 @@ Each argument is a `metrics.json` file or a folder holding one (an eval output f
 the baseline; every other row shows its accuracy and the change against it in points. Every accuracy comes
 with its 95% Wilson interval (arithmo.evaluation.intervals; computed from the counts for files written
 before metrics.json stored it), then math-verify's accuracy on the same answers, maj@k, maj@k's spread over
-seeds where a run had several, and the level and type breakdowns side by side.
+seeds where a run had several, and the level and type breakdowns side by side. With k samples per item:
+avg@k and its interval, pass@k', the no-answer and truncated rates. Each later result is also compared with
+the first item by item (arithmo.evaluation.paired: McNemar's exact test on the greedy answers, a paired
+bootstrap over items for avg@k, per benchmark), or the report says why the two cannot be paired.
 
 The same comparison is drawn as a PNG (overall, by level, by type: one bar per run, the intervals as error
 bars), by default `report.png` in the folder of the FIRST metrics file (`--png PATH` elsewhere, `--no-png`
@@ -155,6 +158,25 @@ def write_chart(rows: list[dict], path: str | Path) -> Path:
     return path
 
 
+def sampled_lines(rows: list[dict]) -> list[str]:
+    """Per result with k samples per item: avg@k with its 95% interval, pass@k', no-answer and truncated rates,
+    token lengths (arithmo.evaluation.metrics.format_sampled)."""
+    from arithmo.evaluation.metrics import format_sampled
+
+    return [f"#{i} {line}" for i, m in enumerate(rows, 1) for line in format_sampled(m)]
+
+
+def paired_section(path_a: str, path_b: str, label_a: str, label_b: str) -> str:
+    """B against A item by item (arithmo.evaluation.paired): McNemar's exact test on the greedy answers, a paired
+    bootstrap for avg@k; or why the two cannot be paired (other items or settings, no predictions)."""
+    from arithmo.evaluation.paired import PairingError, compare_runs, format_comparison
+
+    try:
+        return format_comparison(compare_runs(path_a, path_b), label_a, label_b)
+    except PairingError as err:
+        return f"paired comparison {label_b} vs {label_a} refused: {err}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m arithmo.report", description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="+", help="metrics.json files or eval output folders; first = baseline")
@@ -172,6 +194,11 @@ def main(argv: list[str] | None = None) -> int:
         table = breakdown_table(rows, key)
         if table:
             print(f"\n{table}")
+    sampled = sampled_lines(rows)
+    if sampled:
+        print("\n" + "\n".join(sampled))
+    for j in range(1, len(args.results)):  # each later result against the first, item by item (issue 26)
+        print("\n" + paired_section(args.results[0], args.results[j], "#1", f"#{j + 1}"))
     if not args.no_png:
         first = Path(args.results[0])
         png = Path(args.png) if args.png else (first if first.is_dir() else first.parent) / CHART_NAME

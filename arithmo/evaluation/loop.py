@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from arithmo.evaluation.metrics import compute_metrics
+from arithmo.evaluation.outputs import annotate
 from arithmo.evaluation.predict import predict
 from arithmo.evaluation.scoring import STYLES
 from arithmo.evaluation.store import append_lines, resume_from
@@ -149,10 +150,11 @@ def _predict_chunk(model: Any, tokenizer: Any, chunk: list[dict], style: str, k:
                         num_samples=num_samples, batch_size=decoding["batch_size"], stop=decoding["stop"],
                         seed=chunk_seed, backend=decoding["backend"], keep_stop=decoding["keep_stop"])
 
-    lines = predict(chunk, style, complete, [None], **settings)
+    # annotate: tokens, finish and truncated from each Completion (arithmo.evaluation.outputs), before saving
+    lines = [annotate(line) for line in predict(chunk, style, complete, [None], **settings)]
     if k == 1:
         return lines
     by_item: dict[str, list[dict]] = {}
     for line in predict(chunk, style, complete, list(range(k)), **settings):
-        by_item.setdefault(line["id"], []).append(line)
+        by_item.setdefault(line["id"], []).append(annotate(line))
     return [line for greedy in lines for line in [greedy, *by_item[greedy["id"]]]]

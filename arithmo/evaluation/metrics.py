@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from arithmo.evaluation.intervals import intervals_of, metric_intervals
+from arithmo.evaluation.outputs import length_stats, truncated_rate
+from arithmo.evaluation.passk import sampled_metrics
 from arithmo.evaluation.scoring import grade_answer, majority_vote
 from arithmo.evaluation.second_opinion import second_opinion
 
@@ -99,6 +101,10 @@ def compute_metrics(items: list[dict], lines: list[dict], *, style: str, k: int 
             voted_correct += grade_answer(vote, item["answer"], grade_timeout_s)
         metrics["maj_k"] = {"k": k, "temperature": temperature, "accuracy": _rate(voted_correct, n),
                             "correct": voted_correct, "no_answer_rate": _rate(voted_none, n)}
+        # avg@k (with its interval over items) and unbiased pass@k over the same k samples (passk.py)
+        metrics.update(sampled_metrics(items, samples, k))
+    metrics["truncated_rate"] = truncated_rate(answered, n)
+    metrics["lengths"] = length_stats(list(lines))
     metrics["ci95"] = metric_intervals(metrics)
     return metrics
 
@@ -118,6 +124,29 @@ def format_seeds(spread: dict[str, Any]) -> str:
     seeds = ", ".join(str(seed) for seed in spread["seeds"])
     return (f"maj@{spread['k']} over {len(spread['seeds'])} seeds ({seeds}): mean {_percent(spread['mean'])}, "
             f"std {std}, min {_percent(spread['min'])}, max {_percent(spread['max'])}")
+
+
+def format_sampled(metrics: dict[str, Any]) -> list[str]:
+    """Lines for avg@k with its interval, pass@k', the sampled completions' no-answer and truncated rates, the
+    greedy truncated rate and the length statistics; [] for what a metrics.json (of any age) lacks."""
+    lines = []
+    avg = metrics.get("avg_k")
+    if avg:
+        passes = ", ".join(f"pass@{kk} {_percent(v)}" for kk, v in (metrics.get("pass_k") or {}).items())
+        spread = "" if avg.get("std_over_samples") is None else f", std over samples {100 * avg['std_over_samples']:.1f}p"
+        lines.append(f"avg@{avg['k']} {_percent(avg['accuracy'])} {format_interval(avg.get('ci95'))}{spread}; "
+                     f"{passes}; sampled: no answer {_percent(avg.get('no_answer_rate'))}, truncated "
+                     f"{_percent(avg.get('truncated_rate'))}")
+    if metrics.get("truncated_rate") is not None:
+        lines.append(f"greedy truncated (stopped at max_new_tokens or inside <think>): "
+                     f"{_percent(metrics['truncated_rate'])}")
+    lengths = metrics.get("lengths") or {}
+    if (lengths.get("all") or {}).get("n"):
+        def one(part: dict) -> str:
+            return "-" if not part.get("n") else f"{part['mean']:.0f} mean / {part['median']:.0f} median / {part['max']} max"
+        lines.append(f"tokens per completion: all {one(lengths['all'])}; correct {one(lengths['correct'])}; "
+                     f"wrong {one(lengths['wrong'])}")
+    return lines
 
 
 def format_table(metrics: dict[str, Any]) -> str:
@@ -143,6 +172,7 @@ def format_table(metrics: dict[str, Any]) -> str:
                      f"{opinion['disagreements']} of {metrics['n']} items"
                      + (f" ({opinion['timed_out']} timed out)" if opinion["timed_out"] else "")
                      + (f" ({opinion['failed']} failed)" if opinion["failed"] else ""))
+    lines.extend(format_sampled(metrics))
     if metrics.get("maj_k_seeds"):
         lines.append(format_seeds(metrics["maj_k_seeds"]))
     for key in ("by_level", "by_type"):

@@ -202,8 +202,8 @@ def regrade(lines: list[dict[str, Any]], golds: dict[str, str], style: str, *, r
     for line in lines:
         new = base_line({"id": line["id"], "benchmark": line["benchmark"], "answer": golds[line["id"]]}, style,
                     line.get("sample"), line["prompt"], line["completion"])
-        for key in ("answer_source", "fallback"):
-            if key in line:
+        for key in ("answer_source", "fallback", "tokens", "finish", "truncated", "new_tokens", "stopped"):
+            if key in line:  # how the completion ended does not change with the grader
                 new[key] = line[key]
         fresh.append(new)
     if style == "cot":
