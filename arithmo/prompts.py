@@ -17,6 +17,8 @@ import random
 import re
 from typing import Any, Literal
 
+from arithmo.thinking import think_completion
+
 Template = Literal["auto", "plain", "chat"]
 
 PLAIN_TEMPLATE = "Question: {question}\n\nAnswer:"
@@ -288,13 +290,20 @@ def render_sft(record: dict, tokenizer: Any = None, template: Template = "auto")
     starting with a space after the plain template's "Answer:", and ending with `end_of_turn(tokenizer,
     template)` appended: the chat template's end-of-turn text (`<|im_end|>`, `<|eot_id|>`, ...) or, with the
     plain template, the tokenizer's eos token. That token is one generation stops on
-    (`turn_end_ids`), so the model learns to stop where generation ends.
+    (`turn_end_ids`), so the model learns to stop where generation ends. A record with `reasoning` (long CoT) gets
+    it in the template's think block before the answer (`arithmo.thinking.think_completion`; ThinkError when the
+    template cannot take it).
     """
     prompt = render_prompt(record["prompt"], tokenizer, template)
+    end = end_of_turn(tokenizer, template) if tokenizer is not None else ""
+    if record.get("reasoning"):  # long CoT: the reasoning goes in the template's think block (arithmo.thinking)
+        uses_chat = template == "chat" or (template == "auto" and bool(getattr(tokenizer, "chat_template", None)))
+        completion = think_completion(prompt, record["prompt"], record["reasoning"], record["completion"],
+                                      tokenizer, uses_chat, end)
+        return {"prompt": prompt, "completion": (" " + completion) if prompt.endswith(":") else completion}
     completion = record["completion"].strip()
     if prompt.endswith(":"):
         completion = " " + completion
-    end = end_of_turn(tokenizer, template) if tokenizer is not None else ""
     if end and not completion.endswith(end):
         completion += end
     return {"prompt": prompt, "completion": completion}

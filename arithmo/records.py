@@ -26,6 +26,9 @@ class MathExample(TypedDict):
     style: Style
     answer: str | None  # the final answer when the source states one
     meta: dict[str, Any]  # source-specific extras (MetaMathQA type, Lila dataset, MathInstruct path ...)
+    # long chain-of-thought sources: the reasoning trace (the text inside the think block, without its tags);
+    # `solution` is then the answer written after the block (arithmo.data.reasoning)
+    reasoning: NotRequired[str]
 
 
 class SFTRecord(TypedDict):
@@ -39,7 +42,8 @@ class SFTRecord(TypedDict):
     source: str
     style: Style
     prompt: str
-    completion: str
+    completion: str  # with `reasoning`: the answer after the think block
+    reasoning: NotRequired[str]  # long CoT: rendered in the template's think block (arithmo.thinking)
 
 
 class EvalItem(TypedDict):
@@ -180,5 +184,12 @@ class Metrics(TypedDict):
     seconds: NotRequired[float]
 
 
-SFT_KEYS = tuple(SFTRecord.__annotations__)
-EXAMPLE_KEYS = tuple(MathExample.__annotations__)
+def _required(record: type) -> tuple[str, ...]:
+    """The keys every record of a TypedDict holds, in order (annotations are strings here: NotRequired is read
+    from the text, since TypedDict cannot see it through `from __future__ import annotations`)."""
+    return tuple(key for key, kind in record.__annotations__.items()
+                 if not getattr(kind, "__forward_arg__", str(kind)).startswith("NotRequired"))
+
+
+SFT_KEYS = _required(SFTRecord)  # optional: reasoning
+EXAMPLE_KEYS = _required(MathExample)

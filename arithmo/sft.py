@@ -15,6 +15,7 @@ from typing import Any
 from arithmo.io import DataError, read_file_rows
 from arithmo.runs import RunFolder
 from arithmo.settings import TrainError
+from arithmo.thinking import ThinkError
 
 log = logging.getLogger("arithmo.train")
 
@@ -60,6 +61,18 @@ def select_rows(rows: list[dict], styles: list[str], max_rows: int | None) -> li
     return chosen[:max_rows] if max_rows else chosen
 
 
+def _answer_token(rendered: dict[str, str], tokenizer: Any) -> int:
+    """Index of the first answer token (the token after the think block) in a rendered reasoning record's ids."""
+    from arithmo.prompts import tokenize_sft
+    from arithmo.thinking import answer_offset
+
+    at = answer_offset(rendered["completion"])
+    if at is None:
+        return 0
+    ids, _ = tokenize_sft({"prompt": rendered["prompt"], "completion": rendered["completion"][:at]}, tokenizer)
+    return len(ids)
+
+
 def render_dataset(rows: list[dict], tokenizer: Any, template: str, max_seq_length: int | None = None,
                    long_rows: str = "drop") -> tuple[Any, dict[str, Any]]:
     """(a datasets.Dataset of {input_ids, completion_mask}, the long-row report) for SFT records.
@@ -69,15 +82,21 @@ def render_dataset(rows: list[dict], tokenizer: Any, template: str, max_seq_leng
     receives ids and does not re-tokenize (it would add a second BOS to templates that write one, and append
     the tokenizer's eos instead of the template's end of turn). A row longer than `max_seq_length` is dropped,
     truncated or an error (TrainError naming the first ones), by `long_rows`; the report counts them per
-    source: {policy, max_seq_length, over_limit: {source: n}, rows, longest}.
+    source: {policy, max_seq_length, over_limit: {source: n}, rows, longest, cut_before_answer: {source: n}}.
+    A reasoning record (`reasoning`: long CoT) is rendered with its trace in the template's think block
+    (`arithmo.thinking`); with long_rows=truncate, one cut before its answer starts is counted in
+    cut_before_answer and logged as a warning. A template that cannot take a trace is a TrainError naming the row.
     """
     from datasets import Dataset
 
     from arithmo.prompts import render_sft, tir_output_spans, tokenize_sft
 
-    kept, over, longest = [], {}, 0
+    kept, over, cut, longest = [], {}, {}, 0
     for row in rows:
-        rendered = render_sft(row, tokenizer, template)
+        try:
+            rendered = render_sft(row, tokenizer, template)
+        except ThinkError as err:
+            raise TrainError(f"row {row.get('id', '?')}: {err}") from err
         # TIR: the interpreter's output blocks are masked like the prompt (the model does not predict them)
         spans = tir_output_spans(rendered["completion"]) if row.get("style") == "tir" else ()
         ids, mask = tokenize_sft(rendered, tokenizer, spans)
@@ -86,10 +105,21 @@ def render_dataset(rows: list[dict], tokenizer: Any, template: str, max_seq_leng
             over.setdefault(row.get("source", "?"), []).append(row.get("id", "?"))
             if long_rows == "drop":
                 continue
+            if row.get("reasoning") and _answer_token(rendered, tokenizer) >= max_seq_length:
+                # A reasoning trace cut before its answer: trained as a trace without an answer. Counted (and
+                # warned about) apart from other truncations, never silently.
+                cut.setdefault(row.get("source", "?"), []).append(row.get("id", "?"))
             ids, mask = ids[:max_seq_length], mask[:max_seq_length]
         kept.append({"input_ids": ids, "completion_mask": mask})
     report = {"policy": long_rows, "max_seq_length": max_seq_length, "rows": len(rows),
-              "over_limit": {source: len(ids) for source, ids in sorted(over.items())}, "longest": longest}
+              "over_limit": {source: len(ids) for source, ids in sorted(over.items())}, "longest": longest,
+              "cut_before_answer": {source: len(ids) for source, ids in sorted(cut.items())}}
+    if cut:
+        first = [row_id for ids in cut.values() for row_id in ids][:5]
+        log.warning("%d reasoning rows are cut before their answer by long_rows=truncate at max_seq_length=%s "
+                    "(per source: %s; first: %s): they train a trace with no answer; raise model.max_seq_length "
+                    "or use long_rows=drop", sum(report["cut_before_answer"].values()), max_seq_length,
+                    report["cut_before_answer"], ", ".join(first))
     if over and long_rows == "error":
         first = [row_id for ids in over.values() for row_id in ids][:5]
         raise TrainError(f"{sum(report['over_limit'].values())} rows are longer than model.max_seq_length="

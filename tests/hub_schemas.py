@@ -105,4 +105,35 @@ HUB_SCHEMAS = {
     # equation, ans
     "Gxg/Math23K": {"configs": None, "splits": ("train", "validation", "test"),
                     "columns": ("id", "original_text", "segmented_text", "equation", "ans")},
+    # ---- long chain-of-thought sources (issue 27), transcribed 2026-12-06
+    # https://huggingface.co/datasets/open-r1/OpenR1-Math-220k : configs default (split train, 93,733 problems),
+    # extended (train, 131,396) and all (splits default and extended); apache-2.0. Features problem, solution,
+    # answer, problem_type, question_type, source, uuid, is_reasoning_complete (list of bool), generations (list of
+    # str), correctness_math_verify (list of bool), correctness_llama (list of bool), finish_reasons (list of str),
+    # correctness_count (int), messages (list of {content, role})
+    "open-r1/OpenR1-Math-220k": {
+        "configs": ("default", "extended", "all"), "splits": ("train", "default", "extended"),
+        "columns": ("problem", "solution", "answer", "problem_type", "question_type", "source", "uuid",
+                    "is_reasoning_complete", "generations", "correctness_math_verify", "correctness_llama",
+                    "finish_reasons", "correctness_count", "messages")},
+    # https://huggingface.co/datasets/nvidia/OpenMathReasoning : default config; splits cot (3,201,061), tir
+    # (1,718,466), genselect (565,620), additional_problems (193,170, problems only); cc-by-4.0. Features
+    # expected_answer, problem_type, problem_source, generation_model, pass_rate_72b_tir, problem,
+    # generated_solution, inference_mode, used_in_kaggle
+    "nvidia/OpenMathReasoning": {
+        "configs": None, "splits": ("cot", "tir", "genselect", "additional_problems"),
+        "columns": ("expected_answer", "problem_type", "problem_source", "generation_model", "pass_rate_72b_tir",
+                    "problem", "generated_solution", "inference_mode", "used_in_kaggle")},
+    # https://huggingface.co/datasets/simplescaling/s1K-1.1 : default config, train 1,000; mit. Features solution,
+    # question, cot_type, source_type, metadata, gemini_thinking_trajectory, gemini_attempt,
+    # deepseek_thinking_trajectory, deepseek_attempt, and the graders' verdicts gemini_grade, gemini_grade_reason,
+    # deepseek_grade, deepseek_grade_reason
+    "simplescaling/s1K-1.1": {
+        "configs": None, "splits": ("train",),
+        "columns": ("solution", "question", "cot_type", "source_type", "metadata", "gemini_thinking_trajectory",
+                    "gemini_attempt", "deepseek_thinking_trajectory", "deepseek_attempt", "gemini_grade",
+                    "gemini_grade_reason", "deepseek_grade", "deepseek_grade_reason")},
+    # https://huggingface.co/datasets/GAIR/LIMO : limo.jsonl read as split train (817 rows); apache-2.0; fields
+    # question, solution, answer
+    "GAIR/LIMO": {"configs": None, "splits": ("train",), "columns": ("question", "solution", "answer")},
 }

@@ -18,6 +18,28 @@ Schemas (from the datasets' cards on the hub):
 - NuminaMath-CoT (AI-MO/NuminaMath-CoT): source, problem, solution, messages (the same pair as a chat).
 - GSM8K train (openai/gsm8k, config main): question, answer (ends "#### <number>").
 - MATH train (EleutherAI/hendrycks_math, one config per subject): problem, level, type, solution (\\boxed).
+Long chain-of-thought sources (reasoning traces; the trace and its answer are kept apart, `reasoning` and
+`solution`, and rendered into the template's think block by `arithmo.thinking`; shared parts in
+`arithmo.data.reasoning`):
+- OpenR1-Math-220k (open-r1/OpenR1-Math-220k, https://huggingface.co/datasets/open-r1/OpenR1-Math-220k; configs
+  default/extended/all): problem, solution, answer, problem_type, question_type, source, uuid,
+  is_reasoning_complete (list of bool), generations (list of str: DeepSeek-R1's `<think>...</think> answer`),
+  correctness_math_verify (list of bool), correctness_llama (list of bool, or null: Llama-3.3-70B as a judge for
+  ~12% of rows), finish_reasons (list of str), correctness_count, messages. Several generations per problem: only
+  complete ones marked correct (by math-verify, else by the Llama judge) are kept, the first or all
+  (`per_problem`); every generation is one unit in the ledger.
+- OpenMathReasoning (nvidia/OpenMathReasoning, https://huggingface.co/datasets/nvidia/OpenMathReasoning; splits
+  cot, tir, genselect): expected_answer, problem_type, problem_source, generation_model, problem,
+  generated_solution (`<think>...</think> summary`), inference_mode (cot / tir / genselect). TIR solutions call
+  the interpreter with `<tool_call>` blocks, rewritten to arithmo's ```python blocks (style tir); genselect rows
+  (choosing among candidate solutions) are not SFT solutions of the problem and are dropped, counted.
+- s1K-1.1 (simplescaling/s1K-1.1, https://huggingface.co/datasets/simplescaling/s1K-1.1): solution, question,
+  cot_type, source_type, metadata, gemini_thinking_trajectory, gemini_attempt, deepseek_thinking_trajectory,
+  deepseek_attempt (+ deepseek_grade in later revisions). The DeepSeek-R1 trace and attempt are read (s1.1 trained
+  on those, all 1,000 regardless of grade; the grade is kept in meta).
+- LIMO (GAIR/LIMO, https://huggingface.co/datasets/GAIR/LIMO, limo.jsonl): question, solution, answer. The
+  solution is one long reasoning chain without think tags, ending in a "**Final Answer**" line: the chain is the
+  reasoning, the final-answer part the answer (the stated `answer`, boxed, when the chain has no such line).
 The generic formats a user brings from other kits (chat messages, alpaca, TRL prompt-completion) are in
 `arithmo.data.formats` and registered here.
 """
@@ -142,7 +164,145 @@ def adapt_math(row: dict, where: str) -> Mapped | str:
     return _cot(_text(row["problem"]), _text(row["solution"]), meta=meta)
 
 
-ADAPTERS: dict[str, Callable[[dict, str], Mapped | str]] = {
+# ---------------------------------------------------------------------------------------------- long CoT
+
+
+def _trace_example(question: str, reasoning: str, answer_text: str, style: str, answer: str | None,
+                   meta: dict) -> Mapped | str:
+    if not question:
+        return "empty_question"
+    return {"question": question, "solution": answer_text, "reasoning": reasoning, "style": style,
+            "answer": answer, "meta": meta}
+
+
+def _bool_list(row: dict, key: str, n: int, where: str, adapter: str) -> list[bool | None]:
+    """A per-generation list column; null (OpenR1's correctness_llama on most rows) is n Nones."""
+    value = row.get(key)
+    if value is None:
+        return [None] * n
+    if not isinstance(value, list) or len(value) != n:
+        raise DataError(f"{where}: {key!r} should be a list of {n} values, one per generation, for the {adapter} "
+                        f"schema (got {type(value).__name__} of length {len(value) if isinstance(value, list) else '-'})")
+    return value
+
+
+def adapt_openr1_math(row: dict, where: str, per_problem: str = "one") -> list[Mapped | str]:
+    """One outcome per generation: an example, or why it is not one (`generation_incorrect`: neither math-verify
+    nor the Llama judge marked it correct; `trace_incomplete`: is_reasoning_complete false or finish reason not
+    `stop`; a `split_trace` reason; `generation_not_chosen`: a usable one past the first with per_problem=one)."""
+    from arithmo.data.reasoning import split_trace
+
+    _require(row, ("problem", "generations", "correctness_math_verify", "is_reasoning_complete"), where,
+             "OpenR1-Math")
+    generations = row["generations"]
+    if not isinstance(generations, list):
+        raise DataError(f"{where}: 'generations' should be a list of strings for the OpenR1-Math schema "
+                        f"(got {type(generations).__name__})")
+    if not generations:
+        return ["no_generations"]
+    n = len(generations)
+    verified = _bool_list(row, "correctness_math_verify", n, where, "OpenR1-Math")
+    judged = _bool_list(row, "correctness_llama", n, where, "OpenR1-Math")
+    complete = _bool_list(row, "is_reasoning_complete", n, where, "OpenR1-Math")
+    finish = row.get("finish_reasons") if isinstance(row.get("finish_reasons"), list) else [None] * n
+    question = _text(row["problem"])
+    meta = {"source": _text(row.get("source")), "problem_type": _text(row.get("problem_type")),
+            "uuid": _text(row.get("uuid"))}
+    outcomes: list[Mapped | str] = []
+    chosen = False
+    for i, text in enumerate(generations):
+        if not question:
+            outcomes.append("empty_question")
+            continue
+        if not (verified[i] is True or judged[i] is True):
+            outcomes.append("generation_incorrect")
+            continue
+        if complete[i] is not True or (len(finish) == n and finish[i] not in (None, "stop")):
+            outcomes.append("trace_incomplete")
+            continue
+        split = split_trace(_text(text))
+        if isinstance(split, str):
+            outcomes.append(split)
+            continue
+        if chosen and per_problem == "one":
+            outcomes.append("generation_not_chosen")
+            continue
+        chosen = True
+        outcomes.append(_trace_example(question, split[0], split[1], "cot", _text(row.get("answer")) or None,
+                                       {**meta, "generation": i}))
+    return outcomes
+
+
+def adapt_openmathreasoning(row: dict, where: str) -> Mapped | str:
+    from arithmo.data.reasoning import split_trace, tir_markup
+
+    _require(row, ("problem", "generated_solution", "inference_mode"), where, "OpenMathReasoning")
+    mode = _text(row["inference_mode"]).lower()
+    if mode == "genselect":
+        return "genselect_not_sft"  # a choice among candidate solutions, not a solution of the problem
+    if mode not in ("cot", "tir"):
+        raise DataError(f"{where}: inference_mode {row['inference_mode']!r}: expected cot, tir or genselect for "
+                        "the OpenMathReasoning schema")
+    text = _text(row["generated_solution"])
+    if mode == "tir":
+        mapped = tir_markup(text)
+        if isinstance(mapped, str):
+            return mapped
+        text, calls = mapped
+        if not calls:
+            return "tir_no_code"
+    split = split_trace(text)
+    if isinstance(split, str):
+        return split
+    meta = {"problem_type": _text(row.get("problem_type")), "problem_source": _text(row.get("problem_source")),
+            "generation_model": _text(row.get("generation_model"))}
+    return _trace_example(_text(row["problem"]), split[0], split[1], mode, _text(row.get("expected_answer")) or None,
+                          meta)
+
+
+def adapt_s1k(row: dict, where: str) -> Mapped | str:
+    _require(row, ("question", "deepseek_thinking_trajectory", "deepseek_attempt"), where, "s1K-1.1")
+    from arithmo.data.reasoning import MAX_TRACE_CHARS
+
+    reasoning, attempt = _text(row["deepseek_thinking_trajectory"]), _text(row["deepseek_attempt"])
+    if len(reasoning) > MAX_TRACE_CHARS:
+        return "trace_too_long"
+    if not reasoning:
+        return "empty_reasoning"
+    if not attempt:
+        return "empty_answer"
+    meta = {"cot_type": _text(row.get("cot_type")), "source_type": _text(row.get("source_type")),
+            "deepseek_grade": _text(row.get("deepseek_grade"))}
+    return _trace_example(_text(row["question"]), reasoning, attempt, "cot", None, meta)
+
+
+_FINAL_ANSWER = "**Final Answer**"
+
+
+def adapt_limo(row: dict, where: str) -> Mapped | str:
+    from arithmo.data.reasoning import MAX_TRACE_CHARS, split_trace
+
+    _require(row, ("question", "solution"), where, "LIMO")
+    solution, answer = _text(row["solution"]), _text(row.get("answer")) or None
+    if len(solution) > MAX_TRACE_CHARS:
+        return "trace_too_long"
+    if "</think>" in solution:  # a chain already in the R1 layout
+        split = split_trace(solution)
+        if isinstance(split, str):
+            return split
+        reasoning, answer_text = split
+    else:
+        at = solution.rfind(_FINAL_ANSWER)
+        reasoning = solution[:at].strip() if at >= 0 else solution
+        answer_text = solution[at:].strip() if at >= 0 else (f"\\boxed{{{answer}}}" if answer else "")
+    if not reasoning:
+        return "empty_reasoning"
+    if not answer_text:
+        return "empty_answer"
+    return _trace_example(_text(row["question"]), reasoning, answer_text, "cot", answer, {})
+
+
+ADAPTERS: dict[str, Callable[..., Mapped | str | list]] = {
     "metamathqa": adapt_metamathqa,
     "mathinstruct": adapt_mathinstruct,
     "lila": adapt_lila,
@@ -152,6 +312,10 @@ ADAPTERS: dict[str, Callable[[dict, str], Mapped | str]] = {
     "numinamath_tir": adapt_numinamath_tir,
     "gsm8k_train": adapt_gsm8k,
     "math_train": adapt_math,
+    "openr1_math": adapt_openr1_math,
+    "openmathreasoning": adapt_openmathreasoning,
+    "s1k": adapt_s1k,
+    "limo": adapt_limo,
 }
 
 # Every column each adapter reads (required or not): tests/test_hub_schemas.py checks them against the cards.
@@ -165,7 +329,17 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "numinamath_tir": ("problem", "solution"),
     "gsm8k_train": ("question", "answer"),
     "math_train": ("problem", "solution", "level", "type"),
+    "openr1_math": ("problem", "answer", "generations", "correctness_math_verify", "correctness_llama",
+                    "is_reasoning_complete", "finish_reasons", "source", "problem_type", "uuid"),
+    "openmathreasoning": ("problem", "generated_solution", "inference_mode", "expected_answer", "problem_type",
+                          "problem_source", "generation_model"),
+    "s1k": ("question", "deepseek_thinking_trajectory", "deepseek_attempt", "cot_type", "source_type",
+            "deepseek_grade"),
+    "limo": ("question", "solution", "answer"),
 }
+
+# Adapters that yield one outcome per generation (a list) and take `per_problem` (SourceConfig.per_problem).
+PER_PROBLEM = ("openr1_math",)
 
 # The generic formats: their columns depend on the kit that wrote them (messages/conversations, role/from ...).
 from arithmo.data.formats import FORMATS  # noqa: E402  (formats.py imports the helpers above)

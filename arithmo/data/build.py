@@ -21,6 +21,7 @@ from arithmo import __version__
 from arithmo.config import load_config, to_dict
 from arithmo.data.contamination import decontaminate
 from arithmo.data.dedup import exact_duplicates, near_duplicates
+from arithmo.data.reasoning import trace_stats
 from arithmo.data.recipe import DataConfig
 from arithmo.data.sources import Ledger, read_source
 from arithmo.data.textsim import normalize_text
@@ -181,8 +182,11 @@ def build(cfg: DataConfig, out_dir: str | Path, log: Callable[[str], None] = pri
         if example["style"] == "tir" and cfg.transforms.tir_instruction:
             question = add_tir_instruction(question)  # as style=tir evaluation prompts it
             actions["tir_instruction_added"] += 1
-        records.append({"id": example["id"], "source": example["source"], "style": example["style"],
-                        "prompt": question, "completion": example["solution"]})
+        record = {"id": example["id"], "source": example["source"], "style": example["style"],
+                  "prompt": question, "completion": example["solution"]}
+        if example.get("reasoning"):  # long CoT: the trace, rendered into the think block at training time
+            record["reasoning"] = example["reasoning"]
+        records.append(record)
 
     # ---- 7. split and write
     order = list(range(len(records)))
@@ -243,6 +247,9 @@ def build(cfg: DataConfig, out_dir: str | Path, log: Callable[[str], None] = pri
         manifest["sandbox"] = sandbox_layers()  # which layers ran the rows' code (the jail, or the fallback)
     if lengths is not None:
         manifest["token_lengths"] = lengths
+    traces = trace_stats(records)
+    if traces:  # long chain-of-thought sources: how many rows carry a trace, and how long the traces are
+        manifest["reasoning"] = traces
     if not balanced:
         raise AssertionError(f"row accounting does not balance: {json.dumps(sources, indent=1)}")
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")

@@ -15,7 +15,8 @@ from arithmo.config import ConfigError, field
 # One per source schema (arithmo/data/adapters.py), then the generic formats other kits write
 # (arithmo/data/formats.py): chat `messages`, alpaca, TRL prompt-completion.
 Adapter = Literal["metamathqa", "mathinstruct", "lila", "dart_math", "openmath2", "numinamath", "numinamath_tir",
-                  "gsm8k_train", "math_train", "messages", "alpaca", "prompt_completion"]
+                  "gsm8k_train", "math_train", "openr1_math", "openmathreasoning", "s1k", "limo", "messages", "alpaca",
+                  "prompt_completion"]
 
 
 @dataclass
@@ -40,6 +41,9 @@ class SourceConfig:
         None, help="for the generic formats (messages, alpaca, prompt_completion): whether completions are "
                    "CoT text or PoT programs (default cot); the dataset adapters know their own")
     max_rows: int | None = field(None, help="read at most this many rows per split (for quick runs)")
+    per_problem: Literal["one", "all"] | None = field(
+        None, help="sources with several reasoning traces per problem (openr1_math): keep the first correct, "
+                   "complete one (one, the default) or every one (all)")
 
     def validate(self) -> None:
         if not self.name:
@@ -53,6 +57,9 @@ class SourceConfig:
         if self.adapter in ("gsm8k_train", "math_train") and self.hub is not None and "test" in self.splits:
             raise ConfigError(f"sources[{self.name}].splits: the {self.adapter} adapter reads training splits; "
                               "'test' is what evaluation scores (name it under decontaminate.benchmarks)")
+        if self.per_problem is not None and self.adapter != "openr1_math":
+            raise ConfigError(f"sources[{self.name}].per_problem: only the openr1_math adapter reads several "
+                              f"generations per problem; the {self.adapter} adapter has one solution per row")
         if self.style is not None and self.adapter not in ("messages", "alpaca", "prompt_completion"):
             raise ConfigError(f"sources[{self.name}].style: the {self.adapter} adapter knows its style; `style` "
                               "is for the generic formats (messages, alpaca, prompt_completion)")

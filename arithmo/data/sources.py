@@ -11,7 +11,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from arithmo.data.adapters import ADAPTERS, SPLIT_COLUMN
+from functools import partial
+
+from arithmo.data.adapters import ADAPTERS, PER_PROBLEM, SPLIT_COLUMN
 from arithmo.data.recipe import SourceConfig
 from arithmo.io import DataError, read_file_rows, read_hub_rows, resolve_path, sha256_file
 from arithmo.records import MathExample
@@ -60,6 +62,8 @@ def _hub_streams(src: SourceConfig, record: dict):
 def read_source(src: SourceConfig, base_dir: str, ledger: Ledger, actions: Counter) -> tuple[list[MathExample], dict]:
     """Adapted examples of one source, and its manifest input record."""
     adapt = ADAPTERS[src.adapter]
+    if src.adapter in PER_PROBLEM:
+        adapt = partial(adapt, per_problem=src.per_problem or "one")
     split_column = SPLIT_COLUMN.get(src.adapter)
     wanted_splits = {canonical_split(s) for s in src.splits}
     examples: list[MathExample] = []
@@ -85,15 +89,24 @@ def read_source(src: SourceConfig, base_dir: str, ledger: Ledger, actions: Count
                 if canonical_split(str(row[split_column])) not in wanted_splits:
                     ledger.drop(src.name, "split_excluded")
                     continue
-            mapped = adapt(row, where)
-            if isinstance(mapped, str):
-                ledger.drop(src.name, mapped)
-                continue
-            if src.style is not None:
-                mapped["style"] = src.style
-            if mapped["meta"].get("system"):  # generic chat formats: the system turn has no place in a record
-                actions["system_prompt_dropped"] += 1
-            examples.append({"id": row_id, "source": src.name, **mapped})
+            outcomes = adapt(row, where)
+            if isinstance(outcomes, list):
+                # Several generations per row (OpenR1-Math): each is one unit, kept or dropped with its reason, so
+                # the ledger balances per generation; ids are "<source>/<row>.<generation>".
+                ledger.rows_in[src.name] += len(outcomes) - 1
+                actions["generations_read"] += len(outcomes)
+                numbered = [(f"{row_id}.{i}", outcome) for i, outcome in enumerate(outcomes)]
+            else:
+                numbered = [(row_id, outcomes)]
+            for example_id, mapped in numbered:
+                if isinstance(mapped, str):
+                    ledger.drop(src.name, mapped)
+                    continue
+                if src.style is not None:
+                    mapped["style"] = src.style
+                if mapped["meta"].get("system"):  # generic chat formats: the system turn has no place in a record
+                    actions["system_prompt_dropped"] += 1
+                examples.append({"id": example_id, "source": src.name, **mapped})
     record.update({"name": src.name, "adapter": src.adapter, "rows": ledger.rows_in[src.name]})
     if src.max_rows is not None:
         record["max_rows"] = src.max_rows

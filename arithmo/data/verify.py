@@ -63,7 +63,8 @@ def verify_tir(examples: list[dict], *, timeout_s: float, workers: int | None, d
     from arithmo.sandbox import Sandbox
 
     tir = [e for e in examples if e["style"] == "tir"]
-    blocks = {e["id"]: tir_blocks(e["solution"]) for e in tir}
+    # a long-CoT TIR row (OpenMathReasoning) runs its code inside the reasoning: the trace, then the answer
+    blocks = {e["id"]: tir_blocks(e.get("reasoning", "") + "\n" + e["solution"]) for e in tir}
     bad: dict[str, str] = {e["id"]: "tir_no_code" for e in tir if not blocks[e["id"]]}
     todo = [e for e in tir if e["id"] not in bad]
     if todo:

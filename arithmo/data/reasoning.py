@@ -1,0 +1,111 @@
+"""The parts the long chain-of-thought adapters share: splitting a reasoning trace from its answer, and mapping a
+trace's tool-call markup to arithmo's TIR format.
+
+- `split_trace(text)`: DeepSeek-R1-style output, `<think>\\n{reasoning}\\n</think>\\n\\n{answer}` (OpenR1-Math's
+  `generations`, OpenMathReasoning's `generated_solution`), into (reasoning, answer) -- the two halves of a record
+  that `arithmo.thinking` renders back into the template's own think block -- or a drop reason.
+- `tir_markup(text)`: OpenMathReasoning's TIR split wraps each code block in `<tool_call>` ... `</tool_call>`
+  (NeMo-Skills' `openmath` code tags: code_begin `<tool_call>`, code_end `</tool_call>`, output in a
+  ```` ```output ```` fence; github.com/NVIDIA/NeMo-Skills, nemo_skills/prompt/code_tags/openmath.yaml). arithmo's
+  TIR format (`arithmo.prompts`: ```` ```python ```` block, then the interpreter's ```` ```output ```` block) is
+  what training masks (`tir_output_spans`) and what evaluation hands to the interpreter (`CODE_END`), so each
+  tool call becomes a ```` ```python ```` block; the output fences are already arithmo's.
+
+Both are linear in the text (str.find scans, no backtracking) and refuse texts over MAX_TRACE_CHARS.
+"""
+
+from __future__ import annotations
+
+from arithmo.thinking import THINK_CLOSE, THINK_OPEN
+
+# The longest trace read: OpenR1-Math's generations reach ~16K tokens (its card: generated with a 16K budget);
+# ~4 characters a token, with room. A longer text is dropped as `trace_too_long`, never scanned.
+MAX_TRACE_CHARS = 400_000
+
+TOOL_OPEN, TOOL_CLOSE = "<tool_call>", "</tool_call>"
+_FENCES = ("```python\n", "```py\n", "```\n")
+
+
+def split_trace(text: str) -> tuple[str, str] | str:
+    """(reasoning, answer) of a `<think>...</think> answer` text, or the drop reason: `trace_too_long`,
+    `trace_no_think` (no `</think>`: not a reasoning trace), `trace_unclosed` (`<think>` never closed: cut off
+    while thinking), `trace_nested_think` (a second think tag: where the answer starts is ambiguous),
+    `empty_reasoning`, `empty_answer` (nothing after the block: the trace has no answer to learn)."""
+    if len(text) > MAX_TRACE_CHARS:
+        return "trace_too_long"
+    close = text.find(THINK_CLOSE)
+    if close < 0:
+        return "trace_unclosed" if THINK_OPEN in text else "trace_no_think"
+    opened = text.find(THINK_OPEN)
+    start = opened + len(THINK_OPEN) if 0 <= opened < close else 0
+    if text[:max(opened, 0)].strip():  # text before <think>: not the R1 layout
+        return "trace_nested_think"
+    reasoning, answer = text[start:close], text[close + len(THINK_CLOSE):]
+    if THINK_OPEN in reasoning or THINK_OPEN in answer or THINK_CLOSE in answer:
+        return "trace_nested_think"
+    reasoning, answer = reasoning.strip(), answer.strip()
+    if not reasoning:
+        return "empty_reasoning"
+    if not answer:
+        return "empty_answer"
+    return reasoning, answer
+
+
+def _unfence(code: str) -> str:
+    """The code inside a tool call: without a ```python (```py, ```) fence when the call holds one."""
+    body = code.strip("\n")
+    for fence in _FENCES:
+        if body.startswith(fence):
+            body = body[len(fence):]
+            end = body.rfind("```")
+            return body[:end].rstrip("\n") if end >= 0 else body.rstrip("\n")
+    return body.rstrip("\n")
+
+
+def tir_markup(text: str) -> tuple[str, int] | str:
+    """(text with every `<tool_call>` block rewritten as a ```` ```python ```` block, blocks rewritten), or the drop
+    reason `tir_unclosed_tool_call` (a call never closed: generation was cut inside it) / `trace_too_long`.
+
+    `<tool_call>\\n```python\\nx = 1\\nprint(x)\\n```\\n</tool_call>\\n```output\\n1\\n```` becomes
+    ```` ```python\\nx = 1\\nprint(x)\\n```\\n```output\\n1\\n``` ````: the code block's closing fence and newline
+    (`arithmo.prompts.CODE_END`) directly before the output block, as evaluation's interpreter writes it."""
+    if len(text) > MAX_TRACE_CHARS:
+        return "trace_too_long"
+    out, pos, count = [], 0, 0
+    while True:
+        start = text.find(TOOL_OPEN, pos)
+        if start < 0:
+            out.append(text[pos:])
+            break
+        end = text.find(TOOL_CLOSE, start + len(TOOL_OPEN))
+        if end < 0:
+            return "tir_unclosed_tool_call"
+        out.append(text[pos:start])
+        code = _unfence(text[start + len(TOOL_OPEN):end])
+        out.append(f"```python\n{code}\n```\n")
+        count += 1
+        pos = end + len(TOOL_CLOSE)
+        if text.startswith("\n", pos):  # the newline after </tool_call>: the block above already ends in one
+            pos += 1
+    return "".join(out), count
+
+
+def trace_stats(records: list[dict]) -> dict[str, dict]:
+    """Per source, the reasoning traces of built SFT records: {source: {rows, with_reasoning, chars: {p50, p90, p99,
+    max}}} (characters; token counts are in the manifest's `token_lengths` when the recipe names a tokenizer).
+    Sources without any trace are left out."""
+    import numpy as np
+
+    lengths: dict[str, list[int]] = {}
+    rows: dict[str, int] = {}
+    for record in records:
+        rows[record["source"]] = rows.get(record["source"], 0) + 1
+        if record.get("reasoning"):
+            lengths.setdefault(record["source"], []).append(len(record["reasoning"]))
+    out = {}
+    for source in sorted(lengths):
+        values = np.array(lengths[source], dtype=np.int64)
+        chars = {f"p{p}": int(np.ceil(np.percentile(values, p))) for p in (50, 90, 99)}
+        chars["max"] = int(values.max())
+        out[source] = {"rows": rows[source], "with_reasoning": int(len(values)), "chars": chars}
+    return out

@@ -1,0 +1,208 @@
+"""Long chain-of-thought sources (issue 27): trace splitting, TIR markup, the four adapters on fixtures in their
+real schemas, every row's (and generation's) fate in the manifest, the per_problem knob, the long/short mix."""
+
+import json
+
+import pytest
+from hub_schemas import HUB_SCHEMAS
+
+from _shared import REPO
+from arithmo.config import ConfigError, load_config
+from arithmo.data import build_from_recipe
+from arithmo.data.adapters import ADAPTERS, COLUMNS
+from arithmo.data.reasoning import MAX_TRACE_CHARS, split_trace, tir_markup
+from arithmo.data.recipe import DataConfig
+from arithmo.io import DataError, read_file_rows
+
+FIXTURES = REPO / "data_recipes" / "fixtures"
+
+
+# ---------------------------------------------------------------------------------------------- split_trace
+
+@pytest.mark.parametrize("text, expected", [
+    ("<think>\nR\n</think>\n\nA", ("R", "A")),                 # R1's layout
+    ("R\n</think>\nA", ("R", "A")),                            # the prompt opened the block: only the close is written
+    ("<think>\nline 1\n\nline 2\n</think>\n\n**A**", ("line 1\n\nline 2", "**A**")),  # blank lines inside kept
+    # must NOT yield an example:
+    ("<think>\nR cut off while thinking", "trace_unclosed"),   # no answer: generation hit its budget
+    ("plain CoT, no think block", "trace_no_think"),           # a short-CoT row is not a trace
+    ("<think>\nR\n</think>\n\n", "empty_answer"),               # nothing after the block to learn
+    ("<think>\n\n</think>\n\nA", "empty_reasoning"),            # an empty block is not a trace
+    ("<think>\nR\n</think>\nA</think>B", "trace_nested_think"),  # where the answer starts is ambiguous
+    ("<think>a</think> then <think>b</think> C", "trace_nested_think"),
+    ("Intro <think>\nR\n</think>\nA", "trace_nested_think"),    # text before the block: not R1's layout
+])
+def test_split_trace(text, expected):
+    assert split_trace(text) == expected
+
+
+def test_split_trace_refuses_oversized_text_without_scanning_it():
+    assert split_trace("x" * (MAX_TRACE_CHARS + 1)) == "trace_too_long"
+
+
+# ---------------------------------------------------------------------------------------------- tir_markup
+
+CALL = "<tool_call>\n```python\nprint(1 + 1)\n```\n</tool_call>\n```output\n2\n```\n"
+
+
+@pytest.mark.parametrize("text, expected", [
+    # OpenMathReasoning's fenced call -> arithmo's block, the output block untouched right after the closing fence
+    ("Try.\n" + CALL + "So 2.", ("Try.\n```python\nprint(1 + 1)\n```\n```output\n2\n```\nSo 2.", 1)),
+    ("<tool_call>\nx = 3\nprint(x)\n</tool_call>\n", ("```python\nx = 3\nprint(x)\n```\n", 1)),  # unfenced call
+    (CALL + CALL, ("```python\nprint(1 + 1)\n```\n```output\n2\n```\n" * 2, 2)),
+    ("no calls here", ("no calls here", 0)),
+    # must NOT pass:
+    ("<tool_call>\nprint(1)\n", "tir_unclosed_tool_call"),     # generation cut inside a call
+    ("x" * (MAX_TRACE_CHARS + 1), "trace_too_long"),
+])
+def test_tir_markup(text, expected):
+    assert tir_markup(text) == expected
+
+
+def test_mapped_output_blocks_are_the_masked_spans():
+    from arithmo.prompts import tir_output_spans
+
+    text, _ = tir_markup("Try.\n" + CALL + "So 2.")
+    spans = tir_output_spans(text)
+    assert [text[a:b] for a, b in spans] == ["```output\n2\n```\n"]  # only the interpreter's text is masked
+    assert "```python\nprint(1 + 1)\n```\n" in text[:spans[0][0]]      # the model's code and CODE_END are not
+
+
+# ---------------------------------------------------------------------------------------------- adapters
+
+def _r1(generations, mv, llama=None, complete=None, finish=None, problem="Find x."):
+    n = len(generations)
+    return {"problem": problem, "answer": "1", "generations": generations, "correctness_math_verify": mv,
+            "correctness_llama": llama, "is_reasoning_complete": complete or [True] * n,
+            "finish_reasons": finish or ["stop"] * n}
+
+
+GOOD = "<think>\nR\n</think>\n\nA \\boxed{1}"
+
+
+@pytest.mark.parametrize("row, per_problem, fates", [
+    (_r1([GOOD, GOOD], [True, True]), "one", ["kept", "generation_not_chosen"]),
+    (_r1([GOOD, GOOD], [True, True]), "all", ["kept", "kept"]),
+    (_r1([GOOD], [False], llama=[True]), "one", ["kept"]),                 # the Llama judge's verdict counts
+    # must NOT be kept:
+    (_r1([GOOD], [False], llama=[False]), "one", ["generation_incorrect"]),
+    (_r1([GOOD], [False]), "one", ["generation_incorrect"]),               # null judge, math-verify says no
+    (_r1([GOOD], [True], complete=[False]), "one", ["trace_incomplete"]),
+    (_r1([GOOD], [True], finish=["length"]), "one", ["trace_incomplete"]),  # cut by the token budget
+    (_r1(["<think>\nR"], [True]), "one", ["trace_unclosed"]),
+    (_r1([GOOD], [True], problem=""), "one", ["empty_question"]),
+    (_r1([], []), "one", ["no_generations"]),
+])
+def test_openr1_keeps_only_complete_correct_generations(row, per_problem, fates):
+    got = ADAPTERS["openr1_math"](row, "row 1", per_problem=per_problem)
+    assert ["kept" if isinstance(o, dict) else o for o in got] == fates
+    for outcome in got:
+        if isinstance(outcome, dict):
+            assert outcome["reasoning"] == "R" and outcome["solution"] == "A \\boxed{1}"
+
+
+def test_openr1_list_columns_of_the_wrong_length_name_the_row():
+    with pytest.raises(DataError, match=r"row 7: 'correctness_math_verify' should be a list of 2"):
+        ADAPTERS["openr1_math"](_r1([GOOD, GOOD], [True]), "row 7")
+
+
+def _omr(solution, mode):
+    return {"problem": "P?", "generated_solution": solution, "inference_mode": mode, "expected_answer": "2"}
+
+
+@pytest.mark.parametrize("row, fate, style", [
+    (_omr(GOOD, "cot"), "kept", "cot"),
+    (_omr("<think>\n" + CALL + "</think>\n\nIt is 2.", "tir"), "kept", "tir"),
+    # must NOT be kept:
+    (_omr(GOOD, "tir"), "tir_no_code", None),                  # a TIR row that never calls the interpreter
+    (_omr("Judgment: 2", "genselect"), "genselect_not_sft", None),
+    (_omr("<think>\nR", "cot"), "trace_unclosed", None),
+    (_omr("<think>\n<tool_call>\nprint(1)\n", "tir"), "tir_unclosed_tool_call", None),
+])
+def test_openmathreasoning_splits(row, fate, style):
+    got = ADAPTERS["openmathreasoning"](row, "row 1")
+    assert (got if isinstance(got, str) else "kept") == fate
+    if style:
+        assert got["style"] == style and got["answer"] == "2" and "<think>" not in got["reasoning"]
+
+
+def test_openmathreasoning_unknown_mode_names_the_row():
+    with pytest.raises(DataError, match="row 3: inference_mode 'pot'"):
+        ADAPTERS["openmathreasoning"](_omr(GOOD, "pot"), "row 3")
+
+
+@pytest.mark.parametrize("adapter, row, fate", [
+    ("s1k", {"question": "Q", "deepseek_thinking_trajectory": "T", "deepseek_attempt": "A"}, ("T", "A")),
+    ("s1k", {"question": "Q", "deepseek_thinking_trajectory": "", "deepseek_attempt": "A"}, "empty_reasoning"),
+    ("s1k", {"question": "Q", "deepseek_thinking_trajectory": "T", "deepseek_attempt": " "}, "empty_answer"),
+    ("s1k", {"question": "", "deepseek_thinking_trajectory": "T", "deepseek_attempt": "A"}, "empty_question"),
+    ("limo", {"question": "Q", "solution": "Chain.\n\n**Final Answer**\n\\boxed{4}", "answer": "4"},
+     ("Chain.", "**Final Answer**\n\\boxed{4}")),
+    ("limo", {"question": "Q", "solution": "Chain without a marker.", "answer": "4"},
+     ("Chain without a marker.", "\\boxed{4}")),               # the stated answer, boxed
+    ("limo", {"question": "Q", "solution": "<think>\nC\n</think>\n\nD", "answer": "4"}, ("C", "D")),
+    ("limo", {"question": "Q", "solution": "", "answer": "4"}, "empty_reasoning"),
+    ("limo", {"question": "Q", "solution": "Chain, no marker, no answer.", "answer": ""}, "empty_answer"),
+])
+def test_curated_sets(adapter, row, fate):
+    got = ADAPTERS[adapter](row, "row 1")
+    assert got == fate if isinstance(fate, str) else (got["reasoning"], got["solution"]) == fate
+
+
+@pytest.mark.parametrize("adapter, row, column", [
+    ("openr1_math", {"problem": "P", "generations": []}, "correctness_math_verify"),
+    ("openmathreasoning", {"problem": "P", "generated_solution": "S"}, "inference_mode"),
+    ("s1k", {"question": "Q", "deepseek_attempt": "A"}, "deepseek_thinking_trajectory"),
+    ("limo", {"problem": "P", "solution": "S"}, "question"),   # another dataset's column name
+])
+def test_a_file_in_another_schema_names_the_missing_column(adapter, row, column):
+    with pytest.raises(DataError, match=f"row 2: missing field.*'{column}'"):
+        ADAPTERS[adapter](row, "row 2")
+
+
+@pytest.mark.parametrize("hub, adapter, fixture", [
+    ("open-r1/OpenR1-Math-220k", "openr1_math", "openr1_math.jsonl"),
+    ("nvidia/OpenMathReasoning", "openmathreasoning", "openmathreasoning.jsonl"),
+    ("simplescaling/s1K-1.1", "s1k", "s1k.jsonl"),
+    ("GAIR/LIMO", "limo", "limo.jsonl"),
+])
+def test_adapter_columns_are_on_the_card_and_fixtures_use_exactly_them(hub, adapter, fixture):
+    assert set(COLUMNS[adapter]) <= set(HUB_SCHEMAS[hub]["columns"])
+    for _, row in read_file_rows(FIXTURES / fixture):
+        assert set(row) == set(HUB_SCHEMAS[hub]["columns"])
+
+
+# ---------------------------------------------------------------------------------------------- builds
+
+def test_fixtures_build_with_every_row_accounted_for(tmp_path):
+    manifest = build_from_recipe(FIXTURES / "longcot.yaml", tmp_path, log=lambda line: None)
+    sources = manifest["sources"]
+    assert {name: (s["rows_in"], s["rows_out"], s["dropped"]) for name, s in sources.items()} == {
+        # rows_in counts OpenR1-Math's generations: 4 problems hold 8
+        "openr1_math": (8, 2, {"empty_question": 1, "generation_incorrect": 1, "generation_not_chosen": 1,
+                               "trace_incomplete": 2, "trace_unclosed": 1}),
+        "openmathreasoning": (5, 2, {"genselect_not_sft": 1, "tir_no_code": 1, "trace_unclosed": 1}),
+        "s1k": (3, 2, {"empty_answer": 1}),
+        "limo": (3, 2, {"empty_reasoning": 1}),
+    }
+    assert sources["openmathreasoning"]["out_by_style"] == {"cot": 1, "tir": 1}
+    assert manifest["totals"]["balanced"] and manifest["transforms"]["actions"]["tir_verified"] == 1
+    assert {s: v["with_reasoning"] for s, v in manifest["reasoning"].items()} == {
+        "openr1_math": 2, "openmathreasoning": 2, "s1k": 2, "limo": 2}
+    rows = [json.loads(line) for line in open(tmp_path / "train.jsonl")]
+    assert all(r["reasoning"] and "<think>" not in r["reasoning"] + r["completion"] for r in rows)
+    tir = next(r for r in rows if r["style"] == "tir")
+    assert "```python\n" in tir["reasoning"] and "<tool_call>" not in tir["reasoning"]
+
+
+def test_per_problem_all_keeps_every_verified_trace_and_the_mix_states_its_sources(tmp_path):
+    manifest = build_from_recipe(FIXTURES / "longcot_mix.yaml", tmp_path, log=lambda line: None)
+    assert manifest["sources"]["openr1_math"]["rows_out"] == 3  # both traces of the first problem, one of the second
+    assert manifest["sources"]["openmath2"]["rows_out"] >= 1 and "openmath2" not in manifest["reasoning"]
+    rows = [json.loads(line) for line in open(tmp_path / "train.jsonl")]
+    assert {bool(r.get("reasoning")) for r in rows} == {True, False}  # long and short rows in one mix
+
+
+def test_per_problem_is_refused_for_adapters_with_one_solution_per_row():
+    with pytest.raises(ConfigError, match=r"sources\[s\]\.per_problem"):
+        load_config(DataConfig, None, ["sources=[{name: s, adapter: limo, path: x.jsonl, per_problem: all}]"])
