@@ -6,9 +6,9 @@
    and against the next row's gold: the mismatch path that reaches sympy), against comparing
    `normalize_answer` strings; and `extract_answer` on the real MATH solutions against the one-line
    boxed regex many eval scripts use (no nested braces).
-2. PoT sandbox: programs/s through arithmo's pool (`Sandbox`, workers = cores, sympy preloaded), jailed
-   (bubblewrap) and with the fallback layers (the v1 design), against the plain way, one `python -c` process
-   per program, as many at once as there are cores. The programs
+2. PoT sandbox: programs/s and CPU ms per program through arithmo's pool (`Sandbox`, workers = cores,
+   sympy preloaded; every layer on), jailed (bubblewrap) and with the fallback layers, against the plain way,
+   one `python -c` process per program, as many at once as there are cores, in one table. The programs
    come from real GSM8K test rows (their `<<48/2=24>>` calculator steps as Python lines) and, for the
    sympy row, MATH-style programs that `import sympy`.
 3. generation: items/s of greedy `arithmo.generate.generate` on real GSM8K questions with the tiny random
@@ -126,66 +126,89 @@ def plain_subprocess(codes: list[str], timeout_s: float, workers: int) -> list[s
         return list(pool.map(one, codes))
 
 
-def sandbox_cpu_per_program(sandbox, codes: list[str]) -> tuple[float, float] | None:
-    """(ms of CPU per program in the sandbox's worker processes, ms in this process), read from /proc with
-    psutil around one run of `codes`: steadier than wall time on a shared machine. None without psutil."""
-    try:
-        import psutil
-    except ImportError:
-        return None
+def _worker_processes(sandbox) -> list:
+    """Every process of the pool's jails (bwrap, both zygotes of each worker: the full and the lean one)."""
+    import psutil
+
     processes = []
-    for worker in sandbox._idle:
+    for worker in sandbox._idle + sandbox._lean:
         if worker.process is not None:
             top = psutil.Process(worker.process.pid)
             processes += [top, *top.children(recursive=True)]
+    return processes
+
+
+def cpu_per_program(run, count: int, processes=None) -> tuple[float, float]:
+    """(ms of CPU per program outside this process, ms in this process) around one `run()` of `count`
+    programs: the sandbox's worker processes (psutil: their own and their reaped children's time), or, with
+    `processes=None`, this process's reaped children (the `python -c` anchor). CPU time per program does not
+    depend on what else the machine runs, unlike programs/s."""
+    import resource
+
+    import psutil
 
     def used() -> tuple[float, float]:
-        workers = sum(sum(p.cpu_times()[:4]) for p in processes)  # user, system, children's user and system
+        if processes is None:
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
+            outside = children.ru_utime + children.ru_stime
+        else:
+            outside = sum(sum(p.cpu_times()[:4]) for p in processes)  # user, system, reaped children's
         own = psutil.Process().cpu_times()
-        return workers, own.user + own.system
+        return outside, own.user + own.system
 
     before = used()
-    sandbox.run(codes, timeout_s=10.0)
+    run()
     after = used()
-    return 1000 * (after[0] - before[0]) / len(codes), 1000 * (after[1] - before[1]) / len(codes)
+    return 1000 * (after[0] - before[0]) / count, 1000 * (after[1] - before[1]) / count
 
 
 def bench_sandbox(count: int) -> None:
-    """Each program set through the jailed pool (bubblewrap), the fallback pool (the v1 layers: zygote on the
-    host in `unshare --net --pid`) and one `python -c` per program, side by side in this process."""
+    """Each program set through the jailed pool (bubblewrap), the fallback pool (zygote on the host in
+    `unshare --net --pid`) and one `python -c` per program, side by side in this process: programs/s (best of
+    3 windows) and CPU ms per program (workers + this process), one table row per design."""
     from arithmo.sandbox import Sandbox, SandboxError
 
     workers = os.cpu_count() or 1
-    print(f"PoT sandbox ({workers} workers)")
+    load = os.getloadavg()[0]
+    print(f"PoT sandbox ({workers} workers; load average {load:.2f} at the start)")
     designs = [("jail", True), ("fallback", False)]
     try:
         Sandbox(workers=1, jail=True).close()
     except SandboxError as why:
         print(f"  the jail cannot run here ({why}): fallback only")
         designs = designs[1:]
+    table = []
     for label, codes in (("GSM8K calculator programs", gsm8k_programs(count)),
                          ("sympy programs", sympy_programs(max(8, count // 4)))):
         plain = plain_subprocess(codes, 30.0, workers)
         rates = {}
         for design, jail in designs:
             with Sandbox(workers=workers, jail=jail) as sandbox:
+                sandbox.start()
                 results = sandbox.run(codes, timeout_s=10.0)
                 agree = sum(r.stdout == p for r, p in zip(results, plain))
                 failed = sum(r.error is not None for r in results)
                 print(f"  {label}, {design}: {len(codes)} programs, {failed} failed in the sandbox, {agree} outputs "
                       "equal the plain run's", flush=True)
                 rates[design] = rate(lambda: sandbox.run(codes, timeout_s=10.0), len(codes), min_seconds=2.0)
-                cpu = sandbox_cpu_per_program(sandbox, codes)
-                if cpu:
-                    print(f"  {label}, {design}: CPU per program {cpu[0]:.2f} ms in the workers (zygotes and their "
-                          f"children), {cpu[1]:.2f} ms in this process", flush=True)
+                cpu = cpu_per_program(lambda: sandbox.run(codes, timeout_s=10.0), len(codes),
+                                      _worker_processes(sandbox))
+                table.append((label, design, rates[design], *cpu))
                 if sandbox.restarts:
                     print(f"  {len(sandbox.restarts)} worker restarts: {sandbox.restarts[:3]}")
         anchor = rate(lambda: plain_subprocess(codes, 30.0, workers), len(codes), min_seconds=2.0)
+        cpu = cpu_per_program(lambda: plain_subprocess(codes, 30.0, workers), len(codes))
+        table.append((label, "python -c", anchor, *cpu))
         for design in rates:
             record(f"{label}: {design} pool vs python -c per program", rates[design], anchor, "programs/s")
         if len(rates) == 2:
             record(f"{label}: jail pool vs fallback pool", rates["jail"], rates["fallback"], "programs/s")
+    print(f"\n  {'programs':<28}{'design':<12}{'programs/s':>11}{'CPU ms/program: workers':>25}"
+          f"{'+ evaluator':>13}{'= total':>9}")
+    for label, design, per_s, outside, own in table:
+        print(f"  {label:<28}{design:<12}{per_s:>11.1f}{outside:>25.2f}{own:>13.2f}{outside + own:>9.2f}")
+    print(f"  (load average {os.getloadavg()[0]:.2f} at the end; CPU per program does not depend on it, "
+          "programs/s does)")
     for design, jail in designs:
         start = time.perf_counter()
         with Sandbox(workers=workers, jail=jail) as sandbox:

@@ -21,6 +21,7 @@ from arithmo.sandbox import ExecResult, Sandbox, run_program, run_programs  # no
 @pytest.fixture(scope="module")
 def sandbox():
     with Sandbox(workers=1) as box:
+        box.start()  # both zygotes now: "no new descendants" checks then count programs only
         yield box
 
 
@@ -44,6 +45,7 @@ def bare(monkeypatch):
                       {"network_namespace": False, "user_namespace": False, "mount_namespace": False})
     monkeypatch.setattr(_jail, "choose", lambda _asked=None: jail)
     with Sandbox(workers=1) as box:
+        box.start()  # both zygotes (the lean one too), so the tests' "no new descendants" counts programs only
         layers = box.layers()
         assert layers["jail"] == "fallback: no namespaces (switched off by the test)" and not layers["pid_namespace"]
         yield box, layers

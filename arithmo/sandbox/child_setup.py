@@ -10,7 +10,6 @@ been used).
 import ctypes
 import io
 import os
-import random
 import resource
 import signal
 import stat
@@ -23,6 +22,7 @@ CAP_DAC_READ_SEARCH, LINUX_CAPABILITY_VERSION_3 = 2, 0x20080522
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE, MNT_DETACH = 2, 4, 8, 4096, 16384, 1 << 18, 2
 # Jail mode: each program's tmpfs is mounted here; work/ is its cwd, tmp/ and shm/ are bound on /tmp, /dev/shm.
 BOX = "/box"
+JAIL_WRITABLE = [f"{BOX}/work", "/tmp", "/dev/shm"]  # what mount_box returns, always (the hook is made once)
 CHILD_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
              "MKL_NUM_THREADS": "1"}
 
@@ -72,7 +72,8 @@ def enter(zygote, request: dict, writable: list[str], code: str = "", fresh_gene
     zygote.libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # set after setuid, which clears it
     if os.getppid() != zygote.own_pid:
         os._exit(70)  # the zygote already died: do not run unsupervised
-    random.seed()  # a fresh interpreter seeds from os.urandom; a fork would copy the zygote's state
+    # random's own generator: reseeded from os.urandom by the random module's at-fork hook (CPython's
+    # random.py registers os.register_at_fork(after_in_child=_inst.seed)); no second seeding here.
     if fresh_generators or "rand" in code:  # numpy's and sympy's generators too, for a program that names one (random, randint,
         # randprime, rand...): reseeding numpy's costs ~0.5 ms, 7% of a program, so not for the others
         for module, reseed in (("numpy", lambda m: m.random.seed()), ("sympy.core.random", lambda m: m.seed())):
@@ -85,7 +86,8 @@ def enter(zygote, request: dict, writable: list[str], code: str = "", fresh_gene
     if zygote.seccomp_filters:  # before the hook, which refuses the ctypes calls this makes
         zygote.seccomp.install(zygote.libc, prepared=zygote.seccomp_filters[request["max_processes"] > 1])
     if request["audit"]:
-        zygote.guard.install_guard(*writable, hide=zygote.hidden_modules)
+        prebuilt = zygote.jail_hook if list(writable) == JAIL_WRITABLE else None
+        zygote.guard.install_guard(*writable, hide=zygote.hidden_modules, hook=prebuilt)
 
 
 def _check(libc, result: int, what: str) -> None:
@@ -118,7 +120,7 @@ def mount_box(zygote, request: dict) -> list[str]:
             os.chown(folder, zygote.uid, zygote.uid)
     for source, target in ((folders[1], "/tmp"), (folders[2], "/dev/shm")):
         _check(libc, libc.mount(source.encode(), target.encode(), None, MS_BIND, None), f"bind {target}")
-    return [folders[0], "/tmp", "/dev/shm"]
+    return list(JAIL_WRITABLE)
 
 
 def unmount_box(zygote) -> None:

@@ -130,17 +130,22 @@ def _hook(event, args, refused, prefixes, imports, path_events, write_flags, wri
             raise error("sandbox refused " + what + " " + shown_text + " outside the working directory")
 
 
-def install_guard(workdir: str, *more_writable: str, hide: tuple[str, ...] = ()) -> None:
+def install_guard(workdir: str, *more_writable: str, hide: tuple[str, ...] = (), hook=None) -> None:
     """Refuse process creation, network, native code and writes outside `workdir` and `more_writable`
     (in the jail: the program's /tmp and /dev/shm, which live in its own tmpfs). An audit-hook tripwire.
     `hide`: module names to drop from sys.modules first (`loaded_refused_modules()`), so importing them
-    again meets the import check."""
-    roots = tuple(os.path.realpath(folder) for folder in (workdir, *more_writable))
-    hook = types.FunctionType(_hook.__code__, {"__builtins__": {}}, "sandbox_audit_hook", (
+    again meets the import check. `hook`: `make_hook(workdir, *more_writable)` made beforehand (the zygote
+    makes it once where the folders never change: the jail)."""
+    for name in hide:
+        sys.modules.pop(name, None)
+    sys.addaudithook(hook or make_hook(workdir, *more_writable))
+
+
+def make_hook(*writable: str):
+    """The audit hook (`_hook` with every value it uses bound) for programs that may write in `writable`."""
+    roots = tuple(os.path.realpath(folder) for folder in writable)
+    return types.FunctionType(_hook.__code__, {"__builtins__": {}}, "sandbox_audit_hook", (
         types.MappingProxyType(dict(REFUSED_EVENTS)), tuple(REFUSED_PREFIXES.items()),
         types.MappingProxyType(dict(REFUSED_IMPORTS)), types.MappingProxyType(dict(PATH_EVENTS)), WRITE_FLAGS,
         "wax+", roots, os.lstat, os.readlink, os.getcwd, os.fspath, bytes.decode, str.join, isinstance, len, bool,
         type, str, int, bytes, PermissionError, OSError, BaseException, repr))
-    for name in hide:
-        sys.modules.pop(name, None)
-    sys.addaudithook(hook)

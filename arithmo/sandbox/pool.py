@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from arithmo.sandbox import jail as _jail
 from arithmo.sandbox.session import Session, SessionHost
-from arithmo.sandbox.worker import ExecResult, SandboxError, Worker, one_line
+from arithmo.sandbox.worker import ExecResult, SandboxError, Worker, one_line, wants_lean
 
 __all__ = ["DEFAULT_LIMITS", "ExecResult", "Sandbox", "SandboxError", "run_program", "run_programs",
            "sandbox_layers"]
@@ -83,6 +83,9 @@ class Sandbox:
         except RuntimeError as failure:
             raise SandboxError(str(failure)) from failure
         self._idle = [Worker(chosen) for _ in range(count)]
+        # Beside each worker, a lean one in its own jail (stdlib preloaded only; started on its first program):
+        # programs that name no big library run there, at a fraction of the fork and exit cost (worker.wants_lean).
+        self._lean = [Worker(chosen, lean=True) for _ in range(count)]
         self._lock = threading.Lock()
         self._chosen = chosen
         self._session_host: SessionHost | None = None  # started on the first session()
@@ -102,12 +105,12 @@ class Sandbox:
     @property
     def restarts(self) -> list[str]:
         """Why workers were restarted so far (a dead or hung zygote, a failed cleanup), one line each."""
-        return [why for worker in self._idle for why in worker.restarts]
+        return [why for worker in self._idle + self._lean for why in worker.restarts]
 
     def start(self) -> None:
         """Start every worker now (they start together; otherwise each starts on its first program)."""
         with self._lock:
-            idle = [worker for worker in self._idle if worker.process is None]
+            idle = [worker for worker in self._idle + self._lean if worker.process is None]
             for worker in idle:
                 worker.launch()
             for worker in idle:
@@ -119,7 +122,8 @@ class Sandbox:
             worker = self._idle[0]
             if worker.process is None:
                 worker.start()
-            return dict(worker.layers)
+            return {**worker.layers, "lean_zygote": "programs that import only the stdlib run in a jail of "
+                    "their own with the same layers, forked from a zygote that preloaded the stdlib only"}
 
     def run(self, codes: list[str], timeout_s: float = 5.0, **limits) -> list[ExecResult]:
         """Run every program, up to `workers` at once; results in input order. `limits`: see `run_program`."""
@@ -134,12 +138,13 @@ class Sandbox:
             tasks = iter(range(len(codes)))
             tasks_lock = threading.Lock()
 
-            def drain(worker: Worker) -> None:
+            def drain(pair: tuple[Worker, Worker]) -> None:
                 while True:
                     with tasks_lock:
                         index = next(tasks, None)
                     if index is None:
                         return
+                    worker = pair[1] if wants_lean(codes[index]) else pair[0]
                     try:
                         results[index] = worker.run(request, codes[index])
                     except SandboxError:
@@ -149,7 +154,7 @@ class Sandbox:
                         results[index] = ExecResult("", one_line(f"sandbox failure: {type(failure).__name__}: "
                                                                  f"{failure}; worker restarted"), False)
 
-            used = self._idle[:max(1, min(len(self._idle), len(codes)))]
+            used = list(zip(self._idle, self._lean))[:max(1, min(len(self._idle), len(codes)))]
             if len(used) == 1:
                 drain(used[0])
             else:
@@ -193,7 +198,7 @@ class Sandbox:
             session.close()
         if host is not None:
             host.close()
-        for worker in self._idle:
+        for worker in self._idle + self._lean:
             worker.close()
 
 

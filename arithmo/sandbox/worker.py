@@ -198,11 +198,36 @@ def build_result(reply: dict, out: bytes, out_total: int, err: bytes, status: by
     return ExecResult(stdout, error, False)
 
 
+# Which zygote a program is forked from (pool.py). Only speed depends on it, never what a program may do:
+# both run in the same jail with the same layers, and a program the lean one gets can still import sympy
+# (from disk, counted against its own memory limit). Big: a name of a big library, or an import the lean
+# zygote has not preloaded, or an import it cannot see (__import__, importlib).
+LEAN_MODULES = frozenset(("math", "cmath", "fractions", "decimal", "statistics", "itertools", "functools",
+                          "collections", "re", "datetime", "random", "string", "operator", "heapq", "bisect",
+                          "numbers", "json", "copy", "typing", "dataclasses", "inspect", "concurrent", "threading",
+                          "os", "sys", "time", "io", "abc", "enum", "types", "warnings", "__future__"))
+_BIG_HINTS = ("sympy", "numpy", "mpmath", "scipy", "__import__", "importlib")
+_IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+([\w.]+)[ \t]+import|import[ \t]+([\w.][\w., \t]*))", re.M)
+
+
+def wants_lean(code: str) -> bool:
+    """True when `code` imports nothing beyond LEAN_MODULES and names no big library (linear in len(code))."""
+    if any(hint in code for hint in _BIG_HINTS):
+        return False
+    for match in _IMPORT.finditer(code):
+        for name in (match.group(1) or match.group(2)).split(","):
+            top = name.strip().split(" ")[0].partition(".")[0]
+            if top and top not in LEAN_MODULES:
+                return False
+    return True
+
+
 class Worker:
     """One zygote (in its jail) and the socket to it; used by one thread at a time."""
 
-    def __init__(self, jail: _jail.Jail) -> None:
+    def __init__(self, jail: _jail.Jail, lean: bool = False) -> None:
         self.jail = jail
+        self.lean = lean  # a lean zygote (stdlib preloaded only) for programs that name no big library
         self.process: subprocess.Popen | None = None
         self.control: socket.socket | None = None
         self.workroot: str | None = None
@@ -222,7 +247,7 @@ class Worker:
         if self.jail.mode == "host":
             self.workroot = tempfile.mkdtemp(prefix="arithmo-sandbox-")
             os.chmod(self.workroot, 0o711)  # programs (another uid) must reach their own folder inside
-        config = {"control_fd": child_end.fileno(), "workroot": self.workroot,
+        config = {"control_fd": child_end.fileno(), "workroot": self.workroot, "lean": self.lean,
                   "site": _jail.JAIL_SITE if self.jail.mode == "jail" else None}
         try:
             self.process = _spawn(self.jail.command(config), pass_fds=(child_end.fileno(),),
