@@ -142,3 +142,16 @@ def test_a_forked_evaluator_can_start_its_own_pool(jail):
         os.kill(pid, 9)
     os.waitpid(pid, 0)
     assert printed == "42\n"
+
+
+def test_programs_that_could_import_a_big_library_are_forked_from_the_full_zygote(jail):
+    """Routing must never break a benign program: one that builds its import at run time goes to the zygote
+    that preloaded sympy, and works; the lean and the full zygote print the same."""
+    from arithmo.sandbox.worker import wants_lean
+
+    hidden = "mod = getattr(__builtins__, '__imp' + 'ort__')('sym' + 'py')\nprint(mod.factorint(360))"
+    plain = "import sympy\nprint(sympy.factorint(360))"
+    lean = "print({2: 3, 3: 2, 5: 1})"
+    assert not wants_lean(hidden) and not wants_lean(plain) and wants_lean(lean)
+    results = jail.run([hidden, plain, lean], timeout_s=20.0)
+    assert [r.stdout for r in results] == ["{2: 3, 3: 2, 5: 1}\n"] * 3, results

@@ -206,3 +206,30 @@ def test_the_fallback_warns_once_and_says_why(monkeypatch):
             _jail.choose(True)
     finally:
         _jail.choose.cache_clear()  # the next test probes the real machine again
+
+
+LEAN_ROWS = [
+    # (program, forked from the lean zygote?) -- only speed depends on it; must NOT send a big-library program lean
+    ("step0 = 48 / 2\nprint(step0)", True),                            # a GSM8K calculator program
+    ("import math\nprint(math.sqrt(16))", True),                        # stdlib the lean zygote preloaded
+    ("from fractions import Fraction\nimport itertools, functools", True),
+    ("    import os.path", True),                                       # indented, dotted
+    ("import numpy as np", False),
+    ("from sympy import symbols", False),
+    ("x = 1; import mpmath", False),                                    # after a semicolon: the name still shows
+    ("import json, sympy", False),                                      # the second of two
+    ("import pandas", False),                                           # not preloaded anywhere: the full zygote
+    ("m = __import__('math')", False),                                  # an import it cannot read
+    ("import importlib\nimportlib.import_module('math')", False),
+    ("s = 'numpy'", False),                                             # a mention is enough (cheap and safe)
+    ("exec('import ' + name)", False),                                  # imports built at run time
+    ("getattr(__builtins__, 'x')", False),
+    ("print(eval('2 + 3'))", False),
+]
+
+
+@pytest.mark.parametrize("code, lean", LEAN_ROWS)
+def test_which_zygote_forks_a_program(code, lean):
+    from arithmo.sandbox.worker import wants_lean
+
+    assert wants_lean(code) is lean

@@ -198,15 +198,18 @@ def build_result(reply: dict, out: bytes, out_total: int, err: bytes, status: by
     return ExecResult(stdout, error, False)
 
 
-# Which zygote a program is forked from (pool.py). Only speed depends on it, never what a program may do:
-# both run in the same jail with the same layers, and a program the lean one gets can still import sympy
-# (from disk, counted against its own memory limit). Big: a name of a big library, or an import the lean
-# zygote has not preloaded, or an import it cannot see (__import__, importlib).
+# Which zygote a program is forked from (pool.py). Both run in jails with the same layers: what a program may
+# do does not depend on it. A library the lean zygote did not preload is imported after the guard, which
+# refuses the helpers sympy and numpy load (subprocess, socket, ctypes): so any program whose text names
+# them, imports anything else, or could build an import at run time (__import__, importlib, exec, eval,
+# getattr, __builtins__, sys.modules) goes to the full zygote. Only a program that hides a big library's
+# name from its own text (string building) lands in the lean one, and gets the guard's PermissionError.
 LEAN_MODULES = frozenset(("math", "cmath", "fractions", "decimal", "statistics", "itertools", "functools",
                           "collections", "re", "datetime", "random", "string", "operator", "heapq", "bisect",
                           "numbers", "json", "copy", "typing", "dataclasses", "inspect", "concurrent", "threading",
                           "os", "sys", "time", "io", "abc", "enum", "types", "warnings", "__future__"))
-_BIG_HINTS = ("sympy", "numpy", "mpmath", "scipy", "__import__", "importlib")
+_BIG_HINTS = ("sympy", "numpy", "mpmath", "scipy", "__import__", "importlib", "exec", "eval", "getattr",
+              "__builtins__", "sys.modules", "compile")
 _IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+([\w.]+)[ \t]+import|import[ \t]+([\w.][\w., \t]*))", re.M)
 
 
