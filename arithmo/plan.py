@@ -152,6 +152,13 @@ KNOWN_ARCHITECTURES: dict[str, dict[str, Any]] = {
         "num_hidden_layers": 28, "num_attention_heads": 28, "num_key_value_heads": 4,
         "max_position_embeddings": 4096, "sliding_window": 4096, "use_sliding_window": False,
         "tie_word_embeddings": False},
+    # Qwen2.5-Math-7B distilled on DeepSeek-R1's traces with its context extended to 128K (the long-CoT presets)
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B": {
+        "_source": "huggingface.co/deepseek-ai/DeepSeek-R1-Distill-Qwen-7B/blob/main/config.json",
+        "model_type": "qwen2", "vocab_size": 152064, "hidden_size": 3584, "intermediate_size": 18944,
+        "num_hidden_layers": 28, "num_attention_heads": 28, "num_key_value_heads": 4,
+        "max_position_embeddings": 131072, "sliding_window": 4096, "use_sliding_window": False,
+        "tie_word_embeddings": False},
     "HuggingFaceTB/SmolLM2-135M-Instruct": {
         "_source": "huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct/blob/main/config.json (134.5M parameters, "
                    "as docs/measurements.md counts for the embedded GGUF copy)",

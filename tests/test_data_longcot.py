@@ -206,3 +206,19 @@ def test_per_problem_all_keeps_every_verified_trace_and_the_mix_states_its_sourc
 def test_per_problem_is_refused_for_adapters_with_one_solution_per_row():
     with pytest.raises(ConfigError, match=r"sources\[s\]\.per_problem"):
         load_config(DataConfig, None, ["sources=[{name: s, adapter: limo, path: x.jsonl, per_problem: all}]"])
+
+
+def test_token_lengths_give_the_trace_length_distribution(tmp_path, tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from arithmo.data.token_lengths import LIMITS, token_lengths
+
+    build_from_recipe(FIXTURES / "longcot_mix.yaml", tmp_path, log=lambda line: None)
+    records = [json.loads(line) for line in open(tmp_path / "train.jsonl")]
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    stats = token_lengths(records, tokenizer)["by_source"]
+    long, short = stats["openr1_math"], stats["openmath2"]
+    assert long["rows_with_reasoning"] == long["rows"] == 3
+    assert 0 < long["reasoning"]["p50"] <= long["reasoning"]["max"] < long["total"]["max"]  # the trace is a part
+    assert "reasoning" not in short and "rows_with_reasoning" not in short  # short CoT has no trace
+    assert {"8192", "16384", "32768"} <= set(long["over"]) and len(long["over"]) == len(LIMITS)

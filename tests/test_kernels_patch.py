@@ -102,11 +102,46 @@ def test_offloaded_checkpoints_train_like_no_checkpointing():
     assert max(abs(a - b) for a, b in zip(plain, offloaded)) < LOSS_ATOL, (plain, offloaded)
 
 
-def _loss_and_grads(model, ids, labels):
+def _loss_and_grads(model, ids, labels, **inputs):
     model.zero_grad()
-    loss = model(input_ids=ids, labels=labels).loss
+    loss = model(input_ids=ids, labels=labels, **inputs).loss
     loss.backward()
     return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def _packed_long_batch(rows: int = 3, length: int = 40, prompt: int = 6):
+    """One packed sequence of `rows` rows (long CoT packing: position ids restart at each row, prompts carry no
+    label), as TRL's padding-free packing hands it to the model: (ids, labels, position_ids) of 1 x rows*length."""
+    gen = torch.Generator().manual_seed(3)
+    ids = torch.randint(0, VOCAB, (1, rows * length), generator=gen)
+    labels = ids.clone()
+    for row in range(rows):
+        labels[0, row * length: row * length + prompt] = -100
+    positions = torch.arange(length).repeat(rows)[None]
+    return ids.to(DEVICE), labels.to(DEVICE), positions.to(DEVICE)
+
+
+# Issue 27: the memory tricks for long sequences together -- offloaded layer checkpoints, the fused (chunked)
+# cross-entropy, the fused LoRA kernels -- on packed rows, against the same LoRA model without any kernel.
+@pytest.mark.parametrize("options", [
+    {},                                                   # everything: offload + fused CE + LoRA kernels
+    {"cross_entropy": False},                             # the training recipe's: TRL computes the loss itself
+    {"lora_mlp": False, "lora_attention": False},         # offload + fused CE over peft's own LoRA layers
+], ids=["all", "recipe", "peft_lora"])
+def test_offloaded_checkpoints_fused_loss_and_lora_together_match_plain(options):
+    model = _with_lora(_tiny("qwen2", layers=2))
+    model.train()
+    ids, labels, positions = _packed_long_batch()
+    loss, grads = _loss_and_grads(model, ids, labels, position_ids=positions)
+    report = apply_kernels(model, offload_checkpoints=True, **options)
+    assert report["offload_checkpoints"] == 2 and report["cross_entropy"] == int(options.get("cross_entropy", True))
+    assert report["lora_mlp"] == (0 if "lora_mlp" in options else 2)
+    patched_loss, patched_grads = _loss_and_grads(model, ids, labels, position_ids=positions)
+    close(patched_loss, loss, torch.float32, f"{options} loss")
+    assert patched_grads.keys() == grads.keys() and any("lora_A" in name for name in grads)
+    for name in grads:
+        close_in_norm(patched_grads[name], grads[name], torch.float32, f"{options} grad {name}")
+    revert_kernels(model)
 
 
 @pytest.mark.parametrize("family", ["llama", "mistral", "qwen2"])

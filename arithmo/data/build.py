@@ -207,7 +207,9 @@ def build(cfg: DataConfig, out_dir: str | Path, log: Callable[[str], None] = pri
         lengths = token_lengths(records, cfg.tokenizer)
         for source, entry in lengths["by_source"].items():
             log(f"[data] tokens {source}: total p50 {entry['total']['p50']}, p99 {entry['total']['p99']}, "
-                f"max {entry['total']['max']}; over 1024: {entry['over']['1024']}, over 2048: {entry['over']['2048']}")
+                f"max {entry['total']['max']}; over 1024: {entry['over']['1024']}, over 2048: {entry['over']['2048']}"
+                + (f"; traces p50 {entry['reasoning']['p50']}, p99 {entry['reasoning']['p99']}, over 16384 "
+                   f"{entry['over']['16384']}" if "reasoning" in entry else ""))
         stage("tokens", len(records))
 
     # ---- 8. manifest: every input row accounted for
