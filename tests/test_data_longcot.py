@@ -222,3 +222,21 @@ def test_token_lengths_give_the_trace_length_distribution(tmp_path, tiny_model_d
     assert 0 < long["reasoning"]["p50"] <= long["reasoning"]["max"] < long["total"]["max"]  # the trace is a part
     assert "reasoning" not in short and "rows_with_reasoning" not in short  # short CoT has no trace
     assert {"8192", "16384", "32768"} <= set(long["over"]) and len(long["over"]) == len(LIMITS)
+
+
+@pytest.mark.parametrize("preset, overrides, fits", [
+    ("qwen25math7b_longcot8k_qlora", [], True),
+    ("qwen25math7b_longcot_qlora", [], True),          # the 16K preset: the target on a 24 GB card
+    ("qwen25math7b_longcot32k_qlora", [], True),
+    # must NOT fit: what the presets avoid
+    ("qwen25math7b_longcot32k_qlora", ["micro_batch_size=4"], False),
+    ("qwen25math7b_longcot_qlora", ["model.gradient_checkpointing=false"], False),  # every layer's activations kept
+])
+def test_longcot_presets_fit_24gb_by_the_planner(preset, overrides, fits, capsys):
+    from arithmo import plan
+
+    assert plan.main(["--preset", preset, *overrides, "--gpu-gb", "24", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["fits"] is fits, result["peak_reserved_gib"]
+    if fits:
+        assert result["peak_reserved_gib"] < 24
