@@ -9,8 +9,9 @@ Rules (docs/design.md, "Configuration"):
 - an unknown key or a value of the wrong type is a `ConfigError` that names the dotted key;
 - `save_config(cfg, path)` writes a YAML file that is itself a valid preset.
 
-Stage dataclasses live next to the code that consumes them (`arithmo.data.recipe.DataConfig`, ...);
-this module only holds the machinery they share.
+Stage dataclasses live below the recipes that consume them (`arithmo.settings`: ModelConfig, TrainConfig,
+GRPOTrainConfig; `arithmo.data.recipe.DataConfig`; EvalConfig and RFTConfig beside their recipes, which nothing
+below imports); this module holds the machinery they share, the recipes' one command line included.
 """
 
 from __future__ import annotations
@@ -193,7 +194,10 @@ def _set_dotted(tree: dict, parts: list[str], value: Any, cls: type) -> None:
         dotted = ".".join(parts[: depth + 1])
         last = depth == len(parts) - 1
         if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
+            if not part.isdigit():
+                raise ConfigError(f"unknown key '{dotted}': expected a list index (0..{len(node) - 1}) after "
+                                  f"'{'.'.join(parts[:depth])}', got {part!r}")
+            if int(part) >= len(node):
                 raise ConfigError(f"unknown key '{dotted}': list index out of range (length {len(node)})")
             index = int(part)
             if last:
@@ -234,7 +238,10 @@ def load_config(cls: type[T], preset: str | Path | dict | None = None, overrides
             try:
                 data = yaml.safe_load(path.read_text()) or {}
             except yaml.YAMLError as err:
-                raise ConfigError(f"{path}: not valid YAML: {err}") from err
+                mark = getattr(err, "problem_mark", None)
+                where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+                problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+                raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from err
             if not isinstance(data, dict):
                 raise ConfigError(f"{path}: expected a mapping of keys at the top level")
         # Validate the preset on its own first so an error names the preset's key, then merge.
@@ -325,12 +332,34 @@ def run_recipe(cls: type[T], preset: str | Path | None, overrides: list[str], ru
     torch-heavy modules only after `--help` had its chance to exit)."""
     logging.basicConfig(level=logging.WARNING, format="[%(name)s] %(message)s")
     logging.getLogger("arithmo").setLevel(logging.INFO)  # ours at INFO; libraries' chatter stays out
-    caught = (ConfigError, *errors())
-    try:
+    try:  # a settings error is reported before anything heavy (torch) is imported
         path = find_preset(preset, presets) if preset is not None and presets is not None else preset
         cfg = load_config(cls, path, overrides)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    caught = (ConfigError, *errors())
+    try:
         run(cfg)
     except caught as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def recipe_main(argv: list[str] | None, *, prog: str, description: str, cls: type[T], presets: Path,
+                run: Callable[[T], Any], errors: Callable[[], tuple[type[BaseException], ...]],
+                example: str = "") -> int:
+    """A recipe's whole `main(argv)`: parse `--preset NAME key=value ...` (`recipe_parser`) and run the config
+    (`run_recipe`). Exit status 0, or 2 with one `error:` line."""
+    args = recipe_parser(prog, description, cls, presets, example=example).parse_args(argv)
+    return run_recipe(cls, args.preset, args.overrides, run, errors, presets)
+
+
+def preset_resolver(folder: Path) -> Callable[[str | Path | None], Path | None]:
+    """`resolve_preset(name)` for a recipe's preset folder: None stays None, else `find_preset(name, folder)`."""
+    def resolve_preset(preset: str | Path | None) -> Path | None:
+        return None if preset is None else find_preset(preset, folder)
+
+    resolve_preset.__doc__ = f"A preset is a YAML path or the name of one in arithmo/{folder.name} presets."
+    return resolve_preset

@@ -26,7 +26,9 @@ class ModelConfig:
     name: str = field("smollm2-135m-instruct", help="hub id, local folder, .gguf file or embedded alias")
     engine: Literal["auto", "unsloth", "kernels", "hf"] = field("auto", help="training engine (docs/design.md)")
     load_in_4bit: bool | None = field(None, help="4-bit NF4 base weights (QLoRA); null: exactly when CUDA is present")
-    dtype: str = field("auto", help="compute dtype: auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
+    dtype: Literal["auto", "float32", "bfloat16", "float16", "fp32", "bf16", "fp16"] = field(
+        "auto", help="compute dtype: auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16 (or fp32, bf16, "
+                     "fp16); checked before anything loads")
     max_seq_length: int = field(1024, help="longest training sequence in tokens (longer rows: see long_rows)")
     lora_r: int = field(16, help="LoRA rank")
     lora_alpha: int = field(16, help="LoRA alpha (scale = alpha / r)")

@@ -60,8 +60,10 @@ def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
                 target = _resolve(name, modules)
                 if target is None or target == module:
                     continue
-                if is_package and target.startswith(module + "."):
-                    continue  # a package __init__ re-exporting its children
+                if module.startswith(target + "."):
+                    # A module importing a name from its own package (`from arithmo.export import ExportError`):
+                    # the package's __init__ is what runs it, so its edges to its children stand for this one.
+                    continue
                 targets.add(target)
         graph[module] = targets
     return graph
@@ -132,9 +134,21 @@ def test_function_level_and_relative_imports_are_edges(tmp_path):
     (package / "sub" / "a.py").write_text("def f():\n    from . import b\n")
     (package / "sub" / "b.py").write_text("from arithmo.sub import a\n")
     graph = import_graph(package)
-    assert graph["arithmo.sub.a"] == {"arithmo.sub.b", "arithmo.sub"}  # `from . import b` runs the package too
-    assert graph["arithmo.sub.b"] == {"arithmo.sub.a", "arithmo.sub"}
+    assert graph["arithmo.sub.a"] == {"arithmo.sub.b"}  # its own package is not an edge
+    assert graph["arithmo.sub.b"] == {"arithmo.sub.a"}
+    assert graph["arithmo.sub"] == {"arithmo.sub.a"}  # the __init__'s re-export stays an edge
     assert find_cycles(graph) == [["arithmo.sub.a", "arithmo.sub.b"]]
+
+
+def test_a_cycle_through_a_package_init_is_found(tmp_path):
+    """p/__init__ imports p.a, p.a imports q, q imports a name from p: importing p fails at runtime."""
+    package = tmp_path / "arithmo"
+    (package / "p").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "p" / "__init__.py").write_text("from arithmo.p.a import A\n")
+    (package / "p" / "a.py").write_text("import arithmo.q\nA = 1\n")
+    (package / "q.py").write_text("from arithmo.p import A\n")
+    assert find_cycles(import_graph(package)) == [["arithmo.p", "arithmo.p.a", "arithmo.q"]]
 
 
 def test_arithmo_has_no_import_cycles():

@@ -46,7 +46,7 @@ def test_host_files_do_not_exist_in_the_jail(jail, tmp_path, audit_hook):
     secret.write_text("top secret")
     secret.chmod(0o600)
     targets = [str(secret), "/etc/shadow", "/etc/passwd", str(REPO / "pyproject.toml"),
-               str(REPO / "arithmo" / "grading" / "execute.py"), str(Path.home() / ".bashrc"), "/home",
+               str(REPO / "arithmo" / "sandbox" / "pool.py"), str(Path.home() / ".bashrc"), "/home",
                str(Path(sys.prefix) / "pyvenv.cfg"), "/proc/1/environ"]
     code = (f"for path in {targets!r}:\n    try:\n        open(path).read(1)\n        print(path, 'READ')\n"
             "    except OSError as refused:\n        print(path, type(refused).__name__)")
