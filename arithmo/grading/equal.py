@@ -61,12 +61,13 @@ logger = logging.getLogger(__name__)
 _counts = {"symbolic_timeouts": 0, "symbolic_errors": 0}
 
 _INTEGER = re.compile(r"^-?\d+$")
-_DECIMAL = re.compile(r"^-?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?$", re.IGNORECASE)
+# Unambiguous digit runs (`\d+\.?\d*` split one run two ways: quadratic on a long number with a tail).
+_DECIMAL = re.compile(r"^-?(?:\d+(?:\.\d*)?|\.\d+)(?:e[-+]?\d+)?$", re.IGNORECASE)
 _SLASH_FRACTION = re.compile(r"^(-?\d+)/(\d+)$")
 _LATEX_FRACTION = re.compile(r"^(-?)\\frac\{(-?\d+)\}\{(-?\d+)\}$")
 _MIXED_NUMBER = re.compile(r"^(-?)(\d+)\\frac\{(\d+)\}\{(\d+)\}$")  # MATH's 6\frac{1}{5} is 6 1/5
 _MATRIX = re.compile(r"^\\begin\{pmatrix\}(.*)\\end\{pmatrix\}$", re.DOTALL)
-_DECIMAL_POINT = re.compile(r"\d\.\d|\d\.?\d*e[-+]?\d", re.IGNORECASE)
+_DECIMAL_POINT = re.compile(r"\d\.\d|\d(?:\.\d*)?e[-+]?\d", re.IGNORECASE)
 _WORD = re.compile(r"^[A-Za-z][A-Za-z ]+$")
 _MATH_WORDS = {"pi", "oo"}  # constants as a program prints them (sympy writes oo): compared as math
 
@@ -175,8 +176,8 @@ def _match_unordered(preds: list[str], golds: list[str], timeout_s: float, depth
     the rest are matched by backtracking when few (a math answer lists a few), else greedily."""
     if len(preds) != len(golds):
         return False
-    if len(preds) > MAX_LIST_ITEMS:
-        return sorted(normalize_answer(item) for item in preds) == sorted(normalize_answer(item) for item in golds)
+    if len(preds) > MAX_LIST_ITEMS:  # items of a normalized answer: compared as they are
+        return sorted(item.strip() for item in preds) == sorted(item.strip() for item in golds)
     pred_keys, gold_keys = [normalize_answer(item) for item in preds], [normalize_answer(item) for item in golds]
     unmatched_golds = list(golds)
     rest_preds = []
@@ -304,7 +305,7 @@ def _exact_number(text: str) -> Fraction | None:
     return None
 
 
-_DECIMAL_LITERAL = re.compile(r"\d*\.\d+|\d+\.\d*|\d+(?=e[-+]?\d)", re.IGNORECASE)
+_DECIMAL_LITERAL = re.compile(r"(?<![\d.])(?:\d*\.\d+|\d+\.\d*|\d+(?=e[-+]?\d))", re.IGNORECASE)  # one start per run
 
 
 def _significant_digits(text: str) -> int:

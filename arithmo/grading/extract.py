@@ -71,8 +71,11 @@ _NUMBER = re.compile(r"(?<![\^_\d.])(?<!\^\{)(?<!_\{)(?:(?<![\w)\]}])[" + _MINUS
 
 # Tokens a chat model emits to end its turn; anything after one is not part of the completion.
 CHAT_END_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "</s>", "<|end_of_text|>")
-# The info string after the language starts with another character, so the two never compete (linear).
-_FENCE = re.compile(r"```[ \t]*(?P<lang>[\w+.-]*)(?:[^\w+.\n-][^\n]*)?\n(?P<body>.*?)(?:```|\Z)", re.DOTALL)
+# The info string after the language starts with another character, so the two never compete, and holds no
+# backtick (CommonMark 0.31 sec. 4.5), so a failed fence scans to the next backtick only (linear).
+_FENCE = re.compile(r"```[ \t]*(?P<lang>[\w+.-]*)(?:[^\w+.\n`-][^\n`]*)?\n(?P<body>.*?)(?:```|\Z)", re.DOTALL)
+# A program longer than this is a runaway generation, not one to run (and parsing stays cheap).
+MAX_PROGRAM_CHARS = 16_000
 _CODE_LANGS = {"", "python", "py", "python3", "py3", "ipython"}
 # A first line that only a program starts with (used when a program does not parse, e.g. truncated).
 _CODE_START = re.compile(r"^(?:import\s+\w|from\s+[\w.]+\s+import\s|def\s+\w+\s*\(|class\s+\w|print\s*\("
@@ -98,7 +101,7 @@ def _clean_value(value: str) -> str | None:
 
 def _answer_colon_candidates(text: str) -> list[tuple[int, str]]:
     found = []
-    for match in _ANSWER_COLON.finditer(text):
+    for match in _from_end(_ANSWER_COLON, text):
         if not _LINE_START.search(text[max(0, match.start() - 40): match.start()]):
             continue  # mid-sentence "the answer: ..." is not a marker
         rest = match.group("rest")
@@ -117,13 +120,13 @@ def _answer_colon_candidates(text: str) -> list[tuple[int, str]]:
             # "... is 9, because ..." / "is 9 since ...": the value ends before the reason
             value = _clean_value(_REASON.split(verb.group("value"), maxsplit=1)[0]) if verb else _last_number(value)
         if value is not None:
-            found.append((match.start(), value))
+            return [(match.start(), value)]
     return found
 
 
 def _answer_is_candidates(text: str) -> list[tuple[int, str]]:
     found = []
-    for match in _ANSWER_IS.finditer(text):
+    for match in _from_end(_ANSWER_IS, text):
         rest = match.group("rest")
         if match.group("colon"):
             # after a colon the line is the answer, up to a trailing sentence ("I hope it is correct.")
@@ -138,10 +141,10 @@ def _answer_is_candidates(text: str) -> list[tuple[int, str]]:
         if not match.group("colon") and not _MATH_CHARACTER.search(value):
             # a word answer without a colon only where the phrase opens a sentence ("The answer is C."),
             # so "we check whether the answer is correct" is not an answer
-            before = text[: match.start()].rstrip(" \t")
+            before = text[max(0, match.start() - 80): match.start()].rstrip(" \t")
             if not (_ONE_WORD.match(value) and (before == "" or before[-1] in "\n.!?:")):
                 continue
-        found.append((match.start(), value))
+        return [(match.start(), value)]
     return found
 
 
@@ -197,17 +200,20 @@ def _last_boxed(text: str) -> tuple[int, str] | None:
 def _zh_candidates(text: str) -> list[tuple[int, str]]:
     """"答案是 18。" -> 18; a sentence after the marker ("答：还剩7个。") gives its last number."""
     found = []
-    for match in _ZH_ANSWER.finditer(text):
-        end = text.find("\n", match.end())
-        rest = text[match.end(): end if end != -1 else len(text)]
+    for match in _from_end(_ZH_ANSWER, text):
+        end = text.find("\n", match.end(), match.end() + _MAX_VALUE_CHARS)
+        rest = text[match.end(): end if end != -1 else match.end() + _MAX_VALUE_CHARS]
         boxed = _last_boxed(rest)
         value = boxed[1] if boxed else _ZH_SENTENCE_END.split(rest.strip(), maxsplit=1)[0]
         value = _clean_value(value) if value.strip() else None
         if value is not None and _CJK.search(value) and not re.match(r"^[-\d.,/\\{}a-z]+[ \t]*[\u4e00-\u9fff]+$", value):
             value = _last_number(value)  # "小明有18个苹果": the number in the sentence
         if value is not None:
-            found.append((match.start(), value))
+            return [(match.start(), value)]
     return found
+
+
+_MAX_VALUE_CHARS = 400  # an answer line's value is short; a marker's rest is read no further (linear)
 
 
 def _answer_tag_candidate(text: str) -> list[tuple[int, str]]:
@@ -236,23 +242,51 @@ def _after_think(text: str) -> str | None:
 
 def _hash_candidates(text: str) -> list[tuple[int, str]]:
     found = []
-    for match in _HASH_LINE.finditer(text):
+    for match in _from_end(_HASH_LINE, text):
         value = _clean_value(match.group("rest"))
         if value is not None:
-            found.append((match.start(), value))
+            return [(match.start(), value)]
     return found
 
 
 def _last_number(text: str) -> str | None:
-    numbers = _NUMBER.findall(text)
-    return re.sub(f"^[{_MINUS}]", "-", numbers[-1]) if numbers else None
+    """The last number of `text`, searched in windows from the end that double in size (the number regex is
+    costly per character: a long text without a number late in it would cost its whole length every time)."""
+    # every number holds a digit, a \\frac or a \\sqrt: nothing after the last of those is searched
+    last = max(max(text.rfind(digit) for digit in "0123456789"), text.rfind("frac"), text.rfind("sqrt"))
+    if last == -1:
+        return None
+    end = min(len(text), last + 256)
+    size = 2048
+    while True:
+        start = max(0, end - size)
+        matches = list(_NUMBER.finditer(text, start, end))
+        # a match at the window's edge may be the tail of a longer number: look further back
+        if matches and (matches[-1].start() > start or start == 0):
+            return re.sub(f"^[{_MINUS}]", "-", matches[-1].group(0))
+        if start == 0:
+            return None
+        size *= 4
+
+
+_MAX_COMBINED_BOXES = 64  # boxes read together as one list answer (gold with several answers)
+_MAX_MARKER_TRIES = 16  # markers tried from the end of a text; only the last one that holds a value counts
+
+
+def _from_end(pattern: re.Pattern, text: str) -> list[re.Match]:
+    """The matches of `pattern` in `text`, last first, at most _MAX_MARKER_TRIES of them: the last marker with a
+    value wins, so earlier ones are read only while later ones hold none (linear, however many markers)."""
+    return list(pattern.finditer(text))[-_MAX_MARKER_TRIES:][::-1]
 
 
 def _all_boxed(text: str) -> list[str]:
     """The contents of every complete `\\boxed{}` in `text`, in order, each once (by normalized text; the
     last copy of a repeated answer keeps its place)."""
     found, seen = [], set()
-    for _, content in reversed(_boxed_spans(text)):
+    spans = _boxed_spans(text)
+    if len(spans) > _MAX_COMBINED_BOXES:
+        return []  # a runaway list of boxes is no answer list: the last box answers alone
+    for _, content in reversed(spans):
         key = normalize_answer(content)
         if key not in seen:
             seen.add(key)
@@ -341,7 +375,7 @@ def _is_program(code: str) -> bool:
     """Whether `code` is a program rather than prose or a lone value."""
     try:
         tree = ast.parse(code)
-    except (SyntaxError, ValueError):  # ValueError: source with a NUL byte
+    except (SyntaxError, ValueError, MemoryError, RecursionError):  # ValueError: a NUL byte; the others: nesting
         first = next((line.strip() for line in code.splitlines() if line.strip()), "")
         return bool(_CODE_START.match(first))
     lone_value = (ast.Constant, ast.Name, ast.UnaryOp, ast.BinOp)
@@ -353,7 +387,8 @@ def extract_program(completion: str) -> str | None:
 
     The first ```python (or unlabelled) fenced block that is a program wins; an unclosed fence (the
     generation ran out of tokens) runs to the end. Without fences, the completion itself when it is
-    code, after dropping leading prose lines. Text after a chat end token (`<|im_end|>`) is dropped.
+    code, after dropping leading prose lines. Text after a chat end token (`<|im_end|>`) is dropped. A program
+    longer than MAX_PROGRAM_CHARS is not taken (a runaway generation).
     """
     if not isinstance(completion, str):
         raise TypeError(f"extract_program expects a str completion, got {type(completion).__name__}")
@@ -361,8 +396,11 @@ def extract_program(completion: str) -> str | None:
     if "```" in text:
         for match in _FENCE.finditer(text):
             body = match.group("body").strip("\n")
-            if match.group("lang").lower() in _CODE_LANGS and body.strip() and _is_program(body):
+            if match.group("lang").lower() in _CODE_LANGS and body.strip() and len(body) <= MAX_PROGRAM_CHARS \
+                    and _is_program(body):
                 return body.rstrip()
+        return None
+    if len(text.strip("\n")) > MAX_PROGRAM_CHARS:
         return None
     lines = text.strip("\n").splitlines()
     for start, line in enumerate(lines):

@@ -31,10 +31,28 @@ _MAX_CHARS = 4000  # a printout longer than this is not one answer (and ast.pars
 _MAX_LINES = 60    # a numpy matrix printed over several lines: at most this many are joined
 _THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")  # 1,000 from f"{x:,}" is a number, not (1, 0)
 # numpy's array str: `[3. 2.]`, `[[1 2]\n [3 4]]`, `[ 1.5 -2. ]`, `[1.+2.j 3.-1.j]`, `[True False]`
-_NUMPY_REAL = r"(?:\d+\.?\d*(?:e[-+]?\d+)?|\.\d+|nan|inf)"
-_NUMPY_ITEM = r"(?:[-+]?" + _NUMPY_REAL + r"(?:[-+]" + _NUMPY_REAL + r"j)?|True|False)"
-_NUMPY_STR = re.compile(r"^[\[\]\s]*" + _NUMPY_ITEM + r"(?:[\[\]\s]+" + _NUMPY_ITEM + r")*[\[\]\s]*$", re.IGNORECASE)
-_SPACED_NUMBERS = re.compile(r"^" + _NUMPY_ITEM + r"(?:[ \t]+" + _NUMPY_ITEM + r")+$", re.IGNORECASE)
+# Each item is matched on its own (the text split at brackets and whitespace first): a pattern for the whole
+# printout with ambiguous digit runs (`\d+\.?\d*`) backtracked exponentially on `print(*range(10, 50), "cm")`.
+# Every part below is unambiguous: digits, then an optional point and digits, then an optional exponent.
+_NUMPY_REAL = r"(?:\d+(?:\.\d*)?(?:e[-+]?\d+)?|\.\d+(?:e[-+]?\d+)?|nan|inf)"
+_NUMPY_ITEM = re.compile(r"(?:[-+]?" + _NUMPY_REAL + r"(?:[-+]" + _NUMPY_REAL + r"j)?|True|False)", re.IGNORECASE)
+_ARRAY_SEPARATOR = re.compile(r"[\[\]\s]+")
+_SPACES = re.compile(r"[ \t]+")
+
+
+def _all_items(parts: list[str]) -> bool:
+    return bool(parts) and all(_NUMPY_ITEM.fullmatch(part) for part in parts)
+
+
+def _is_numpy_str(text: str) -> bool:
+    """Whether `text` is numpy's array str (`[3. 2.]`, `[[1 2]\n [3 4]]`): items between brackets and spaces."""
+    return _all_items([part for part in _ARRAY_SEPARATOR.split(text) if part])
+
+
+def _is_spaced_numbers(text: str) -> bool:
+    """Whether `text` is several numbers separated by spaces on one line (`print(2, 3)` writes `2 3`)."""
+    parts = _SPACES.split(text)
+    return len(parts) > 1 and "\n" not in text and _all_items(parts)
 
 
 class NotReadable(ValueError):
@@ -338,9 +356,9 @@ def read_python_value(text: str) -> str:
         raise NotReadable("empty or too long")
     if _THOUSANDS.match(text):
         raise NotReadable("a number with thousands separators")
-    if "[" in text and "," not in text and _NUMPY_STR.match(text):
+    if "[" in text and "," not in text and _is_numpy_str(text):
         text = _numpy_str_to_python(text)
-    elif _SPACED_NUMBERS.match(text):
+    elif _is_spaced_numbers(text):
         text = "[" + re.sub(r"[ \t]+", ", ", text) + "]"  # print(2, 3) writes "2 3": two values
     try:
         tree = ast.parse(text, mode="eval").body

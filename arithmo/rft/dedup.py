@@ -345,16 +345,20 @@ def _written(run: list[_Tok]) -> str:
                    for index, token in enumerate(run))
 
 
-def _line_links(line: str, annotation: bool = False) -> list[tuple[str, bool | None]]:
+def _line_links(line: str, annotation: bool = False, limit: int = 200) -> list[tuple[str, bool | None]]:
     """(equation as written, whether it holds) for every `=` of a line. `annotation`: a calculator annotation
     (`<<+30+46=76>>`, `<<14=14>>`), where a leading sign is a sign and a lone number is an asserted value."""
     if annotation:
         line = line.lstrip(" +")
     tokens = _tokens(line)
     found = []
+    visited = 0
     for index, token in enumerate(tokens):
         if token.kind != "eq" or token.text != "=":
             continue
+        visited += 1
+        if visited > limit:
+            break  # at most `limit` signs per line are read (MAX_CHECKED_EQUATIONS)
         start = index
         while start > 0 and tokens[start - 1].kind in _RUN_KINDS:
             start -= 1
@@ -379,7 +383,7 @@ def _line_links(line: str, annotation: bool = False) -> list[tuple[str, bool | N
     return found
 
 
-MAX_CHECKED_CHARS = 64 * 1024  # a completion is far shorter; the caps keep a runaway one's check bounded
+MAX_CHECKED_CHARS = 16 * 1024  # an RFT sample is far shorter; the caps keep a runaway one's check bounded
 MAX_CHECKED_EQUATIONS = 200
 
 
@@ -393,12 +397,17 @@ def checked_equations(text: str) -> list[tuple[str, bool | None]]:
     else:
         lines = text.split("\n")
     found: list[tuple[str, bool | None]] = []
+    if not annotations:
+        for pattern, replacement in _CHECK_RULES:
+            text = pattern.sub(replacement, text)
+        lines = text.split("\n")
     for line in lines:
         if "=" not in line:
             continue
-        for pattern, replacement in _CHECK_RULES:
-            line = pattern.sub(replacement, line)
-        found += _line_links(line, annotation=bool(annotations))
+        if annotations:
+            for pattern, replacement in _CHECK_RULES:
+                line = pattern.sub(replacement, line)
+        found += _line_links(line, annotation=bool(annotations), limit=MAX_CHECKED_EQUATIONS - len(found))
         if len(found) >= MAX_CHECKED_EQUATIONS:
             break  # a solution holds a few dozen; the rest of a runaway completion is not checked
     return found[:MAX_CHECKED_EQUATIONS]
