@@ -31,7 +31,7 @@ from typing import Literal
 
 from arithmo import distributed
 from arithmo.benchmarks import NAMES, benchmark_name, load_items
-from arithmo.config import ConfigError, field, find_preset, load_config, recipe_parser, run_recipe, save_config, to_dict
+from arithmo.config import ConfigError, field, load_config, preset_resolver, recipe_main, save_config, to_dict
 from arithmo.io import DataError
 from arithmo.evaluation.provenance import ResumeRefused, changed_settings, check_saved_generator, provenance
 from arithmo.evaluation.scoring import regrade
@@ -387,22 +387,18 @@ def evaluate(cfg: EvalConfig, *, _shared: dict | None = None) -> dict:
     return metrics
 
 
-def resolve_preset(preset: str | None) -> Path | None:
-    """A preset is a YAML path or the name of one in arithmo/configs/eval/ (`gsm8k_cot`, without .yaml)."""
-    return None if preset is None else find_preset(preset, PRESETS)
+resolve_preset = preset_resolver(PRESETS)  # a YAML path or a preset name (without .yaml)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = recipe_parser("python -m arithmo.eval", "Score a model (and adapter) on a math "
-                           "benchmark.", EvalConfig, PRESETS, example="gsm8k_cot")
-    args = parser.parse_args(argv)
-
     def errors():
         from arithmo.model import ModelError  # imports torch: after --help has had its chance to exit
 
         return EvalError, DataError, ModelError, BackendError
 
-    return run_recipe(EvalConfig, args.preset, args.overrides, evaluate, errors, PRESETS)
+    return recipe_main(argv, prog="python -m arithmo.eval", cls=EvalConfig, run=evaluate, errors=errors,
+                       presets=PRESETS, example="gsm8k_cot",
+                       description="Score a model (and adapter) on a math benchmark.")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Literal
 
 from arithmo.benchmarks import NAMES, load_items, source_of
-from arithmo.config import ConfigError, field, find_preset, load_config, recipe_parser, run_recipe, save_config, to_dict
+from arithmo.config import ConfigError, field, load_config, preset_resolver, recipe_main, save_config, to_dict
 from arithmo.io import DataError, sha256_file
 from arithmo.prompts import POT_HINTS, add_pot_hint, stable_rng, strip_pot_trigger
 from arithmo.rft.sampling import (RFTError, Task, check_budget, read_rounds, sample_tasks, select_solutions,
@@ -347,16 +347,10 @@ def load_sampler(cfg: RFTConfig, backend: str):
     return complete
 
 
-def resolve_preset(preset: str | None) -> Path | None:
-    """A preset is a YAML path or the name of one in arithmo/configs/rft/ (without .yaml)."""
-    return None if preset is None else find_preset(preset, PRESETS)
+resolve_preset = preset_resolver(PRESETS)  # a YAML path or a preset name (without .yaml)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = recipe_parser("python -m arithmo.rft", "Rejection-sampling fine-tuning data: sample solutions, keep "
-                           "the correct distinct ones.", RFTConfig, PRESETS, example="smollm2_cpu")
-    args = parser.parse_args(argv)
-
     def errors():
         from arithmo.model import ModelError  # imports torch: after --help has had its chance to exit
 
@@ -364,4 +358,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return RFTError, DataError, ModelError, BackendError
 
-    return run_recipe(RFTConfig, args.preset, args.overrides, rft, errors, PRESETS)
+    return recipe_main(argv, prog="python -m arithmo.rft", cls=RFTConfig, run=rft, errors=errors,
+                       presets=PRESETS, example="smollm2_cpu",
+                       description="Rejection-sampling fine-tuning data: sample solutions, keep the correct "
+                                   "distinct ones.")
