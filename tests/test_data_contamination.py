@@ -153,3 +153,26 @@ def test_skipped_benchmarks_are_reported_not_silent(tmp_path):
     assert any("WARNING: decontamination against gone skipped" in line for line in lines)
     assert "| gone | skipped: not loaded:" in (tmp_path / "out" / "contamination.md").read_text()
     assert "contaminated" not in manifest["sources"]["lila"]["dropped"]
+
+
+def test_the_reasoning_sets_are_decontaminated_and_reported(tmp_path):
+    # Issue 26: a training copy of an AIME 2024 problem (a NuminaMath row, as AoPS problems often are) is found
+    # and dropped; a clean row is NOT; each new set gets its row in contamination.md.
+    fixtures = REPO / "tests" / "fixtures" / "benchmarks"
+    aime = json.loads((fixtures / "aime24.jsonl").read_text().splitlines()[0])
+    rows = [{"source": "amc_aime", "problem": aime["problem"], "solution": "... so the answer is $\\boxed{204}$."},
+            {"source": "synthetic_math", "problem": "What is $12 \\cdot 7$?", "solution": "$\\boxed{84}$"}]
+    src = tmp_path / "numina.jsonl"
+    src.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        f"name: r\nsources:\n  - {{name: numina, adapter: numinamath, path: {src}}}\ndecontaminate:\n  benchmarks:\n"
+        f"    - {{name: aime24, benchmark: aime24, path: {fixtures / 'aime24.jsonl'}}}\n"
+        f"    - {{name: olympiadbench, benchmark: olympiadbench, path: {fixtures / 'olympiadbench.jsonl'}}}\n"
+        "val_size: 0\n")
+    manifest = build_from_recipe(recipe, tmp_path / "out", log=lambda line: None)
+    record = manifest["decontamination"]["benchmarks"]
+    assert record["aime24"]["rows_matched"] == 1 and record["aime24"]["by_check"]["exact"] == 1
+    assert record["olympiadbench"]["rows_matched"] == 0 and record["olympiadbench"]["questions"] == 5
+    report = (tmp_path / "out" / "contamination.md").read_text()
+    assert "| aime24 | 3 | 1 |" in report and "| olympiadbench | 5 | 0 |" in report
