@@ -155,3 +155,24 @@ def test_bootstrap_interval():
     assert mean_interval([0, 1, 0.5]) == mean_interval([0, 1, 0.5])  # seeded: the same every time
     with pytest.raises(ValueError, match="no values"):
         mean_interval([])
+
+
+def test_avg_k_reaches_the_table_the_report_and_the_app():
+    from arithmo.app.files import interval_table
+    from arithmo.evaluation.metrics import format_sampled
+
+    metrics = {"_eval": "e", "benchmark": "b", "style": "cot", "n": 4, "accuracy": 0.5, "truncated_rate": 0.25,
+               "avg_k": {"k": 4, "accuracy": 0.375, "ci95": [0.125, 0.625], "std_over_samples": 0.1,
+                         "no_answer_rate": 0.5, "truncated_rate": 0.25},
+               "pass_k": {"1": 0.375, "2": 0.5, "4": 0.75},
+               "lengths": {"all": {"n": 20, "mean": 40.0, "median": 38.0, "max": 64},
+                           "correct": {"n": 5, "mean": 20.0, "median": 20.0, "max": 30},
+                           "wrong": {"n": 15, "mean": 46.7, "median": 50.0, "max": 64}, "unknown": 0}}
+    text = "\n".join(format_sampled(metrics))
+    assert "avg@4 37.5% [12.5, 62.5]" in text and "pass@2 50.0%" in text and "truncated 25.0%" in text
+    assert "correct 20 mean" in text
+    rows = [row for row in interval_table([metrics]) if row[1] == "avg@4"]
+    assert rows == [["e", "avg@4", "all", 4, 37.5, 12.5, 62.5]]
+    # a metrics.json from before issue 26: no avg@k lines, no avg@k row (NOT a crash or an empty row)
+    old = {"_eval": "e", "benchmark": "b", "style": "cot", "n": 4, "accuracy": 0.5}
+    assert format_sampled(old) == [] and all(row[1] != "avg@4" for row in interval_table([old]))

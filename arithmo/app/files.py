@@ -141,7 +141,7 @@ def metrics_tables(results: list[dict]) -> tuple[list[list[Any]], list[list[Any]
 
 def interval_table(results: list[dict]) -> list[list[Any]]:
     """Rows (INTERVAL_HEADERS) of every accuracy of each result with its 95% Wilson interval, in %: strict,
-    flexible, math-verify, maj@k, then each level and type group. metrics.json's `ci95`, or the same computed
+    flexible, math-verify, maj@k, avg@k (its interval a bootstrap over items), then each level and type group. metrics.json's `ci95`, or the same computed
     from the counts for files written before it (arithmo.evaluation.intervals)."""
     from arithmo.evaluation.intervals import intervals_of
 
@@ -153,6 +153,9 @@ def interval_table(results: list[dict]) -> list[list[Any]]:
                    ("flexible", metrics.get("accuracy_flexible"), ci["accuracy_flexible"]),
                    ("math-verify", metrics.get("accuracy_math_verify"), ci["accuracy_math_verify"]),
                    (f"maj@{maj.get('k')}", maj.get("accuracy"), ci["maj_k"])]
+        avg = metrics.get("avg_k") or {}  # k samples per item: their mean, interval bootstrapped over items
+        if avg.get("accuracy") is not None:
+            overall.append((f"avg@{avg['k']}", avg["accuracy"], avg.get("ci95") or [None, None]))
         for name, value, bounds in overall:
             if value is not None:
                 rows.append([metrics["_eval"], name, "all", metrics["n"], _percent(value), *map(_percent, bounds)])
