@@ -176,3 +176,12 @@ def test_avg_k_reaches_the_table_the_report_and_the_app():
     # a metrics.json from before issue 26: no avg@k lines, no avg@k row (NOT a crash or an empty row)
     old = {"_eval": "e", "benchmark": "b", "style": "cot", "n": 4, "accuracy": 0.5}
     assert format_sampled(old) == [] and all(row[1] != "avg@4" for row in interval_table([old]))
+
+
+@pytest.mark.parametrize("prompt, completion, truncated", [
+    ("<|im_start|>assistant\n<think>\n", Completion("so far 2+2", 5, "stop"), True),   # opened in the prompt, never closed
+    ("<|im_start|>assistant\n<think>\n", Completion("a</think> 4", 5, "stop"), False),  # closed: finished
+    ("<|im_start|>assistant\n", Completion("so far 2+2", 5, "stop"), False),           # no think block at all: NOT cut
+])
+def test_a_think_block_opened_by_the_template_counts(prompt, completion, truncated):
+    assert annotate({"prompt": prompt, "completion": completion, "style": "cot"})["truncated"] is truncated

@@ -16,6 +16,8 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from arithmo.thinking import with_opened_think
+
 _THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
 
 
@@ -38,7 +40,8 @@ def annotate(line: dict[str, Any]) -> dict[str, Any]:
     line["completion"] = str(completion)
     line["tokens"] = tokens
     line["finish"] = finish
-    cut = unfinished_think(line["completion"])
+    # an R1-distill template opens <think> in the prompt: the completion starts inside the block (arithmo.thinking)
+    cut = unfinished_think(with_opened_think(str(line.get("prompt") or ""), line["completion"]))
     line["truncated"] = True if (finish == "length" or cut) else (None if finish is None else False)
     return line
 
