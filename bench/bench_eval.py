@@ -207,8 +207,8 @@ def bench_sandbox(count: int) -> None:
           f"{'+ evaluator':>13}{'= total':>9}")
     for label, design, per_s, outside, own in table:
         print(f"  {label:<28}{design:<12}{per_s:>11.1f}{outside:>25.2f}{own:>13.2f}{outside + own:>9.2f}")
-    print(f"  (load average {os.getloadavg()[0]:.2f} at the end; CPU per program does not depend on it, "
-          "programs/s does)")
+    print(f"  (load average {os.getloadavg()[0]:.2f} at the end; CPU per program depends on it far less "
+          "than programs/s does)")
     for design, jail in designs:
         start = time.perf_counter()
         with Sandbox(workers=workers, jail=jail) as sandbox:

@@ -7,7 +7,6 @@ two-worker pool of tests/conftest.py; where a kernel layer is claimed, the audit
 import fcntl
 import json
 import os
-import struct
 import sys
 
 import pytest
@@ -76,7 +75,7 @@ def test_such_results_go_through_every_writer(jail, tmp_path):
             enumerate(zip(results, programs))]
     predictions = tmp_path / "predictions.jsonl"
     append_lines(predictions, rows)  # raised UnicodeEncodeError before
-    assert [json.loads(line)["exec"]["stdout"] for line in predictions.read_text("utf-8").splitlines()][0] == "42\ufffd\n"
+    assert next(json.loads(line)["exec"]["stdout"] for line in predictions.read_text("utf-8").splitlines()) == "42\ufffd\n"
     samples = tmp_path / "samples.jsonl"
     _append(samples, [{"id": "q", "style": "pot", "round": 0, "samples": [{"exec": r["exec"]} for r in rows]}])
     rounds, truncated = read_rounds(samples)
@@ -301,8 +300,8 @@ def test_a_value_under_the_output_cap_is_returned(jail, code, expected):
 
 LAMBDIFY_ROWS = [
     ("import sympy as sp\nx = sp.symbols('x')\nprint(sp.lambdify(x, x**2 + 1, 'numpy')(3))", "10"),  # the issue's
-    ("import sympy as sp, numpy as np\nx, y = sp.symbols('x y')\nf = sp.lambdify((x, y), sp.sqrt(x) * y, 'numpy')\n"
-     "print(f(np.array([1.0, 4.0]), 2.0).tolist())", "[2.0, 4.0]"),
+    (("import sympy as sp, numpy as np\nx, y = sp.symbols('x y')\nf = sp.lambdify((x, y), sp.sqrt(x) * y, 'numpy')\n"
+     "print(f(np.array([1.0, 4.0]), 2.0).tolist())"), "[2.0, 4.0]"),
     ("import sympy as sp\nx = sp.symbols('x')\nprint(sp.lambdify(x, sp.sin(x), modules=['numpy', 'sympy'])(0))", "0.0"),
     ("import sympy as sp\nx = sp.symbols('x')\nprint(sp.lambdify(x, x / 3, 'math')(6))", "2.0"),
     ("import sympy as sp\nx = sp.symbols('x')\nprint(sp.lambdify(x, x + 1)(1))", "2"),
@@ -311,8 +310,8 @@ LAMBDIFY_ROWS = [
 NOT_OPENED = [
     # must NOT open: after lambdify loaded numpy.testing and numpy.ctypeslib, network and native code stay shut
     ("import socket", "PermissionError: sandbox refused import socket (network access)"),
-    ("import numpy.ctypeslib as c, sysconfig\n"
-     "c.load_library('libm.so.6', '/usr/lib/' + sysconfig.get_config_var('MULTIARCH'))",
+    (("import numpy.ctypeslib as c, sysconfig\n"
+     "c.load_library('libm.so.6', '/usr/lib/' + sysconfig.get_config_var('MULTIARCH'))"),
      "PermissionError: sandbox refused ctypes.dlopen"),
     ("import ctypes\nctypes.CDLL('libm.so.6')", "PermissionError: sandbox refused ctypes.dlopen"),
 ]

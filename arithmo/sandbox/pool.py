@@ -22,7 +22,6 @@ import math
 import os
 import sys
 import threading
-import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 from arithmo.sandbox import jail as _jail
@@ -89,7 +88,7 @@ class Sandbox:
         self._lock = threading.Lock()
         self._chosen = chosen
         self._session_host: SessionHost | None = None  # started on the first session()
-        self._sessions: weakref.WeakSet = weakref.WeakSet()
+        self._sessions: set[Session] = set()  # open ones (a session removes itself when closed)
         self._sessions_lock = threading.Lock()
 
     def __enter__(self) -> Sandbox:
@@ -185,10 +184,14 @@ class Sandbox:
             if self._session_host is None:
                 self._session_host = SessionHost(self._chosen)
             host = self._session_host
-        session = Session(host, request)
+        session = Session(host, request, on_close=self._forget_session)
         with self._sessions_lock:
             self._sessions.add(session)
         return session
+
+    def _forget_session(self, session: Session) -> None:
+        with self._sessions_lock:
+            self._sessions.discard(session)
 
     def close(self) -> None:
         """End the workers and every open session; remove their temporary folders."""

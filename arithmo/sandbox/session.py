@@ -29,8 +29,19 @@ import threading
 import time
 
 from arithmo.sandbox import jail as _jail
-from arithmo.sandbox.worker import (DRAIN_S, READ_CHUNK, STARTUP_TIMEOUT_S, STDERR_TAIL_BYTES, ExecResult,
-                                    SandboxError, Worker, _describe_exit, build_result, one_line, status_cap)
+from arithmo.sandbox.worker import (
+    DRAIN_S,
+    READ_CHUNK,
+    STARTUP_TIMEOUT_S,
+    STDERR_TAIL_BYTES,
+    ExecResult,
+    SandboxError,
+    Worker,
+    _describe_exit,
+    build_result,
+    one_line,
+    status_cap,
+)
 
 HOST_REPLY_S = 30.0  # the session host forks and answers at once; generous for a loaded machine
 ENDED = "; the session ended (its variables are gone)"
@@ -103,14 +114,15 @@ class SessionHost:
 class Session:
     """One jailed interpreter that keeps its state across `run` calls (variables, imports, random generators).
 
-    Made by `Sandbox.session(...)`; use it as a context manager or call `close()`. One thread at a time.
+    Made by `Sandbox.session(...)`; use it as a context manager or call `close()` (an unclosed session lives,
+    stopped, until its Sandbox closes). One thread at a time.
     `alive`: True until a block ends it (timeout, output over its cap, a crash, CPU time) or it is closed.
     `ended`: None while alive, else why it ended (one line). Closing kills its process and frees its memory
     and files (its tmpfs is in its own mount namespace, gone with its process).
     """
 
-    def __init__(self, host: SessionHost, request: dict) -> None:
-        self._host, self._request = host, request
+    def __init__(self, host: SessionHost, request: dict, on_close=None) -> None:
+        self._host, self._request, self._on_close = host, request, on_close
         self._number, self._pidfd, self._channel = host.open(request)
         self._blocks, self._closed = 0, False
         self.ended: str | None = None
@@ -290,3 +302,5 @@ class Session:
         os.close(self._pidfd)
         if self.ended is None:
             self.ended = "closed"
+        if self._on_close is not None:
+            self._on_close(self)  # the Sandbox keeps open sessions (to close them with it) until here
