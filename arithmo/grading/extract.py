@@ -57,6 +57,8 @@ _ZH_SENTENCE_END = re.compile(r"[。；;！!？?]|\.(?=\s|$)")
 # R1-style answer tags (DeepSeek-R1's template: "<think> reasoning </think> <answer> answer </answer>").
 _ANSWER_OPEN, _ANSWER_CLOSE = "<answer>", "</answer>"
 _THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
+# A completion that is nothing but a value commits to it: an arithmetic prompt "5+2=" continued with "7" (Math401).
+_LONE_VALUE = re.compile(r"^\s*=?\s*\$?\s*(?P<value>[-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:/\d+)?\s*%?)\s*\$?\s*\.?\s*$")
 # GSM8K's final line "#### 72" (Cobbe et al. 2021).
 _HASH_LINE = re.compile(r"####[ \t]*(?P<rest>[^\n]*)")
 _BOXED = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
@@ -333,6 +335,12 @@ def extract_answer(text: str, mode: Literal["strict", "flexible"] = "strict", *,
     boxed = _last_boxed(text)
     if boxed is not None:
         candidates.append(boxed)
+    if not candidates:
+        # the whole completion is one number ("= 0" after Math401's "5+2="), or all that follows its last code
+        # or output block is (a TIR solution ending "```output\n7\n```\n= 7")
+        tail_start = text.rfind("```") + 3 if "```" in text else 0
+        if len(text) - tail_start <= 80 and (lone := _LONE_VALUE.match(text[tail_start:])):
+            candidates.append((tail_start, lone.group("value")))
     if candidates:
         winner = max(candidates, key=lambda found: found[0])
         if gold is not None and winner == boxed:

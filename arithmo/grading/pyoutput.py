@@ -29,6 +29,8 @@ import re
 
 _MAX_CHARS = 4000  # a printout longer than this is not one answer (and ast.parse cost stays small)
 _MAX_LINES = 60    # a numpy matrix printed over several lines: at most this many are joined
+_DIGIT_UNDERSCORE = re.compile(r"\d_\d")
+_UNSPACED_COMMA = re.compile(r",(?=[^\s])")
 _THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")  # 1,000 from f"{x:,}" is a number, not (1, 0)
 # numpy's array str: `[3. 2.]`, `[[1 2]\n [3 4]]`, `[ 1.5 -2. ]`, `[1.+2.j 3.-1.j]`, `[True False]`
 # Each item is matched on its own (the text split at brackets and whitespace first): a pattern for the whole
@@ -356,6 +358,10 @@ def read_python_value(text: str) -> str:
         raise NotReadable("empty or too long")
     if _THOUSANDS.match(text):
         raise NotReadable("a number with thousands separators")
+    if "[" in text and _UNSPACED_COMMA.search(text):  # str(list) writes ", ": [-3,2] was typed, an interval
+        raise NotReadable("a bracket with commas Python does not print")
+    if _DIGIT_UNDERSCORE.search(text):  # str(int) never prints 1_000: `2112_6` is a base-6 number, not 21126
+        raise NotReadable("digits joined by an underscore (a base subscript)")
     if "[" in text and "," not in text and _is_numpy_str(text):
         text = _numpy_str_to_python(text)
     elif _is_spaced_numbers(text):
