@@ -87,6 +87,33 @@ def bench_grading() -> None:
     misses = sum((naive.findall(s) or [None])[-1] != extract_answer(s) for s in solutions)
     print(f"  the naive regex disagrees with extract_answer on {misses} of {len(solutions)} MATH solutions")
     record("extract_answer MATH solutions vs naive boxed regex", ours, anchor, "texts/s")
+    # Linear time (issue 25): adversarial texts at the caps through the readers, against one pass of str.count
+    # over the same text (the cheapest linear work there is): the ratio is the readers' cost per character.
+    from arithmo.grading import answer_from_output
+    size = 64 * 1024
+    texts = {"unclosed \\fbox{": "\\fbox{" * (size // 6),
+             "spaced numbers + cm": " ".join(map(str, range(10, 12000)))[:size] + " cm",
+             "5 + \\text{a}...": ("5" + "\\text{a}" * (size // 8))[:4000],
+             "Answer: lines": "Answer:\n" * (size // 8)}
+    for label, text in texts.items():
+        anchor = rate(lambda: text.count("\n"), 1)
+        for reader, function in (("extract_answer", lambda: extract_answer(text, mode="flexible")),
+                                 ("answer_from_output", lambda: answer_from_output(text)),
+                                 ("normalize_answer", lambda: normalize_answer(text))):
+            record(f"{reader} on {len(text):,} chars of {label} vs str.count", rate(function, 1), anchor, "texts/s")
+    # RFT's arithmetic filter over real GSM8K train solutions, against the equation reader of the dedup key.
+    from arithmo.rft.dedup import equation_list, wrong_equations
+    train = SHARED / "gsm8k" / "train_first500.jsonl"
+    if train.is_file():
+        plain = [re.sub(r"<<[^<>]*>>", "", row["answer"]) for row in read_jsonl(train)]
+        flagged = sum(bool(wrong_equations(text)) for text in plain)
+        print(f"  wrong_equations flags {flagged} of {len(plain)} GSM8K train solutions with annotations removed "
+              "(genuine typos in the reference text; with annotations: see tests/test_rft_arithmetic_filter.py)")
+        record("wrong_equations GSM8K train (no annotations) vs equation_list", rate(
+            lambda: [wrong_equations(text) for text in plain], len(plain)),
+            rate(lambda: [equation_list(text) for text in plain], len(plain)), "solutions/s")
+    else:
+        print(f"  skipped the RFT filter timing: {train} is absent")
 
 
 # ----------------------------------------------------------------------------------------------

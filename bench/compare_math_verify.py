@@ -87,8 +87,13 @@ KIND_TABLES = ("PLUS_MINUS", "UNITS", "WRAPPERS", "REPEATING_DECIMALS", "RELATIO
 POT_TABLES = ("LISTS", "NUMPY", "COMPLEX", "SYMPY", "TEXT")  # tests/test_grading_pyoutput.py
 
 
+V3_TABLES = ("MIXED_NUMBERS", "SPACES_AND_ESCAPES", "UNITS", "REMARKS", "MARKS", "CONSTANTS_AND_POWERS", "LISTS",
+             "FULL_WIDTH")
+
+
 def pitfall_pairs() -> list[tuple[str, str, str, str, bool]]:
     sys.path.insert(0, str(REPO / "tests"))
+    import test_grading_false_accepts
     import test_grading_kinds
     import test_grading_pyoutput
     from test_grading_equal import EQUIVALENCE_CASES
@@ -98,6 +103,9 @@ def pitfall_pairs() -> list[tuple[str, str, str, str, bool]]:
     for table in KIND_TABLES:
         pairs += [("v2 kinds", table.lower(), pred, gold, expected)
                   for pred, gold, expected in getattr(test_grading_kinds, table)]
+    for table in V3_TABLES:  # issue 25: every rule that removes or joins characters, with its false accepts
+        pairs += [("v3 kinds", table.lower(), pred, gold, expected)
+                  for pred, gold, expected in getattr(test_grading_false_accepts, table)]
     for table in POT_TABLES:
         pairs += [("PoT stdout", table.lower(), stdout, gold, expected)
                   for stdout, gold, expected in getattr(test_grading_pyoutput, table)]
