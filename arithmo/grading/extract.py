@@ -9,7 +9,10 @@ Markers (the one that comes last in the text wins):
 - "Answer: X" / "ANSWER: X" / "**Final Answer:** X" at the start of a line or sentence (the format
   of chat models and of the OpenAI simple-evals MATH prompt, "Answer: $ANSWER"); when X is a sentence,
   its value: "Final Answer: The smallest value is 9." is 9;
-- `\\boxed{X}`, `\\fbox{X}`; GSM8K's `#### X`.
+- `\\boxed{X}`, `\\fbox{X}`; GSM8K's `#### X`; R1-style `<answer>X</answer>`; the Chinese `答案是 X。`,
+  `答案：X`, `答：...X...`; a completion that is nothing but a value (`= 7` after Math401's `5+2=`).
+A reasoning model's `<think>...</think>` block is never searched (an unfinished one is no answer). Every
+search is linear in the text: boxes in one pass over the braces, markers from the end of the text.
 Markdown bold around the value (`**42**`) is not part of it. A program's printout is read by
 `answer_from_output` (Python values: arithmo.grading.pyoutput).
 """

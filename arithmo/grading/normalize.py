@@ -14,6 +14,13 @@ Decisions (documented here because the comparison depends on them):
   answer that is text (`\\text{odd}`, `\\text{Friday}`) keeps its words.
 - `x = 5` (one variable, optionally subscripted, or a tuple of variables) loses its left side; an
   equation with an expression on the left (`x + y = 5`) is kept whole.
+- Mixed numbers and digit groups are decided by form (issue 25): a whole number followed by a PROPER
+  fraction is their sum (`1 1/2` and `1\\frac{1}{2}` are 3/2, `1 \\frac{1}{2} + 3` is 4.5); spaces join digits
+  only into groups of three after a first group of one to three (`12 000` is 12000); any other space between
+  two digits is kept, so `1 2` is never 12 (and no comparison reads it as a number).
+- Degrees inside a trig function are radians of the value (`\\sin 30^\\circ` is `\\sin(\\frac{30\\pi}{180})`);
+  elsewhere a degree mark is a unit and goes. Units glued to a number are removed only when they are known
+  abbreviations (`10cm`; `10x` keeps its variable); Chinese units after a number go (`12元`).
 """
 
 from __future__ import annotations

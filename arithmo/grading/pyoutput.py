@@ -19,6 +19,8 @@ Rules (each is a test row in tests/test_grading_pyoutput.py):
 - A 2-D numpy array or sympy Matrix is a pmatrix; a 1-D array is a list; a plain list of lists is a
   list of tuples (`[[1, 2], [3, 4]]` is "(1, 2), (3, 4)").
 - Complex numbers use `i`: `(1+3j)` and `1 + 3*I` are `1+3i`.
+- Text Python never prints as a value stays text: `2112_6` (str(int) writes no underscore: a base-6 number)
+  and `[-3,2]` (str(list) writes ", ": a typed interval).
 """
 
 from __future__ import annotations
