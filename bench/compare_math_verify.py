@@ -67,7 +67,9 @@ def math_forms(gold: str) -> list[tuple[str, str, bool]]:
     percent = re.fullmatch(r"(\d+(?:\.\d+)?)\\%", gold)
     if percent:
         forms += [("percent as number", percent.group(1), True),
-                  ("percent /100", str(Fraction(percent.group(1)) / 100 * 1.0), False)]
+                  # issue 25: a percent gold is also its fraction (CMATH's scorer reads it so)
+                  ("percent /100", str(Fraction(percent.group(1)) / 100 * 1.0), True),
+                  ("percent /1000", str(Fraction(percent.group(1)) / 1000 * 1.0), False)]
     pair = re.fullmatch(r"\((-?\d+),\s*(-?\d+)\)", gold)
     if pair and pair.group(1) != pair.group(2):
         forms.append(("tuple reversed", f"({pair.group(2)}, {pair.group(1)})", False))
