@@ -281,7 +281,13 @@ _MAX_MARKER_TRIES = 16  # markers tried from the end of a text; only the last on
 def _from_end(pattern: re.Pattern, text: str) -> list[re.Match]:
     """The matches of `pattern` in `text`, last first, at most _MAX_MARKER_TRIES of them: the last marker with a
     value wins, so earlier ones are read only while later ones hold none (linear, however many markers)."""
-    return list(pattern.finditer(text))[-_MAX_MARKER_TRIES:][::-1]
+    size = 4096
+    while True:  # windows from the end that grow fourfold: a text full of markers costs its tail only
+        start = max(0, len(text) - size)
+        matches = list(pattern.finditer(text, start))
+        if len(matches) >= _MAX_MARKER_TRIES or start == 0:
+            return matches[-_MAX_MARKER_TRIES:][::-1]
+        size *= 4
 
 
 def _all_boxed(text: str) -> list[str]:
