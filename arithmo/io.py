@@ -43,6 +43,17 @@ def line_number(where: str) -> int:
     return int(where.rsplit(":", 1)[1])
 
 
+def _decode(raw: bytes, path: Path, offset: int, line_no: int | None) -> str:
+    """`raw` as UTF-8 (a BOM at the file's start dropped), else DataError naming the file, line and byte offset."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        where = f"{path}:{line_no}" if line_no is not None else str(path)
+        raise DataError(f"{where}: not UTF-8 at byte offset {offset + err.start} (byte 0x{raw[err.start]:02x}: "
+                        f"{err.reason}); save the file as UTF-8") from err
+    return text.removeprefix("\ufeff") if offset == 0 else text
+
+
 def read_file_rows(path: Path | str, max_rows: int | None = None) -> Iterator[tuple[str, dict]]:
     """(where, row) pairs of a .jsonl, .json (a list of objects, or {"data": [...]}) or .parquet file.
 
@@ -55,8 +66,11 @@ def read_file_rows(path: Path | str, max_rows: int | None = None) -> Iterator[tu
     suffix = path.suffix.lower()
     count = 0
     if suffix == ".jsonl":
-        with open(path, encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle, 1):
+        with open(path, "rb") as handle:
+            offset = 0  # bytes before this line: a decoding error names the file's byte offset
+            for line_no, raw in enumerate(handle, 1):
+                line = _decode(raw, path, offset, line_no)
+                offset += len(raw)
                 if not line.strip():
                     continue
                 if max_rows is not None and count >= max_rows:
@@ -71,7 +85,7 @@ def read_file_rows(path: Path | str, max_rows: int | None = None) -> Iterator[tu
                 yield f"{path}:{line_no}", row
     elif suffix == ".json":
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(_decode(path.read_bytes(), path, 0, None))
         except json.JSONDecodeError as err:
             raise DataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from err
         if isinstance(data, dict) and isinstance(data.get("data"), list):
@@ -138,3 +152,32 @@ def loaded_revision(dataset) -> str | None:
     checksums = getattr(getattr(dataset, "info", None), "download_checksums", None) or {}
     commits = sorted({m.group(1) for url in checksums for m in [_COMMIT_IN_URL.search(str(url))] if m})
     return commits[0] if len(commits) == 1 else None
+
+
+def read_saved_lines(path: Path, fix: str) -> tuple[list[tuple[int, dict]], int]:
+    """([(line number, record)], 1 when the last line was cut short by a crash mid-write, else 0) of a JSONL file
+    that arithmo itself appends to (predictions.jsonl, RFT's samples.jsonl).
+
+    Lines are split on "\\n" only: `str.splitlines` also splits on U+2028, U+2029, U+0085 and other separators
+    that a model or a program may print and that `json.dumps(..., ensure_ascii=False)` writes raw inside a string,
+    so it would cut a valid record in two. Only the final line may be partial (it is dropped and counted); a damaged
+    line elsewhere, or a line that is not a JSON object, is a DataError naming the file and line, with `fix`.
+    """
+    raw = path.read_text(encoding="utf-8").split("\n")
+    while raw and not raw[-1].strip():
+        raw.pop()
+    rows, truncated = [], 0
+    for number, text in enumerate(raw, 1):
+        if not text.strip():
+            continue
+        try:
+            row = json.loads(text)
+        except json.JSONDecodeError as err:
+            if number == len(raw):
+                truncated = 1  # only the final line can be a partial write
+                break
+            raise DataError(f"{path}:{number}: not valid JSON ({err.msg}); the file is damaged: {fix}") from err
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}; {fix}")
+        rows.append((number, row))
+    return rows, truncated

@@ -75,7 +75,7 @@ def load_run(path: str | Path) -> dict[str, Any]:
     except (OSError, ValueError, KeyError, yaml.YAMLError) as err:
         raise PairingError(f"{folder}: cannot read its settings or metrics ({err})") from err
     items: dict[str, dict[str, Any]] = {}
-    for number, text in enumerate(predictions.read_text(encoding="utf-8").splitlines(), 1):
+    for number, text in enumerate(predictions.read_text(encoding="utf-8").split("\n"), 1):
         if not text.strip():
             continue
         try:

@@ -15,7 +15,7 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
-from arithmo.io import DataError
+from arithmo.io import DataError, read_saved_lines
 
 
 @dataclass
@@ -34,26 +34,11 @@ def expected_samples(k: int) -> set[int | None]:
 
 def read_lines(path: Path) -> tuple[list[dict[str, Any]], int]:
     """The JSON lines of `path` and how many trailing lines were cut short (a crash mid-write)."""
-    rows: list[dict[str, Any]] = []
-    raw = path.read_text(encoding="utf-8").splitlines()
-    while raw and not raw[-1].strip():
-        raw.pop()
-    truncated = 0
-    for number, text in enumerate(raw, 1):
-        if not text.strip():
-            continue
-        try:
-            row = json.loads(text)
-        except json.JSONDecodeError as err:
-            if number == len(raw):
-                truncated = 1  # only the final line can be a partial write
-                break
-            raise DataError(f"{path}:{number}: not valid JSON ({err.msg}); the predictions file is damaged: "
-                            "move it away or rerun with resume=false") from err
-        if not isinstance(row, dict) or "id" not in row or "sample" not in row:
+    numbered, truncated = read_saved_lines(path, "move it away or rerun with resume=false")
+    for number, row in numbered:
+        if "id" not in row or "sample" not in row:
             raise DataError(f"{path}:{number}: not a prediction line (needs 'id' and 'sample')")
-        rows.append(row)
-    return rows, truncated
+    return [row for _, row in numbered], truncated
 
 
 def resume_from(path: Path, item_ids: list[str], style: str, k: int) -> Resumed:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from arithmo.io import DataError
+from arithmo.io import DataError, read_saved_lines
 from arithmo.prompts import stable_rng
 from arithmo.rewards import REWARDS, Verdict
 from arithmo.rft.dedup import solution_key, wrong_equations
@@ -108,20 +108,8 @@ def read_rounds(path: Path) -> tuple[dict[str, list[list[dict]]], int]:
     rounds: dict[str, list[list[dict]]] = {}
     if not path.is_file():
         return rounds, 0
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines()]
-    while lines and not lines[-1].strip():
-        lines.pop()
-    truncated = 0
-    for number, text in enumerate(lines, 1):
-        if not text.strip():
-            continue
-        try:
-            row = json.loads(text)
-        except json.JSONDecodeError as err:
-            if number == len(lines):
-                truncated = 1  # a crash mid-write: that round is sampled again
-                break
-            raise DataError(f"{path}:{number}: not valid JSON ({err.msg}); move the file away or resume=false") from err
+    numbered, truncated = read_saved_lines(path, "move the file away or resume=false")  # a cut last round: redone
+    for number, row in numbered:
         if not isinstance(row, dict) or not {"id", "style", "round", "samples"} <= set(row):
             raise DataError(f"{path}:{number}: not an RFT round (needs id, style, round, samples)")
         done = rounds.setdefault(f"{row['id']}|{row['style']}", [])
@@ -130,7 +118,7 @@ def read_rounds(path: Path) -> tuple[dict[str, list[list[dict]]], int]:
                             f"{len(done)} earlier rounds; the file is damaged: move it away or resume=false")
         done.append(row["samples"])
     if truncated:
-        path.write_text("".join(line + "\n" for line in lines[:-1]), encoding="utf-8")
+        path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for _, row in numbered), encoding="utf-8")
     return rounds, truncated
 
 
