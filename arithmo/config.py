@@ -325,6 +325,29 @@ def recipe_parser(prog: str, description: str, cls: type, presets: Path | None =
     return parser
 
 
+def error_line(err: BaseException) -> str:
+    """The one `error: ...` line a CLI prints for a file-system or decoding error that reached it: the file and
+    what the system said (an OSError's filename and strerror), or the byte offset a non-UTF-8 input failed at."""
+    if isinstance(err, OSError) and err.filename is not None:
+        target = f"{err.filename} -> {err.filename2}" if err.filename2 is not None else str(err.filename)
+        return f"error: {target}: {err.strerror or err}"
+    if isinstance(err, UnicodeDecodeError):
+        return f"error: input is not UTF-8 at byte offset {err.start} ({err.reason}); save the file as UTF-8"
+    return f"error: {err}"
+
+
+# What every CLI turns into one `error:` line besides its own errors: a file that is missing, a folder where a file
+# was expected (or the reverse), no permission, a full disk, a file that is not UTF-8.
+SYSTEM_ERRORS = (OSError, UnicodeDecodeError)
+
+
+def is_main_rank() -> bool:
+    """Under a launcher (torchrun), only rank 0 prints a recipe's error: the others raise the same one."""
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
 def run_recipe(cls: type[T], preset: str | Path | None, overrides: list[str], run: Callable[[T], Any],
                errors: Callable[[], tuple[type[BaseException], ...]], presets: Path | None = None) -> int:
     """Load the config (dataclass defaults < preset < overrides) and run it; 0 on success, 2 with one
@@ -338,12 +361,17 @@ def run_recipe(cls: type[T], preset: str | Path | None, overrides: list[str], ru
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    caught = (ConfigError, *errors())
+    caught = (ConfigError, *errors(), *SYSTEM_ERRORS)
     try:
         run(cfg)
     except caught as err:
-        print(f"error: {err}", file=sys.stderr)
+        if is_main_rank():
+            print(error_line(err), file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before training started (a training run saves a checkpoint and returns)
+        if is_main_rank():
+            print("error: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -110,7 +110,8 @@ class EvalConfig:
                                     "settings made them (false: start over)")
     regrade: bool = field(False, help="grade the saved completions again without generating (a resume "
                                       "re-grades lines of an older grader by itself)")
-    save_every: int = field(64, help="append predictions to disk every this many items")
+    save_every: int = field(64, help="append predictions to disk every this many items at most (greedy: every "
+                                     "batch_size items; Ctrl-C keeps what is saved)")
     plot: bool = field(True, help="write accuracy.png")
     seed: int = field(0, help="seed for maj@k sampling (with `seeds`, their first)")
     seeds: list[int] | None = field(None, help="maj@k once per seed (k > 1): the first is this folder's pass, each "

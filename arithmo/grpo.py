@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from arithmo.benchmarks import NAMES, load_items, source_of
-from arithmo.config import ConfigError, field, find_preset, recipe_parser, run_recipe, save_config
+from arithmo.config import ConfigError, field, preset_resolver, recipe_main, save_config
 from arithmo.io import DataError
 from arithmo.runs import RunFolder
-from arithmo.resume import finished_summary, last_checkpoint
+from arithmo.resume import GRPO_MAY_CHANGE, check_resume, finished_summary, last_checkpoint, whole_run_loss
 from arithmo.settings import ModelConfig, TrainError
 
 PRESETS = Path(__file__).parent / "configs" / "grpo"
@@ -168,7 +168,7 @@ def build_rows(items: list[dict], styles: list[str], tokenizer: Any, template: s
 
 
 def _callbacks(run: RunFolder):
-    from arithmo.trainlog import JsonlLogger, ProgressBar, SaveOnInterrupt
+    from arithmo.trainlog import IntervalsFromArgs, JsonlLogger, ProgressBar, SaveOnInterrupt
 
     class RewardBar(ProgressBar):
         """The progress bar with the batch's reward and accuracy beside the loss."""
@@ -179,7 +179,7 @@ def _callbacks(run: RunFolder):
                 self.bar.set_postfix({k: f"{v:.3f}" for k, v in shown.items() if isinstance(v, (int, float))})
 
     interrupt = SaveOnInterrupt()
-    return [JsonlLogger(run.train_log), RewardBar(), interrupt], interrupt
+    return [JsonlLogger(run.train_log), RewardBar(), interrupt, IntervalsFromArgs()], interrupt
 
 
 def build_trainer(model: Any, tokenizer: Any, dataset: Any, rewards: Any, cfg: GRPOTrainConfig, run: RunFolder):
@@ -236,6 +236,11 @@ def grpo(cfg: GRPOTrainConfig) -> dict[str, Any]:
     prepare_engine(cfg.model.engine, cfg.model.load_in_4bit)  # unsloth must be imported before trl/peft
     run = RunFolder.of(cfg.output_dir, cfg.name)
     resume_from = last_checkpoint(run) if cfg.resume else None
+    if resume_from:  # every setting as the checkpoint was trained, but the few GRPO_MAY_CHANGE honours
+        try:
+            check_resume(resume_from, run.root / CONFIG, GRPOTrainConfig, cfg, GRPO_MAY_CHANGE)
+        except TrainError as err:
+            raise GRPOError(str(err)) from err
     finished = finished_summary(run, resume_from, cfg) if resume_from else None
     if finished is not None:
         print(f"[grpo] {run.root} already finished step {finished['steps']} ({resume_from}); nothing to train. "
@@ -247,7 +252,11 @@ def grpo(cfg: GRPOTrainConfig) -> dict[str, Any]:
         raise GRPOError(f"{run.root} already holds checkpoints: pass resume=true to continue it, overwrite=true to "
                         "start over, or name=<new name>")
     run.root.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run.root / CONFIG)
+    save_config(cfg, run.root / CONFIG)  # on a resume, differs from the saved one only in honoured keys
+    if resume_from:
+        from arithmo.trainlog import truncate_train_log
+
+        truncate_train_log(run.train_log, int(Path(resume_from).name.rsplit("-", 1)[-1]))  # trained again
 
     # 2. questions; golds the grader cannot read are excluded, counted -------------------------
     items = load_items(cfg.benchmark, path=cfg.path, hub=cfg.hub, config=cfg.config, split=cfg.split, n=cfg.n)
@@ -331,15 +340,20 @@ def grpo(cfg: GRPOTrainConfig) -> dict[str, Any]:
 
     curve = [row for row in read_train_log(run.train_log) if "reward" in row] if run.train_log.is_file() else []
     steps = max(trainer.state.global_step, 1)
+    resumed_at = int(Path(resume_from).name.rsplit("-", 1)[-1]) if resume_from else 0
+    train_loss, loss_steps = whole_run_loss(read_train_log(run.train_log) if run.train_log.is_file() else [],
+                                            resumed_at, result.training_loss, trainer.state.global_step)
     summary = {
         "run": str(run.root), "engine": loaded.engine, "model": m.name, "init": adapter,
-        "steps": trainer.state.global_step, "train_loss": result.training_loss, "seconds": round(seconds, 1),
+        "steps": trainer.state.global_step, "train_loss": train_loss, "seconds": round(seconds, 1),
         "seconds_per_step": round(seconds / steps, 2), "interrupted": interrupt.interrupted,
         "adapter": str(run.adapter), "prompts": len(rows), "excluded_unreadable_gold": len(excluded),
         "verdicts": dict(sorted(rewards.totals.items())),
         "first": {k: curve[0].get(k) for k in ("step", "reward", "accuracy")} if curve else None,
         "last": {k: curve[-1].get(k) for k in ("step", "reward", "accuracy")} if curve else None,
     }
+    if resumed_at:
+        summary.update(resumed_from_step=resumed_at, train_loss_steps=loss_steps)
     write_summary(run, summary)
     first, last = summary["first"] or {}, summary["last"] or {}
     print(f"[grpo] done: {summary['steps']} steps in {summary['seconds']} s ({summary['seconds_per_step']} s/step); "
@@ -352,22 +366,18 @@ def grpo(cfg: GRPOTrainConfig) -> dict[str, Any]:
 # CLI
 
 
-def resolve_preset(preset: str | None) -> Path | None:
-    """A preset is a YAML path or the name of one in arithmo/configs/grpo/ (without .yaml)."""
-    return None if preset is None else find_preset(preset, PRESETS)
+resolve_preset = preset_resolver(PRESETS)  # a YAML path or a preset name (without .yaml)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = recipe_parser("python -m arithmo.grpo", "GRPO (TRL's GRPOTrainer) rewarded by arithmo's grader and "
-                           "PoT sandbox.", GRPOTrainConfig, PRESETS, example="smollm2_135m_cpu")
-    args = parser.parse_args(argv)
-
     def errors():
         from arithmo.model import ModelError  # imports torch: after --help has had its chance to exit
 
         return GRPOError, TrainError, ModelError, DataError
 
-    return run_recipe(GRPOTrainConfig, args.preset, args.overrides, grpo, errors, PRESETS)
+    return recipe_main(argv, prog="python -m arithmo.grpo", cls=GRPOTrainConfig, run=grpo, errors=errors,
+                       presets=PRESETS, example="smollm2_135m_cpu",
+                       description="GRPO (TRL's GRPOTrainer) rewarded by arithmo's grader and PoT sandbox.")
 
 
 if __name__ == "__main__":

@@ -857,15 +857,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpu-gb", type=float, default=24.0, help="GPU memory in GiB (default 24)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(argv)
-    from arithmo.config import ConfigError
+    from arithmo.config import SYSTEM_ERRORS, ConfigError, error_line
 
     if args.gpu_gb <= 0:
         print(f"error: --gpu-gb: expected > 0, got {args.gpu_gb}", file=sys.stderr)
         return 2
     try:
         result = report(args.preset, args.overrides, args.gpu_gb)
-    except (PlanError, ConfigError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (PlanError, ConfigError, *SYSTEM_ERRORS) as err:
+        print(error_line(err), file=sys.stderr)
         return 2
     print(json.dumps(result, indent=2) if args.json else format_report(result))
     return 0

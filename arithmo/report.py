@@ -21,6 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from arithmo.config import SYSTEM_ERRORS, error_line
 from arithmo.runs import RunError, read_metrics
 
 # arithmo.evaluation imports torch on the way (~2.5 s): its helpers are imported where they are used, so that
@@ -186,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         rows = [read_metrics(p) for p in args.results]
-    except RunError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (RunError, *SYSTEM_ERRORS) as err:
+        print(error_line(err), file=sys.stderr)
         return 2
     print(compare_table(rows))
     for key in ("by_level", "by_type"):

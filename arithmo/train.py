@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from arithmo import distributed
-from arithmo.config import find_preset, recipe_parser, run_recipe, save_config
+from arithmo.config import preset_resolver, recipe_main, save_config
 from arithmo.io import DataError
-from arithmo.resume import check_same_schedule, finished_summary, last_checkpoint
+from arithmo.resume import SFT_MAY_CHANGE, check_resume, finished_summary, last_checkpoint, whole_run_loss
 from arithmo.runs import RunFolder
 from arithmo.settings import TrainConfig, TrainError
-from arithmo.trainlog import write_summary
+from arithmo.trainlog import read_train_log, truncate_train_log, write_summary
 from arithmo.sft import load_training_data, render_dataset, select_rows
 from arithmo.tracking import tracker_callbacks
 
@@ -49,7 +49,7 @@ def build_trainer(model: Any, tokenizer: Any, train_ds, val_ds, cfg: TrainConfig
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import SFTConfig, SFTTrainer
 
-    from arithmo.trainlog import JsonlLogger, ProgressBar, SaveOnInterrupt, trainer_arguments
+    from arithmo.trainlog import IntervalsFromArgs, JsonlLogger, ProgressBar, SaveOnInterrupt, trainer_arguments
 
     cuda = torch.cuda.is_available()
     trackers, tracker_names = tracker_callbacks(cfg.report_to, run)
@@ -76,10 +76,15 @@ def build_trainer(model: Any, tokenizer: Any, train_ds, val_ds, cfg: TrainConfig
     interrupt = SaveOnInterrupt()
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
                          processing_class=tokenizer,
-                         callbacks=[JsonlLogger(run.train_log), ProgressBar(), interrupt, *trackers])
+                         callbacks=[JsonlLogger(run.train_log), ProgressBar(), interrupt, IntervalsFromArgs(), *trackers])
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     return trainer, interrupt
+
+
+def _step_of(checkpoint: str) -> int:
+    """checkpoints/checkpoint-12 -> 12 (transformers' folder name)."""
+    return int(Path(checkpoint).name.rsplit("-", 1)[-1])
 
 
 def _oom_advice(cfg: TrainConfig) -> str:
@@ -111,6 +116,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     run = RunFolder.of(cfg.output_dir, cfg.name)
     run_dir = run.root
     resume_from = last_checkpoint(run) if cfg.resume else None
+    if resume_from:  # every setting as the checkpoint was trained, but the few SFT_MAY_CHANGE honours
+        check_resume(resume_from, run.config, TrainConfig, cfg, SFT_MAY_CHANGE)
     finished = finished_summary(run, resume_from, cfg) if resume_from else None
     if finished is not None:
         say(f"[train] {run_dir} already finished: step {finished['steps']} of its schedule "
@@ -118,9 +125,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             f"budget (name=<new name>, or overwrite=true).", flush=True)
         distributed.finish()
         return finished
-    if resume_from:
-        check_same_schedule(run, resume_from, cfg)
-    elif cfg.resume:
+    if cfg.resume and not resume_from:
         say(f"[train] resume=true, but {run.checkpoints} holds no checkpoint: starting a new run", flush=True)
     if last_checkpoint(run) and not cfg.resume and not cfg.overwrite:
         raise TrainError(f"{run_dir} already holds checkpoints: pass resume=true to continue it, "
@@ -129,7 +134,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         if run_dir.exists() and cfg.overwrite:
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run.config)
+        save_config(cfg, run.config)  # on a resume, differs from the saved one only in honoured keys
+        if resume_from:
+            truncate_train_log(run.train_log, _step_of(resume_from))  # those steps are trained again
 
     # 2. data: rank 0 builds a recipe YAML, the other ranks wait and read the same rows ---------
     if main_rank:
@@ -186,18 +193,25 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
               f"resume=true", flush=True)
 
     # 6. save ---------------------------------------------------------------------------------
+    from arithmo.trainlog import write_summary
+
     trainer.save_model(str(run.adapter))  # rank 0 writes it (the Trainer checks)
     if main_rank:
         loaded.tokenizer.save_pretrained(str(run.adapter))
     val_loss = trainer.evaluate()["eval_loss"] if val_ds is not None and not interrupt.interrupted else None
     state = trainer.state
+    resumed_at = _step_of(resume_from) if resume_from else 0
+    log_rows = read_train_log(run.train_log) if main_rank and run.train_log.is_file() else []
+    train_loss, loss_steps = whole_run_loss(log_rows, resumed_at, result.training_loss, state.global_step)
     summary = {
         "run": str(run_dir), "engine": loaded.engine, "model": m.name, "steps": state.global_step,
-        "train_loss": result.training_loss, "val_loss": val_loss, "tokens_seen": int(state.num_input_tokens_seen),
+        "train_loss": train_loss, "val_loss": val_loss, "tokens_seen": int(state.num_input_tokens_seen),
         "tokens_per_s": round(state.num_input_tokens_seen / max(seconds, 1e-9), 1), "seconds": round(seconds, 1),
         "interrupted": interrupt.interrupted, "adapter": str(run.adapter), "rows": len(train_ds),
         "long_rows": long_report, "world_size": world,
     }
+    if resumed_at:  # the whole run's loss: the logged steps before the checkpoint and this session's
+        summary.update(resumed_from_step=resumed_at, train_loss_steps=loss_steps)
     if memory_plan:
         summary["memory_plan"] = memory_plan  # predicted; write_summary adds the measured peak beside it
     if main_rank:
@@ -214,22 +228,18 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 # CLI
 
 
-def resolve_preset(preset: str | None) -> Path | None:
-    """A preset is a YAML path or the name of one in arithmo/configs/train/ (without .yaml)."""
-    return None if preset is None else find_preset(preset, PRESETS)
+resolve_preset = preset_resolver(PRESETS)  # a YAML path or a preset name (without .yaml)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = recipe_parser("python -m arithmo.train", "QLoRA/LoRA SFT of a causal LM on a data recipe (loss on "
-                           "completions only).", TrainConfig, PRESETS, example="smollm2_135m_cpu")
-    args = parser.parse_args(argv)
-
     def errors():
         from arithmo.model import ModelError  # imports torch: after --help has had its chance to exit
 
         return TrainError, ModelError, DataError
 
-    return run_recipe(TrainConfig, args.preset, args.overrides, train, errors, PRESETS)
+    return recipe_main(argv, prog="python -m arithmo.train", cls=TrainConfig, run=train, errors=errors,
+                       presets=PRESETS, example="smollm2_135m_cpu",
+                       description="QLoRA/LoRA SFT of a causal LM on a data recipe (loss on completions only).")
 
 
 if __name__ == "__main__":

@@ -71,13 +71,29 @@ class ProgressBar(TrainerCallback):
             self.bar = None
 
 
+# A launcher (torchrun, accelerate launch) forwards the SIGINT it receives to every rank; a terminal's Ctrl-C
+# reaches the launcher and the ranks at once, so each rank gets the same keypress twice within milliseconds
+# (torch.distributed.elastic: the agent's SignalException handler closes the workers with the signal it got).
+# SIGINTs this close to the first are that keypress, not a second one asking to abort.
+SAME_KEYPRESS_S = 2.0
+
+
+def launched() -> bool:
+    """Whether a launcher that forwards signals started this process (torchrun / accelerate launch set these)."""
+    import os
+
+    return "TORCHELASTIC_RUN_ID" in os.environ or "LOCAL_RANK" in os.environ
+
+
 class SaveOnInterrupt(TrainerCallback):
-    """The first Ctrl-C asks the trainer to save a checkpoint and stop at the end of the current step;
-    a second Ctrl-C interrupts at once (Python's default)."""
+    """The first Ctrl-C asks the trainer to log, save a checkpoint and stop at the end of the current step, on
+    every rank at the same step; a second Ctrl-C interrupts at once (Python's default). Under a launcher, the copy
+    of the same Ctrl-C the launcher forwards (within SAME_KEYPRESS_S of the first) is not a second one."""
 
     def __init__(self):
         self.interrupted = False
         self._previous = None
+        self._first = 0.0
 
     def on_train_begin(self, args, state, control, **kwargs):
         try:
@@ -86,10 +102,15 @@ class SaveOnInterrupt(TrainerCallback):
             self._previous = None
 
     def _handle(self, signum, frame):
+        now = time.monotonic()
         if self.interrupted:
+            if launched() and now - self._first < SAME_KEYPRESS_S:
+                return  # the launcher's forwarded copy of the keypress already handled
             raise KeyboardInterrupt
         self.interrupted = True
-        print("\nCtrl-C: saving a checkpoint after this step (press again to abort without saving)", flush=True)
+        self._first = now
+        print(f"\nCtrl-C: saving a checkpoint after this step (press again{' after 2 s' if launched() else ''} to "
+              "abort without saving)", flush=True)
 
     def on_step_end(self, args, state, control, **kwargs):
         import torch.distributed as dist
@@ -106,6 +127,7 @@ class SaveOnInterrupt(TrainerCallback):
         if interrupted:
             self.interrupted = True
             control.should_save = True
+            control.should_log = True  # the loss of the steps since the last log line (whole_run_loss reads it)
             control.should_training_stop = True
         return control
 
@@ -113,6 +135,39 @@ class SaveOnInterrupt(TrainerCallback):
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None
+
+
+class IntervalsFromArgs(TrainerCallback):
+    """Make a resumed run honour the logging and saving intervals asked now, and log at every checkpoint.
+
+    transformers restores `logging_steps` and `save_steps` from the checkpoint's trainer_state.json (and only
+    warns that they differ), so a resume with logging_steps=10 would go on logging at the old interval; this sets
+    them from the arguments at the start of every session (arithmo.resume.SFT_MAY_CHANGE lists them as changeable).
+    A log line at each save makes the log cover every step up to a checkpoint, so a resumed run can report the
+    whole run's loss (arithmo.resume.whole_run_loss).
+    """
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        state.logging_steps = args.logging_steps
+        state.save_steps = args.save_steps
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if control.should_save:
+            control.should_log = True
+        return control
+
+
+def truncate_train_log(path: str | Path, step: int) -> int:
+    """Drop the lines past `step` (steps a killed run logged after its last checkpoint, trained again by the
+    resume); returns how many were dropped."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+    if len(kept) != len(lines):
+        path.write_text("".join(kept), encoding="utf-8")
+    return len(lines) - len(kept)
 
 
 def read_train_log(path: str | Path) -> list[dict]:

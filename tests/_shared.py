@@ -96,8 +96,8 @@ def write_sft_folder(out_dir: Path, n_train: int = 24, n_val: int = 4) -> Path:
 
 
 def train_child_script(kill: str = "self") -> str:
-    """A script that runs `arithmo.train.main(argv)` and, with KILL_AT_STEP=N in its environment, SIGKILLs at the
-    end of step N (after a checkpoint, before the next one), as an out-of-memory kill would. `kill`: "self" (this
+    """A script that runs `arithmo.train.main(argv)` (each step lasting at least STEP_SECONDS when that is set) and,
+    with KILL_AT_STEP=N in its environment, SIGKILLs at the end of step N (after a checkpoint, before the next one), as an out-of-memory kill would. `kill`: "self" (this
     process) or "group" (rank 0 kills its whole process group: torchrun and every rank)."""
     killer = ("os.kill(os.getpid(), signal.SIGKILL)" if kill == "self" else
               'os.killpg(os.getpgid(0), signal.SIGKILL) if os.environ.get("RANK") == "0" else None')
@@ -107,8 +107,14 @@ import arithmo.train as recipe
 from transformers import TrainerCallback
 
 kill_at = int(os.environ.get("KILL_AT_STEP", "0"))
+step_seconds = float(os.environ.get("STEP_SECONDS", "0"))  # a step as long as a real model's (Ctrl-C tests)
 
 class KillAt(TrainerCallback):
+    def on_step_begin(self, args, state, control, **kwargs):
+        if step_seconds:
+            import time
+            time.sleep(step_seconds)
+
     def on_step_end(self, args, state, control, **kwargs):
         if kill_at and state.global_step == kill_at:
             {killer}

@@ -57,6 +57,73 @@ def test_resume_after_sigkill_follows_the_same_curve(runs):
     assert json.loads((root / "cut" / "summary.json").read_text())["steps"] == 6
 
 
+def test_summary_after_a_resume_reports_the_whole_runs_loss(runs):
+    # pitfall: transformers' training_loss divides this session's summed loss by the global step, so a run
+    # resumed at step 2 of 6 reported about 4/6 of the true mean (0.0346 against 0.4183 in the issue)
+    root, _ = runs
+    whole = json.loads((root / "whole" / "summary.json").read_text())
+    cut = json.loads((root / "cut" / "summary.json").read_text())
+    losses = [r["loss"] for r in read_train_log(root / "whole" / "train_log.jsonl") if "loss" in r]
+    assert whole["train_loss"] == pytest.approx(sum(losses) / len(losses), rel=1e-6)  # logging_steps=1
+    assert cut["train_loss"] == pytest.approx(whole["train_loss"], rel=1e-4)
+    assert cut["resumed_from_step"] == 2 and cut["train_loss_steps"] == 6
+    assert "resumed_from_step" not in whole  # must NOT: an uninterrupted run keeps transformers' own figure
+
+
+# (overrides on resume, every `key: saved -> asked` the refusal must name); the pitfall of each row: the change
+# was accepted and silently ignored (lr comes back from the checkpoint's scheduler) or changed what the saved steps
+# meant (the batch shape reorders the data), while config.yaml claimed the new value
+REFUSED = [
+    (["lr=1e-5"], ["lr: 0.005 -> 1e-05"]),
+    (["micro_batch_size=2", "grad_accum=4"], ["micro_batch_size: 4 -> 2", "grad_accum: 2 -> 4"]),
+    (["model.lora_r=8", "seed=1"], ["model.lora_r: 16 -> 8", "seed: 42 -> 1"]),
+    (["max_steps=8"], ["max_steps: 6 -> 8", "learning-rate schedule"]),
+    (["styles=[cot]", "model.max_seq_length=64"], ["styles: ['cot', 'pot', 'tir'] -> ['cot']",
+                                                   "model.max_seq_length: 128 -> 64"]),
+]
+
+
+@pytest.mark.parametrize("extra, named", REFUSED)
+def test_a_resume_refuses_every_changed_setting_naming_both_values(runs, tiny_model_dir, extra, named):
+    root, _ = runs
+    config = (root / "whole" / "config.yaml").read_text()
+    refused = _run(root.parent, tiny_model_dir, "whole", resume=True, extra=extra)
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    error = refused.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: resume=true continues") and "Traceback" not in refused.stderr
+    for text in named:
+        assert text in error, (text, error)
+    assert f"{len(extra)} setting" in error  # every key that differs, not the first one
+    assert (root / "whole" / "config.yaml").read_text() == config  # must NOT: a refused resume rewrites it
+
+
+# must NOT be refused: the keys a resume honours (arithmo.resume.SFT_MAY_CHANGE); a finished run says so
+@pytest.mark.parametrize("extra", [["logging_steps=3"], ["save_steps=3", "save_total_limit=1"], ["report_to=none"]])
+def test_a_resume_accepts_the_keys_it_honours(runs, tiny_model_dir, extra):
+    root, _ = runs
+    again = _run(root.parent, tiny_model_dir, "whole", resume=True, extra=extra)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "already finished" in again.stdout
+
+
+def test_a_changed_logging_interval_is_honoured_from_the_resumed_step(runs, tiny_model_dir):
+    # pitfall: transformers restores logging_steps/save_steps from trainer_state.json and only warns, so the
+    # resumed run kept logging every step while config.yaml said 2
+    root, _ = runs
+    killed = _run(root.parent, tiny_model_dir, "relog", kill_at=3)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    resumed = _run(root.parent, tiny_model_dir, "relog", resume=True, extra=["logging_steps=2", "save_steps=4"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    logged = [r["step"] for r in read_train_log(root / "relog" / "train_log.jsonl") if "loss" in r]
+    assert logged == [1, 2, 4, 6]  # step 3 (logged before the kill, trained again) is gone; then every 2 steps
+    assert sorted(p.name for p in (root / "relog" / "checkpoints").glob("checkpoint-*")) == ["checkpoint-4", "checkpoint-6"]
+    config = (root / "relog" / "config.yaml").read_text()
+    assert "logging_steps: 2" in config and "save_steps: 4" in config
+    whole = json.loads((root / "whole" / "summary.json").read_text())
+    summary = json.loads((root / "relog" / "summary.json").read_text())
+    assert summary["train_loss"] == pytest.approx(whole["train_loss"], rel=1e-4)
+
+
 def _snapshot(run):
     return ((run / "summary.json").read_text(), sorted(p.name for p in (run / "checkpoints").iterdir()),
             (run / "adapter" / "adapter_model.safetensors").read_bytes())
@@ -85,7 +152,7 @@ def test_resuming_a_finished_run_does_nothing_and_says_so(runs, tiny_model_dir, 
     more = _run(root.parent, tiny_model_dir, name, resume=True, extra=["max_steps=8"] if not budget else
                 ["max_steps=-1", "epochs=2"])
     assert more.returncode == 2 and "learning-rate schedule" in more.stderr, more.stderr[-3000:]
-    assert ("max_steps 6 -> 8" if not budget else "epochs 1 -> 2") in more.stderr
+    assert ("max_steps: 6 -> 8" if not budget else "epochs: 1.0 -> 2.0") in more.stderr
     assert _snapshot(root / name) == before
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from arithmo.config import ConfigError, recipe_epilog
+from arithmo.config import SYSTEM_ERRORS, ConfigError, error_line, recipe_epilog
 from arithmo.data.build import build_from_recipe
 from arithmo.data.recipe import DataConfig
 from arithmo.io import DataError
@@ -31,8 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     args.overrides = args.overrides + extra
     try:
         manifest = build_from_recipe(args.recipe, args.out, args.overrides)
-    except (ConfigError, DataError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ConfigError, DataError, *SYSTEM_ERRORS) as err:
+        print(error_line(err), file=sys.stderr)
         return 2
     totals = manifest["totals"]
     print(f"[data] {totals['rows_in']:,} rows in -> {totals['rows_out']:,} out "

@@ -95,6 +95,9 @@ def build(cfg: DataConfig, out_dir: str | Path, log: Callable[[str], None] = pri
     (a missing file or column, a required benchmark that cannot be loaded, a tokenizer that cannot load).
     """
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out}: is a file, expected a folder to write train.jsonl, val.jsonl and "
+                        "manifest.json into (name a new or existing folder)")
     out.mkdir(parents=True, exist_ok=True)
     names = [s.name for s in cfg.sources]
     if not names:
@@ -194,6 +197,18 @@ def build(cfg: DataConfig, out_dir: str | Path, log: Callable[[str], None] = pri
     n_val = int(round(cfg.val_size * len(records))) if cfg.val_size < 1 else min(int(cfg.val_size), len(records))
     val = [records[i] for i in order[:n_val]]
     train = [records[i] for i in order[n_val:]]
+    if not train:  # a build with nothing to train on is an error, never an empty train.jsonl and exit 0
+        rows_in = sum(ledger.rows_in.values())
+        dropped = Counter()
+        for per_source in ledger.dropped.values():
+            dropped.update(per_source)
+        if not records:
+            raise DataError(f"nothing to train on: the sources gave {rows_in} rows"
+                            + (f" and every one was dropped ({dict(sorted(dropped.items()))})" if rows_in else
+                               " (an empty input? check each source's path/hub, splits and max_rows)"))
+        raise DataError(f"nothing to train on: val_size={cfg.val_size:g} puts {n_val} of the {len(records)} rows "
+                        f"kept into validation; expected val_size below {len(records)} rows (or a share < 1, "
+                        f"e.g. val_size=0.1 for {max(1, round(0.1 * len(records)))} rows)")
     _write_jsonl(out / "train.jsonl", train)
     _write_jsonl(out / "val.jsonl", val)
     (out / "contamination.md").write_text(report, encoding="utf-8")

@@ -48,6 +48,8 @@ class SourceConfig:
     def validate(self) -> None:
         if not self.name:
             raise ConfigError("sources.*.name: every source needs a name")
+        if self.max_rows is not None and self.max_rows < 1:
+            raise ConfigError(f"sources[{self.name}].max_rows: expected >= 1 (or null: all), got {self.max_rows}")
         if (self.path is None) == (self.hub is None):
             raise ConfigError(f"sources[{self.name}]: give exactly one of `path` or `hub`")
         if self.config is not None and self.configs is not None:
@@ -125,6 +127,8 @@ class DecontamConfig:
     report_pairs: int = field(10, help="pairs shown per benchmark and table in contamination.md")
 
     def validate(self) -> None:
+        if self.ngram < 1:  # an n-gram of no words matches nothing (and broke the overlap index)
+            raise ConfigError(f"decontaminate.ngram: expected a word count >= 1, got {self.ngram}")
         if not 0.0 < self.near_threshold <= 1.0:
             raise ConfigError(f"decontaminate.near_threshold: expected a number in (0, 1], got {self.near_threshold}")
         if self.report_pairs < 0:
@@ -143,6 +147,9 @@ class DedupConfig:
     bands: int = field(16, help="LSH bands; num_perm/bands rows per band (16x8 finds pairs above ~0.7)")
 
     def validate(self) -> None:
+        for key in ("num_perm", "bands"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"dedup.{key}: expected >= 1, got {getattr(self, key)}")
         if self.num_perm % self.bands:
             raise ConfigError(f"dedup.bands: {self.bands} must divide dedup.num_perm ({self.num_perm})")
         for key in ("threshold", "solution_threshold"):
@@ -168,6 +175,10 @@ class TransformConfig:
     def validate(self) -> None:
         if not 0.0 <= self.lowercase_share <= 1.0:
             raise ConfigError(f"transforms.lowercase_share: expected 0..1, got {self.lowercase_share}")
+        if self.program_timeout_s <= 0:
+            raise ConfigError(f"transforms.program_timeout_s: expected > 0 seconds, got {self.program_timeout_s}")
+        if self.verify_workers is not None and self.verify_workers < 1:
+            raise ConfigError(f"transforms.verify_workers: expected >= 1 (or null), got {self.verify_workers}")
 
 
 @dataclass

@@ -69,6 +69,10 @@ def read_source(src: SourceConfig, base_dir: str, ledger: Ledger, actions: Count
     examples: list[MathExample] = []
     if src.path is not None:
         path = resolve_path(src.path, base_dir)
+        if not path.is_file():  # say where a relative path was looked for: the recipe's folder, not the cwd
+            raise DataError(f"source '{src.name}': path {src.path!r} resolves to {path}, which "
+                            f"{'is a folder' if path.is_dir() else 'does not exist'} (a relative path is read "
+                            f"from the recipe's folder{', ' + base_dir if base_dir else ''})")
         record = describe_input(path, None, None, src.splits)
         streams = iter([read_file_rows(path, src.max_rows)])
     else:

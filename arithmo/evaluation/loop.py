@@ -107,17 +107,34 @@ def evaluate_items(
     settings = dict(tokenizer=tokenizer, template=template, pot_hint=pot_hint, run=run,
                     grade_timeout_s=grade_timeout_s, open_session=open_session if style == "tir" else None,
                     tir={"max_tool_calls": max_tool_calls, "max_new_tokens": max_new_tokens} if style == "tir" else None)
+    # Greedy lines do not depend on how items are grouped into chunks (generate batches them by batch_size in
+    # order either way), so with k=1 each batch is saved and shown as it ends; sampled lines (k > 1) keep chunks
+    # of save_every items, whose first item seeds the chunk's samples.
+    step = min(save_every, max(batch_size, 1)) if k == 1 else save_every
+    done = 0
+    if progress and todo:
+        print(f"[eval] {len(items) - len(todo)}/{len(items)} items; generating {len(todo)} in batches of "
+              f"{min(step, len(todo))}" + (f", saved to {predictions_path} as each ends" if predictions_path else ""),
+              file=sys.stderr, flush=True)
     try:
-        for start in range(0, len(todo), save_every):
-            chunk = todo[start:start + save_every]
+        for start in range(0, len(todo), step):
+            chunk = todo[start:start + step]
             new_lines = _predict_chunk(model, tokenizer, chunk, style, k, seed, decoding, settings)
             if predictions_path is not None:
                 append_lines(predictions_path, new_lines)
             lines.extend(new_lines)
+            done = start + len(chunk)
             if progress:
-                rate = (start + len(chunk)) / (time.perf_counter() - started)
-                print(f"[eval] {len(items) - len(todo) + start + len(chunk)}/{len(items)} items "
-                      f"({rate:.2f} items/s)", file=sys.stderr)
+                rate = done / (time.perf_counter() - started)
+                print(f"[eval] {len(items) - len(todo) + done}/{len(items)} items "
+                      f"({rate:.2f} items/s)", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        # Ctrl-C: the finished batches are already on disk; say so and where, then stop (the CLI exits 130)
+        kept = len(items) - len(todo) + done
+        where = (f"saved in {predictions_path}; run the same command again to continue from there"
+                 if predictions_path is not None else "not saved (no predictions file)")
+        print(f"\n[eval] Ctrl-C: {kept} of {len(items)} items done, {where}", file=sys.stderr, flush=True)
+        raise
     finally:
         if sandbox is not None:
             sandbox.close()

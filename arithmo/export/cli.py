@@ -8,6 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from arithmo.config import SYSTEM_ERRORS, error_line
 from arithmo.export import ExportError
 from arithmo.export.gguf import GGUF_QUANTS
 from arithmo.export.merge import BASE_WEIGHTS
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.push_to_hub:
             url = push_to_hub(args.out, args.push_to_hub, token=args.hub_token, private=args.hub_private)
             print(f"[export] pushed {args.out} to {args.push_to_hub}: {url}")
-    except (ExportError, ModelError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ExportError, ModelError, *SYSTEM_ERRORS) as err:
+        print(error_line(err), file=sys.stderr)
         return 2
     return 0

@@ -1,0 +1,196 @@
+"""The first hour of a new user (issue 31): the README's commands work in the order a reader meets them, a data
+build with nothing to train on is refused with the numbers, and every CLI answers bad input with one `error:`
+line naming the file, key or value instead of a traceback."""
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from _shared import REPO
+
+# ----------------------------------------------------------------------------------------------
+# README order
+
+
+def _readme_commands() -> list[str]:
+    """`make demo`'s commands, then every command in the README's bash blocks, in reading order (continuation
+    lines joined, comments dropped)."""
+    makefile = (REPO / "Makefile").read_text()
+    demo = re.search(r"^demo:.*?\n((?:\t.*\n)+)", makefile, re.M).group(1)
+    commands = [line.strip().replace("$(PY)", "python") for line in demo.splitlines()]
+    readme = (REPO / "README.md").read_text()
+    for block in re.findall(r"```bash\n(.*?)```", readme, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            if words:
+                commands.append(" ".join(shlex.quote(w) for w in words))
+    return commands
+
+
+def _run_of(command: str):
+    """(stage, run folder, resume or overwrite asked) of a train/grpo command; None for other commands."""
+    from arithmo.config import find_preset, load_config
+
+    words = shlex.split(command)
+    for stage, module in (("train", "arithmo.train"), ("grpo", "arithmo.grpo")):
+        if module in words:
+            args = words[words.index(module) + 1:]
+            break
+    else:
+        return None
+    if "--help" in args:
+        return None
+    preset = args[args.index("--preset") + 1] if "--preset" in args else None
+    overrides = [a for a in args if "=" in a and not a.startswith("-")]
+    if stage == "train":
+        from arithmo.train import PRESETS, TrainConfig as cls
+    else:
+        from arithmo.grpo import PRESETS, GRPOTrainConfig as cls
+    cfg = load_config(cls, find_preset(preset, PRESETS) if preset else None, overrides)
+    return stage, Path(cfg.output_dir) / cfg.name, cfg.resume or cfg.overwrite
+
+
+def test_readme_commands_never_reuse_a_run_folder_that_an_earlier_one_made():
+    # pitfall: right after `make demo`, the README's next command (`--preset smollm2_135m_cpu`, and its CPU
+    # torchrun line) trained into runs/demo again and stopped with "runs/demo already holds checkpoints"
+    made: dict[Path, str] = {}
+    checked = 0
+    for command in _readme_commands():
+        run = _run_of(command)
+        if run is None:
+            continue
+        checked += 1
+        stage, folder, continues = run
+        assert continues or folder not in made, (f"{command!r} trains into {folder}, which {made.get(folder)!r} "
+                                                 "made earlier: it would stop with 'already holds checkpoints'")
+        made[folder] = command
+    assert checked >= 10  # must NOT pass by finding no command: the demo's, section 2's, torchrun's, RFT/GRPO's
+
+
+def test_the_order_check_catches_a_reused_folder():
+    # must NOT: the check above passes whatever the README says; the same two commands in a row do collide
+    first = _run_of("python -m arithmo.train --preset smollm2_135m_cpu resume=true")
+    again = _run_of("python -m arithmo.train --preset smollm2_135m_cpu")
+    assert first[1] == again[1] and not again[2]
+    assert _run_of("python -m arithmo.train --preset smollm2_135m_cpu resume=true")[2]
+    assert _run_of("python -m arithmo.eval --preset tiny_pot run=runs/demo") is None
+
+
+# ----------------------------------------------------------------------------------------------
+# every CLI: bad input gives one `error:` line naming what is wrong, never a traceback
+
+
+def _inputs(tmp: Path) -> dict[str, Path]:
+    """Bad inputs of each kind, written once: a recipe whose source path does not exist, a non-UTF-8 source and
+    data folder, a file where a folder is expected, an empty source."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "bad.jsonl").write_bytes(b'{"prompt": "caf\xe9", "completion": "x"}\n')
+    (tmp / "empty.jsonl").write_text("")
+    (tmp / "afile").write_text("not a folder\n")
+    for name, source in (("missing", "nothere.jsonl"), ("latin1", "bad.jsonl"), ("empty", "empty.jsonl")):
+        (tmp / f"{name}.yaml").write_text(f"sources:\n  - name: a\n    path: {source}\n    adapter: prompt_completion\n")
+    (tmp / "latin1_data").mkdir(exist_ok=True)
+    (tmp / "latin1_data" / "train.jsonl").write_bytes(b'{"id": "a", "prompt": "q\xff", "completion": "c"}\n')
+    (tmp / "metrics").mkdir(exist_ok=True)
+    (tmp / "metrics" / "metrics.json").write_bytes(b'{"benchmark": "caf\xe9"}')
+    return {"tmp": tmp}
+
+
+def _cli(name):
+    import importlib
+
+    module = {"data": "arithmo.data.__main__", "train": "arithmo.train", "eval": "arithmo.eval",
+              "export": "arithmo.export.cli", "report": "arithmo.report", "rft": "arithmo.rft.recipe",
+              "grpo": "arithmo.grpo", "plan": "arithmo.plan", "app": "app"}[name]
+    return importlib.import_module(module).main
+
+
+TINY = str(REPO / "data_recipes" / "tiny.yaml")
+# (cli, argv with {tmp} for the folder of bad inputs, what the error line must name); the pitfall of each row
+# is the raw traceback a new user got instead
+ERRORS = [
+    ("data", ["build", "{tmp}/missing.yaml", "--out", "{tmp}/o"], ["{tmp}/nothere.jsonl", "recipe's folder"]),
+    ("data", ["build", "{tmp}/latin1.yaml", "--out", "{tmp}/o"], ["bad.jsonl:1", "byte offset 15"]),
+    ("data", ["build", TINY, "--out", "{tmp}/afile"], ["{tmp}/afile", "is a file"]),
+    ("data", ["build", TINY, "--out", "{tmp}/o", "decontaminate.ngram=0"], ["decontaminate.ngram", "got 0"]),
+    ("data", ["build", TINY, "--out", "{tmp}/o", "dedup.bands=0"], ["dedup.bands", "got 0"]),
+    ("data", ["build", "{tmp}/empty.yaml", "--out", "{tmp}/o"], ["nothing to train on", "0 rows"]),
+    ("data", ["build", TINY, "--out", "{tmp}/o", "val_size=5000"], ["nothing to train on", "val_size=5000"]),
+    ("data", ["build", "{tmp}/nope.yaml", "--out", "{tmp}/o"], ["{tmp}/nope.yaml"]),
+    ("train", ["data={tmp}/latin1_data", "output_dir={tmp}/runs"], ["train.jsonl", "byte offset"]),
+    ("train", ["data={tmp}/nowhere", "output_dir={tmp}/runs"], ["{tmp}/nowhere"]),
+    ("train", ["data={tmp}/missing.yaml", "output_dir={tmp}/runs"], ["{tmp}/nothere.jsonl"]),
+    ("eval", ["run={tmp}/no_run"], ["{tmp}/no_run"]),
+    ("eval", ["benchmark=file", "path={tmp}/bad.jsonl", "model=smollm2-135m-instruct"], ["bad.jsonl"]),
+    ("export", ["{tmp}/no_run", "--out", "{tmp}/merged"], ["{tmp}/no_run"]),
+    ("report", ["{tmp}/metrics"], ["metrics.json"]),
+    ("report", ["{tmp}/absent"], ["{tmp}/absent"]),
+    ("rft", ["run={tmp}/no_run", "out={tmp}/rft"], ["{tmp}/no_run"]),
+    ("grpo", ["init={tmp}/no_run", "output_dir={tmp}/runs", "benchmark=file", "path={tmp}/nothere.jsonl"],
+     ["nothere.jsonl"]),
+    ("plan", ["--preset", "{tmp}/nope.yaml"], ["nope"]),
+    ("app", ["--examples", "gsm8k={tmp}/nothere.jsonl", "--no-adapter"], ["nothere.jsonl"]),
+]
+
+
+@pytest.mark.parametrize("cli, argv, named", ERRORS, ids=[f"{r[0]}-{i}" for i, r in enumerate(ERRORS)])
+def test_every_cli_answers_bad_input_with_one_error_line(tmp_path_factory, capsys, cli, argv, named):
+    tmp = _inputs(tmp_path_factory.getbasetemp() / "bad_inputs")["tmp"]
+    code = _cli(cli)([a.replace("{tmp}", str(tmp)) for a in argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    last = err.splitlines()[-1]
+    assert last.startswith("error: ") and "Traceback" not in err, err
+    for text in named:
+        assert text.replace("{tmp}", str(tmp)) in last, (text, last)
+
+
+def test_a_good_build_still_builds(tmp_path, capsys):
+    # must NOT: the refusals above catch a build that has rows to train on
+    assert _cli("data")(["build", TINY, "--out", str(tmp_path / "ok"), "val_size=10"]) == 0
+    assert (tmp_path / "ok" / "train.jsonl").read_text().count("\n") > 10
+    assert (tmp_path / "ok" / "val.jsonl").read_text().count("\n") == 10
+
+
+# ----------------------------------------------------------------------------------------------
+# Ctrl-C during evaluation
+
+
+def test_ctrl_c_during_evaluation_keeps_the_finished_batches_and_progress_shows_from_the_first(tiny_model_dir,
+                                                                                              tmp_path, capsys):
+    # pitfall: predictions were saved every 64 items (more than the 60-item demo set) and no progress line
+    # appeared before 64, so a Ctrl-C kept nothing and printed a long traceback
+    import json as _json
+
+    from transformers import AutoTokenizer
+
+    from _eval_fakes import ScriptedLM
+    from arithmo.evaluation import evaluate_items
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    items = [{"id": f"i/{n}", "benchmark": "tiny", "question": f"What is {n} plus {n}?", "answer": str(2 * n), "meta": {}}
+             for n in range(7)]
+    stop_at = "What is 4 plus"  # the third batch of 2
+
+    def respond(prompt, sampled, sample):
+        if stop_at and stop_at in prompt:
+            raise KeyboardInterrupt
+        n = int(prompt.split("What is ")[1].split(" ")[0])
+        return f"{n} + {n} = {2 * n}.\nThe answer is: {2 * n}"
+
+    path = tmp_path / "predictions.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_items(ScriptedLM(tokenizer, respond), tokenizer, items, "cot", max_new_tokens=32, batch_size=2,
+                       predictions_path=path, progress=True)
+    err = capsys.readouterr().err
+    assert [_json.loads(line)["id"] for line in path.read_text().splitlines()] == ["i/0", "i/1", "i/2", "i/3"]
+    assert "[eval] 0/7 items" in err and "[eval] 2/7 items" in err  # must NOT wait for 64 items
+    assert f"Ctrl-C: 4 of 7 items done, saved in {path}" in err
+    stop_at = None
+    model = ScriptedLM(tokenizer, respond)
+    lines, metrics = evaluate_items(model, tokenizer, items, "cot", max_new_tokens=32, batch_size=2,
+                                    predictions_path=path, progress=True)
+    assert len(model.prompts) == 3 and metrics["resumed_items"] == 4  # only the unsaved items again
+    assert metrics["accuracy"] == 1.0 and len(lines) == 7
