@@ -75,7 +75,7 @@ sympy.lambdify(x, x + 1, "mpmath")(1.0), sympy.lambdify((x, y), x * y)(2.0, 3.0)
 """
 # Linux constants (include/uapi/linux/prctl.h); Python's os module lacks them.
 PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 4, 36, 38
-CLONE_NEWNS = 0x00020000  # linux/sched.h
+CLONE_NEWNS, CLONE_NEWPID = 0x00020000, 0x20000000  # linux/sched.h
 # Host mode: folders any uid may create files in (FHS: /tmp, /var/tmp; /dev/shm, /run/lock on Linux), swept
 # after each program for entries its uid left behind, in case it got a write past the audit hook.
 WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
@@ -94,6 +94,16 @@ def _load(name: str):
 
 def _last_line() -> str:
     return traceback.format_exception_only(*sys.exc_info()[:2])[-1].strip()
+
+
+def _jail_pid() -> int:
+    """This process's PID in the jail's namespace (NSpid's first field in the jail's /proc), also when it runs
+    in a namespace nested below it."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("NSpid:"):
+                return int(line.split()[1])
+    return os.getpid()
 
 
 def _kill_group(pid: int) -> None:
@@ -152,8 +162,11 @@ class Zygote:
         self.stdio = self.setup.make_stdio(self.runner.CountingFileIO)
         self.jail_hook = self.guard.make_hook(*self.setup.JAIL_WRITABLE) if self.mode == "jail" else None
         self.baseline_bytes = self.setup.vm_size_bytes()
+        self.proc_hidden, self.pid_counter_fd = "no (host mode)", None
         if self.mode == "jail":
             self.setup.make_mounts_private(self)
+            self.proc_hidden = self.setup.hide_other_processes(self)
+            self.pid_counter_fd = self.setup.open_pid_counter(self)
         workdir, writable = self._prepare(PROBE_REQUEST)
         try:  # everything a program's process goes through, short of running one
             self.setup_error = self._probe(lambda: self.setup.enter(self, PROBE_REQUEST, writable))
@@ -183,6 +196,9 @@ class Zygote:
                 "pid_namespace": self.pid_namespace, "privileges": self.privileges,
                 "uid_drop": self.privileges == "uid drop",
                 "keeps_cap_dac_read_search": self.privileges == "uid drop" and self.keep_read_search,
+                "proc_hidepid": self.proc_hidden,
+                "pid_counter": ("reset before each program" if self.pid_counter_fd is not None
+                                else "shared by the worker's programs (ns_last_pid not writable)"),
                 "no_new_privs": self.no_new_privs, "seccomp": self.seccomp_state, "preloaded": self.preloaded,
                 "missing": self.missing, "warm_up": self.warm_up,
                 "preloaded_address_space_mib": self.setup.vm_size_bytes() >> 20}
@@ -275,6 +291,7 @@ class Zygote:
             workdir, writable = self._prepare(request)
             sys.stdout.flush()
             sys.stderr.flush()
+            self.setup.reset_pid_counter(self)
             pid = os.fork()
             if pid == 0:
                 self._child(request, fds, writable)  # never returns
@@ -387,9 +404,7 @@ class Zygote:
                 workdir = self._make_workdir()
             sys.stdout.flush()
             sys.stderr.flush()
-            pid = os.fork()
-            if pid == 0:
-                self._session_child(request, channel_fd, workdir)  # never returns
+            pid, init, status_r = self._fork_session(request, channel_fd, workdir)
         except Exception:  # noqa: BLE001 - report it; the parent says the session could not start
             os.close(channel_fd)
             control.send(json.dumps({"session": request["session"], "error": _last_line()}).encode())
@@ -397,24 +412,98 @@ class Zygote:
         finally:
             self.uid = own_uid
         os.close(channel_fd)
-        self.sessions[request["session"]] = (pid, uid, workdir)
+        self.sessions[request["session"]] = (pid, uid, workdir, init, status_r)
         pidfd = os.pidfd_open(pid)
         try:
             socket.send_fds(control, [json.dumps({"session": request["session"], "pid": pid}).encode()], [pidfd])
         finally:
             os.close(pidfd)
 
+    def _fork_session(self, request: dict, channel_fd: int, workdir: str | None) -> tuple[int, int | None, int | None]:
+        """Fork the session's process: (its PID as this zygote sees it, the PID of its namespace's init or
+        None, a pipe on which that init writes the session's wait status or None).
+
+        In the jail the session gets its own PID namespace (issue 24: sessions shared the jail's, so one
+        session's thread starts showed in another's thread IDs and /proc/loadavg's last PID). A helper
+        unshares it (unshare(CLONE_NEWPID) applies to the caller's children, once per process) and forks its
+        init, PID 1, which forks the session, PID 2, and only waits for it: the session is not PID 1, whose
+        signals the kernel filters (a default-action signal it raises at itself would be ignored). The helper
+        exits at once; the init is reparented to this zygote, and when the session ends it writes its wait
+        status on the pipe and exits, taking the namespace with it."""
+        if self.mode != "jail":
+            pid = os.fork()
+            if pid == 0:
+                self._session_child(request, channel_fd, workdir)  # never returns
+            return pid, None, None
+        read_end, write_end = os.pipe()
+        status_r, status_w = os.pipe()
+        helper = os.fork()
+        if helper == 0:
+            try:
+                os.close(read_end)
+                os.close(status_r)
+                if self.libc.unshare(CLONE_NEWPID) != 0:
+                    raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWPID)")
+                init = os.fork()
+                if init == 0:
+                    self._session_init(request, channel_fd, workdir, write_end, status_w)  # never returns
+                os._exit(0)
+            except BaseException:  # noqa: BLE001 - the zygote reports it
+                os.write(write_end, ("error: " + _last_line()).encode()[:2000])
+                os._exit(1)
+        os.close(write_end)
+        os.close(status_w)
+        with os.fdopen(read_end, "rb") as pipe:
+            answer = pipe.read().decode(errors="replace")
+        os.waitpid(helper, 0)
+        pids = dict(line.split() for line in answer.splitlines() if line.startswith(("session ", "init ")))
+        if not all(pids.get(k, "").isdigit() for k in ("session", "init")):
+            os.close(status_r)
+            raise RuntimeError(answer.strip() or "the session's helper died")
+        return int(pids["session"]), int(pids["init"]), status_r
+
+    def _session_init(self, request: dict, channel_fd: int, workdir: str | None, answer_w: int,
+                      status_w: int) -> None:
+        """PID 1 of a session's PID namespace: fork the session, wait for it, write its wait status, exit.
+        The session and this init each write their PID as the zygote sees it ("session N", "init N") on
+        `answer_w`. Runs as the zygote's copy, before any program code."""
+        try:
+            os.setsid()
+            pid = os.fork()
+            if pid == 0:
+                os.close(status_w)
+                os.write(answer_w, f"session {_jail_pid()}\n".encode())
+                os.close(answer_w)
+                self._session_child(request, channel_fd, workdir, own_pid_namespace=True)  # never returns
+            os.close(channel_fd)
+            os.write(answer_w, f"init {_jail_pid()}\n".encode())
+            os.close(answer_w)
+            _, wait_status = os.waitpid(pid, 0)
+            os.write(status_w, str(wait_status).encode())
+        except BaseException:  # noqa: BLE001 - the zygote reports it
+            try:
+                os.write(answer_w, ("error: " + _last_line()).encode()[:2000])
+            except OSError:
+                pass
+        os._exit(0)
+
     def reap(self, session) -> dict:
         """Kill (if still running) and reap a session's process, then drop its files; its wait status."""
         entry = self.sessions.pop(session, None)
         if entry is None:
             return {"wait_status": None}
-        pid, uid, workdir = entry
+        pid, uid, workdir, init, status_r = entry
         try:
             os.kill(pid, signal.SIGKILL)  # a session has no child processes (seccomp): its pid is all of it
         except ProcessLookupError:
             pass
-        _, wait_status = os.waitpid(pid, 0)
+        if init is None:
+            _, wait_status = os.waitpid(pid, 0)
+        else:  # its init reaped it and says how it ended, then exits (reparented to us: we reap it)
+            with os.fdopen(status_r, "rb") as pipe:
+                answer = pipe.read(64).decode(errors="replace")
+            os.waitpid(init, 0)
+            wait_status = int(answer) if answer.isdigit() else None
         if workdir is not None:
             own_uid, self.uid = self.uid, uid
             try:
@@ -427,7 +516,8 @@ class Zygote:
                 self.uid = own_uid
         return {"wait_status": wait_status}
 
-    def _session_child(self, request: dict, channel_fd: int, workdir: str | None) -> None:
+    def _session_child(self, request: dict, channel_fd: int, workdir: str | None,
+                       own_pid_namespace: bool = False) -> None:
         try:
             os.setsid()
             for target in (0, 1, 2, 3):
@@ -439,6 +529,8 @@ class Zygote:
                 if self.libc.unshare(CLONE_NEWNS) != 0:
                     raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
                 writable = self.setup.mount_box(self, request)
+                if own_pid_namespace:
+                    self.setup.own_proc(self)
             else:
                 writable = [workdir]
             channel = socket.socket(fileno=4)  # made before the guard, which refuses socket objects

@@ -70,7 +70,9 @@ def enter(zygote, request: dict, writable: list[str], code: str = "", fresh_gene
     drop_privileges(zygote)
     os.chdir(writable[0])  # after the drop: as root without CAP_DAC_OVERRIDE it could not enter (0700)
     zygote.libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # set after setuid, which clears it
-    if os.getppid() != zygote.own_pid:
+    # PID 1 of its own namespace (a session in the jail) sees no parent (getppid() is 0); its namespace dies
+    # with the zygote's, which is PID 1 of the jail, so nothing runs unsupervised either way.
+    if os.getpid() != 1 and os.getppid() != zygote.own_pid:
         os._exit(70)  # the zygote already died: do not run unsupervised
     # random's own generator: reseeded from os.urandom by the random module's at-fork hook (CPython's
     # random.py registers os.register_at_fork(after_in_child=_inst.seed)); no second seeding here.
@@ -88,6 +90,10 @@ def enter(zygote, request: dict, writable: list[str], code: str = "", fresh_gene
     if request["audit"]:
         prebuilt = zygote.jail_hook if list(writable) == JAIL_WRITABLE else None
         zygote.guard.install_guard(*writable, hide=zygote.hidden_modules, hook=prebuilt)
+    # The program can walk its frames up to the zygote's (this process's copy of it): drop the copy's
+    # reference, so the installed hook is referenced by nothing a program reaches (issue 24: a program that
+    # finds the hook function could rewrite it or set its __cantrace__).
+    zygote.jail_hook = None
 
 
 def _check(libc, result: int, what: str) -> None:
@@ -99,6 +105,63 @@ def _check(libc, result: int, what: str) -> None:
 def make_mounts_private(zygote) -> None:
     """Once, in the zygote (jail mode): no mount made in the jail propagates anywhere else."""
     _check(zygote.libc, zygote.libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
+
+
+PROC_OPTIONS = b"hidepid=invisible"  # proc(5): processes a reader may not ptrace are not even listed
+# Each program's process gets this PID (the counter is set to one below it before each fork), whatever the
+# earlier programs of its worker started (issue 24: the next program's os.getpid() told how many threads the
+# previous one started, and /proc/loadavg's last PID too).
+PROGRAM_PID = 100
+MS_REMOUNT, MS_RDONLY = 32, 1
+
+
+def hide_other_processes(zygote) -> str:
+    """Once, in the zygote (jail mode): remount the jail's /proc with hidepid=invisible, so a program sees
+    only its own process, not the zygote's /proc/1/stat (whose cutime/cstime add up every earlier program's
+    CPU time) nor, in the session host, another session's process. Returns what was done, for the layers."""
+    flags = MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC
+    if zygote.libc.mount(b"proc", b"/proc", b"proc", flags, PROC_OPTIONS) != 0:
+        return f"off: remount /proc: {os.strerror(ctypes.get_errno())}"
+    return "on (hidepid=invisible)"
+
+
+def open_pid_counter(zygote) -> int | None:
+    """Once, in the zygote (jail mode): a descriptor on this PID namespace's ns_last_pid (proc(5)), to set
+    before each fork. bubblewrap binds /proc/sys read-only, so a private proc instance is mounted on /box for
+    the open and detached again (the descriptor stays writable). None where that is refused."""
+    for folder in ("/proc", BOX):
+        mounted = False
+        try:
+            if folder == BOX:
+                _check(zygote.libc, zygote.libc.mount(b"proc", BOX.encode(), b"proc",
+                                                      MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mount proc")
+                mounted = True
+            return os.open(f"{folder}/sys/kernel/ns_last_pid", os.O_WRONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        finally:
+            if mounted:
+                zygote.libc.umount2(BOX.encode(), MNT_DETACH)
+    return None
+
+
+def reset_pid_counter(zygote) -> None:
+    """Before each fork of a program: its PID is PROGRAM_PID, whatever ran before (every earlier process of
+    the namespace is reaped by now, so the number is free). Raises OSError if the kernel refuses."""
+    if zygote.pid_counter_fd is not None:
+        os.pwrite(zygote.pid_counter_fd, str(PROGRAM_PID - 1).encode(), 0)
+
+
+def own_proc(zygote) -> None:
+    """In a session's process, PID 1 of its own PID namespace, in its own mount namespace: a fresh /proc of
+    that namespace (hidepid=invisible), with /proc/sys bound read-only over itself as bubblewrap had it. The
+    session then sees only its own process and threads, numbered from 1, whatever other sessions do."""
+    libc = zygote.libc
+    _check(libc, libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, PROC_OPTIONS),
+           "mount proc")
+    _check(libc, libc.mount(b"/proc/sys", b"/proc/sys", None, MS_BIND | MS_REC, None), "bind /proc/sys")
+    _check(libc, libc.mount(None, b"/proc/sys", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV
+                            | MS_NOEXEC, None), "remount /proc/sys read-only")
 
 
 def mount_box(zygote, request: dict) -> list[str]:
@@ -124,9 +187,19 @@ def mount_box(zygote, request: dict) -> list[str]:
 
 
 def unmount_box(zygote) -> None:
-    """Detach the program's tmpfs and its two binds (MNT_DETACH: freed once nothing holds them)."""
+    """Unmount the program's tmpfs and its two binds, after its processes are dead. A plain umount first:
+    it fails with EBUSY when anything still holds a file there (nothing should: issue 24, descriptors kept in
+    flight in a socket kept 15 MiB of tmpfs alive per program). Then the mounts are detached anyway and
+    OSError says what survived: the zygote reports a failed clean-up and the pool restarts the worker, whose
+    jail takes every kernel object of it down with it."""
+    survived = []
     for target in ("/dev/shm", "/tmp", BOX):
-        _check(zygote.libc, zygote.libc.umount2(target.encode(), MNT_DETACH), f"umount {target}")
+        if zygote.libc.umount2(target.encode(), 0) != 0:
+            number = ctypes.get_errno()
+            survived.append(f"{target}: {os.strerror(number)}")
+            _check(zygote.libc, zygote.libc.umount2(target.encode(), MNT_DETACH), f"umount {target}")
+    if survived:
+        raise OSError(f"something outlived the program and held its files ({'; '.join(survived)})")
 
 
 def make_stdio(counting_file_io) -> tuple:

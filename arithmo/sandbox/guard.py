@@ -34,6 +34,9 @@ PATH_EVENTS = {"os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,), "os.rename
                "os.chown": (0,), "os.link": (0, 1), "os.symlink": (1,), "os.truncate": (0,), "os.utime": (0,),
                "os.chflags": (0,), "os.setxattr": (0,), "os.removexattr": (0,), "shutil.rmtree": (0,),
                "shutil.move": (1,), "shutil.copyfile": (1,), "shutil.copytree": (1,)}
+# A function's attributes whose change rewrites what it does (audit event "object.__setattr__", raised by
+# CPython's funcobject.c setters for exactly these): refused, so no function, the hook included, is rewritten.
+FROZEN_FUNCTION_ATTRIBUTES = frozenset(("__code__", "__defaults__", "__kwdefaults__"))
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 
@@ -46,30 +49,42 @@ def loaded_refused_modules() -> tuple[str, ...]:
 
 def _hook(event, args, refused, prefixes, imports, path_events, write_flags, write_modes, roots, lstat,
           readlink, getcwd, fspath, decode, join, isinstance, len, bool, type, str_type, int_type, bytes_type,
-          error, os_error, base_exception, repr):
-    """The audit hook's code. Every value it uses is a parameter bound once by `install_guard` (defaults of a
+          error, os_error, base_exception, repr, function_type, frozen_attributes):
+    """The audit hook's code. Every value it uses is a parameter bound once by `make_hook` (defaults of a
     function made with empty globals): it reads no global, no builtin and no closure cell, and keeps no state
-    between calls. A program that reaches this frame (through the traceback of a refused call) finds only
-    immutable values there (tuples, frozensets, read-only mappings, built-in functions): nothing to change
-    that would switch the hook off (issue 24: it used to keep a per-thread re-entrancy set, which a program
-    could join). Paths are resolved here with the built-in lstat/readlink/getcwd, not os.path.realpath,
-    whose Python helpers a program could replace; names are copied to exact `str` (join) first, so a str
-    subclass cannot lie through its own methods. Raises `error` (PermissionError) to refuse."""
+    between calls. Every parameter is immutable and holds only immutable values: frozensets, tuples of
+    (name, reason) pairs, exact str and int, built-in functions and types. Issue 24, twice: a per-thread
+    re-entrancy set could be joined through the hook's frame; then read-only mappings (mappingproxy) leaked
+    the dict under them to `proxy == obj` with a custom `__eq__` (the comparison hands the dict to the other
+    side), and the cleared dict let gc.get_referrers find this function and rewrite its `__defaults__`. So no
+    dict or mapping is reachable from here, and rewriting a function's `__code__`, `__defaults__` or
+    `__kwdefaults__` is refused (audit event "object.__setattr__"). Paths are resolved here with the built-in
+    lstat/readlink/getcwd, not os.path.realpath, whose Python helpers a program could replace; names are
+    copied to exact `str` (join) first, so a str subclass cannot lie through its own methods.
+    Raises `error` (PermissionError) to refuse."""
     event = join("", (event,))
-    if event in refused:
-        raise error("sandbox refused " + event + " (" + refused[event] + ")")
+    for name, reason in refused:  # a tuple of pairs: ~20 exact-str comparisons, no mapping to leak
+        if event == name:
+            raise error("sandbox refused " + event + " (" + reason + ")")
     for prefix, reason in prefixes:
         if event.startswith(prefix):
             raise error("sandbox refused " + event + " (" + reason + ")")
+    if event == "object.__setattr__":  # (object, attribute name, value)
+        if type(args[0]) is function_type and isinstance(args[1], str_type) and \
+                join("", (args[1],)) in frozen_attributes:
+            raise error("sandbox refused setting a function's " + join("", (args[1],)) +
+                        " (rewriting a function in place)")
+        return
     if event == "import":
         name = join("", (args[0],)) if isinstance(args[0], str_type) else ""
         top = name.partition(".")[0]
-        if top in imports:
-            raise error("sandbox refused import " + name + " (" + imports[top] + ")")
+        for module, reason in imports:
+            if top == module:
+                raise error("sandbox refused import " + name + " (" + reason + ")")
         return
     if event == "open":
         mode, flags = args[1], args[2]
-        writes = bool(flags & write_flags) if isinstance(flags, int_type) else False
+        writes = bool(flags & write_flags) if type(flags) is int_type else False
         if isinstance(mode, str_type):
             for letter in write_modes:
                 if letter in join("", (mode,)):
@@ -77,10 +92,14 @@ def _hook(event, args, refused, prefixes, imports, path_events, write_flags, wri
         if not writes or args[0] is None:
             return
         indices, what = (0,), "writing"
-    elif event in path_events:
-        indices, what = path_events[event], event + " on"
     else:
-        return
+        indices = ()
+        for name, positions in path_events:
+            if event == name:
+                indices = positions
+        if not indices:
+            return
+        what = event + " on"
     for index in indices:
         if index >= len(args) or args[index] is None or isinstance(args[index], int_type):
             continue  # an already-open descriptor (stdout, a pipe): nothing new is opened
@@ -142,10 +161,11 @@ def install_guard(workdir: str, *more_writable: str, hide: tuple[str, ...] = (),
 
 
 def make_hook(*writable: str):
-    """The audit hook (`_hook` with every value it uses bound) for programs that may write in `writable`."""
-    roots = tuple(os.path.realpath(folder) for folder in writable)
+    """The audit hook (`_hook` with every value it uses bound) for programs that may write in `writable`.
+    Only immutable values are bound (see `_hook`); the caller keeps no reference to it once installed."""
+    roots = tuple("".join((os.path.realpath(folder),)) for folder in writable)
     return types.FunctionType(_hook.__code__, {"__builtins__": {}}, "sandbox_audit_hook", (
-        types.MappingProxyType(dict(REFUSED_EVENTS)), tuple(REFUSED_PREFIXES.items()),
-        types.MappingProxyType(dict(REFUSED_IMPORTS)), types.MappingProxyType(dict(PATH_EVENTS)), WRITE_FLAGS,
-        "wax+", roots, os.lstat, os.readlink, os.getcwd, os.fspath, bytes.decode, str.join, isinstance, len, bool,
-        type, str, int, bytes, PermissionError, OSError, BaseException, repr))
+        tuple(REFUSED_EVENTS.items()), tuple(REFUSED_PREFIXES.items()), tuple(REFUSED_IMPORTS.items()),
+        tuple(PATH_EVENTS.items()), WRITE_FLAGS, "wax+", roots, os.lstat, os.readlink, os.getcwd, os.fspath,
+        bytes.decode, str.join, isinstance, len, bool, type, str, int, bytes, PermissionError, OSError,
+        BaseException, repr, types.FunctionType, FROZEN_FUNCTION_ATTRIBUTES))

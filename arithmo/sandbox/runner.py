@@ -41,9 +41,25 @@ class CountingFileIO(io.FileIO):
         return count
 
 
-def _last_line() -> str:
-    line = traceback.format_exception_only(*sys.exc_info()[:2])[-1].strip()
+def exact_text(text) -> str:
+    """An exact `str` copy of a str or str subclass, made without calling any of its methods: `str.join` of a
+    one-element tuple copies the characters (a subclass's `__str__`, `encode`, `__len__`, `__getitem__` or
+    `strip` are never consulted). Everything the runner measures or cuts goes through this first (issue 24: a
+    str subclass whose `encode()` returned b"" passed the value's size check)."""
+    return "".join((text,))
+
+
+def _cut(line) -> str:
+    """`line` as exact text, at most MAX_ERROR_CHARS characters (type-exact operations only)."""
+    line = str.strip(exact_text(line))
     return line if len(line) <= MAX_ERROR_CHARS else line[:MAX_ERROR_CHARS - 3] + "..."
+
+
+def _last_line() -> str:
+    try:  # the exception's __str__ is the program's code: whatever it returns is cut here, type-exactly
+        return _cut(traceback.format_exception_only(*sys.exc_info()[:2])[-1])
+    except BaseException:  # noqa: BLE001 - a message that is not text, or a failure formatting it
+        return "an exception whose message cannot be shown"
 
 
 def _takes_no_arguments(function) -> bool:
@@ -83,28 +99,34 @@ def run(code: str, memory_mb: int, max_value_bytes: int, namespace: dict | None 
                 and function.__code__.co_filename == filename and _takes_no_arguments(function)):
             found, value_from = function(), f"{SOLUTION_NAME}()"
     except SystemExit as stop:
-        if stop.code is None or stop.code == 0:
-            return {"error": None, "value": None, "value_from": None}
-        try:
-            error = f"exit code {stop.code}" if isinstance(stop.code, int) else f"SystemExit: {stop.code}"
+        code = stop.code
+        if code is None or (type(code) in (int, bool) and code == 0):
+            return _report(None)
+        try:  # the code may be any object: only an exact int (or bool) is shown as an exit code
+            error = f"exit code {code}" if type(code) in (int, bool) else f"SystemExit: {code}"
         except BaseException:  # noqa: BLE001 - a code whose str() fails (or is too long to print)
             error = "SystemExit: (its code cannot be shown)"
-        error = error[:MAX_ERROR_CHARS]
-        return {"error": error, "value": None, "value_from": None}
+        return _report(error)
     except MemoryError:
-        return {"error": f"memory limit ({memory_mb} MiB): {_last_line()}", "value": None, "value_from": None}
+        return _report(f"memory limit ({memory_mb} MiB): {_last_line()}")
     except SyntaxError as bad:
-        return {"error": f"{_last_line()} (line {bad.lineno})", "value": None, "value_from": None}
+        line = bad.lineno if type(bad.lineno) is int else "?"  # a raised SyntaxError's lineno may be any object
+        return _report(f"{_last_line()} (line {line})")
     except BaseException:  # noqa: BLE001 - any exception in untrusted code is its result, reported
-        return {"error": _last_line(), "value": None, "value_from": None}
+        return _report(_last_line())
     if found is None:
-        return {"error": None, "value": None, "value_from": None}
+        return _report(None)
     try:
-        text = found if isinstance(found, str) else str(found)
+        # type(), not isinstance(): an object can claim str as its __class__
+        text = exact_text(found if issubclass(type(found), str) else str(found))
     except BaseException:  # noqa: BLE001 - e.g. int too large to print (ValueError, 4300-digit limit)
-        return {"error": f"{_last_line()} (turning the {value_from} value into text)", "value": None,
-                "value_from": None}
-    if len(text.encode("utf-8", errors="backslashreplace")) > max_value_bytes:  # as a printed flood: no answer
-        return {"error": f"the {value_from} value is longer than the output limit ({max_value_bytes} bytes)",
-                "value": None, "value_from": None}
+        return _report(f"{_last_line()} (turning the {value_from} value into text)")
+    # Measured with type-exact operations on the exact copy: str.encode, never the value's own encode().
+    if len(str.encode(text, "utf-8", "backslashreplace")) > max_value_bytes:  # as a printed flood: no answer
+        return _report(f"the {value_from} value is longer than the output limit ({max_value_bytes} bytes)")
     return {"error": None, "value": text, "value_from": value_from}
+
+
+def _report(error) -> dict:
+    """A result without a value; `error` (None or text built from the program's objects) exact and cut."""
+    return {"error": None if error is None else _cut(error), "value": None, "value_from": None}

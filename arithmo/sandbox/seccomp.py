@@ -15,6 +15,12 @@ system call fails with an errno, so Python raises a clear OSError instead of the
   `flock`, record locks, leases and dnotify through `fcntl` (other fcntl commands are allowed), inotify,
   fanotify, `cachestat` (EPERM), and `preadv2`/`pwritev2` (ENOSYS, so glibc uses preadv/pwritev: no
   RWF_NOWAIT probe of the page cache);
+- kernel objects that would outlive the program through a socket: `socket` and `socketpair` of every family
+  (EPERM). A program sent descriptors over a socketpair to itself (SCM_RIGHTS): in flight, they kept an
+  abstract Unix listener and its tmpfs files alive after it died (150 MiB of Shmem for 10 programs); TCP
+  states (TIME_WAIT) would outlive it in the jail's network namespace the same way. `pidfd_getfd` (EPERM):
+  no descriptor taken from another process. A session's one socket (to the evaluator) is made before this
+  filter; what it sends the evaluator with descriptors attached is dropped unread (the kernel closes them);
 - kernel interfaces no program needs: ptrace and reading other processes' memory, namespaces and mounts,
   keyrings, bpf, perf events, userfaultfd, modules, kexec, swap, reboot, accounting, quotas, file handles.
 
@@ -61,7 +67,10 @@ ARCHES = {
         "mq_timedreceive": 243, "mq_notify": 244, "mq_getsetattr": 245,
         # channels through files every jail shares (the read-only runtime): locks and watches
         "flock": 73, "inotify_init": 253, "inotify_add_watch": 254, "inotify_rm_watch": 255,
-        "inotify_init1": 294, "fanotify_init": 300, "fanotify_mark": 301, "cachestat": 451},
+        "inotify_init1": 294, "fanotify_init": 300, "fanotify_mark": 301, "cachestat": 451,
+        # no new socket of any family: descriptors in flight (SCM_RIGHTS) in a socket kept them alive past the
+        # program, abstract Unix names and TCP states lived on in the jail's network namespace (issue 24)
+        "socket": 41, "socketpair": 53, "pidfd_getfd": 438},
         "fcntl": 72, "enosys": {"preadv2": 327, "pwritev2": 328}},
     "aarch64": {"audit_arch": 0xC00000B7, "syscalls": {
         "clone": 220, "clone3": 435, "execve": 221, "execveat": 281, "memfd_create": 279, "memfd_secret": 447,
@@ -77,7 +86,8 @@ ARCHES = {
         "msgsnd": 189, "msgrcv": 188, "msgctl": 187, "mq_unlink": 181, "mq_timedsend": 182,
         "mq_timedreceive": 183, "mq_notify": 184, "mq_getsetattr": 185,
         "flock": 32, "inotify_add_watch": 27, "inotify_rm_watch": 28, "inotify_init1": 26,
-        "fanotify_init": 262, "fanotify_mark": 263, "cachestat": 451},
+        "fanotify_init": 262, "fanotify_mark": 263, "cachestat": 451,
+        "socket": 198, "socketpair": 199, "pidfd_getfd": 438},
         "fcntl": 25, "enosys": {"preadv2": 286, "pwritev2": 287}},
 }
 PROCESS_CREATION = ("fork", "vfork")  # clone is checked by its flags, clone3 answered ENOSYS

@@ -196,7 +196,10 @@ class Session:
             os.close(program)
             for _, write_end in pipes:
                 os.close(write_end)
-        return self._collect(request, [r for r, _ in pipes])
+        try:
+            return self._collect(request, [r for r, _ in pipes])
+        except OSError as failure:  # whatever the session's death did to our ends: a result, never a raise
+            return self._end(request, "", b"", f"the session's process was gone ({failure.strerror or failure})")
 
     def _collect(self, request: dict, read_ends: list[int]) -> ExecResult:
         out_r, err_r, status_r = read_ends
@@ -220,7 +223,10 @@ class Session:
                     break
                 for key, _ in selector.select(remaining):
                     if key.fileobj is self._channel:
-                        message = self._channel.recv(64)  # only b"done" means anything; the block may forge it
+                        try:  # only b"done" means anything; the block may forge it
+                            message = self._channel.recv(64)
+                        except OSError:  # ECONNRESET: it died with our block unread (a pending signal on SIGCONT)
+                            message = b""
                         if message == b"done" or not message:
                             done = done or message == b"done"
                             selector.unregister(self._channel)

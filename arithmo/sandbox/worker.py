@@ -194,6 +194,12 @@ def build_result(reply: dict, out: bytes, out_total: int, err: bytes, status: by
     else:
         error = _describe_exit(wait_status, err, request)
     if error is None and report is not None and report.get("value") is not None and out_total == 0:
+        # The child measured the value already; measured again here, on the parsed JSON (exact str), because
+        # the child's check runs in the program's own process, where the program can reach it (issue 24: a str
+        # subclass whose encode() returned b"" passed it). Same counting as the child's (runner.run).
+        if len(report["value"].encode("utf-8", "backslashreplace")) > cap:
+            return ExecResult("", f"the {report['value_from']} value is longer than the output limit "
+                                  f"({cap} bytes)", False)
         return ExecResult(report["value"] + "\n", None, False, report["value_from"])
     return ExecResult(stdout, error, False)
 
