@@ -44,15 +44,39 @@ def pick_backend(cfg: Any) -> tuple[str, str]:
     return "vllm", "vLLM installed and a CUDA GPU present"
 
 
-# Tokens reserved for the prompt (and TIR's output blocks) beside max_new_tokens when max_model_len is not set: a
-# GSM8K/MATH prompt with a chat template is under 600 tokens; TIR adds up to max_tool_calls output blocks of at most
-# MAX_TOOL_OUTPUT_CHARS characters each.
+# Tokens reserved for the prompt beside max_new_tokens when max_model_len is not set: a GSM8K/MATH prompt with a chat
+# template is under 600 tokens. TIR adds up to max_tool_calls output blocks of at most MAX_TOOL_OUTPUT_CHARS
+# characters, counted at one token a character (digits are about that in SmolLM2's and Qwen's tokenizers).
 PROMPT_ROOM_TOKENS = 2048
+
+
+def model_context(folder: str) -> int | None:
+    """The model's own context (max_position_embeddings, else max_seq_len / n_positions) from its config: a local
+    folder's config.json, else the hub id's config through transformers (its cache); None when unreadable."""
+    try:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(folder)
+    except Exception:  # noqa: BLE001 -- offline without a cached config, or not a transformers model: unknown
+        config = None
+    if config is None:
+        path = Path(folder) / "config.json"
+        try:
+            values = json.loads(path.read_text()) if path.is_file() else {}
+        except (OSError, ValueError):
+            values = {}
+    else:
+        values = config.to_dict()
+        values.update(values.get("text_config") or {})
+    for key in ("max_position_embeddings", "max_seq_len", "n_positions", "seq_length"):
+        if isinstance(values.get(key), int) and values[key] > 0:
+            return values[key]
+    return None
 
 
 def vllm_context(cfg: Any, folder: str) -> int:
     """max_model_len for vLLM: `cfg.max_model_len`, else max_new_tokens + PROMPT_ROOM_TOKENS (+ TIR's output
-    blocks), never above the model's own context (config.json's max_position_embeddings, when readable)."""
+    blocks), never above the model's own context (`model_context`; vLLM refuses a longer max_model_len)."""
     asked = getattr(cfg, "max_model_len", None)
     if asked:
         return int(asked)
@@ -60,13 +84,9 @@ def vllm_context(cfg: Any, folder: str) -> int:
 
     need = cfg.max_new_tokens + PROMPT_ROOM_TOKENS
     if getattr(cfg, "style", None) == "tir":
-        need += getattr(cfg, "max_tool_calls", 0) * MAX_TOOL_OUTPUT_CHARS // 2  # >= 2 characters a token
-    config = Path(folder) / "config.json"
-    try:
-        own = json.loads(config.read_text()).get("max_position_embeddings") if config.is_file() else None
-    except (OSError, ValueError):
-        own = None
-    return min(need, int(own)) if own else need
+        need += getattr(cfg, "max_tool_calls", 0) * (MAX_TOOL_OUTPUT_CHARS + 64)  # + fences and the cut note
+    own = model_context(folder)
+    return min(need, own) if own else need
 
 
 def load_for_eval(cfg: Any, backend: str):

@@ -366,11 +366,17 @@ CODE_FENCE, OUTPUT_FENCE = "```python\n", "```output\n"
 # Where generation hands a code block to the interpreter: its closing fence and the newline after it (the opening
 # fence, "```python\n", does not contain it). The model writes it and is trained to (it is outside the output
 # spans); the interpreter writes everything from OUTPUT_FENCE to the end of the output block. NeMo-Skills' TIR
-# loop stops on its code-end marker the same way.
+# loop stops on its code-end marker the same way. A fence that closes a block of another language (```text) also
+# stops generation; the TIR loop then lets the model go on without a tool call (`pending_code` is None for it).
 CODE_END = "```\n"
-_CODE_BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
-_OUTPUT_BLOCK = re.compile(r"```output\n.*?```\n?", re.DOTALL)
+CODE_ENDS = (CODE_END, "```\r\n", "``` \n")  # the closing fence as models write it: plain, CRLF, a trailing space
+# Language tags of a block the interpreter runs (those arithmo's PoT reader accepts, arithmo.grading.extract,
+# less the untagged fence, which in a TIR solution is as likely text as code).
+TIR_CODE_LANGS = ("python", "python3", "py", "py3", "ipython")
+_FENCE_LINE = re.compile(r"([ \t]*)```[ \t]*([\w+-]*)[ \t]*\r?")
+_OUTPUT_BLOCK = re.compile(r"```output[ \t]*\r?\n.*?```[ \t]*(?:\r?\n)?", re.DOTALL)
 MAX_TOOL_OUTPUT_CHARS = 1000  # an output block longer than this is cut (a program that prints a table)
+PRINTED_FENCE = "'''"  # what a fence a program printed becomes inside an output block
 
 
 def add_tir_instruction(question: str) -> str:
@@ -388,18 +394,49 @@ def tir_output_spans(completion: str) -> list[tuple[int, int]]:
 
 
 def output_block(text: str) -> str:
-    """What the interpreter appends after a code block: its output (or error line) in an output fence."""
-    text = text.rstrip("\n")
+    """What the interpreter appends after a code block: its output (or error line) in an output fence.
+
+    At most MAX_TOOL_OUTPUT_CHARS characters of it (`shown_output` in arithmo.evaluation.tir keeps a failure's
+    error line inside that). A fence the program printed becomes PRINTED_FENCE, so that the block ends where the
+    interpreter ended it (training finds the same span: `tir_output_spans`)."""
+    text = text.rstrip("\n").replace("```", PRINTED_FENCE)
     if len(text) > MAX_TOOL_OUTPUT_CHARS:
         text = text[:MAX_TOOL_OUTPUT_CHARS] + f"\n[... {len(text) - MAX_TOOL_OUTPUT_CHARS} more characters]"
     return f"{OUTPUT_FENCE}{text}\n```\n"
 
 
+def _fenced_blocks(text: str) -> list[tuple[str, str, int, int]]:
+    """(language, code, start, end) of every closed fenced block, by one pass over the lines (linear time): an
+    opening fence line ```lang (any indentation), a closing ``` line at the same or less indentation. The code is
+    dedented by the opening fence's indentation (a block inside a list item runs as written)."""
+    blocks, opened, position = [], None, 0
+    for line in text.split("\n"):
+        end = position + len(line)
+        fence = _FENCE_LINE.fullmatch(line)
+        if fence is not None:
+            indent, lang = fence.group(1), fence.group(2).lower()
+            if opened is None:
+                opened = (lang, indent, end + 1)
+            elif not lang and len(indent) <= len(opened[1]):
+                lang0, indent0, body = opened
+                code = text[body:position] if body <= position else ""
+                if indent0:
+                    code = "\n".join(line_[len(indent0):] if line_.startswith(indent0) else line_.lstrip(" \t")
+                                     for line_ in code.split("\n"))
+                blocks.append((lang0, code.replace("\r\n", "\n"), body, end))
+                opened = None
+        position = end + 1
+    return blocks
+
+
 def pending_code(text: str) -> str | None:
-    """The code of the last ```python block when it is closed, nothing but space follows it, and no output block
-    answers it yet: the block the interpreter runs next. None otherwise (the model went on to an answer)."""
-    matches = list(_CODE_BLOCK.finditer(text))
-    if not matches:
+    """The code of the last python block (```python, ```py, ```python3 ... `TIR_CODE_LANGS`) when it is closed,
+    nothing but space follows it, and no output block answers it yet: the block the interpreter runs next. None
+    otherwise (the model went on to an answer, or the last block is of another language)."""
+    blocks = _fenced_blocks(text)
+    if not blocks:
         return None
-    last = matches[-1]
-    return last.group(1) if not text[last.end():].strip() else None
+    lang, code, _start, end = blocks[-1]
+    if lang not in TIR_CODE_LANGS or text[end:].strip():
+        return None
+    return code

@@ -242,14 +242,14 @@ class DemoSession:
         """Tool-integrated reasoning as it happens, by evaluation's rules (`arithmo.evaluation.tir`): stream text
         until a code block's closing fence, run the block in this answer's own interpreter session, show its output
         block, stream on with what is left of the token budget."""
-        from arithmo.evaluation.tir import TIR_KEEP, TIR_STOPS, count_tokens, shown_output
+        from arithmo.evaluation.tir import MAX_TEXT_FENCES, TIR_KEEP, TIR_STOPS, count_tokens, shown_output
         from arithmo.generate import cut_at_stop
         from arithmo.prompts import output_block, pending_code
 
         tokenizer = self.generator.tokenizer
-        sample, text, shown, used, session = Sample(), "", [], 0, None
+        sample, text, shown, used, session, fences = Sample(), "", [], 0, None, 0
         try:
-            for _ in range(MAX_TOOL_CALLS + 1):
+            for _ in range(MAX_TOOL_CALLS + MAX_TEXT_FENCES + 1):
                 prefix, new = text, ""
                 left = max_new_tokens - used
                 if left < 1:
@@ -267,6 +267,9 @@ class DemoSession:
                 used += count_tokens(tokenizer, new)
                 text = sample.text
                 code = pending_code(text)
+                if code is None and text.endswith(TIR_KEEP) and fences < MAX_TEXT_FENCES:
+                    fences += 1  # a ```text fence stopped generation: go on without a tool call
+                    continue
                 if code is None or len(shown) >= MAX_TOOL_CALLS:
                     break
                 if session is None:

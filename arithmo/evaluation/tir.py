@@ -19,30 +19,53 @@ from __future__ import annotations
 from typing import Any
 
 from arithmo.evaluation.scoring import base_line, grade_answer, read_cot
-from arithmo.prompts import CODE_END, OUTPUT_FENCE, output_block, pending_code, render_eval
+from arithmo.prompts import CODE_ENDS, MAX_TOOL_OUTPUT_CHARS, OUTPUT_FENCE, output_block, pending_code, render_eval
 
-# Generation stops at the closing fence (kept), or where a model opens an output block itself (dropped: the
+# Generation stops at a closing fence (kept), or where a model opens an output block itself (dropped: the
 # interpreter writes it).
-TIR_STOPS = (CODE_END, OUTPUT_FENCE.rstrip("\n"))
-TIR_KEEP = (CODE_END,)
+TIR_STOPS = (*CODE_ENDS, OUTPUT_FENCE.rstrip("\n"))
+TIR_KEEP = CODE_ENDS
+# A fence that closes a block of another language (```text) stops generation too; the model then goes on without a
+# tool call, at most this many times per solution (each costs budget as well).
+MAX_TEXT_FENCES = 8
 
 
 def shown_output(result: Any) -> str:
-    """What the model sees of a run: the output, else the error line (as ToRA/Qwen show the last traceback line)."""
-    if result.timed_out:
-        return (result.stdout + "\n" if result.stdout else "") + (result.error or "timed out")
-    if result.error:
-        return (result.stdout + "\n" if result.stdout else "") + result.error
-    return result.stdout
+    """What the model sees of a run: the output, then the error line (as ToRA/Qwen show the last traceback line) or
+    "timed out", within MAX_TOOL_OUTPUT_CHARS: a long printout is cut (at a line end where one is near) so that a
+    failure's error line, "the session ended ...", always shows."""
+    error = result.error or ("timed out" if result.timed_out else None)
+    stdout = result.stdout or ""
+    if error is None:
+        return stdout
+    room = MAX_TOOL_OUTPUT_CHARS - len(error) - 40
+    if len(stdout) > room:
+        cut = stdout.rfind("\n", max(0, room - 200), max(room, 0))
+        cut = cut if cut > 0 else max(room, 0)
+        stdout = stdout[:cut].rstrip("\n") + f"\n[... {len(result.stdout) - cut} more characters]"
+    return (stdout.rstrip("\n") + "\n" if stdout else "") + error
 
 
 def count_tokens(tokenizer: Any, text: str) -> int:
-    """Tokens of `text` the model wrote (no special tokens); words when there is no tokenizer (scripted tests)."""
+    """Tokens of `text` the model wrote: the count generation reported (`arithmo.generate.Completion.tokens`),
+    else by tokenizing it (no special tokens), else words (scripted tests without a tokenizer)."""
     if not text:
         return 0
+    reported = getattr(text, "tokens", None)
+    if reported is not None:
+        return int(reported)
     if tokenizer is None:
         return len(text.split())
     return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _was_cut(text: Any, produced: int, allowed: int | None) -> bool:
+    """Whether a round ended because its token allowance ran out: what generation says (`finish == "length"`), else
+    within a token of the allowance (decoded text re-tokenizes to +-1 token)."""
+    finish = getattr(text, "finish", None)
+    if finish is not None:
+        return finish == "length"
+    return allowed is not None and produced >= allowed - 1
 
 
 def predict_tir(items: list[dict], complete: Any, samples: list[int | None], *, tokenizer: Any, template: str,
@@ -66,12 +89,32 @@ def predict_tir(items: list[dict], complete: Any, samples: list[int | None], *, 
     for item, prompt, texts in zip(items, prompts, first):
         for sample, text in zip(samples, texts):
             tokens = count_tokens(tokenizer, text)
-            states.append({"item": item, "prompt": prompt, "sample": sample, "text": text, "calls": [],
-                           "session": None, "stopped": None, "tokens": tokens,
-                           "cut": max_new_tokens is not None and tokens >= max_new_tokens - 1})
+            states.append({"item": item, "prompt": prompt, "sample": sample, "text": str(text), "calls": [],
+                           "session": None, "stopped": None, "tokens": tokens, "fences": 0,
+                           "cut": _was_cut(text, tokens, max_new_tokens)})
+
+    def close(state: dict) -> None:
+        if state["session"] is not None:  # a finished solution frees its interpreter at once
+            state["session"].close()
+            state["session"] = None
+
+    def extend(group: list[dict]) -> None:
+        """Continue each solution of `group` with what is left of its own budget (one call per remainder)."""
+        by_budget: dict[int | None, list[dict]] = {}
+        for state in group:
+            left = None if max_new_tokens is None else max_new_tokens - state["tokens"]
+            by_budget.setdefault(left, []).append(state)
+        for left, members in by_budget.items():
+            continued = complete([s["prompt"] + s["text"] for s in members], 1, sampled, max_new_tokens=left)
+            for state, texts in zip(members, continued):
+                produced = count_tokens(tokenizer, texts[0])
+                state["text"] += str(texts[0])
+                state["tokens"] += produced
+                state["cut"] = _was_cut(texts[0], produced, left)
+
     try:
-        for _round in range(max_tool_calls + 1):
-            runnable = []
+        for _round in range(max_tool_calls + MAX_TEXT_FENCES + 1):
+            runnable, text_fence = [], []
             for state in (s for s in states if s["stopped"] is None):
                 code = pending_code(state["text"])
                 spent = max_new_tokens is not None and (state["tokens"] >= max_new_tokens or state["cut"])
@@ -79,13 +122,18 @@ def predict_tir(items: list[dict], complete: Any, samples: list[int | None], *, 
                     state["stopped"] = "answered"
                 elif spent:  # the budget ran out, possibly mid-block or mid-sentence
                     state["stopped"] = "token_budget"
+                elif code is None and state["text"].endswith(TIR_KEEP) and state["fences"] < MAX_TEXT_FENCES:
+                    state["fences"] += 1  # a ```text (or bare) fence stopped generation: go on, no tool call
+                    text_fence.append(state)
                 elif code is None:
                     state["stopped"] = "no_code"
                 elif len(state["calls"]) >= max_tool_calls:
                     state["stopped"] = "max_tool_calls"
                 else:
                     runnable.append((state, code))
-            if not runnable:
+                if state["stopped"] is not None:
+                    close(state)
+            if not runnable and not text_fence:
                 break
             for state, code in runnable:
                 if state["session"] is None:
@@ -95,27 +143,12 @@ def predict_tir(items: list[dict], complete: Any, samples: list[int | None], *, 
                 state["calls"].append({"code": code, "output": shown, "error": result.error,
                                        "timed_out": bool(result.timed_out)})
                 if not getattr(state["session"], "alive", True):  # a crash or timeout ended it: a fresh one next
-                    state["session"].close()
-                    state["session"] = None
+                    close(state)
                 state["text"] = state["text"].rstrip() + "\n" + output_block(shown)
-            # Continue each solution with what is left of its own budget (one call per distinct remainder).
-            by_budget: dict[int | None, list[dict]] = {}
-            for state, _ in runnable:
-                left = None if max_new_tokens is None else max_new_tokens - state["tokens"]
-                by_budget.setdefault(left, []).append(state)
-            for left, group in by_budget.items():
-                continued = complete([s["prompt"] + s["text"] for s in group], 1, sampled, max_new_tokens=left)
-                for state, texts in zip(group, continued):
-                    produced = count_tokens(tokenizer, texts[0])
-                    state["text"] += texts[0]
-                    state["tokens"] += produced
-                    # Within a token of what it was allowed (decoded text re-tokenizes to +-1 token): the round was
-                    # cut by the budget, not ended by the model.
-                    state["cut"] = left is not None and produced >= left - 1
+            extend([state for state, _ in runnable] + text_fence)
     finally:
         for state in states:
-            if state["session"] is not None:
-                state["session"].close()
+            close(state)
     lines = []
     for state in states:
         item = state["item"]
