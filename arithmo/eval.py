@@ -31,7 +31,8 @@ from typing import Literal
 
 from arithmo import distributed
 from arithmo.benchmarks import NAMES, benchmark_name, load_items
-from arithmo.config import ConfigError, field, load_config, preset_resolver, recipe_main, save_config, to_dict
+from arithmo.config import (ConfigError, field, is_main_rank, load_config, preset_resolver, recipe_main, save_config,
+                            to_dict)
 from arithmo.io import DataError
 from arithmo.evaluation.provenance import ResumeRefused, changed_settings, check_saved_generator, provenance
 from arithmo.evaluation.scoring import regrade
@@ -185,12 +186,17 @@ def resolve(cfg: EvalConfig) -> EvalConfig:
     values = to_dict(cfg)
     if cfg.run is not None:
         try:
-            trained = read_run_config(cfg.run).model
+            run_config = read_run_config(cfg.run)
+            trained = run_config.model
             adapter = values["adapter"] or str(find_adapter(RunFolder(Path(cfg.run)).adapter))
         except RunError as err:
             raise EvalError(f"run={cfg.run}: {err}; or pass adapter=<folder>") from err
         values["model"] = values["model"] or trained.name
         values["adapter"] = adapter
+        asked = {"pot", "cot"} if cfg.style == "hybrid" else {cfg.style}
+        if not asked & set(run_config.styles) and is_main_rank():  # e.g. a CoT score of a PoT-only adapter
+            print(f"[eval] note: {cfg.run} trained on styles {run_config.styles}; style={cfg.style} scores it on a "
+                  "format it did not learn", file=sys.stderr)
         if values["template"] == "auto":
             values["template"] = trained.template  # evaluate with the template the run trained on
     values["model"] = values["model"] or DEFAULT_MODEL

@@ -20,8 +20,8 @@ The recipe reads top to bottom:
      verdict counts, peak GPU memory)
 
 Run folder: runs/<name>/{grpo_config.yaml, manifest.json, checkpoints/, adapter/, train_log.jsonl, summary.json}
-(arithmo/runs.py's layout; the config is grpo_config.yaml, not a TrainConfig). Evaluate the adapter with
-`python -m arithmo.eval model=<model.name> adapter=runs/<name>/adapter ...`.
+(arithmo/runs.py's layout; the config is grpo_config.yaml, not a TrainConfig). The folder is a run to the other
+stages: `python -m arithmo.eval run=runs/<name> ...`, `python -m arithmo.export runs/<name> ...`, the app.
 """
 
 from __future__ import annotations
@@ -38,12 +38,12 @@ from typing import Any, Literal
 from arithmo.benchmarks import NAMES, load_items, source_of
 from arithmo.config import ConfigError, field, preset_resolver, recipe_main, save_config
 from arithmo.io import DataError
-from arithmo.runs import RunFolder
+from arithmo.runs import GRPO_CONFIG, RunFolder
 from arithmo.resume import GRPO_MAY_CHANGE, check_resume, finished_summary, last_checkpoint, whole_run_loss
 from arithmo.settings import ModelConfig, TrainError
 
 PRESETS = Path(__file__).parent / "configs" / "grpo"
-CONFIG = "grpo_config.yaml"
+CONFIG = GRPO_CONFIG  # grpo_config.yaml: arithmo.runs reads its model section for eval, export and the app
 
 
 class GRPOError(RuntimeError):

@@ -2,6 +2,7 @@
 
     runs/<name>/                       RunFolder(Path("runs/<name>"))
       config.yaml                      the resolved TrainConfig (itself a valid preset): read_run_config(run)
+                                       (a GRPO run: grpo_config.yaml, read the same way for its model)
       manifest.json                    the training data's manifest
       data/                            a recipe YAML built for this run
       checkpoints/checkpoint-<step>/   what resume=true continues from
@@ -25,6 +26,7 @@ from arithmo.config import ConfigError, load_config
 from arithmo.records import Metrics
 from arithmo.settings import TrainConfig
 
+GRPO_CONFIG = "grpo_config.yaml"  # arithmo.grpo's run folder keeps its GRPOTrainConfig under this name
 ADAPTER_CONFIG = "adapter_config.json"  # peft's name for an adapter's config
 EVAL_CONFIG, PREDICTIONS, METRICS, CHART = "eval_config.yaml", "predictions.jsonl", "metrics.json", "accuracy.png"
 PROVENANCE = "provenance.json"  # what produced predictions.jsonl (arithmo.evaluation.provenance)
@@ -48,7 +50,10 @@ class RunFolder:
 
     @property
     def config(self) -> Path:
-        return self.root / "config.yaml"
+        """The run's config file: config.yaml (SFT), or grpo_config.yaml in a GRPO run folder."""
+        sft = self.root / "config.yaml"
+        grpo = self.root / GRPO_CONFIG
+        return grpo if not sft.is_file() and grpo.is_file() else sft
 
     @property
     def manifest(self) -> Path:
@@ -139,6 +144,14 @@ def read_run_config(run: str | Path | RunFolder) -> TrainConfig:
     # for the real base model (a 7B run evaluated on the CPU demo's model)
     if not isinstance(raw, dict) or not isinstance(raw.get("model"), dict) or not raw["model"].get("name"):
         raise RunError(f"{folder.config}: no `model: {{name: ...}}` (expected the config.yaml a training run writes)")
+    if folder.config.name == GRPO_CONFIG:
+        # A GRPO run is a run to every later stage (eval, export, report, the app): they read its model section.
+        # Its other keys (rewards, generations) have no TrainConfig counterpart; name and output_dir are kept.
+        try:
+            return load_config(TrainConfig, {key: raw[key] for key in ("name", "output_dir", "model", "styles")
+                                                if key in raw})
+        except ConfigError as err:
+            raise RunError(f"{folder.config}: not a GRPO run's config ({err})") from err
     try:
         return load_config(TrainConfig, folder.config)
     except ConfigError as err:

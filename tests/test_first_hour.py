@@ -194,3 +194,135 @@ def test_ctrl_c_during_evaluation_keeps_the_finished_batches_and_progress_shows_
                                     predictions_path=path, progress=True)
     assert len(model.prompts) == 3 and metrics["resumed_items"] == 4  # only the unsaved items again
     assert metrics["accuracy"] == 1.0 and len(lines) == 7
+
+
+# ----------------------------------------------------------------------------------------------
+# presets suggest runs trained on the style they score
+
+
+def _trained_styles() -> dict[str, set]:
+    """{run name: styles it trained on} for the runs the training presets and the README's commands make."""
+    from arithmo.config import load_config
+    from arithmo.train import PRESETS, TrainConfig
+
+    styles = {}
+    for preset in PRESETS.glob("*.yaml"):
+        cfg = load_config(TrainConfig, preset)
+        styles.setdefault(cfg.name, set(cfg.styles))
+    for command in _readme_commands():
+        if "arithmo.train" in command and "--help" not in command:
+            words = shlex.split(command)
+            args = words[words.index("arithmo.train") + 1:]
+            preset = PRESETS / f"{args[args.index('--preset') + 1]}.yaml" if "--preset" in args else None
+            cfg = load_config(TrainConfig, preset, [a for a in args if "=" in a and not a.startswith("-")])
+            styles[cfg.name] = set(cfg.styles)
+    return styles
+
+
+def _suggested_runs(text: str) -> list[str]:
+    return re.findall(r"run=runs/([\w.-]+)", text)
+
+
+def test_eval_presets_suggest_only_runs_trained_on_their_style():
+    # pitfall: tiny_cot and tiny_tir suggested run=runs/demo, an adapter trained on programs only (styles [pot])
+    from arithmo.config import load_config
+    from arithmo.eval import PRESETS, EvalConfig
+
+    trained = _trained_styles()
+    checked = 0
+    for preset in sorted(PRESETS.glob("*.yaml")):
+        style = load_config(EvalConfig, preset).style
+        wanted = {"pot", "cot"} if style == "hybrid" else {style}
+        for run in _suggested_runs(preset.read_text()):
+            if run in trained:
+                checked += 1
+                assert wanted & trained[run], f"{preset.name} ({style}) suggests runs/{run}, trained on {trained[run]}"
+    assert checked >= 2  # tiny_pot -> runs/demo, tiny_cot -> runs/ms_sft at least
+
+
+def test_the_style_check_sees_a_mismatch():
+    # must NOT: the check above passes whatever the presets say
+    trained = _trained_styles()
+    assert trained["demo"] == {"pot"} and "cot" not in trained["demo"]
+    assert _suggested_runs("#   python -m arithmo.eval --preset tiny_cot run=runs/demo") == ["demo"]
+
+
+# ----------------------------------------------------------------------------------------------
+# a GRPO run folder is a run; its resume follows the same rule as SFT's
+
+
+def _grpo_run(root: Path, model: str = "smollm2-135m-instruct", **settings) -> Path:
+    """A GRPO run folder as arithmo.grpo leaves it after step 2 of 30: grpo_config.yaml, a checkpoint, adapter/."""
+    import json as _json
+
+    from arithmo.config import load_config, save_config
+    from arithmo.grpo import GRPOTrainConfig
+
+    cfg = load_config(GRPOTrainConfig, {"name": "g", "output_dir": str(root), "max_steps": 30,
+                                        "model": {"name": model, "template": "plain", "load_in_4bit": False},
+                                        **settings})
+    run = root / "g"
+    save_config(cfg, run / "grpo_config.yaml")
+    (run / "checkpoints" / "checkpoint-2").mkdir(parents=True)
+    (run / "checkpoints" / "checkpoint-2" / "trainer_state.json").write_text(
+        _json.dumps({"global_step": 2, "max_steps": 30}))
+    (run / "adapter").mkdir()
+    (run / "adapter" / "adapter_config.json").write_text(_json.dumps({"r": 8, "lora_alpha": 16,
+                                                                       "base_model_name_or_path": model}))
+    return run
+
+
+def test_a_grpo_run_folder_is_a_run_for_eval_export_and_the_app(tmp_path):
+    # pitfall: `eval run=runs/<grpo>` failed (no config.yaml) and `export runs/<grpo>` asked for --base
+    from arithmo.config import load_config
+    from arithmo.eval import EvalConfig, resolve
+    from arithmo.export.cli import _name_and_template
+    from arithmo.export.merge import _base_model_name, resolve_base_weights
+    from arithmo.runs import read_run_config, run_of_adapter
+
+    run = _grpo_run(tmp_path, model="my/base-model")
+    assert read_run_config(run).model.name == "my/base-model"
+    resolved = resolve(load_config(EvalConfig, {"run": str(run)}))
+    assert (resolved.model, resolved.adapter, resolved.template) == ("my/base-model", str(run / "adapter"), "plain")
+    assert run_of_adapter(run / "adapter").root == run
+    assert _name_and_template(str(run), run / "adapter") == ("g", "plain")
+    assert _base_model_name(run / "adapter") == "my/base-model"
+    assert resolve_base_weights("auto", run / "adapter")[0] == "original"  # no --base needed: the config says
+    # must NOT: a folder with neither config is taken for a run
+    (run / "grpo_config.yaml").unlink()
+    with pytest.raises(ValueError, match="config.yaml not found"):
+        read_run_config(run)
+
+
+# (changes on resume, what the refusal names): GRPO's pitfall was the same as SFT's, a changed lr or group size
+# accepted while the checkpoint's were restored
+GRPO_REFUSED = [
+    (["lr=1e-4"], ["lr: 1e-05 -> 0.0001"]),
+    (["num_generations=4", "micro_batch_size=4"], ["num_generations: 8 -> 4", "micro_batch_size: 8 -> 4"]),
+    (["max_steps=60"], ["max_steps: 30 -> 60", "learning-rate schedule"]),
+]
+
+
+@pytest.mark.parametrize("extra, named", GRPO_REFUSED)
+def test_a_grpo_resume_refuses_every_changed_setting(tmp_path, capsys, extra, named):
+    from arithmo.grpo import main
+
+    run = _grpo_run(tmp_path)
+    before = (run / "grpo_config.yaml").read_text()
+    code = main([f"output_dir={tmp_path}", "name=g", "max_steps=30", "model.template=plain",
+                 "model.load_in_4bit=false", "resume=true", *extra])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and err.startswith("error: resume=true continues"), err
+    for text in named:
+        assert text in err, (text, err)
+    assert (run / "grpo_config.yaml").read_text() == before
+
+
+def test_a_grpo_resume_accepts_the_keys_it_honours():
+    # must NOT refuse: the intervals, the checkpoint limit and the sandbox's worker count
+    from arithmo.resume import GRPO_MAY_CHANGE, resume_differences
+
+    saved = {"lr": 1e-5, "logging_steps": 1, "save_steps": 25, "workers": None, "model": {"lora_r": 16}}
+    asked = {"lr": 1e-5, "logging_steps": 5, "save_steps": 10, "workers": 2, "model": {"lora_r": 16}}
+    assert resume_differences(saved, asked, GRPO_MAY_CHANGE) == []
+    assert resume_differences(saved, {**asked, "model": {"lora_r": 8}}, GRPO_MAY_CHANGE) == ["model.lora_r: 16 -> 8"]
