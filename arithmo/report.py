@@ -1,12 +1,14 @@
 """`python -m arithmo.report METRICS_OR_FOLDER [...] [--png PATH | --no-png]`: compare evaluation results.
 
 Each argument is a `metrics.json` file or a folder holding one (an eval output folder). The first one is
-the baseline; every other row shows its accuracy and the change against it in points. Every accuracy comes
+the baseline; every other row shows its accuracy and the change in points against the first result on the same
+benchmark with the same number of items (no change is shown across benchmarks or item counts, and the report says
+so). Every accuracy comes
 with its 95% Wilson interval (arithmo.evaluation.intervals; computed from the counts for files written
 before metrics.json stored it), then math-verify's accuracy on the same answers, maj@k, maj@k's spread over
 seeds where a run had several, and the level and type breakdowns side by side. With k samples per item:
 avg@k and its interval, pass@k', the no-answer and truncated rates. Each later result is also compared with
-the first item by item (arithmo.evaluation.paired: McNemar's exact test on the greedy answers, a paired
+the first of its kind item by item (arithmo.evaluation.paired: McNemar's exact test on the greedy answers, a paired
 bootstrap over items for avg@k, per benchmark), or the report says why the two cannot be paired.
 
 The same comparison is drawn as a PNG (overall, by level, by type: one bar per run, the intervals as error
@@ -39,21 +41,45 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
+def like_anchors(rows: list[dict]) -> list[int | None]:
+    """Per result, the index of the first earlier result it may be compared with (the same benchmark and the same
+    number of items; the first of each such group is None, and row 0 is None): accuracy differences between two
+    benchmarks, or between 60 and 500 items of one, mean nothing."""
+    first: dict[tuple[str, int], int] = {}
+    anchors: list[int | None] = []
+    for index, m in enumerate(rows):
+        key = (str(m["benchmark"]), int(m["n"]))
+        anchors.append(first.get(key))
+        first.setdefault(key, index)
+    return anchors
+
+
+def shorten(text: str, width: int) -> str:
+    """`text` cut in the middle to `width` characters (both the model's and the adapter's ends stay readable)."""
+    if len(text) <= width:
+        return text
+    keep = width - 1
+    return text[: keep - keep // 2] + "\u2026" + text[len(text) - keep // 2:]
+
+
 def compare_table(rows: list[dict]) -> str:
     """A plain-text table, one row per result: #, model, benchmark, style, n, accuracy, its 95% interval, the
     change vs the first row in points, math-verify's accuracy, maj@k and its interval."""
     from arithmo.evaluation.intervals import intervals_of
     from arithmo.evaluation.metrics import format_interval, format_seeds
 
-    base = rows[0]["accuracy"]
+    anchors = like_anchors(rows)
     head = ["#", "model", "benchmark", "style", "n", "accuracy", "95% CI", "vs first", "math-verify", "maj@k",
             "maj 95% CI"]
     table = []
     for i, m in enumerate(rows, 1):
         ci = intervals_of(m)
         maj = m.get("maj_k") or {}
-        table.append([str(i), _label(m)[-48:], str(m["benchmark"]), str(m["style"]), str(m["n"]), _pct(m["accuracy"]),
-                      format_interval(ci["accuracy"]), "" if i == 1 else f"{100 * (m['accuracy'] - base):+.1f}p",
+        anchor = anchors[i - 1]
+        change = "" if anchor is None else f"{100 * (m['accuracy'] - rows[anchor]['accuracy']):+.1f}p" + \
+            (f" vs #{anchor + 1}" if anchor else "")
+        table.append([str(i), shorten(_label(m), 48), str(m["benchmark"]), str(m["style"]), str(m["n"]),
+                      _pct(m["accuracy"]), format_interval(ci["accuracy"]), change,
                       _pct(m.get("accuracy_math_verify")),
                       f"{_pct(maj['accuracy'])} (k={maj['k']})" if maj else "-", format_interval(ci["maj_k"])])
     widths = [max(len(r[c]) for r in [head, *table]) for c in range(len(head))]
@@ -63,6 +89,11 @@ def compare_table(rows: list[dict]) -> str:
     for row in table:
         lines.append("  ".join(v.rjust(w) if c in right else v.ljust(w)
                                for c, (v, w) in enumerate(zip(row, widths))).rstrip())
+    alone = [i for i, m in enumerate(rows, 1) if i > 1 and anchors[i - 1] is None]
+    if alone:  # never a difference between two benchmarks, or two item counts of one
+        kinds = "; ".join(sorted({f"{m['benchmark']} n={m['n']}" for m in rows}))
+        lines.append(f"no change shown for {', '.join(f'#{i}' for i in alone)}: no earlier result on the same "
+                     f"benchmark and number of items (a change compares like with like: {kinds})")
     for i, m in enumerate(rows, 1):
         opinion = m.get("math_verify") or {}
         if opinion.get("skipped"):
@@ -122,17 +153,23 @@ def _panels(rows: list[dict]) -> list[tuple[str, list[str], list[list[tuple[floa
 
 
 def compare_figure(rows: list[dict], labels: list[str] | None = None):
-    """A matplotlib Figure: one panel each for overall, by level and by type; in each, one bar per result
-    (side by side, in the order given) with its 95% interval as an error bar. Shared with the app."""
+    """A matplotlib Figure: one panel each for overall, by level and by type, stacked top to bottom; in each, one
+    bar per result (side by side, in the order given) with its value written on it (a 0% bar stays visible) and its
+    95% interval as an error bar. The bars are numbered #1, #2 ... and the legend below lists each number's full
+    label (cut in the middle past 90 characters). The size is bounded at any count: 10 inches wide, and each panel
+    and legend line adds height, so 1 or 30 results read alike. Shared with the app."""
     from matplotlib.figure import Figure  # not pyplot: nothing global to close, safe in the app's threads
 
-    labels = labels or [f"#{i} {_label(m)[-40:]} ({m['benchmark']} {m['style']})" for i, m in enumerate(rows, 1)]
+    labels = labels or [f"{_label(m)} ({m['benchmark']} {m['style']}, n={m['n']})" for m in rows]
+    labels = [f"#{j + 1} {shorten(label, 90)}" for j, label in enumerate(labels)]
     panels = _panels(rows)
-    widths = [max(3.0, 0.5 * len(names) * max(1, len(rows)) + 1.5) for _, names, _ in panels]
-    fig = Figure(figsize=(sum(widths) + 1, 4.6 + 0.2 * len(rows)))
-    axes = fig.subplots(1, len(panels), squeeze=False, gridspec_kw={"width_ratios": widths})
+    legend_in = 0.22 * len(rows) + 0.3
+    panel_in = 2.6 + (0.25 if len(rows) > 8 else 0)
+    fig = Figure(figsize=(10, panel_in * len(panels) + legend_in + 0.4))
+    axes = fig.subplots(len(panels), 1, squeeze=False)
     bar = 0.8 / max(1, len(rows))
-    for ax, (title, names, per_run) in zip(axes[0], panels):
+    small = len(rows) * max(len(names) for _, names, _ in panels) > 40  # too many bars to write each value
+    for ax, (title, names, per_run) in zip(axes[:, 0], panels):
         for j, cells in enumerate(per_run):
             xs = [i - 0.4 + bar * (j + 0.5) for i in range(len(names))]
             shown = [(x, cell) for x, cell in zip(xs, cells) if cell is not None]
@@ -142,13 +179,21 @@ def compare_figure(rows: list[dict], labels: list[str] | None = None):
             below = [100 * (cell[0] - cell[1][0]) if cell[1] else 0 for _, cell in shown]
             above = [100 * (cell[1][1] - cell[0]) if cell[1] else 0 for _, cell in shown]
             ax.bar([x for x, _ in shown], heights, bar, yerr=[below, above], capsize=2, ecolor="#333333",
-                   color=f"C{j % 10}", label=labels[j] if ax is axes[0][0] else None)
-        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+                   color=f"C{j % 10}", edgecolor="#333333", linewidth=0.5,
+                   label=labels[j] if ax is axes[0][0] else None)
+            for (x, cell), height in zip(shown, heights):
+                # the value at the bar's foot: a 0% bar has no height to see, its number shows it was measured
+                ax.text(x, 1, f"{height:.0f}" if small else f"#{j + 1}\n{height:.0f}%", ha="center", va="bottom",
+                        fontsize=6 if small else 7, color="#111111")
+        ax.set_xticks(range(len(names)), names, fontsize=8)
+        ax.set_xlim(-0.5, len(names) - 0.5)
         ax.set_ylim(0, 105)
-        ax.set_title(title)
-    axes[0][0].set_ylabel("accuracy (%), 95% Wilson interval")
-    fig.legend(loc="lower center", ncol=1, fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, min(0.5, 0.05 * len(rows) + 0.02), 1, 1))
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel("accuracy (%)", fontsize=8)
+    fig.legend(loc="lower left", ncol=1, fontsize=8, frameon=False, bbox_to_anchor=(0.01, 0.0))
+    fig.suptitle("accuracy with 95% Wilson intervals", fontsize=10)
+    total = panel_in * len(panels) + legend_in + 0.4
+    fig.tight_layout(rect=(0, legend_in / total, 1, 1))
     return fig
 
 
@@ -198,8 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     sampled = sampled_lines(rows)
     if sampled:
         print("\n" + "\n".join(sampled))
-    for j in range(1, len(args.results)):  # each later result against the first, item by item (issue 26)
-        print("\n" + paired_section(args.results[0], args.results[j], "#1", f"#{j + 1}"))
+    # each later result item by item against the first of its kind (issue 26): the same benchmark and item count
+    for j, anchor in enumerate(like_anchors(rows)):
+        if anchor is not None:
+            print("\n" + paired_section(args.results[anchor], args.results[j], f"#{anchor + 1}", f"#{j + 1}"))
     if not args.no_png:
         first = Path(args.results[0])
         png = Path(args.png) if args.png else (first if first.is_dir() else first.parent) / CHART_NAME

@@ -1,6 +1,7 @@
 """`python -m arithmo.report`: the comparison table with 95% intervals, the breakdowns, and the PNG beside it."""
 
 import json
+import re
 
 import pytest
 
@@ -79,3 +80,47 @@ def test_missing_or_foreign_files_are_named(tmp_path, capsys):
     with pytest.raises(ValueError, match="no 'benchmark'"):
         read_metrics(tmp_path / "other.json")
     assert compare_table([{"benchmark": "b", "style": "cot", "n": 1, "accuracy": 1.0, "model": "m"}])
+
+
+# (results as (benchmark, n, accuracy), the "vs first" cell of each row); pitfall: deltas were printed between
+# different benchmarks and item counts with no warning
+LIKE_WITH_LIKE = [
+    ([("heldout", 60, 0.5), ("heldout", 60, 0.6)], ["-", "+10.0p"]),                       # like: a change
+    ([("heldout", 60, 0.5), ("gsm8k", 1319, 0.3)], ["-", "-"]),                            # must NOT: benchmarks
+    ([("gsm8k", 60, 0.5), ("gsm8k", 1319, 0.3)], ["-", "-"]),                              # must NOT: item counts
+    ([("gsm8k", 60, 0.5), ("math", 500, 0.2), ("math", 500, 0.25)], ["-", "-", "+5.0p vs #2"]),  # its own kind
+    ([("gsm8k", 60, 0.5), ("math", 500, 0.2), ("gsm8k", 60, 0.4)], ["-", "-", "-10.0p"]),
+]
+
+
+@pytest.mark.parametrize("results, changes", LIKE_WITH_LIKE)
+def test_changes_compare_only_like_with_like(tmp_path, results, changes):
+    rows = [{"benchmark": b, "style": "cot", "n": n, "accuracy": a, "model": "m", "adapter": None}
+            for b, n, a in results]
+    lines = compare_table(rows).splitlines()
+    for row, change in zip(lines[2:2 + len(rows)], changes):
+        shown = re.findall(r"[+-]\d+\.\dp(?: vs #\d+)?", row)
+        assert shown == ([] if change == "-" else [change]), row
+    kinds = {(b, n) for b, n, _ in results}
+    assert ("no change shown for" in compare_table(rows)) == (len(kinds) > 1)
+
+
+def _bars_and_texts(fig):
+    return [t.get_text() for ax in fig.axes for t in ax.texts]
+
+
+@pytest.mark.parametrize("count", [1, 6, 30])
+def test_the_chart_reads_at_any_count(count):
+    # pitfalls: a 3850x580 image for 6 runs, labels cut from the left, a 0% bar invisible
+    from arithmo.report import compare_figure
+
+    rows = [{"benchmark": "heldout", "style": "pot", "n": 60, "accuracy": 0.0 if j == 0 else j / (count + 1),
+             "model": "HuggingFaceTB/SmolLM2-135M-Instruct", "adapter": f"runs/a_rather_long_run_name_{j}/adapter",
+             "by_level": {"one_step": {"n": 30, "correct": 3, "accuracy": 0.1}}} for j in range(count)]
+    fig = compare_figure(rows)
+    width, height = fig.get_size_inches() * 100
+    assert width <= 1000 and height <= 650 + 25 * count  # bounded width; the height grows with the legend only
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert len(legend) == count and all(text.startswith(f"#{j + 1} HuggingFaceTB") for j, text in enumerate(legend))
+    assert any(text.endswith("0%") and text.startswith("#1") for text in _bars_and_texts(fig)) or count > 13
+    assert all(ax.get_position().width > 0.5 for ax in fig.axes)  # full-width panels, never squeezed side by side
