@@ -93,6 +93,22 @@ def resolve_model_path(name_or_path: str) -> tuple[str, str | None]:
     return name_or_path, None
 
 
+def load_tokenizer(name_or_path: str) -> Any:
+    """The tokenizer of a model named as everywhere else in arithmo: hub id, local folder, `.gguf` file or embedded
+    alias (resolve_model_path: the one resolver for model names). A GGUF model's cached plain copy is used when it
+    exists (its end-of-turn ids fixed); else the tokenizer is read from the GGUF file itself. ModelError when the
+    name resolves to nothing."""
+    from transformers import AutoTokenizer
+
+    folder, gguf_file = resolve_model_path(name_or_path)
+    if gguf_file is not None:
+        return AutoTokenizer.from_pretrained(_plain_copy_of_gguf(folder, gguf_file))
+    try:
+        return AutoTokenizer.from_pretrained(folder)
+    except (OSError, ValueError) as err:
+        raise _not_found(name_or_path, err) from err
+
+
 def plain_model_folder(name_or_path: str) -> str:
     """A folder (or hub id) that loaders without GGUF support read: a GGUF model's cached plain fp32 copy."""
     folder, gguf_file = resolve_model_path(name_or_path)

@@ -326,3 +326,36 @@ def test_a_grpo_resume_accepts_the_keys_it_honours():
     asked = {"lr": 1e-5, "logging_steps": 5, "save_steps": 10, "workers": 2, "model": {"lora_r": 16}}
     assert resume_differences(saved, asked, GRPO_MAY_CHANGE) == []
     assert resume_differences(saved, {**asked, "model": {"lora_r": 8}}, GRPO_MAY_CHANGE) == ["model.lora_r: 16 -> 8"]
+
+
+# ----------------------------------------------------------------------------------------------
+# one resolver for every place a model is named
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("{tiny}", 512),                      # a local folder
+    ("smollm2-135m-instruct", 49152),     # the embedded alias model.name takes (pitfall: the recipe's tokenizer:
+                                          # key retried the hub for a minute, then failed)
+    ("/nope/tokenizer", "model folder not found: /nope/tokenizer"),   # must NOT: a missing path tried on the hub
+    ("./missing", "model folder not found"),
+    ("a/b/c", "model folder not found"),  # must NOT: more than org/name is no hub id
+])
+def test_the_recipes_tokenizer_key_takes_every_model_name(tiny_model_dir, name, expected):
+    from arithmo.data.token_lengths import load_tokenizer
+    from arithmo.io import DataError
+
+    name = name.replace("{tiny}", str(tiny_model_dir))
+    if isinstance(expected, int):
+        assert len(load_tokenizer(name)) == expected
+    else:
+        with pytest.raises(DataError, match=re.escape(expected)):
+            load_tokenizer(name)
+
+
+def test_no_stage_reads_a_tokenizer_around_the_resolver():
+    # where a model is named by a user (recipes, presets, CLIs), the name goes through arithmo.model's resolver;
+    # export/modelfile reads a folder export itself wrote
+    allowed = {"arithmo/model.py", "arithmo/export/modelfile.py"}
+    offenders = [str(p.relative_to(REPO)) for p in (REPO / "arithmo").rglob("*.py")
+                 if "AutoTokenizer.from_pretrained(" in p.read_text() and str(p.relative_to(REPO)) not in allowed]
+    assert offenders == []

@@ -23,12 +23,13 @@ LIMITS = (512, 1024, 2048, 4096, 8192, 16384, 32768)
 
 
 def load_tokenizer(name: str) -> Any:
-    """AutoTokenizer.from_pretrained(name): a hub id (cached copies load offline) or a local folder."""
-    from transformers import AutoTokenizer
+    """The recipe's `tokenizer:` through the resolver every model name goes through (arithmo.model.load_tokenizer:
+    hub id, local folder, .gguf file or embedded alias such as smollm2-135m-instruct); DataError otherwise."""
+    from arithmo.model import ModelError, load_tokenizer as load_model_tokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(name)
-    except (OSError, ValueError) as err:
+        return load_model_tokenizer(name)
+    except (ModelError, OSError, ValueError) as err:
         raise DataError(f"tokenizer: cannot load {name!r} ({err}). Offline? Point `tokenizer:` at a local "
                         "folder, or download it once.") from err
 
