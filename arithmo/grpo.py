@@ -218,6 +218,7 @@ def build_trainer(model: Any, tokenizer: Any, dataset: Any, rewards: Any, cfg: G
                           processing_class=tokenizer, callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
+    trainer.create_model_card = lambda *args, **kwargs: None  # TRL's names no base for a local model; ours below
     return trainer, interrupt
 
 
@@ -230,9 +231,11 @@ def grpo(cfg: GRPOTrainConfig) -> dict[str, Any]:
     import torch
 
     from arithmo.model import load_model, prepare_engine
+    from arithmo.plan import training_plan
     from arithmo.rewards import gold_problem
 
     # 1. engine, run folder and resolved config ----------------------------------------------
+    cfg, memory_plan = training_plan(cfg)  # GPU: predicted peak; model.auto_fit: batch and rollout fitted to the card
     prepare_engine(cfg.model.engine, cfg.model.load_in_4bit)  # unsloth must be imported before trl/peft
     run = RunFolder.of(cfg.output_dir, cfg.name)
     resume_from = last_checkpoint(run) if cfg.resume else None
@@ -354,7 +357,12 @@ def grpo(cfg: GRPOTrainConfig) -> dict[str, Any]:
     }
     if resumed_at:
         summary.update(resumed_from_step=resumed_at, train_loss_steps=loss_steps)
+    if memory_plan:
+        summary["memory_plan"] = memory_plan  # predicted; write_summary adds the measured peak beside it
     write_summary(run, summary)
+    from arithmo.trainlog import write_model_card
+
+    write_model_card(run.adapter, base_model=m.name, method="GRPO", summary=summary, run_name=run.root.name)
     first, last = summary["first"] or {}, summary["last"] or {}
     print(f"[grpo] done: {summary['steps']} steps in {summary['seconds']} s ({summary['seconds_per_step']} s/step); "
           f"reward {first.get('reward')} -> {last.get('reward')}, accuracy {first.get('accuracy')} -> "

@@ -79,6 +79,7 @@ def build_trainer(model: Any, tokenizer: Any, train_ds, val_ds, cfg: TrainConfig
                          callbacks=[JsonlLogger(run.train_log), ProgressBar(), interrupt, IntervalsFromArgs(), *trackers])
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
+    trainer.create_model_card = lambda *args, **kwargs: None  # TRL's names no base for a local model; ours below
     return trainer, interrupt
 
 
@@ -216,6 +217,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         summary["memory_plan"] = memory_plan  # predicted; write_summary adds the measured peak beside it
     if main_rank:
         write_summary(run, summary)
+        from arithmo.trainlog import write_model_card
+
+        write_model_card(run.adapter, base_model=m.name, method="SFT", summary=summary, run_name=run_dir.name)
     distributed.finish()
     loss_text = "n/a" if val_loss is None or math.isnan(val_loss) else f"{val_loss:.4f}"
     say(f"[train] done: {summary['steps']} steps in {summary['seconds']} s, train loss "

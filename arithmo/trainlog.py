@@ -226,3 +226,44 @@ def write_summary(run: Any, summary: dict[str, Any]) -> dict[str, Any]:
                        peak_reserved_gib=round(torch.cuda.max_memory_reserved() / 2**30, 2))
     run.summary.write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def hub_base_model(name: str) -> str | None:
+    """The hub id a model card may name as `base_model`: a hub id as given, the embedded alias's source model
+    (smollm2-135m-instruct: HuggingFaceTB/SmolLM2-135M-Instruct), None for a local folder or file (a card must
+    not point the hub at a path on this machine: TRL's then read "fine-tuned version of [None]")."""
+    from pathlib import Path as _Path
+
+    known = {"smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+    if name in known:
+        return known[name]
+    if name.startswith((".", "/", "~")) or _Path(name).expanduser().exists() or name.count("/") != 1:
+        return None
+    return name
+
+
+def write_model_card(folder: str | Path, *, base_model: str, method: str, summary: dict[str, Any],
+                     run_name: str) -> Path:
+    """README.md in an adapter folder: YAML front matter the hub reads (base_model only when it is a hub id,
+    library peft, tags) and what was trained how, from summary.json's figures. Replaces peft's template card
+    ("[More Information Needed]" throughout)."""
+    folder = Path(folder)
+    hub_id = hub_base_model(base_model)
+    front = ["---", "library_name: peft", "pipeline_tag: text-generation", "tags:", "- arithmo", "- lora",
+             f"- {method.lower()}", "- math"] + ([f"base_model: {hub_id}"] if hub_id else []) + ["---", ""]
+    loss = summary.get("train_loss")
+    figures = [f"- steps: {summary.get('steps')}" + (" (interrupted)" if summary.get("interrupted") else ""),
+               f"- training loss (mean over the run's steps): {loss:.4f}" if isinstance(loss, (int, float)) else "",
+               f"- validation loss: {summary['val_loss']:.4f}" if isinstance(summary.get("val_loss"), float) else "",
+               f"- engine: {summary.get('engine')}"]
+    body = [f"# {run_name}: a LoRA adapter for math word problems", "",
+            f"A LoRA adapter trained with arithmo ({method}) on top of "
+            + (f"[{hub_id}](https://huggingface.co/{hub_id})" if hub_id else f"the local model `{base_model}`")
+            + ".", "", "## Training", "", *[line for line in figures if line], "",
+            "## Use", "", "```bash",
+            f"python -m arithmo.eval --preset gsm8k_cot model={hub_id or base_model} adapter=<this folder>",
+            "python -m arithmo.export <this folder> --out merged/   # 16-bit weights with the adapter merged in",
+            "```", ""]
+    path = folder / "README.md"
+    path.write_text("\n".join(front + body), encoding="utf-8")
+    return path

@@ -359,3 +359,25 @@ def test_no_stage_reads_a_tokenizer_around_the_resolver():
     offenders = [str(p.relative_to(REPO)) for p in (REPO / "arithmo").rglob("*.py")
                  if "AutoTokenizer.from_pretrained(" in p.read_text() and str(p.relative_to(REPO)) not in allowed]
     assert offenders == []
+
+
+# ----------------------------------------------------------------------------------------------
+# model cards
+
+
+@pytest.mark.parametrize("base, hub_id", [
+    ("smollm2-135m-instruct", "HuggingFaceTB/SmolLM2-135M-Instruct"),   # the alias: its source on the hub
+    ("Qwen/Qwen2.5-Math-7B", "Qwen/Qwen2.5-Math-7B"),
+    ("/tmp/some/local/model", None),       # must NOT: a path on this machine as the hub's base_model
+    ("./tiny", None),
+    ("merged/a/b", None),
+])
+def test_the_adapter_card_names_a_real_base_or_none(tmp_path, base, hub_id):
+    # pitfall: TRL's card said "fine-tuned version of [None](https://huggingface.co/None)", peft's was a template
+    from arithmo.trainlog import write_model_card
+
+    card = write_model_card(tmp_path, base_model=base, method="SFT", summary={"steps": 6, "train_loss": 0.42,
+                            "val_loss": 0.5, "engine": "hf"}, run_name="demo").read_text()
+    assert "[None]" not in card and "More Information Needed" not in card
+    assert ("base_model: " + hub_id in card) if hub_id else "base_model:" not in card
+    assert "training loss (mean over the run's steps): 0.4200" in card and "steps: 6" in card
