@@ -4,6 +4,9 @@ ends only that session and says so; no session sees another's state; closing fre
 `jail` is the shared pool of tests/conftest.py.
 """
 
+import os
+import select
+import signal
 import time
 
 import pytest
@@ -105,47 +108,60 @@ PROBE = """
 import os
 print(sorted(name for name in globals() if not name.startswith('__')))
 print(sorted(os.listdir('.')), sorted(os.listdir('/tmp')))
-refused = []
-for what, action in (('kill', lambda: os.kill(OTHER, 9)), ('environ', lambda: open(f'/proc/{OTHER}/environ').read()),
-                     ('cwd', lambda: os.listdir(f'/proc/{OTHER}/cwd')), ('mem', lambda: open(f'/proc/{OTHER}/mem', 'rb'))):
-    try:
-        action()
-        refused.append(what + ' ALLOWED')
-    except OSError as failure:
-        refused.append(what + ' ' + type(failure).__name__)
-print(refused)
+others = [pid for pid in range(1, 300) if pid != os.getpid()]  # every PID it could address but its own
+seen = {}
+for what, action in (('kill', lambda pid: os.kill(pid, 0)), ('environ', lambda pid: open(f'/proc/{pid}/environ').read()),
+                     ('cwd', lambda pid: os.listdir(f'/proc/{pid}/cwd')), ('mem', lambda pid: open(f'/proc/{pid}/mem', 'rb'))):
+    for pid in others:
+        try:
+            action(pid)
+            seen.setdefault(what, set()).add('ALLOWED')
+        except OSError as failure:
+            seen.setdefault(what, set()).add(type(failure).__name__)
+print(sorted((what, sorted(outcomes)) for what, outcomes in seen.items()))
+print(sorted(p for p in os.listdir('/proc') if p.isdigit()) == [str(os.getpid())])
 """
+# Issue 24 (review): each session is PID 2 of its own PID namespace, under an init of its own (PID 1, root,
+# hidden by hidepid=invisible): no other session's process has a number it can name.
+HIDDEN = [("cwd", ["FileNotFoundError"]), ("environ", ["FileNotFoundError"]), ("mem", ["FileNotFoundError"])]
 
 
 def test_no_session_sees_another_ones_state(jail):
     with jail.session() as first, jail.session() as second:
-        pid = int(first.run("import os\nsecret = 'ARITHMO-7'\nopen('mine.txt', 'w').write(secret)\n"
-                            "open('/tmp/t.txt', 'w').write(secret)\nprint(os.getpid())").stdout)
-        names, files, refused = second.run(f"OTHER = {pid}\n" + PROBE).stdout.splitlines()
-        assert names == "['OTHER', 'os']" and files == "[] []"  # not `secret`, not its files
-        assert refused == "['kill PermissionError', 'environ PermissionError', 'cwd PermissionError', " \
-                          "'mem PermissionError']"
+        first.run("import os\nsecret = 'ARITHMO-7'\nopen('mine.txt', 'w').write(secret)\n"
+                  "open('/tmp/t.txt', 'w').write(secret)")
+        names, files, refused, alone = second.run(PROBE).stdout.splitlines()
+        assert names == "['os']" and files == "[] []"  # not `secret`, not its files
+        assert refused == str(sorted([("kill", ["PermissionError"])] + HIDDEN))  # the hook refuses os.kill
+        assert alone == "True"
 
 
 def test_with_the_hook_off_the_kernel_keeps_sessions_apart():
     with Sandbox(workers=1, jail=True) as box:
         with box.session() as first, box.session(audit_hook=False) as second:
-            pid = int(first.run("import os\nprint(os.getpid())").stdout)
-            _names, files, refused = second.run(f"OTHER = {pid}\n" + PROBE).stdout.splitlines()
-            assert files == "[] []"
-            assert refused == "['kill PermissionError', 'environ PermissionError', 'cwd PermissionError', " \
-                              "'mem PermissionError']"  # another uid, not dumpable: signals and /proc refused
+            first.run("import os\nopen('mine.txt', 'w').write('x')")
+            _names, files, refused, alone = second.run(PROBE).stdout.splitlines()
+            assert files == "[] []" and alone == "True"
+            # its init (PID 1): another uid, EPERM; no other PID exists in its namespace: ESRCH; /proc hides both
+            assert refused == str(sorted([("kill", ["PermissionError", "ProcessLookupError"])] + HIDDEN))
 
 
 def test_closing_frees_the_process_and_its_files(jail):
     with jail.session() as watcher:
         session = jail.session()
-        pid = int(session.run("import os\nopen('big', 'wb').write(b'x' * 900_000)\nprint(os.getpid())").stdout)
-        listing = "import os\nprint(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))"
-        assert pid in eval(watcher.run(listing).stdout)
-        session.close()
-        assert not session.alive and session.ended == "closed"
-        assert pid not in eval(watcher.run(listing).stdout)
+        assert session.run("open('big', 'wb').write(b'x' * 900_000)").error is None
+        process = os.dup(session._pidfd)  # the evaluator's handle on its process, kept past close()
+        try:
+            signal.pidfd_send_signal(process, 0)  # alive now
+            session.close()
+            assert not session.alive and session.ended == "closed"
+            assert select.select([process], [], [], 5.0)[0] == [process]  # readable: the process has exited
+            with pytest.raises(ProcessLookupError):
+                signal.pidfd_send_signal(process, 0)
+        finally:
+            os.close(process)
+        listing = "import os\nprint(sorted(p for p in os.listdir('/proc') if p.isdigit()))"
+        assert watcher.run(listing).stdout == "['2']\n"  # it never saw the other session at all
         with pytest.raises(SandboxError, match="closed"):
             session.run("print(1)")
         session.close()  # twice is fine
