@@ -80,7 +80,12 @@ class PlanError(ValueError):
 
 @dataclass(frozen=True)
 class Arch:
-    """The shape of a decoder-only transformer: what the memory formula needs from config.json."""
+    """The shape of a decoder-only transformer: what the memory formula needs from config.json.
+
+    A mixture-of-experts model has `moe_layers` layers whose MLP is `experts` routed experts of width
+    `expert_intermediate` (all resident on the GPU) of which `experts_per_tok` run per token, plus a shared MLP of
+    width `shared_intermediate` that every token runs (0: none); its other layers are dense of width
+    `intermediate`."""
 
     name: str
     source: str
@@ -95,15 +100,38 @@ class Arch:
     tied: bool
     max_positions: int | None
     sliding_window: int | None
+    experts: int = 0
+    experts_per_tok: int = 0
+    expert_intermediate: int = 0
+    shared_intermediate: int = 0
+    moe_layers: int = 0
 
     def linears(self) -> dict[str, tuple[int, int]]:
-        """(in, out) features of each decoder linear, by module name (Llama/Mistral/Qwen2 names)."""
+        """(in, out) features of each decoder linear of a dense layer, by module name (Llama/Mistral/Qwen2 names)."""
         q, kv, h, i = self.heads * self.head_dim, self.kv_heads * self.head_dim, self.hidden, self.intermediate
         return {"q_proj": (h, q), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (q, h),
                 "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
 
+    @property
+    def dense_layers(self) -> int:
+        return self.layers - self.moe_layers
+
+    def attention_params(self) -> int:
+        q, kv, h = self.heads * self.head_dim, self.kv_heads * self.head_dim, self.hidden
+        return 2 * h * q + 2 * h * kv
+
     def decoder_linear_params(self) -> int:
-        return self.layers * sum(a * b for a, b in self.linears().values())
+        """Every decoder weight matrix: attention of every layer, the dense MLPs, and in each MoE layer all its
+        experts (every expert is resident whichever are routed to), the shared MLP and the router."""
+        h = self.hidden
+        moe = self.experts * 3 * h * self.expert_intermediate + 3 * h * self.shared_intermediate + h * self.experts
+        return self.layers * self.attention_params() + self.dense_layers * 3 * h * self.intermediate \
+            + self.moe_layers * moe
+
+    def active_intermediate(self) -> int:
+        """The widest MLP a token passes through: a dense layer's, or a MoE layer's routed experts + shared MLP."""
+        moe = self.experts_per_tok * self.expert_intermediate + self.shared_intermediate
+        return max(self.intermediate if self.dense_layers else 0, moe if self.moe_layers else 0)
 
     def embedding_params(self) -> int:
         return self.vocab * self.hidden * (1 if self.tied else 2)
@@ -114,28 +142,92 @@ class Arch:
 
 
 _REQUIRED = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
+# attention variants whose cache and projections the formula does not model: their config.json keys
+MLA_KEYS = ("kv_lora_rank", "q_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim")
 
 
-def arch_from_config(config: dict, source: str, name: str = "") -> Arch:
-    """An Arch from a config.json mapping; PlanError naming `source` and the missing key otherwise."""
+def _config_int(text: dict, key: str, source: str, minimum: int = 1) -> int | None:
+    """config.json's integer `key` (None when absent or null); PlanError for a string, bool, float or too small."""
+    value = text.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PlanError(f"{source}: {key}: expected an integer >= {minimum}, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise PlanError(f"{source}: {key}: expected an integer >= {minimum}, got {value}")
+    return value
+
+
+def _config_bool(text: dict, key: str, source: str, default: bool) -> bool:
+    value = text.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise PlanError(f"{source}: {key}: expected true or false, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def arch_from_config(config: Any, source: str, name: str = "") -> Arch:
+    """An Arch from a config.json mapping (transformers' PretrainedConfig fields; a multimodal config's
+    `text_config`). PlanError naming `source` and the key: missing or wrongly typed fields (a string, bool or
+    float where an integer belongs, non-positive sizes, heads not a multiple of the KV heads), and attention
+    variants the formula does not model (multi-head latent attention, linear attention, encoder-decoder)."""
     if not isinstance(config, dict):
         raise PlanError(f"{source}: expected a JSON object, got {type(config).__name__}")
     text = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
-    missing = [key for key in _REQUIRED if not isinstance(text.get(key), int) or text.get(key) <= 0]
+    missing = [key for key in _REQUIRED if text.get(key) is None]
     if missing:
-        raise PlanError(f"{source}: missing or non-positive {', '.join(missing)} (the planner needs "
-                        f"{', '.join(_REQUIRED)} from a decoder-only model's config.json)")
-    heads = text["num_attention_heads"]
-    kv_heads = text.get("num_key_value_heads") or heads
-    head_dim = text.get("head_dim") or text["hidden_size"] // heads
-    use_window = text.get("use_sliding_window", True)  # Qwen2 carries a window it does not use by default
-    window = text.get("sliding_window") if use_window else None
-    return Arch(name=name or text.get("_name_or_path") or source, source=source,
-                model_type=str(text.get("model_type", "?")), vocab=text["vocab_size"], hidden=text["hidden_size"],
-                intermediate=text["intermediate_size"], layers=text["num_hidden_layers"], heads=heads,
-                kv_heads=kv_heads, head_dim=head_dim, tied=bool(text.get("tie_word_embeddings", False)),
-                max_positions=text.get("max_position_embeddings"),
-                sliding_window=window if isinstance(window, int) and window > 0 else None)
+        raise PlanError(f"{source}: missing {', '.join(missing)} (the planner needs {', '.join(_REQUIRED)} from a "
+                        f"decoder-only model's config.json)")
+    size = {key: _config_int(text, key, source) for key in _REQUIRED}
+    mla = [key for key in MLA_KEYS if text.get(key) is not None]
+    if mla:
+        raise PlanError(f"{source}: unsupported attention: multi-head latent attention ({', '.join(mla)}; "
+                        f"DeepSeek-V2/V3 style) is not modelled by the planner (its KV cache and projections differ)")
+    layer_types = text.get("layer_types")
+    if isinstance(layer_types, list) and any(kind not in ("full_attention", "sliding_attention")
+                                             for kind in layer_types):
+        odd = sorted({str(kind) for kind in layer_types} - {"full_attention", "sliding_attention"})
+        raise PlanError(f"{source}: unsupported layer_types {', '.join(odd)}: the planner models softmax attention "
+                        "(full or sliding window) only")
+    if config.get("is_encoder_decoder") is True:
+        raise PlanError(f"{source}: unsupported: an encoder-decoder model (the planner models decoder-only ones)")
+    heads = size["num_attention_heads"]
+    kv_heads = _config_int(text, "num_key_value_heads", source) or heads
+    if heads % kv_heads:
+        raise PlanError(f"{source}: num_attention_heads={heads} is not a multiple of num_key_value_heads={kv_heads}")
+    head_dim = _config_int(text, "head_dim", source) or size["hidden_size"] // heads
+    use_window = _config_bool(text, "use_sliding_window", source, True)  # Qwen2 carries a window it does not use
+    window = _config_int(text, "sliding_window", source)
+    # mixture of experts: Mixtral num_local_experts; Qwen2/3-MoE, OLMoE num_experts; DeepSeek n_routed_experts
+    expert_keys = [k for k in ("num_local_experts", "num_experts", "n_routed_experts") if text.get(k) is not None]
+    experts = _config_int(text, expert_keys[0], source) if expert_keys else 0
+    moe: dict[str, int] = {}
+    if experts and experts > 1:
+        per_tok = _config_int(text, "num_experts_per_tok", source)
+        if per_tok is None or per_tok > experts:
+            raise PlanError(f"{source}: num_experts_per_tok: expected an integer in 1..{experts} ({expert_keys[0]}="
+                            f"{experts}), got {text.get('num_experts_per_tok')!r}")
+        width = _config_int(text, "moe_intermediate_size", source) or size["intermediate_size"]
+        shared = _config_int(text, "shared_expert_intermediate_size", source) or 0  # Qwen2-MoE: one shared MLP
+        n_shared = _config_int(text, "n_shared_experts", source, minimum=0) or 0  # DeepSeek: n of expert width
+        shared += n_shared * width
+        first_dense = _config_int(text, "first_k_dense_replace", source, minimum=0) or 0
+        step = _config_int(text, "decoder_sparse_step", source) or 1
+        mlp_only = text.get("mlp_only_layers") or []
+        if not isinstance(mlp_only, list) or any(isinstance(x, bool) or not isinstance(x, int) for x in mlp_only):
+            raise PlanError(f"{source}: mlp_only_layers: expected a list of layer indices, got {mlp_only!r}")
+        layers = size["num_hidden_layers"]
+        moe_layers = sum(1 for idx in range(layers)
+                         if idx >= first_dense and (idx + 1) % step == 0 and idx not in mlp_only)
+        moe = dict(experts=experts, experts_per_tok=per_tok, expert_intermediate=width, shared_intermediate=shared,
+                   moe_layers=moe_layers)
+    return Arch(name=name or str(text.get("_name_or_path") or source), source=source,
+                model_type=str(text.get("model_type", "?")), vocab=size["vocab_size"], hidden=size["hidden_size"],
+                intermediate=size["intermediate_size"], layers=size["num_hidden_layers"], heads=heads,
+                kv_heads=kv_heads, head_dim=head_dim, tied=_config_bool(text, "tie_word_embeddings", source, False),
+                max_positions=_config_int(text, "max_position_embeddings", source),
+                sliding_window=window if use_window else None, **moe)
 
 
 # config.json fields of the models the presets name, copied from each model's published config.json on the
@@ -184,6 +276,25 @@ def _hub_cache_config(repo_id: str) -> Path | None:
     return found[-1] if found else None
 
 
+def _read_config_json(path: Path) -> Any:
+    """The parsed config.json at `path`; PlanError naming the file when it is a folder, unreadable, not UTF-8 or
+    not JSON (NaN/Infinity included: RFC 8259 has no such numbers)."""
+    def no_constants(word: str) -> Any:
+        raise ValueError(f"{word} is not a JSON number")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except IsADirectoryError:
+        raise PlanError(f"{path}: expected a config.json file, found a folder") from None
+    except UnicodeDecodeError as err:
+        raise PlanError(f"{path}: not UTF-8 text (byte {err.start}); config.json is UTF-8 JSON") from None
+    except OSError as err:
+        raise PlanError(f"{path}: cannot read: {err.strerror or err}") from None
+    try:
+        return json.loads(text, parse_constant=no_constants)
+    except (json.JSONDecodeError, ValueError) as err:
+        raise PlanError(f"{path}: not valid JSON: {err}") from None
+
+
 def find_arch(name: str) -> Arch:
     """The architecture of `name`: a local folder's config.json (or a config.json path), an embedded alias,
     a hub id in the local cache or in KNOWN_ARCHITECTURES. PlanError says where it looked otherwise."""
@@ -193,16 +304,12 @@ def find_arch(name: str) -> Arch:
     if path.suffix == ".gguf":
         candidates = [path.parent / "config.json"]
     for candidate in candidates:
-        if candidate.is_file():
-            try:
-                data = json.loads(candidate.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError) as err:
-                raise PlanError(f"{candidate}: not readable JSON ({err})") from err
-            return arch_from_config(data, str(candidate), name)
+        if candidate.exists():
+            return arch_from_config(_read_config_json(candidate), str(candidate), name)
     repo_id = ALIASES.get(name, name)
     cached = _hub_cache_config(repo_id) if repo_id.count("/") == 1 else None
     if cached is not None:
-        return arch_from_config(json.loads(cached.read_text(encoding="utf-8")), str(cached), name)
+        return arch_from_config(_read_config_json(cached), str(cached), name)
     if repo_id in KNOWN_ARCHITECTURES:
         entry = dict(KNOWN_ARCHITECTURES[repo_id])
         return arch_from_config(entry, entry.pop("_source"), name)
@@ -336,6 +443,7 @@ class Setup:
     generation_batch: int = 0
     rollout: str = "hf"
     vllm_share: float = 0.3
+    num_generations: int = 0         # GRPO group size: completions per rollout stay a multiple of it
 
     def validate(self) -> None:
         if self.engine not in ENGINES:
@@ -351,6 +459,11 @@ class Setup:
         for key in ("micro_batch", "seq_len", "lora_r", "compute_bytes"):
             if getattr(self, key) < 1:
                 raise PlanError(f"{key}: expected >= 1, got {getattr(self, key)}")
+        if self.grpo and (self.prompt_len < 1 or self.completion_len < 1):
+            raise PlanError(f"GRPO: expected prompt and completion lengths >= 1, got {self.prompt_len} and "
+                            f"{self.completion_len}")
+        if not (isinstance(self.vllm_share, (int, float)) and 0 < self.vllm_share < 1):
+            raise PlanError(f"plan.vllm_share: expected a fraction of the card in (0, 1), got {self.vllm_share!r}")
 
 
 @dataclass
@@ -369,9 +482,11 @@ class Plan:
         return self.required_gib <= gpu_gib
 
 
-def _layer_bytes(arch: Arch, s: Setup, eng: Engine, c: int, r_bytes: int) -> tuple[float, float]:
-    """(saved, backward temporaries) of one decoder layer, bytes per token."""
-    h, i = arch.hidden, arch.intermediate
+def _layer_bytes(arch: Arch, s: Setup, eng: Engine, c: int, r_bytes: int, i: int, moe: bool) -> tuple[float, float]:
+    """(saved, backward temporaries) of one decoder layer whose token passes MLPs of total width `i`, bytes per
+    token. A MoE layer (`moe`) also keeps the router's fp32 logits and softmax and the hidden states gathered for,
+    and returned by, each of its experts_per_tok experts (transformers' MoE blocks: index_select per expert)."""
+    h = arch.hidden
     q, kv = arch.heads * arch.head_dim, arch.kv_heads * arch.head_dim
     # a fp32-upcasting norm copies a narrower input to fp32 first; a residual wider than c is cast for the matmuls
     fp32_copies = eng.norm_fp32 + (1 if eng.norm_fp32 and r_bytes < 4 else 0)
@@ -379,8 +494,9 @@ def _layer_bytes(arch: Arch, s: Setup, eng: Engine, c: int, r_bytes: int) -> tup
     attention = c * (q + 2 * kv) + eng.rope_copies * c * (q + kv) + c * q  # q, k, v; RoPE copies; SDPA output
     linears = arch.linears()
     lora = sum(s.lora_r * c + (c * linears[t][0] if s.lora_dropout > 0 else 0) for t in s.targets if t in linears)
-    saved = norms + attention + eng.mlp_saved * c * i + lora
-    backward = eng.mlp_backward * c * i + 2 * r_bytes * h
+    routing = (2 * 4 * arch.experts + 2 * arch.experts_per_tok * c * h) if moe else 0
+    saved = norms + attention + eng.mlp_saved * c * i + lora + routing
+    backward = eng.mlp_backward * c * i + 2 * r_bytes * h + routing
     return saved, backward
 
 
@@ -409,6 +525,11 @@ def estimate(arch: Arch, s: Setup) -> Plan:
     alloc = allocator_for(s.allocator or eng.allocator, s.engine)
     notes: list[str] = []
     linears = arch.linears()
+    if arch.moe_layers:
+        notes.append(f"mixture of experts: {arch.moe_layers} layers of {arch.experts} experts (width "
+                     f"{arch.expert_intermediate}) all resident; {arch.experts_per_tok} routed"
+                     + (f" + a shared MLP of width {arch.shared_intermediate}" if arch.shared_intermediate else "")
+                     + " per token; experts counted in the base-weight format, LoRA on attention and shared MLPs")
     unknown = [t for t in s.targets if t not in linears]
     if unknown:
         raise PlanError(f"model.target_modules: {', '.join(unknown)} are not decoder linears of this family "
@@ -421,19 +542,34 @@ def estimate(arch: Arch, s: Setup) -> Plan:
     else:
         per_param = c
     base = n_linear * per_param + arch.embedding_params() * embed_bytes + (2 * arch.layers + 1) * arch.hidden * 4
-    n_lora = arch.layers * sum(s.lora_r * (linears[t][0] + linears[t][1]) for t in s.targets)
+    # LoRA adapts nn.Linear modules: attention in every layer, the MLP of dense layers and a MoE layer's shared
+    # MLP; routed experts are 3-D parameters in transformers >= 5 that target_modules does not match
+    mlp_layers_width = arch.dense_layers * arch.intermediate + arch.moe_layers * arch.shared_intermediate
+    n_lora = 0
+    for t in s.targets:
+        fan_in, fan_out = linears[t]
+        if t in ("gate_proj", "up_proj", "down_proj"):
+            n_lora += s.lora_r * (arch.hidden * (arch.dense_layers + (arch.moe_layers if arch.shared_intermediate
+                                                                          else 0)) + mlp_layers_width)
+        else:
+            n_lora += arch.layers * s.lora_r * (fan_in + fan_out)
     lora, grads, optim = n_lora * 4, n_lora * 4, n_lora * OPTIMIZERS[s.optimizer]
     static = base + lora + grads + optim
 
     # the training step ---------------------------------------------------------------------------
     batch, seq = s.micro_batch, s.seq_len
     tokens = batch * seq
-    saved, backward = _layer_bytes(arch, s, eng, c, r_bytes)
+    kinds = ([(arch.intermediate, False)] * (arch.dense_layers > 0)
+             + [(arch.experts_per_tok * arch.expert_intermediate + arch.shared_intermediate, True)] * (arch.moe_layers > 0))
+    per_kind = [_layer_bytes(arch, s, eng, c, r_bytes, width, moe) for width, moe in kinds]
+    saved, backward = max(per_kind, key=lambda sb: sb[0] + sb[1])  # the layer whose recompute + backward peaks
+    saved_all_layers = sum(sb[0] * (arch.moe_layers if moe else arch.dense_layers)
+                           for sb, (_, moe) in zip(per_kind, kinds))
     if s.gradient_checkpointing:
         checkpoints = 0.0 if offload else tokens * arch.layers * r_bytes * arch.hidden
         layer_phase = tokens * (saved + backward + (r_bytes * arch.hidden if offload else 0))
     else:
-        checkpoints = tokens * arch.layers * saved
+        checkpoints = tokens * saved_all_layers
         layer_phase = tokens * backward
         if offload:
             notes.append("plan.offload=true without gradient checkpointing: nothing to offload")
@@ -443,7 +579,8 @@ def estimate(arch: Arch, s: Setup) -> Plan:
         loss_phase = batch * s.completion_len * 3 * c * arch.vocab + hidden_out
     else:
         loss_phase = _loss_bytes(arch, loss, c, r_bytes, tokens) + hidden_out
-    workspace = (max(a * b for a, b in linears.values()) * c) if s.load_in_4bit else 0.0
+    widest = max([a * b for a, b in linears.values()] + [arch.hidden * 2 * arch.expert_intermediate])
+    workspace = widest * c if s.load_in_4bit else 0.0
     if arch.sliding_window and seq > arch.sliding_window:
         workspace += batch * seq * seq * (1 + c)
         notes.append(f"sequence {seq} > sliding window {arch.sliding_window}: a {batch}x{seq}x{seq} attention mask "
@@ -460,7 +597,7 @@ def estimate(arch: Arch, s: Setup) -> Plan:
         g = s.generation_batch or batch
         kv = g * (s.prompt_len + s.completion_len) * arch.kv_bytes_per_token(c)
         # prefill of the whole generation batch at once: one layer's MLP intermediates (gate, up, product)
-        prefill = g * s.prompt_len * (3 * c * arch.intermediate + c * (2 * arch.hidden))
+        prefill = g * s.prompt_len * (3 * c * arch.active_intermediate() + c * (2 * arch.hidden))
         decode_logits = g * arch.vocab * 4 * 2
         rollout = kv + prefill + decode_logits + workspace
         parts["rollout_kv_cache"] = 0.0
@@ -506,37 +643,66 @@ def fits(arch: Arch, s: Setup, gpu_gib: float, context: bool = True) -> bool:
     return need <= gpu_gib
 
 
+def _at_micro(s: Setup, b: int) -> Setup:
+    """`s` at micro-batch b with grad_accum unchanged (GRPO: the generation batch micro x accum scales alike)."""
+    scaled = dataclasses.replace(s, micro_batch=b)
+    if s.grpo and s.generation_batch:
+        scaled.generation_batch = s.generation_batch // s.micro_batch * b
+    return scaled
+
+
 def largest_micro_batch(arch: Arch, s: Setup, gpu_gib: float, limit: int = 4096, context: bool = True) -> int:
-    """The largest micro-batch (GRPO: completions per forward, the generation batch scaled alike) that fits; 0
-    when not even 1 does."""
-    def at(b: int) -> Setup:
-        scaled = dataclasses.replace(s, micro_batch=b)
-        if s.grpo and s.generation_batch:
-            scaled.generation_batch = s.generation_batch // s.micro_batch * b
-        return scaled
+    """The largest micro-batch, grad_accum unchanged, whose config fits; 0 when not even the smallest does. GRPO:
+    only micro-batches whose micro x accum completions are whole groups of num_generations count (the config
+    arithmo.grpo accepts), so the answer is >= micro_batch exactly when `fits` says the config fits."""
+    unit = 1
+    if s.grpo and s.num_generations and s.generation_batch:
+        accum = max(s.generation_batch // s.micro_batch, 1)
+        unit = s.num_generations // math.gcd(accum, s.num_generations)
     best, b = 0, 1
-    while b <= limit and fits(arch, at(b), gpu_gib, context):
+    while b <= limit and fits(arch, _at_micro(s, b), gpu_gib, context):
         best, b = b, b * 2
     lo, hi = best, min(b, limit + 1)
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if fits(arch, at(mid), gpu_gib, context) else (lo, mid)
-    return lo
+        lo, hi = (mid, hi) if fits(arch, _at_micro(s, mid), gpu_gib, context) else (lo, mid)
+    return lo // unit * unit  # the peak grows with the micro-batch: the largest whole-group one below still fits
 
 
-def largest_seq_len(arch: Arch, s: Setup, gpu_gib: float, step: int = 256, limit: int | None = None,
+def exceeds_positions(arch: Arch, s: Setup) -> str | None:
+    """A sentence when the sequence (GRPO: prompt + completion) is longer than the model's max_position_embeddings,
+    None otherwise (or when config.json does not say). Memory may fit; the positions past the limit were never
+    trained (RoPE extrapolation) and the recipe would cut or refuse them."""
+    if arch.max_positions is None or s.seq_len <= arch.max_positions:
+        return None
+    what = (f"prompt {s.prompt_len} + completion {s.completion_len} = {s.seq_len} tokens" if s.grpo
+            else f"model.max_seq_length={s.seq_len}")
+    return (f"{what} is longer than the model's max_position_embeddings={arch.max_positions}; the longest-length "
+            f"answers are capped there")
+
+
+def position_limit(arch: Arch, s: Setup) -> int | None:
+    """The longest seq_len (GRPO: completion length after the prompt) the model's max_position_embeddings allows;
+    None when config.json does not say."""
+    if arch.max_positions is None:
+        return None
+    return arch.max_positions - (s.prompt_len if s.grpo else 0)
+
+
+def largest_seq_len(arch: Arch, s: Setup, gpu_gib: float, step: int = 1, limit: int | None = None,
                     context: bool = True) -> int:
-    """The longest sequence (GRPO: completion length) at this micro-batch that fits, a multiple of `step`;
-    0 when not even `step` tokens do. Limited by max_position_embeddings when known."""
-    limit = limit or arch.max_positions or (1 << 20)
-    if s.grpo:
-        limit -= s.prompt_len
+    """The longest sequence (GRPO: completion length) at this micro-batch that fits, a multiple of `step` (1: the
+    exact length, by binary search over 1..limit); 0 when not even `step` tokens do. `limit` defaults to the
+    model's max_position_embeddings (GRPO: less the prompt), 2^20 when config.json does not say."""
+    if limit is None:
+        limit = position_limit(arch, s)
+        limit = (1 << 20) if limit is None else limit
 
     def at(n: int) -> Setup:
         if s.grpo:
             return dataclasses.replace(s, completion_len=n, seq_len=s.prompt_len + n)
         return dataclasses.replace(s, seq_len=n)
-    if not fits(arch, at(step), gpu_gib, context):
+    if limit < step or not fits(arch, at(step), gpu_gib, context):
         return 0
     lo, hi = 1, limit // step + 1  # in steps: lo fits, hi does not (or is past the limit)
     while hi - lo > 1:
@@ -549,6 +715,12 @@ def largest_seq_len(arch: Arch, s: Setup, gpu_gib: float, step: int = 256, limit
 # from a recipe config
 
 
+# GRPO prompt tokens when plan.prompt_length is not given: 512 covers GSM8K's questions (<= 755 characters, about
+# 200 tokens) in a chat template with a PoT hint, and MATH's long ones; a prompt's length is not a config field
+# (the completion length is), so it must not be derived from model.max_seq_length
+DEFAULT_PROMPT_TOKENS = 512
+
+
 # planner-only knobs: plan.<knob>=value on the command line
 PLAN_KNOBS = {
     "engine": "hf | liger | kernels | unsloth (overrides the resolved model.engine; liger = HF + Liger-Kernel)",
@@ -557,7 +729,8 @@ PLAN_KNOBS = {
     "offload": "gradient checkpoints in host memory: true | false (default: the engine's)",
     "loss": "full | chunked | fused | unsloth (default: the engine's in the recipe)",
     "allocator": "default | expandable (PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True)",
-    "prompt_length": "GRPO prompt tokens (default: model.max_seq_length - max_completion_length)",
+    "prompt_length": f"GRPO prompt tokens (default {DEFAULT_PROMPT_TOKENS}: GSM8K/MATH questions in a chat "
+                     "template fit; set it to your longest prompt)",
     "rollout": "GRPO rollouts: hf (model.generate, what arithmo.grpo runs) | vllm (colocated)",
     "vllm_share": "colocated vLLM's gpu_memory_utilization (TRL's default 0.3)",
 }
@@ -588,9 +761,32 @@ def _bool(value: Any, key: str) -> bool:
     raise PlanError(f"plan.{key}: expected true or false, got {value!r}")
 
 
+def _knob_int(value: Any, key: str) -> int:
+    """A positive integer knob; PlanError for text, booleans, fractions and values < 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise PlanError(f"plan.{key}: expected an integer >= 1, got {value!r}")
+    return value
+
+
+def _knob_fraction(value: Any, key: str) -> float:
+    """A fraction strictly between 0 and 1; PlanError for text, booleans, NaN and values outside (0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise PlanError(f"plan.{key}: expected a fraction in (0, 1), got {value!r}")
+    return float(value)
+
+
+def _knob_choice(value: Any, key: str, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise PlanError(f"plan.{key}: expected one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+
+
 def setup_from_config(cfg: Any, knobs: dict[str, Any] | None = None) -> tuple[Arch, Setup, list[str]]:
     """(architecture, setup, notes) for a TrainConfig or GRPOTrainConfig and plan.<knob> values."""
     knobs = dict(knobs or {})
+    knobs_in = set(knobs)
     unknown = sorted(set(knobs) - set(PLAN_KNOBS))
     if unknown:
         raise PlanError(f"unknown planner knob(s) {', '.join('plan.' + k for k in unknown)}; known: "
@@ -598,16 +794,17 @@ def setup_from_config(cfg: Any, knobs: dict[str, Any] | None = None) -> tuple[Ar
     m = cfg.model
     arch = find_arch(m.name)
     notes = [f"architecture of {m.name} from {arch.source}"]
-    engine, why = resolve_engine(knobs.pop("engine", None) or m.engine)
+    requested = knobs.pop("engine", None)
+    if requested is not None:
+        _knob_choice(requested, "engine", tuple(ENGINES))
+    engine, why = resolve_engine(requested or m.engine)
     if engine not in ENGINES:
-        raise PlanError(f"plan.engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
+        raise PlanError(f"model.engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
     if why != "requested":
         notes.append(f"engine {engine} ({why})")
     dtype = m.dtype
     compute = 4 if dtype in ("float32", "fp32") else 2
-    embed = knobs.pop("embed_dtype", "compute")
-    if embed not in ("compute", "float32"):
-        raise PlanError(f"plan.embed_dtype: expected compute or float32, got {embed!r}")
+    embed = _knob_choice(knobs.pop("embed_dtype", "compute"), "embed_dtype", ("compute", "float32"))
     grpo = hasattr(cfg, "num_generations")
     s = Setup(engine=engine, load_in_4bit=True if m.load_in_4bit is None else bool(m.load_in_4bit),
               double_quant=_bool(knobs.pop("double_quant", True), "double_quant"), compute_bytes=compute,
@@ -618,21 +815,28 @@ def setup_from_config(cfg: Any, knobs: dict[str, Any] | None = None) -> tuple[Ar
     s.optimizer = optimizer
     if "offload" in knobs:
         s.offload = _bool(knobs.pop("offload"), "offload")
-    s.loss = knobs.pop("loss", None)
-    s.allocator = knobs.pop("allocator", None)
+    s.loss = _knob_choice(knobs.pop("loss"), "loss", LOSSES) if "loss" in knobs else None
+    s.allocator = (_knob_choice(knobs.pop("allocator"), "allocator", ("default", "expandable"))
+                   if "allocator" in knobs else None)
     if grpo:
         s.grpo = True
         s.completion_len = cfg.max_completion_length
-        prompt = knobs.pop("prompt_length", None)
-        s.prompt_len = int(prompt) if prompt is not None else max(m.max_seq_length - cfg.max_completion_length, 64)
+        s.prompt_len = _knob_int(knobs.pop("prompt_length", DEFAULT_PROMPT_TOKENS), "prompt_length")
         s.seq_len = s.prompt_len + s.completion_len
         s.generation_batch = cfg.micro_batch_size * cfg.grad_accum  # TRL: steps_per_generation = grad_accum
-        s.rollout = knobs.pop("rollout", "hf")
-        s.vllm_share = float(knobs.pop("vllm_share", 0.3))
+        s.num_generations = cfg.num_generations
+        s.rollout = _knob_choice(knobs.pop("rollout", "hf"), "rollout", ("hf", "vllm"))
+        s.vllm_share = _knob_fraction(knobs.pop("vllm_share", 0.3), "vllm_share")
+        if "prompt_length" not in knobs_in:
+            notes.append(f"GRPO prompt length {s.prompt_len} tokens (plan.prompt_length; default "
+                         f"{DEFAULT_PROMPT_TOKENS})")
     else:
         for key in ("prompt_length", "rollout", "vllm_share"):
             if key in knobs:
                 raise PlanError(f"plan.{key} applies to GRPO configs only")
+    beyond = exceeds_positions(arch, s)
+    if beyond:
+        notes.append(beyond)
     if m.load_in_4bit is False and dtype in ("float32", "fp32"):
         notes.append("a CPU preset (fp32, no 4-bit): the figures say what it would take on a GPU as configured")
     return arch, s, notes
@@ -674,7 +878,9 @@ def _preset_path(preset: str | None) -> tuple[str, Path | None]:
         import yaml
 
         try:
-            data = yaml.safe_load(Path(text).read_text()) or {}
+            data = yaml.safe_load(Path(text).read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError as err:
+            raise PlanError(f"{text}: not UTF-8 text (byte {err.start}); a preset is UTF-8 YAML") from None
         except yaml.YAMLError as err:
             raise PlanError(f"{text}: not valid YAML: {err}") from err
         return ("grpo" if isinstance(data, dict) and "num_generations" in data else "train"), Path(text)
@@ -694,58 +900,106 @@ def all_presets() -> list[str]:
 # auto_fit
 
 
+def offload_engine_available() -> bool:
+    """Whether arithmo's kernels engine (offloaded gradient checkpoints) can run here: it needs triton."""
+    import importlib.util
+
+    return importlib.util.find_spec("triton") is not None
+
+
+def now_static(arch: Arch, s: Setup) -> float:
+    """GiB of the part that does not depend on the batch or length (weights, adapters, gradients, optimizer)."""
+    return estimate(arch, s).static_gib
+
+
+def _divisors_desc(n: int, at_most: int) -> list[int]:
+    return [d for d in range(min(n, at_most), 0, -1) if n % d == 0]
+
+
 def auto_fit(cfg: Any, gpu_gib: float, knobs: dict[str, Any] | None = None) -> tuple[Any, list[str]]:
     """A copy of `cfg` changed so its predicted need fits `gpu_gib`, and the reasons, one line per decision.
 
-    Order (cheapest in speed first): keep as is if it fits; turn gradient checkpointing on; with engine=auto/hf
-    on a GPU without unsloth, use the kernels engine (checkpoints offloaded to host) when it is available; halve
-    micro_batch_size, doubling grad_accum, so micro x accum (the effective batch, and GRPO's whole groups) stays
-    the same. When micro-batch 1 still does not fit, the last reason says so and names the longest
-    max_seq_length (GRPO: max_completion_length) that would.
+    Order (cheapest in speed first; each step is kept only if needed):
+      1. as configured, if it fits;
+      2. gradient checkpointing on (recompute each layer in backward);
+      3. offload: an engine that keeps checkpoints on the GPU (hf, liger) is switched to engine=kernels, which
+         keeps them in pinned host memory, when triton is installed (`offload_engine_available`);
+      4. halve micro_batch_size, doubling grad_accum: micro x accum (the effective batch) stays the same;
+      5. GRPO only: the rollout generates all micro x accum completions in one call (TRL's generation batch), so
+         when its KV cache is the peak no split of micro x accum helps: fewer questions per step (whole groups of
+         num_generations), the largest generation batch that fits. The effective batch shrinks; the reason says
+         by how much (the learning rate is not rescaled).
+    When nothing fits, the last reason says "still does not fit" and names the longest max_seq_length (GRPO:
+    max_completion_length) that would at the smallest batch, capped at the model's positions. Raises PlanError
+    for a config the planner cannot read.
     """
+    knobs = dict(knobs or {})
     new = copy.deepcopy(cfg)
     reasons: list[str] = []
+    grpo = hasattr(cfg, "num_generations")
 
     def need(c: Any) -> tuple[float, Arch, Setup]:
         arch, s, _ = setup_from_config(c, knobs)
         return with_card(estimate(arch, s), gpu_gib).required_gib, arch, s
 
+    def shape(c: Any) -> str:
+        return f"micro_batch_size={c.micro_batch_size}, grad_accum={c.grad_accum}"
+
     first, arch, s = need(new)
     if first <= gpu_gib:
-        return new, [f"fits as configured: predicted {first:.1f} GiB of {gpu_gib:.1f} GiB "
-                     f"(micro_batch_size={new.micro_batch_size}, grad_accum={new.grad_accum})"]
+        return new, [f"fits as configured: predicted {first:.1f} GiB of {gpu_gib:.1f} GiB ({shape(new)})"]
     reasons.append(f"as configured it needs {first:.1f} GiB, more than the {gpu_gib:.1f} GiB card")
     if not new.model.gradient_checkpointing:
         new.model.gradient_checkpointing = True
         now, arch, s = need(new)
-        reasons.append(f"gradient_checkpointing=true: recompute layers in backward ({now:.1f} GiB)")
+        reasons.append(f"checkpointing: gradient_checkpointing=true, recompute layers in backward ({now:.1f} GiB)")
         if now <= gpu_gib:
             return new, reasons
-    if s.engine == "hf" and new.model.engine == "auto":
-        import importlib.util
-
-        if importlib.util.find_spec("triton") is not None:
+    if not ENGINES[s.engine].offload and knobs.get("offload") is not True:
+        if offload_engine_available():
+            was = s.engine
             new.model.engine = "kernels"
+            knobs.pop("engine", None)
             now, arch, s = need(new)
-            reasons.append(f"engine=kernels: checkpoints offloaded to host memory ({now:.1f} GiB)")
+            reasons.append(f"offload: engine={was} keeps checkpoints on the GPU; engine=kernels keeps them in host "
+                           f"memory ({now:.1f} GiB)")
             if now <= gpu_gib:
                 return new, reasons
-    elif s.engine == "hf":
-        reasons.append("offload: engine=hf keeps checkpoints on the GPU (engine=kernels or unsloth offload them)")
+        else:
+            reasons.append(f"offload: not available (engine={s.engine} keeps checkpoints on the GPU; engine=kernels "
+                           "needs triton, not installed)")
     effective = new.micro_batch_size * new.grad_accum
+    start_micro = new.micro_batch_size
     while new.micro_batch_size > 1:
-        micro = new.micro_batch_size // 2
-        while micro > 1 and effective % micro:
-            micro -= 1
+        micro = _divisors_desc(effective, new.micro_batch_size // 2)[0]
         new.micro_batch_size, new.grad_accum = micro, effective // micro
         now, arch, s = need(new)
-        reasons.append(f"micro_batch_size={micro}, grad_accum={new.grad_accum} (effective batch {effective} kept): "
-                       f"{now:.1f} GiB")
+        reasons.append(f"{shape(new)} (effective batch {effective} kept): {now:.1f} GiB")
         if now <= gpu_gib:
             return new, reasons
+    if grpo:
+        group = new.num_generations
+        for questions in range(effective // group - 1, 0, -1):
+            generation = questions * group
+            for micro in _divisors_desc(generation, start_micro):
+                new.micro_batch_size, new.grad_accum = micro, generation // micro
+                now, arch, s = need(new)
+                if now <= gpu_gib:
+                    reasons.append(f"generation batch {generation} completions ({questions} questions x {group}) "
+                                   f"instead of {effective}: the rollout generates micro x accum completions at "
+                                   f"once; {shape(new)}: {now:.1f} GiB. The effective batch is now {generation} "
+                                   f"(was {effective}); consider scaling lr")
+                    return new, reasons
+        new.micro_batch_size, new.grad_accum = 1, group  # the smallest: one question's group per step
+        now, arch, s = need(new)
+        reasons.append(f"not even one question's {group} completions per step fit ({shape(new)}: {now:.1f} GiB)")
     longest = largest_seq_len(arch, s, gpu_gib)
     what = "max_completion_length" if s.grpo else "model.max_seq_length"
-    reasons.append(f"still does not fit at micro_batch_size=1; the longest {what} that fits is {longest}")
+    smallest = f"one question's {s.num_generations} completions" if s.grpo else "micro_batch_size=1"
+    reasons.append(f"still does not fit at {smallest}; the longest {what} that fits is {longest}"
+                   + (f" (not even one token: {now_static(arch, s):.1f} GiB of weights, adapters and optimizer "
+                      "state" + (f" and the {s.prompt_len}-token prompts' rollout (plan.prompt_length)" if s.grpo
+                                 else "") + " leave too little)" if not longest else ""))
     return new, reasons
 
 
@@ -760,10 +1014,11 @@ def training_plan(cfg: Any, say: Any = print) -> tuple[Any, dict[str, Any] | Non
     """
     import torch
 
+    tag = "[grpo]" if hasattr(cfg, "num_generations") else "[train]"
     wants_fit = bool(getattr(cfg.model, "auto_fit", False))
     if not torch.cuda.is_available():
         if wants_fit:
-            say("[train] model.auto_fit: no CUDA GPU here, nothing to fit; training as configured", flush=True)
+            say(f"{tag} model.auto_fit: no CUDA GPU here, nothing to fit; training as configured", flush=True)
         return cfg, None
     gpu_gib = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory / GiB
     reasons: list[str] = []
@@ -771,11 +1026,11 @@ def training_plan(cfg: Any, say: Any = print) -> tuple[Any, dict[str, Any] | Non
         if wants_fit:
             cfg, reasons = auto_fit(cfg, gpu_gib)
             for reason in reasons:
-                say(f"[train] auto_fit ({gpu_gib:.1f} GiB card): {reason}", flush=True)
+                say(f"{tag} auto_fit ({gpu_gib:.1f} GiB card): {reason}", flush=True)
         arch, s, _ = setup_from_config(cfg)
         predicted = with_card(estimate(arch, s), gpu_gib)
     except PlanError as err:
-        say(f"[train] memory plan unavailable: {err}", flush=True)
+        say(f"{tag} memory plan unavailable: {err}", flush=True)
         return cfg, {"plan_error": str(err)}
     return cfg, {"predicted_peak_reserved_gib": round(predicted.peak_reserved_gib, 2),
                  "predicted_required_gib": round(predicted.required_gib, 2), "gpu_gib": round(gpu_gib, 2),
@@ -822,6 +1077,8 @@ def report(preset: str | None, overrides: list[str], gpu_gib: float) -> dict[str
         "phase": plan.phase,
         "largest_micro_batch": largest_micro_batch(arch, s, gpu_gib),
         ("largest_completion_length" if s.grpo else "largest_seq_len"): largest_seq_len(arch, s, gpu_gib),
+        "max_position_embeddings": arch.max_positions,
+        "exceeds_max_positions": exceeds_positions(arch, s) is not None,
         "setup": describe_setup(arch, s),
         "notes": notes + plan.notes,
     }
@@ -838,6 +1095,10 @@ def format_report(result: dict[str, Any]) -> str:
     lines.append(f"  {'needs on the card':<{width}}  {result['required_gib']:7.2f} GiB   (allocated + unreleasable "
                  f"cache + CUDA context)")
     verdict = "fits" if result["fits"] else "does NOT fit"
+    if result.get("exceeds_max_positions"):
+        lines += ["", f"warning: the sequence is longer than the model's max_position_embeddings="
+                      f"{result['max_position_embeddings']}: the memory verdict below is for the length asked; the "
+                      f"longest-length answer is capped at the model's positions"]
     seq_key = "largest_completion_length" if "largest_completion_length" in result else "largest_seq_len"
     lines += ["", f"{verdict} a {result['gpu_gib']:g} GiB card; largest micro-batch that fits: "
               f"{result['largest_micro_batch']}; longest {seq_key.removeprefix('largest_').replace('_', ' ')} at this "
@@ -859,15 +1120,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from arithmo.config import SYSTEM_ERRORS, ConfigError, error_line
 
-    if args.gpu_gb <= 0:
-        print(f"error: --gpu-gb: expected > 0, got {args.gpu_gb}", file=sys.stderr)
+    if not math.isfinite(args.gpu_gb) or args.gpu_gb <= 0:
+        print(f"error: --gpu-gb: expected a finite number of GiB > 0, got {args.gpu_gb}", file=sys.stderr)
         return 2
     try:
         result = report(args.preset, args.overrides, args.gpu_gb)
+        # strict JSON: a NaN or infinity (which json.dumps would write as bare NaN/Infinity) is refused
+        text = json.dumps(result, indent=2, allow_nan=False) if args.json else format_report(result)
     except (PlanError, ConfigError, *SYSTEM_ERRORS) as err:
         print(error_line(err), file=sys.stderr)
         return 2
-    print(json.dumps(result, indent=2) if args.json else format_report(result))
+    except ValueError as err:  # allow_nan=False: a non-finite figure from a knob the checks missed
+        print(f"error: the plan holds a non-finite number ({err}); check the plan.* knobs", file=sys.stderr)
+        return 2
+    print(text)
     return 0
 
 

@@ -25,8 +25,10 @@ import gc
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -151,13 +153,25 @@ def part_planner(ctx: dict) -> dict:
     return {"rows": rows, "note": None if gpu else "no CUDA: the loop ran, memory is not measured on CPU"}
 
 
+# The Liger patch the engine child applies, and the loss path the planner is told it uses: one source for both.
+# The fused linear cross-entropy stays off: arithmo's recipe computes its own loss (TRL's chunked NLL), which a
+# patched model forward would not reach, so the prediction uses the hf engine's recipe loss.
+LIGER_PATCH = dict(rope=True, rms_norm=True, swiglu=True, cross_entropy=False, fused_linear_cross_entropy=False)
+
+
+def liger_loss() -> str:
+    """The planner's loss for the Liger child: `fused` exactly when LIGER_PATCH turns the fused loss on."""
+    from arithmo import plan
+
+    return "fused" if LIGER_PATCH["fused_linear_cross_entropy"] else plan.ENGINES["hf"].loss
+
+
 RECIPE_CHILD = r"""
 import sys
 sys.path.insert(0, {repo!r})
 if {liger!r}:
     import liger_kernel.transformers as lk
-    lk.apply_liger_kernel_to_mistral(rope=True, rms_norm=True, swiglu=True, cross_entropy=False,
-                                     fused_linear_cross_entropy=False)
+    lk.apply_liger_kernel_to_mistral(**{patch!r})
 from arithmo.train import main
 sys.exit(main({argv!r}))
 """
@@ -192,7 +206,7 @@ def part_engines(ctx: dict) -> dict:
             f"model.engine={engine}", f"model.max_seq_length={seq}", "packing=true", f"micro_batch_size={batch}",
             "grad_accum=1", f"max_steps={steps}", f"save_steps={steps}", "logging_steps=1", "report_to=none"]
         proc = subprocess.run([sys.executable, "-c", RECIPE_CHILD.format(repo=str(REPO), liger=name == "liger",
-                                                                         argv=argv)],
+                                                                         patch=LIGER_PATCH, argv=argv)],
                               cwd=REPO, capture_output=True, text=True, timeout=max(30, ctx["deadline"] - time.time()))
         (ctx["out"] / f"engine_{name}.log").write_text(proc.stdout + "\n" + proc.stderr)
         if proc.returncode != 0:
@@ -200,7 +214,8 @@ def part_engines(ctx: dict) -> dict:
             continue
         summary = json.loads((ctx["out"] / "runs" / f"acc_{name}" / "summary.json").read_text())
         cfg, knobs = plan.load_any_config(None, argv)
-        arch, setup, _ = plan.setup_from_config(cfg, dict(knobs, engine=name))
+        knobs = dict(knobs, engine=name, **({"loss": liger_loss()} if name == "liger" else {}))
+        arch, setup, _ = plan.setup_from_config(cfg, knobs)
         results[name] = {"status": "ok", "tokens_per_s": summary.get("tokens_per_s"),
                          "peak_reserved_gib": summary.get("peak_reserved_gib"),
                          "predicted_reserved_gib": round(plan.estimate(arch, setup).peak_reserved_gib, 3),
@@ -293,12 +308,37 @@ def run(out: Path, tiny: bool, budget_s: float, parts: list[str], model_dir: Pat
     started = time.time()
     ctx = {"out": out, "tiny": tiny, "deadline": started + budget_s}
     results: dict[str, dict] = {}
+    # the random model (14.5 GB at 7B) goes to a temporary folder outside `out`, removed at the end: `out` is what
+    # comes back from the GPU machine and holds only results, logs and the small adapters
+    scratch = None if model_dir else Path(tempfile.mkdtemp(prefix="arithmo_acceptance_model_", dir=scratch_root(out)))
     try:
-        ctx["model_dir"] = make_model(model_dir or out / ("tiny_mistral" if tiny else "mistral7b"), tiny)
-    except Exception as err:  # noqa: BLE001 - every part needs the model: report and stop
-        results["model"] = {"status": f"failed: {type(err).__name__}: {err}"}
-        return results
-    results["model"] = {"status": "ok", "dir": str(ctx["model_dir"]), "seconds": round(time.time() - started, 1)}
+        try:
+            ctx["model_dir"] = make_model(model_dir or scratch / ("tiny_mistral" if tiny else "mistral7b"), tiny)
+        except Exception as err:  # noqa: BLE001 - every part needs the model: report and stop
+            results["model"] = {"status": f"failed: {type(err).__name__}: {err}"}
+            return results
+        results["model"] = {"status": "ok", "dir": str(ctx["model_dir"]), "temporary": scratch is not None,
+                            "seconds": round(time.time() - started, 1)}
+        run_parts(ctx, parts, results)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    results["total_seconds"] = {"status": "ok", "seconds": round(time.time() - started, 1)}
+    return results
+
+
+def scratch_root(out: Path) -> str | None:
+    """Where the temporary model goes: the system's temp folder, unless that lies inside `out` (TMPDIR under
+    $OUT); then the folder holding `out`. Never under `out`."""
+    tmp = Path(tempfile.gettempdir()).resolve()
+    resolved = out.resolve()
+    if tmp == resolved or tmp.is_relative_to(resolved):
+        return str(resolved.parent)
+    return str(tmp)
+
+
+def run_parts(ctx: dict, parts: list[str], results: dict) -> None:
+    out = ctx["out"]
     for name in parts:
         t0 = time.time()
         if t0 > ctx["deadline"]:
@@ -314,8 +354,6 @@ def run(out: Path, tiny: bool, budget_s: float, parts: list[str], model_dir: Pat
         results[name]["seconds"] = round(time.time() - t0, 1)
         with open(out / "results.jsonl", "a") as handle:
             handle.write(json.dumps({"part": name, **results[name]}, default=str) + "\n")
-    results["total_seconds"] = {"status": "ok", "seconds": round(time.time() - started, 1)}
-    return results
 
 
 def format_table(results: dict) -> str:
