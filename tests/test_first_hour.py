@@ -381,3 +381,34 @@ def test_the_adapter_card_names_a_real_base_or_none(tmp_path, base, hub_id):
     assert "[None]" not in card and "More Information Needed" not in card
     assert ("base_model: " + hub_id in card) if hub_id else "base_model:" not in card
     assert "training loss (mean over the run's steps): 0.4200" in card and "steps: 6" in card
+
+
+# ----------------------------------------------------------------------------------------------
+# RFT: a resume keeps to the questions its samples answer
+
+
+@pytest.mark.parametrize("asked, refused", [
+    ("{tmp}/other.jsonl", True),     # pitfall: another questions file under the same ids was resumed silently
+    ("{tmp}/q.jsonl", False),        # must NOT: the same file
+    ("{tmp}/./q.jsonl", False),      # must NOT: the same file spelled otherwise
+])
+def test_an_rft_resume_refuses_other_questions(tmp_path, monkeypatch, asked, refused):
+    import json as _json
+
+    from arithmo.config import load_config, save_config
+    from arithmo.rft.recipe import CONFIG, PROVENANCE, SAMPLES, RFTConfig, RFTError, check_resumable, config_hash
+
+    out = tmp_path / "rft"
+    out.mkdir()
+    saved = load_config(RFTConfig, None, [f"out={out}", "benchmark=file", f"path={tmp_path}/q.jsonl"])
+    save_config(saved, out / CONFIG)
+    record = {"model": "m", "adapter": None, "backend": "hf"}
+    (out / PROVENANCE).write_text(_json.dumps({**record, "config_hash": config_hash(saved)}))
+    (out / SAMPLES).write_text('{"id": "q0", "style": "cot", "round": 0}\n')
+    monkeypatch.setattr("arithmo.evaluation.provenance.check_saved_generator", lambda *a, **k: [])
+    cfg = load_config(RFTConfig, None, [f"out={out}", "benchmark=file", f"path={asked.replace('{tmp}', str(tmp_path))}"])
+    if refused:
+        with pytest.raises(RFTError, match="samples of other questions.*path: "):
+            check_resumable(cfg, out, record)
+    else:
+        assert check_resumable(cfg, out, record) is False

@@ -303,7 +303,20 @@ def check_resumable(cfg: RFTConfig, out: Path, record: dict) -> bool:
         old = load_config(RFTConfig, out / CONFIG) if (out / CONFIG).is_file() else None
         changed = changed_settings(to_dict(old), to_dict(cfg), NOT_HASHED) if old else ["settings"]
         raise RFTError(f"{out} holds samples drawn with other settings ({'; '.join(changed)}); {fix}")
+    # The questions' source is not in the hash (a resume may change n and the rest of NOT_HASHED), but another file
+    # or hub dataset gives other questions under the same ids: the saved samples would be graded against them.
+    old = load_config(RFTConfig, out / CONFIG) if (out / CONFIG).is_file() else None
+    if old is not None:
+        moved = [f"{key}: {getattr(old, key)!r} -> {getattr(cfg, key)!r}" for key in ("path", "hub")
+                 if _source_key(getattr(old, key), key) != _source_key(getattr(cfg, key), key)]
+        if moved:
+            raise RFTError(f"{out} holds samples of other questions ({'; '.join(moved)}); {fix}")
     return bool(grading)
+
+
+def _source_key(value: str | None, key: str) -> str | None:
+    """A questions source as compared on resume: a path resolved (runs/x.jsonl and ./runs/x.jsonl are one file)."""
+    return str(Path(value).expanduser().resolve()) if key == "path" and value else value
 
 
 def regrade_store(store: Path, tasks: list[Task], grade) -> None:
