@@ -9,8 +9,8 @@ earlier blocks left, like notebook cells).
         s.alive, s.ended                                      #   session ended ...', timed_out=True); False, why
 
 How: a Sandbox keeps one extra zygote (in its own jail, like a worker) that only hosts sessions. Per session it
-forks one process with its own uid, its own mount namespace and tmpfs (the jail) or host folder (the
-fallback), every limit and layer of a program (rlimits, seccomp, no child processes, the audit hook), and
+forks one process with its own uid, its own PID namespace (PID 2 under an init of its own), mount namespace,
+/proc and tmpfs (the jail) or host folder (the fallback), every limit and layer of a program (rlimits, seccomp, no child processes, the audit hook), and
 hands the evaluator its pidfd. The evaluator then talks to the session directly over a socketpair: per block,
 a memfd with the code and three fresh pipes (stdout, stderr, status), read here with the block's caps, with
 the block's wall clock, exactly as for one program (worker.py). Between blocks the session is stopped
