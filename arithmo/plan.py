@@ -855,10 +855,76 @@ def load_any_config(preset: str | None, overrides: list[str]) -> tuple[Any, dict
             rest.append(text)
     kind, path = _preset_path(preset)
     if kind == "grpo":
-        from arithmo.grpo import GRPOTrainConfig
-
-        return load_config(GRPOTrainConfig, path, rest), knobs
+        return _load_grpo_plan(path, rest), knobs
     return load_config(_train_config_class(), path, rest), knobs
+
+
+@dataclasses.dataclass
+class GRPOPlanConfig:
+    """The keys of a GRPO config (arithmo.grpo.GRPOTrainConfig: same names, defaults and whole-group rule) that
+    decide its memory. The planner reads GRPO presets into this, not into the recipe's class, so that it never
+    imports a recipe (arithmo.grpo calls the planner). auto_fit and training_plan take either class."""
+
+    model: Any = None
+    micro_batch_size: int = 8
+    grad_accum: int = 1
+    num_generations: int = 8
+    max_completion_length: int = 512
+    optimizer: str = "auto"
+
+    def validate(self) -> None:
+        """GRPOTrainConfig.validate's rules for these keys; ConfigError naming the key otherwise."""
+        from arithmo.config import ConfigError
+
+        for key in ("micro_batch_size", "grad_accum", "num_generations", "max_completion_length"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{key}: expected an integer >= 1, got {value!r}")
+        if self.num_generations < 2:
+            raise ConfigError("num_generations: GRPO's baseline is the group mean; expected >= 2 completions")
+        if (self.micro_batch_size * self.grad_accum) % self.num_generations:
+            raise ConfigError(f"micro_batch_size x grad_accum = {self.micro_batch_size * self.grad_accum} "
+                              f"completions per step must be a multiple of num_generations={self.num_generations} "
+                              "(whole groups per step)")
+
+
+def _load_grpo_plan(path: Path | None, overrides: list[str]) -> GRPOPlanConfig:
+    """A GRPOPlanConfig from a GRPO preset and overrides: the keys the planner reads are type-checked (the model
+    section as arithmo.settings.ModelConfig); the recipe's other keys (benchmark, rewards, schedule) do not change
+    memory and are left to the recipe, and a plan note lists the overridden ones."""
+    import yaml
+
+    from arithmo.config import ConfigError, from_dict, parse_override
+    from arithmo.settings import ModelConfig
+
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from err
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    names = {f.name for f in dataclasses.fields(GRPOPlanConfig)}
+    tree = {key: copy.deepcopy(value) for key, value in data.items() if key in names}
+    skipped = []
+    for text in overrides:
+        parts, value = parse_override(text)
+        if parts[0] not in names:
+            skipped.append(text)
+            continue
+        node = tree
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{'.'.join(parts)}: {part} is not a section")
+        node[parts[-1]] = value
+    model = from_dict(ModelConfig, tree.pop("model", None) or {}, prefix="model.")
+    cfg = from_dict(GRPOPlanConfig, {**tree, "model": None})
+    cfg.model = model
+    cfg.validate()
+    cfg.not_planned = skipped  # type: ignore[attr-defined]  # report() names them in a note
+    return cfg
 
 
 def _train_config_class() -> type:
@@ -1082,6 +1148,9 @@ def report(preset: str | None, overrides: list[str], gpu_gib: float) -> dict[str
         "setup": describe_setup(arch, s),
         "notes": notes + plan.notes,
     }
+    if getattr(cfg, "not_planned", None):
+        result["notes"].append(f"overrides that do not change memory, not checked here (the recipe checks them): "
+                               f"{', '.join(cfg.not_planned)}")
     return result
 
 

@@ -70,3 +70,47 @@ def test_a_failing_part_is_reported_and_the_others_still_run(tmp_path, monkeypat
     assert late["grpo"]["status"] == "skipped: time budget"
     with pytest.raises(SystemExit, match="unknown part"):
         acceptance.run(tmp_path, True, 60.0, ["nonsense"])
+
+
+def test_the_model_is_not_written_under_out(dry_run):
+    """--out is what comes back from the GPU machine: the random model (14.5 GB at 7B) goes to a temporary folder
+    outside it and is removed at the end."""
+    _, results, out = dry_run
+    model_dir = results["model"]["dir"]
+    assert results["model"]["temporary"] is True
+    assert not str(model_dir).startswith(str(out))
+    from pathlib import Path
+
+    assert not Path(model_dir).exists()  # cleaned up
+    weights = [p for p in out.rglob("*") if p.name == "config.json" or p.name.startswith("model")]
+    assert weights == [], weights  # must NOT: no model config or weight shard under out (adapters only)
+
+
+# (TMPDIR relative to out, where the model may go): never under out, whatever TMPDIR says
+SCRATCH = [("elsewhere", False), ("inside", False), ("same", False)]
+
+
+@pytest.mark.parametrize("where, under_out", SCRATCH)
+def test_scratch_folder_is_never_under_out(tmp_path, monkeypatch, where, under_out):
+    import tempfile
+
+    out = tmp_path / "out"
+    out.mkdir()
+    tmp = {"elsewhere": tmp_path / "tmp", "inside": out / "tmp", "same": out}[where]
+    tmp.mkdir(exist_ok=True)
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp))
+    root = acceptance.scratch_root(out)
+    assert str(root).startswith(str(out.resolve())) is under_out, root
+
+
+# (fused linear cross-entropy on in the Liger patch, the loss the planner must be told): one source for both
+LIGER = [(False, "chunked"), (True, "fused")]
+
+
+@pytest.mark.parametrize("fused, loss", LIGER)
+def test_liger_prediction_matches_the_child(monkeypatch, fused, loss):
+    monkeypatch.setitem(acceptance.LIGER_PATCH, "fused_linear_cross_entropy", fused)
+    assert acceptance.liger_loss() == loss
+    child = acceptance.RECIPE_CHILD.format(repo="/r", liger=True, patch=acceptance.LIGER_PATCH, argv=[])
+    assert f"'fused_linear_cross_entropy': {fused}" in child
+    assert f"'fused_linear_cross_entropy': {not fused}" not in child  # must NOT run the other loss

@@ -1,6 +1,7 @@
 """The memory planner (arithmo/plan.py) against every GPU row measured in docs/measurements.md, its parts by hand,
 every preset's readable output, bad input, and auto_fit on a fake card size."""
 
+import copy
 import dataclasses
 import json
 import math
@@ -8,6 +9,7 @@ import math
 import pytest
 
 from arithmo import plan
+from arithmo.config import ConfigError
 from arithmo.plan import Setup, estimate, find_arch, largest_seq_len
 
 GiB = float(1 << 30)
@@ -378,3 +380,317 @@ def test_training_plan_on_a_fake_12_gib_card(monkeypatch):
     kept, predicted_only = plan.training_plan(cfg, say=lambda *a, **k: None)
     assert kept.micro_batch_size == 16 and predicted_only["auto_fit"] == []
     assert predicted_only["predicted_required_gib"] > 12.0
+
+
+# ---- mixture of experts and attention the formula does not model ---------------------------------------------
+
+def _arch_of(tmp_path, config: dict) -> plan.Arch:
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    return find_arch(str(tmp_path))
+
+
+_LLAMA = {"model_type": "llama", "vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 14336,
+          "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+          "max_position_embeddings": 32768, "tie_word_embeddings": False}
+# the published config.json fields of each model (huggingface.co/<id>/blob/main/config.json)
+MIXTRAL = {**_LLAMA, "model_type": "mixtral", "num_local_experts": 8, "num_experts_per_tok": 2}
+QWEN3_MOE = {"model_type": "qwen3_moe", "vocab_size": 151936, "hidden_size": 2048, "intermediate_size": 6144,
+             "moe_intermediate_size": 768, "num_experts": 128, "num_experts_per_tok": 8, "num_hidden_layers": 48,
+             "num_attention_heads": 32, "num_key_value_heads": 4, "head_dim": 128, "max_position_embeddings": 40960,
+             "decoder_sparse_step": 1, "mlp_only_layers": [], "tie_word_embeddings": False}
+QWEN15_MOE = {"model_type": "qwen2_moe", "vocab_size": 151936, "hidden_size": 2048, "intermediate_size": 5632,
+              "moe_intermediate_size": 1408, "shared_expert_intermediate_size": 5632, "num_experts": 60,
+              "num_experts_per_tok": 4, "num_hidden_layers": 24, "num_attention_heads": 16,
+              "num_key_value_heads": 16, "max_position_embeddings": 8192, "tie_word_embeddings": False}
+DEEPSEEK_MOE = {"model_type": "deepseek", "vocab_size": 102400, "hidden_size": 2048, "intermediate_size": 10944,
+                "moe_intermediate_size": 1408, "n_routed_experts": 64, "n_shared_experts": 2,
+                "num_experts_per_tok": 6, "first_k_dense_replace": 1, "num_hidden_layers": 28,
+                "num_attention_heads": 16, "num_key_value_heads": 16, "max_position_embeddings": 4096}
+
+
+def _moe_params(h, layers, attn, dense_layers, i, moe_layers, experts, width, shared):
+    return layers * attn + dense_layers * 3 * h * i + moe_layers * (experts * 3 * h * width + 3 * h * shared
+                                                                     + h * experts)
+
+
+# (config, decoder linear parameters by hand, published total parameters in billions): every expert is resident
+MOE_PARAMS = [
+    (MIXTRAL, _moe_params(4096, 32, 2 * 4096 * 4096 + 2 * 4096 * 1024, 0, 14336, 32, 8, 14336, 0), 46.7),
+    (QWEN3_MOE, _moe_params(2048, 48, 2 * 2048 * 4096 + 2 * 2048 * 512, 0, 6144, 48, 128, 768, 0), 30.5),
+    (QWEN15_MOE, _moe_params(2048, 24, 4 * 2048 * 2048, 0, 5632, 24, 60, 1408, 5632), 14.3),
+    (DEEPSEEK_MOE, _moe_params(2048, 28, 4 * 2048 * 2048, 1, 10944, 27, 64, 1408, 2 * 1408), 16.4),
+]
+
+
+@pytest.mark.parametrize("config, by_hand, published_b", MOE_PARAMS)
+def test_moe_weights_count_every_expert(tmp_path, config, by_hand, published_b):
+    arch = _arch_of(tmp_path, config)
+    assert arch.decoder_linear_params() == by_hand
+    total_b = (arch.decoder_linear_params() + arch.embedding_params()) / 1e9
+    assert abs(total_b / published_b - 1) < 0.03, total_b  # the model cards' parameter counts
+    # must NOT plan it as the dense model its attention and intermediate_size describe
+    dense = _arch_of(tmp_path, {k: v for k, v in config.items() if k not in (
+        "num_local_experts", "num_experts", "n_routed_experts")})
+    assert dense.moe_layers == 0 and dense.decoder_linear_params() < 0.6 * by_hand
+
+
+# (config, card GiB, fits): Mixtral's NF4 weights alone are 22.8 GiB (the review found 3.84 and "fits 24 GiB")
+MOE_FITS = [
+    (MIXTRAL, 24.0, False),     # must NOT fit 24 GiB
+    (MIXTRAL, 40.0, True),
+    (QWEN3_MOE, 12.0, False),   # must NOT fit: 15.5 GiB of NF4 experts
+    (QWEN3_MOE, 24.0, True),
+]
+
+
+@pytest.mark.parametrize("config, card, fits", MOE_FITS)
+def test_moe_fits_by_all_experts(tmp_path, config, card, fits):
+    arch = _arch_of(tmp_path, config)
+    assert plan.fits(arch, Setup(engine="unsloth", seq_len=2048), card) is fits
+
+
+def test_moe_activations_use_the_active_experts_only(tmp_path):
+    """Per token a MoE layer runs experts_per_tok experts (+ a shared MLP): its activations grow like a dense
+    model of that width, not of all experts' width (must NOT) and not of one expert's (must NOT)."""
+    arch = _arch_of(tmp_path, MIXTRAL)
+    setup = Setup(engine="hf", seq_len=4096, gradient_checkpointing=False, loss="fused")
+    moe = estimate(arch, setup).transient_gib
+    like = {**_LLAMA}
+    low = estimate(_arch_of(tmp_path, {**like, "intermediate_size": 14336}), setup).transient_gib      # 1 expert
+    high = estimate(_arch_of(tmp_path, {**like, "intermediate_size": 8 * 14336}), setup).transient_gib  # all 8
+    two = estimate(_arch_of(tmp_path, {**like, "intermediate_size": 2 * 14336}), setup).transient_gib   # top-2
+    assert low < moe < high
+    assert abs(moe / two - 1) < 0.10  # top-2 plus routing copies
+
+
+# (config change, words of the error, or None: must plan). Variants the formula does not model are refused.
+ATTENTION = [
+    ({"kv_lora_rank": 512, "qk_rope_head_dim": 64, "q_lora_rank": None}, "multi-head latent attention"),
+    ({"q_lora_rank": 1536}, "multi-head latent attention"),
+    ({"layer_types": ["linear_attention", "full_attention"]}, "unsupported layer_types linear_attention"),
+    ({"is_encoder_decoder": True}, "encoder-decoder"),
+    ({"num_local_experts": 8}, "num_experts_per_tok"),               # experts without a routing width
+    ({"num_local_experts": 8, "num_experts_per_tok": 9}, "num_experts_per_tok"),
+    ({"kv_lora_rank": None, "q_lora_rank": None}, None),              # must NOT refuse: nulls are not MLA
+    ({"layer_types": ["sliding_attention", "full_attention"]}, None),  # Gemma-2/3 style windows are modelled
+    ({"num_experts": 1}, None),                                        # one expert: a dense MLP
+    ({"is_encoder_decoder": False}, None),
+    ({"num_local_experts": 8, "num_experts_per_tok": 2}, None),
+    ({"head_dim": 128, "num_key_value_heads": 32}, None),
+]
+
+
+@pytest.mark.parametrize("change, words", ATTENTION)
+def test_unmodelled_attention_is_one_error(tmp_path, change, words):
+    if words is None:
+        assert _arch_of(tmp_path, {**_LLAMA, **change}).layers == 32
+    else:
+        with pytest.raises(plan.PlanError, match=words):
+            _arch_of(tmp_path, {**_LLAMA, **change})
+
+
+# ---- bad input: one error: line, exit 2 ----------------------------------------------------------------------
+
+# (config.json text or None for the Mistral preset's own, extra arguments, words of the one error line or None:
+# must run and exit 0). Each bad row is a kind the review found accepted or crashing.
+CLI_INPUT = [
+    (json.dumps({**_LLAMA, "num_key_value_heads": "8"}), [], "num_key_value_heads: expected an integer"),
+    (json.dumps({**_LLAMA, "vocab_size": True}), [], "vocab_size: expected an integer"),
+    (json.dumps({**_LLAMA, "num_attention_heads": -32}), [], "num_attention_heads: expected an integer >= 1"),
+    (json.dumps({**_LLAMA, "num_key_value_heads": 0}), [], "num_key_value_heads"),
+    (json.dumps({**_LLAMA, "num_key_value_heads": 8.0}), [], "num_key_value_heads: expected an integer"),
+    (json.dumps({**_LLAMA, "num_key_value_heads": 5}), [], "not a multiple"),
+    (json.dumps({**_LLAMA, "sliding_window": "4096"}), [], "sliding_window"),
+    (json.dumps({**_LLAMA, "tie_word_embeddings": "no"}), [], "tie_word_embeddings: expected true or false"),
+    (json.dumps({"text_config": {**_LLAMA, "max_position_embeddings": "4096"}}), [], "max_position_embeddings"),
+    ("{not json", [], "not valid JSON"),
+    ('{"vocab_size": NaN}', [], "not valid JSON"),
+    ("null", [], "expected a JSON object"),
+    (b'{"model_type": "\xe9"}', [], "not UTF-8"),
+    ("", [], "not valid JSON"),
+    (None, ["plan.prompt_length=600"], "GRPO configs only"),
+    (None, ["plan.offload=maybe"], "plan.offload: expected true or false"),
+    (None, ["plan.double_quant=1"], "plan.double_quant"),
+    (None, ["plan.engine=7"], "plan.engine"),
+    (None, ["plan.allocator=3"], "plan.allocator"),
+    (None, ["--gpu-gb", "nan"], "--gpu-gb"),
+    (None, ["--gpu-gb", "inf"], "--gpu-gb"),
+    (None, ["--gpu-gb", "0"], "--gpu-gb"),
+    ("GRPO", ["plan.prompt_length=abc"], "plan.prompt_length: expected an integer"),
+    ("GRPO", ["plan.prompt_length=-5"], "plan.prompt_length"),
+    ("GRPO", ["plan.prompt_length=true"], "plan.prompt_length"),
+    ("GRPO", ["plan.prompt_length=0.5"], "plan.prompt_length"),
+    ("GRPO", ["plan.vllm_share=1.5", "plan.rollout=vllm"], "plan.vllm_share: expected a fraction in (0, 1)"),
+    ("GRPO", ["plan.vllm_share=0", "plan.rollout=vllm"], "plan.vllm_share"),
+    ("GRPO", ["plan.vllm_share=.nan", "plan.rollout=vllm"], "plan.vllm_share"),
+    ("GRPO", ["plan.vllm_share=abc"], "plan.vllm_share"),
+    ("GRPO", ["plan.rollout=sglang"], "plan.rollout"),
+    # must NOT refuse: well-typed inputs, nulls where config.json allows them, edge values inside the ranges
+    (json.dumps({**_LLAMA, "sliding_window": None}), [], None),
+    (json.dumps({k: v for k, v in _LLAMA.items() if k != "num_key_value_heads"}), [], None),
+    (json.dumps({**_LLAMA, "rope_theta": 500000.0, "rms_norm_eps": 1e-5, "head_dim": None}), [], None),
+    (json.dumps({"model_type": "llava", "text_config": _LLAMA}), [], None),
+    (json.dumps({**_LLAMA, "use_sliding_window": False, "sliding_window": 4096}), [], None),
+    (json.dumps({**_LLAMA, "max_position_embeddings": None}), [], None),
+    (json.dumps(MIXTRAL), ["--json"], None),
+    (json.dumps(QWEN3_MOE), [], None),
+    (None, ["plan.offload=true", "plan.double_quant=false"], None),
+    (None, ["plan.engine=liger", "plan.allocator=expandable"], None),
+    (None, ["--gpu-gb", "0.5"], None),
+    (None, ["--gpu-gb", "1e3", "--json"], None),
+    ("GRPO", ["plan.prompt_length=1"], None),
+    ("GRPO", ["plan.prompt_length=3000"], None),
+    ("GRPO", ["plan.vllm_share=0.5", "plan.rollout=vllm", "--json"], None),
+    ("GRPO", ["plan.vllm_share=0.01", "plan.rollout=vllm"], None),
+    ("GRPO", ["plan.rollout=hf"], None),
+    (None, ["model.max_seq_length=32768", "--json"], None),
+    (json.dumps({**_LLAMA, "num_key_value_heads": 32}), [], None),
+    (json.dumps({**_LLAMA, "tie_word_embeddings": True}), [], None),
+    (json.dumps({**_LLAMA, "layer_types": ["full_attention"] * 32}), [], None),
+    (json.dumps({**_LLAMA, "num_experts": None}), [], None),
+    (json.dumps({**_LLAMA, "num_experts": 1}), [], None),
+    (json.dumps({**_LLAMA, "kv_lora_rank": None}), [], None),
+    (json.dumps({**_LLAMA, "max_position_embeddings": 131072}), ["--json"], None),
+    (json.dumps({**_LLAMA, "sliding_window": 1024}), [], None),
+    (None, ["plan.embed_dtype=float32"], None),
+    (None, ["plan.loss=fused"], None),
+]
+
+
+@pytest.mark.parametrize("config, args, words", CLI_INPUT)
+def test_bad_input_is_one_error_line(tmp_path, capsys, config, args, words):
+    preset = ["--preset", "grpo/qwen25math7b_qlora"] if config == "GRPO" else ["--preset", "mistral7b_qlora"]
+    if config not in (None, "GRPO"):
+        model = tmp_path / "model"
+        model.mkdir()
+        (model / "config.json").write_bytes(config if isinstance(config, bytes) else config.encode())
+        preset.append(f"model.name={model}")
+    code = plan.main(preset + args)
+    out, err = capsys.readouterr()
+    if words is None:
+        assert code == 0 and err == "", err
+        if "--json" in args:
+            text = out
+            assert "NaN" not in text and "Infinity" not in text
+            json.loads(text, parse_constant=lambda word: pytest.fail(f"non-finite {word} in --json"))
+        return
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], err
+    if config not in (None, "GRPO"):
+        assert "config.json" in lines[0]  # names the file
+
+
+def test_a_folder_named_config_json_is_one_error(tmp_path, capsys):
+    (tmp_path / "config.json").mkdir()
+    assert plan.main(["--preset", "mistral7b_qlora", f"model.name={tmp_path}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "found a folder" in err[0] and str(tmp_path) in err[0]
+
+
+# ---- GRPO prompt length and the model's positions ------------------------------------------------------------
+
+def _grpo_plan(overrides: list[str], gpu: float = 24.0) -> dict:
+    return plan.report("grpo/qwen25math7b_qlora", overrides, gpu)
+
+
+# (overrides a, overrides b, relation of a's peak to b's): the prompt is plan.prompt_length, not
+# model.max_seq_length - max_completion_length (a shorter completion predicted MORE memory that way)
+PROMPT_ROWS = [
+    (["max_completion_length=256"], ["max_completion_length=512"], "<"),     # shorter completion: less
+    (["max_completion_length=512"], ["max_completion_length=1024"], "<"),
+    (["model.max_seq_length=1024"], ["model.max_seq_length=4096"], "=="),    # must NOT depend on it
+    (["model.max_seq_length=600", "max_completion_length=500"], ["model.max_seq_length=600",
+                                                                  "max_completion_length=100"], ">"),
+    (["plan.prompt_length=256"], ["plan.prompt_length=1024"], "<"),          # the knob moves it
+    ([], ["plan.prompt_length=512"], "=="),                                  # the documented default is 512
+]
+
+
+@pytest.mark.parametrize("a, b, relation", PROMPT_ROWS)
+def test_grpo_prompt_length_comes_from_the_knob(a, b, relation):
+    pa, pb = _grpo_plan(a)["peak_reserved_gib"], _grpo_plan(b)["peak_reserved_gib"]
+    assert {"<": pa < pb, ">": pa > pb, "==": pa == pb}[relation], (pa, pb)
+
+
+# (preset, overrides, exceeds max_position_embeddings, the cap on the longest length answer)
+POSITION_ROWS = [
+    ("mistral7b_qlora", ["model.max_seq_length=40000", "micro_batch_size=1"], True, 32768),
+    ("qwen25math7b_qlora", ["model.max_seq_length=8192"], True, 4096),
+    ("qwen25math7b_qlora", ["model.max_seq_length=4097", "micro_batch_size=1"], True, 4096),
+    ("grpo/qwen25math7b_qlora", ["plan.prompt_length=3800", "max_completion_length=512"], True, 4096 - 3800),
+    ("qwen25math7b_qlora", ["model.max_seq_length=4096"], False, 4096),        # must NOT: exactly at the limit
+    ("qwen25math7b_qlora", ["model.max_seq_length=1024"], False, 4096),
+    ("grpo/qwen25math7b_qlora", ["plan.prompt_length=512", "max_completion_length=512"], False, 4096 - 512),
+    ("mistral7b_qlora", ["model.max_seq_length=2048"], False, 32768),
+]
+
+
+@pytest.mark.parametrize("preset, overrides, exceeds, cap", POSITION_ROWS)
+def test_lengths_past_the_models_positions_are_flagged_and_capped(preset, overrides, exceeds, cap, capsys):
+    assert plan.main(["--preset", preset, *overrides, "--gpu-gb", "80", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["exceeds_max_positions"] is exceeds
+    longest = result.get("largest_seq_len", result.get("largest_completion_length"))
+    assert 0 < longest <= cap
+    assert plan.main(["--preset", preset, *overrides, "--gpu-gb", "80"]) == 0
+    text = capsys.readouterr().out
+    assert ("max_position_embeddings" in text and "warning:" in text) is exceeds
+
+
+# ---- the longest length is exact, below 256 too ---------------------------------------------------------------
+
+# (card GiB, setup): cards where the longest length is short; the answer n must fit and n + 1 must NOT
+SHORT_LENGTHS = [(5.9, "hf"), (6.05, "hf"), (6.3, "hf"), (7.45, "hf"), (5.7, "unsloth"), (6.7, "unsloth")]
+
+
+@pytest.mark.parametrize("card, engine", SHORT_LENGTHS)
+def test_longest_length_is_exact_below_256(card, engine):
+    arch = find_arch(MISTRAL)
+    s = Setup(engine=engine, micro_batch=4, seq_len=1024, loss="full", embed_bytes=4)
+    n = largest_seq_len(arch, s, card)
+    print(card, engine, n)
+    assert n > 0 and plan.fits(arch, dataclasses.replace(s, seq_len=n), card)
+    assert not plan.fits(arch, dataclasses.replace(s, seq_len=n + 1), card)
+
+
+def test_some_longest_lengths_are_below_256():
+    arch = find_arch(MISTRAL)
+    s = Setup(engine="hf", micro_batch=4, seq_len=1024, loss="full", embed_bytes=4)
+    found = [largest_seq_len(arch, s, card) for card, engine in SHORT_LENGTHS if engine == "hf"]
+    assert any(0 < n < 256 for n in found), found  # the old search stopped at 256 and answered 0 here
+    assert any(n % 256 for n in found)              # must NOT be rounded to 256
+
+
+# ---- the CLI's largest micro-batch agrees with its fits verdict -----------------------------------------------
+
+@pytest.mark.parametrize("preset", plan.all_presets())
+def test_largest_micro_batch_agrees_with_fits(preset):
+    """For each card, `largest micro-batch` >= the config's micro-batch exactly when it fits, and the config it
+    names (that micro-batch, grad_accum unchanged) is one the recipe accepts (GRPO: whole groups) and fits, while
+    the next accepted one does NOT."""
+    cfg, knobs = plan.load_any_config(preset, [])
+    arch, s, _ = plan.setup_from_config(cfg, knobs)
+    for card in (6.0, 10.0, 16.0, 24.0, 48.0):
+        best = plan.largest_micro_batch(arch, s, card)
+        assert (best >= s.micro_batch) is plan.fits(arch, s, card), (card, best)
+        if best == 0:
+            continue
+        produced = copy.deepcopy(cfg)
+        produced.micro_batch_size = best
+        produced.validate()
+        arch2, s2, _ = plan.setup_from_config(produced, knobs)
+        assert plan.fits(arch2, s2, card)
+        unit = best
+        nxt = best + 1
+        while True:  # the next micro-batch the recipe would accept
+            trial = copy.deepcopy(cfg)
+            trial.micro_batch_size = nxt
+            try:
+                trial.validate()
+                break
+            except ConfigError:  # GRPO: not whole groups per step
+                nxt += 1
+        if nxt <= 4096:
+            arch3, s3, _ = plan.setup_from_config(trial, knobs)
+            assert not plan.fits(arch3, s3, card), (card, unit, nxt)
