@@ -17,7 +17,7 @@ import random
 import re
 from typing import Any, Literal
 
-from arithmo.thinking import think_completion
+from arithmo.thinking import answer_completion, think_completion
 
 Template = Literal["auto", "plain", "chat"]
 
@@ -292,21 +292,18 @@ def render_sft(record: dict, tokenizer: Any = None, template: Template = "auto")
     plain template, the tokenizer's eos token. That token is one generation stops on
     (`turn_end_ids`), so the model learns to stop where generation ends. A record with `reasoning` (long CoT) gets
     it in the template's think block before the answer (`arithmo.thinking.think_completion`; ThinkError when the
-    template cannot take it).
+    template cannot take it); one without is written as the template writes a turn that does not think
+    (`arithmo.thinking.answer_completion`: R1-distill closes its opened block empty, Qwen3 writes its empty block).
     """
     prompt = render_prompt(record["prompt"], tokenizer, template)
     end = end_of_turn(tokenizer, template) if tokenizer is not None else ""
+    uses_chat = template == "chat" or (template == "auto" and bool(getattr(tokenizer, "chat_template", None)))
     if record.get("reasoning"):  # long CoT: the reasoning goes in the template's think block (arithmo.thinking)
-        uses_chat = template == "chat" or (template == "auto" and bool(getattr(tokenizer, "chat_template", None)))
         completion = think_completion(prompt, record["prompt"], record["reasoning"], record["completion"],
                                       tokenizer, uses_chat, end)
-        return {"prompt": prompt, "completion": (" " + completion) if prompt.endswith(":") else completion}
-    completion = record["completion"].strip()
-    if prompt.endswith(":"):
-        completion = " " + completion
-    if end and not completion.endswith(end):
-        completion += end
-    return {"prompt": prompt, "completion": completion}
+    else:  # no reasoning: as the template writes a turn that does not think (R1 and Qwen3: an empty block first)
+        completion = answer_completion(prompt, record["prompt"], record["completion"], tokenizer, uses_chat, end)
+    return {"prompt": prompt, "completion": (" " + completion) if prompt.endswith(":") else completion}
 
 
 def tokenize_sft(rendered: dict[str, str], tokenizer: Any,

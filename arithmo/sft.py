@@ -62,15 +62,42 @@ def select_rows(rows: list[dict], styles: list[str], max_rows: int | None) -> li
 
 
 def _answer_token(rendered: dict[str, str], tokenizer: Any) -> int:
-    """Index of the first answer token (the token after the think block) in a rendered reasoning record's ids."""
+    """Index of the first answer token in a rendered record's ids: the token after the think block when the
+    completion closes one (long CoT, and a short row's empty block), else the first completion token."""
     from arithmo.prompts import tokenize_sft
     from arithmo.thinking import answer_offset
 
-    at = answer_offset(rendered["completion"])
-    if at is None:
-        return 0
+    at = answer_offset(rendered["completion"]) or 0
     ids, _ = tokenize_sft({"prompt": rendered["prompt"], "completion": rendered["completion"][:at]}, tokenizer)
     return len(ids)
+
+
+def answer_lost(rendered: dict[str, str], ids: list[int], keep: int, tokenizer: Any, end: str) -> bool:
+    """Whether cutting a rendered record's `ids` to their first `keep` tokens loses its final answer.
+
+    Lost when the cut falls before the answer starts (`_answer_token`), or inside the answer and the strict answer
+    (`arithmo.grading.extract_answer`: the `The answer is:` line or a `\\boxed{}`) read from the kept answer tokens
+    is not the one the whole answer gives -- a `\\boxed{12` or `The answer is: 1` left of `... 12` is a lost answer
+    even though some answer tokens were kept. An answer with no strict answer of its own (a program, a science
+    row) is lost by any cut inside it. A cut that keeps every answer token (only the end of turn goes) keeps it.
+    """
+    from arithmo.grading import extract_answer, normalize_answer
+    from arithmo.prompts import tokenize_sft
+    from arithmo.thinking import answer_offset
+
+    start = _answer_token(rendered, tokenizer)
+    if keep <= start:
+        return True
+    completion = rendered["completion"]
+    body = completion[: len(completion) - len(end)] if end and completion.endswith(end) else completion
+    body_end = len(tokenize_sft({"prompt": rendered["prompt"], "completion": body}, tokenizer)[0])
+    if keep >= body_end:
+        return False
+    whole = extract_answer(body[(answer_offset(body) or 0):], mode="strict")
+    if whole is None:
+        return True
+    kept = extract_answer(tokenizer.decode(ids[start:keep], skip_special_tokens=True), mode="strict")
+    return kept is None or normalize_answer(kept) != normalize_answer(whole)
 
 
 def render_dataset(rows: list[dict], tokenizer: Any, template: str, max_seq_length: int | None = None,
@@ -82,16 +109,19 @@ def render_dataset(rows: list[dict], tokenizer: Any, template: str, max_seq_leng
     receives ids and does not re-tokenize (it would add a second BOS to templates that write one, and append
     the tokenizer's eos instead of the template's end of turn). A row longer than `max_seq_length` is dropped,
     truncated or an error (TrainError naming the first ones), by `long_rows`; the report counts them per
-    source: {policy, max_seq_length, over_limit: {source: n}, rows, longest, cut_before_answer: {source: n}}.
+    source: {policy, max_seq_length, over_limit: {source: n}, rows, longest, answer_lost: {source: n},
+    cut_before_answer: {source: n}}. With long_rows=truncate, a row whose cut loses its final answer (`answer_lost`:
+    before the answer, or inside it so that the kept tokens no longer give it) is counted in answer_lost and logged
+    as a warning; reasoning traces cut before their answer starts are also counted in cut_before_answer.
     A reasoning record (`reasoning`: long CoT) is rendered with its trace in the template's think block
-    (`arithmo.thinking`); with long_rows=truncate, one cut before its answer starts is counted in
-    cut_before_answer and logged as a warning. A template that cannot take a trace is a TrainError naming the row.
+    (`arithmo.thinking`). A template that cannot take a trace is a TrainError naming the row.
     """
     from datasets import Dataset
 
-    from arithmo.prompts import render_sft, tir_output_spans, tokenize_sft
+    from arithmo.prompts import end_of_turn, render_sft, tir_output_spans, tokenize_sft
 
-    kept, over, cut, longest = [], {}, {}, 0
+    end = end_of_turn(tokenizer, template) if tokenizer is not None else ""
+    kept, over, cut, lost, longest = [], {}, {}, {}, 0
     for row in rows:
         try:
             rendered = render_sft(row, tokenizer, template)
@@ -105,20 +135,24 @@ def render_dataset(rows: list[dict], tokenizer: Any, template: str, max_seq_leng
             over.setdefault(row.get("source", "?"), []).append(row.get("id", "?"))
             if long_rows == "drop":
                 continue
-            if row.get("reasoning") and _answer_token(rendered, tokenizer) >= max_seq_length:
-                # A reasoning trace cut before its answer: trained as a trace without an answer. Counted (and
-                # warned about) apart from other truncations, never silently.
-                cut.setdefault(row.get("source", "?"), []).append(row.get("id", "?"))
+            if answer_lost(rendered, ids, max_seq_length, tokenizer, end):
+                # The cut loses the final answer (before it starts, or inside it): the row trains a solution that
+                # never answers. Counted and warned about, never silently; traces cut before their answer apart.
+                lost.setdefault(row.get("source", "?"), []).append(row.get("id", "?"))
+                if row.get("reasoning") and _answer_token(rendered, tokenizer) >= max_seq_length:
+                    cut.setdefault(row.get("source", "?"), []).append(row.get("id", "?"))
             ids, mask = ids[:max_seq_length], mask[:max_seq_length]
         kept.append({"input_ids": ids, "completion_mask": mask})
     report = {"policy": long_rows, "max_seq_length": max_seq_length, "rows": len(rows),
               "over_limit": {source: len(ids) for source, ids in sorted(over.items())}, "longest": longest,
-              "cut_before_answer": {source: len(ids) for source, ids in sorted(cut.items())}}
-    if cut:
-        first = [row_id for ids in cut.values() for row_id in ids][:5]
-        log.warning("%d reasoning rows are cut before their answer by long_rows=truncate at max_seq_length=%s "
-                    "(per source: %s; first: %s): they train a trace with no answer; raise model.max_seq_length "
-                    "or use long_rows=drop", sum(report["cut_before_answer"].values()), max_seq_length,
+              "cut_before_answer": {source: len(ids) for source, ids in sorted(cut.items())},
+              "answer_lost": {source: len(ids) for source, ids in sorted(lost.items())}}
+    if lost:
+        first = [row_id for ids in lost.values() for row_id in ids][:5]
+        log.warning("%d rows lose their final answer to long_rows=truncate at max_seq_length=%s (per source: %s; "
+                    "reasoning traces cut before their answer starts: %s; first: %s): they train a solution that "
+                    "never answers; raise model.max_seq_length or use long_rows=drop",
+                    sum(report["answer_lost"].values()), max_seq_length, report["answer_lost"],
                     report["cut_before_answer"], ", ".join(first))
     if over and long_rows == "error":
         first = [row_id for ids in over.values() for row_id in ids][:5]

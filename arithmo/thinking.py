@@ -20,6 +20,10 @@ template's own think block, by the first of three paths that applies (`think_pat
 - `plain`: any other template, and the plain `Question: ... Answer:` template of base models: the completion
   writes the block itself -- `<think>\\n{reasoning}\\n</think>\\n\\n{answer}` -- and the model learns to open it.
 
+A record without reasoning is rendered the way each template writes a turn that does not think
+(`answer_completion`): after R1's opened block, an empty block is closed before the answer; Qwen3's own turn writes
+its empty block; other templates take the answer alone.
+
 In every path the generation prompt is exactly evaluation's (`arithmo.prompts.render_prompt`), so generation opens
 the block where the template does (R1: in the prompt; Qwen3 with thinking on and `plain`: the model writes
 `<think>`), and evaluation reads the answer after `</think>` (`arithmo.grading.extract`). A prompt that closes
@@ -81,7 +85,9 @@ def think_path(prompt: str, tokenizer: Any, uses_chat: bool) -> ThinkPath:
 def _check_parts(reasoning: str, answer: str) -> None:
     if THINK_CLOSE in reasoning or THINK_OPEN in reasoning:
         raise ThinkError(f"the reasoning holds a {THINK_OPEN}/{THINK_CLOSE} tag of its own: the trace would end "
-                         "early; the data adapters split traces at their tags (arithmo.data.reasoning)")
+                         "early; `python -m arithmo.data build` drops such rows (counted as trace_nested_think in "
+                         "the manifest), so this record was written by something else: rebuild it, or remove the "
+                         "tag")
     if THINK_CLOSE in answer:
         raise ThinkError(f"the answer holds {THINK_CLOSE}: evaluation would read the answer after it")
 
@@ -113,6 +119,40 @@ def think_completion(prompt: str, question: str, reasoning: str, answer: str, to
         if reasoning not in completion or (answer and answer not in completion):
             raise ThinkError("the chat template dropped the reasoning (or the answer) of the last assistant turn; "
                              "it cannot train on reasoning through reasoning_content")
+        return completion + end
+    return completion + end if end and not completion.endswith(end) else completion
+
+
+def answer_completion(prompt: str, question: str, answer: str, tokenizer: Any, uses_chat: bool, end: str) -> str:
+    """The completion text for a record without reasoning (short CoT, PoT, TIR) after `prompt`: the answer the way
+    the template writes a turn that does not think, ending with `end`.
+
+    - `opened` (R1-distill: the prompt opened the block): the block is closed empty first --
+      `\n</think>\n\n{answer}` after the prompt's `<think>\n` -- so the answer is outside the think block, where
+      evaluation reads it (an answer left inside the opened block is an unfinished thought: no answer, truncated).
+    - `reasoning_content` (Qwen3): the template's own assistant turn for the answer alone, which writes an empty
+      block (`<think>\n\n</think>\n\n{answer}`) for the last turn; ThinkError when that turn does not continue
+      the generation prompt or loses the answer.
+    - `plain`, and a prompt that already closed an empty block (thinking switched off): the answer as it is.
+    """
+    answer = answer.strip()
+    if prompt_closes_think(prompt) or not prompt_opens_think(prompt) and not (
+            uses_chat and tokenizer is not None and renders_reasoning_content(tokenizer)):
+        completion = answer
+    elif prompt_opens_think(prompt):
+        completion = f"{'' if prompt.endswith(chr(10)) else chr(10)}\n{THINK_CLOSE}\n\n{answer}"
+    else:
+        full = tokenizer.apply_chat_template(
+            [{"role": "user", "content": question}, {"role": "assistant", "content": answer}], tokenize=False)
+        if not full.startswith(prompt):
+            raise ThinkError("the chat template's assistant turn does not continue its own generation prompt, so "
+                             "the trained text would differ from what generation continues")
+        completion = full[len(prompt):]
+        if end and end in completion:
+            completion = completion[: completion.rindex(end)]
+        completion = completion.rstrip()
+        if answer not in completion:
+            raise ThinkError("the chat template dropped the answer of the last assistant turn")
         return completion + end
     return completion + end if end and not completion.endswith(end) else completion
 

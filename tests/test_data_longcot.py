@@ -3,6 +3,7 @@ real schemas, every row's (and generation's) fate in the manifest, the per_probl
 
 import json
 
+import numpy as np
 import pytest
 from hub_schemas import HUB_SCHEMAS
 
@@ -43,6 +44,12 @@ def test_split_trace_refuses_oversized_text_without_scanning_it():
 # ---------------------------------------------------------------------------------------------- tir_markup
 
 CALL = "<tool_call>\n```python\nprint(1 + 1)\n```\n</tool_call>\n```output\n2\n```\n"
+# The notes NeMo-Skills' harness appends after an output block (nemo_skills/code_execution/utils.py)
+SYSTEM_LEFT = ("```system\nRemaining code executions: 3. You will not be able to call code when you run out of "
+               "executions, so use it wisely. Note that you can still continue solving the problem without code after "
+               "that.\n```\n")
+SYSTEM_OUT = ("```system\nYou have run out of code executions! You can no longer write or execute code. Now you should "
+              "continue solving the problem by relying on your mathematical reasoning and analytical skills.\n```\n")
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -51,7 +58,13 @@ CALL = "<tool_call>\n```python\nprint(1 + 1)\n```\n</tool_call>\n```output\n2\n`
     ("<tool_call>\nx = 3\nprint(x)\n</tool_call>\n", ("```python\nx = 3\nprint(x)\n```\n", 1)),  # unfenced call
     (CALL + CALL, ("```python\nprint(1 + 1)\n```\n```output\n2\n```\n" * 2, 2)),
     ("no calls here", ("no calls here", 0)),
+    # the harness's ```system note after an output block is not the model's text: removed (both wordings)
+    (CALL + SYSTEM_LEFT + "So 2.", ("```python\nprint(1 + 1)\n```\n```output\n2\n```\nSo 2.", 1)),
+    (CALL + SYSTEM_OUT + "So 2.", ("```python\nprint(1 + 1)\n```\n```output\n2\n```\nSo 2.", 1)),
+    # must NOT remove: a mention of the fence inside a line of text
+    ("Text ```system in a line", ("Text ```system in a line", 0)),
     # must NOT pass:
+    (CALL + "```system\nRemaining code executions: 3.", "tir_unclosed_system_block"),  # cut inside the note
     ("<tool_call>\nprint(1)\n", "tir_unclosed_tool_call"),     # generation cut inside a call
     ("x" * (MAX_TRACE_CHARS + 1), "trace_too_long"),
 ])
@@ -92,6 +105,8 @@ GOOD = "<think>\nR\n</think>\n\nA \\boxed{1}"
     (_r1(["<think>\nR"], [True]), "one", ["trace_unclosed"]),
     (_r1([GOOD], [True], problem=""), "one", ["empty_question"]),
     (_r1([], []), "one", ["no_generations"]),
+    (_r1([None, GOOD], [True, True]), "all", ["empty_generation", "kept"]),  # a null generation: its own reason
+    (_r1([GOOD], [np.True_], complete=[np.True_]), "one", ["kept"]),  # numpy's bool_ (pandas/parquet) is a bool
 ])
 def test_openr1_keeps_only_complete_correct_generations(row, per_problem, fates):
     got = ADAPTERS["openr1_math"](row, "row 1", per_problem=per_problem)
@@ -101,9 +116,17 @@ def test_openr1_keeps_only_complete_correct_generations(row, per_problem, fates)
             assert outcome["reasoning"] == "R" and outcome["solution"] == "A \\boxed{1}"
 
 
-def test_openr1_list_columns_of_the_wrong_length_name_the_row():
-    with pytest.raises(DataError, match=r"row 7: 'correctness_math_verify' should be a list of 2"):
-        ADAPTERS["openr1_math"](_r1([GOOD, GOOD], [True]), "row 7")
+@pytest.mark.parametrize("row, message", [
+    (_r1([GOOD, GOOD], [True]), r"row 7: 'correctness_math_verify' should be a list of 2"),
+    # finish_reasons of another length: which reason belongs to which generation is unknown, never ignored
+    (_r1([GOOD, GOOD], [True, True], finish=["length"]), r"row 7: 'finish_reasons' should be a list of 2"),
+    (_r1([GOOD], [True], finish="stop"), r"row 7: 'finish_reasons' should be a list of 1"),
+    # a flag that is not a boolean is not read as false
+    (_r1([GOOD], ["true"]), r"row 7: 'correctness_math_verify' holds 'true'"),
+])
+def test_openr1_list_columns_of_the_wrong_shape_name_the_row(row, message):
+    with pytest.raises(DataError, match=message):
+        ADAPTERS["openr1_math"](row, "row 7")
 
 
 def _omr(solution, mode):
@@ -126,6 +149,29 @@ def test_openmathreasoning_splits(row, fate, style):
         assert got["style"] == style and got["answer"] == "2" and "<think>" not in got["reasoning"]
 
 
+def test_openmathreasoning_tir_rows_lose_the_harness_notes_and_they_are_never_learned(tokenizer):
+    from arithmo.prompts import render_sft, tir_output_spans, tokenize_sft
+
+    row = _omr("<think>\nTry.\n" + CALL + SYSTEM_LEFT + "Again.\n" + CALL + SYSTEM_OUT + "So 2.\n</think>\n\nIt is 2.",
+               "tir")
+    got = ADAPTERS["openmathreasoning"](row, "row 1")
+    assert "```system" not in got["reasoning"] and "code executions" not in got["reasoning"]
+    record = {"id": "o/0", "source": "o", "style": "tir", "prompt": "P?", "reasoning": got["reasoning"],
+              "completion": got["solution"]}
+    rendered = render_sft(record, tokenizer, "auto")
+    ids, mask = tokenize_sft(rendered, tokenizer, tir_output_spans(rendered["completion"]))
+    learned = tokenizer.decode([i for i, m in zip(ids, mask) if m])
+    assert "So 2." in learned and "It is 2." in learned and "code executions" not in learned
+    assert "```output" not in learned  # the interpreter's blocks stay masked
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
 def test_openmathreasoning_unknown_mode_names_the_row():
     with pytest.raises(DataError, match="row 3: inference_mode 'pot'"):
         ADAPTERS["openmathreasoning"](_omr(GOOD, "pot"), "row 3")
@@ -136,6 +182,13 @@ def test_openmathreasoning_unknown_mode_names_the_row():
     ("s1k", {"question": "Q", "deepseek_thinking_trajectory": "", "deepseek_attempt": "A"}, "empty_reasoning"),
     ("s1k", {"question": "Q", "deepseek_thinking_trajectory": "T", "deepseek_attempt": " "}, "empty_answer"),
     ("s1k", {"question": "", "deepseek_thinking_trajectory": "T", "deepseek_attempt": "A"}, "empty_question"),
+    # must NOT be kept: think tags inside the trace or the attempt would end the block early (training refuses them)
+    ("s1k", {"question": "Q", "deepseek_thinking_trajectory": "T </think> U", "deepseek_attempt": "A"},
+     "trace_nested_think"),
+    ("s1k", {"question": "Q", "deepseek_thinking_trajectory": "R1 writes <think> here", "deepseek_attempt": "A"},
+     "trace_nested_think"),
+    ("s1k", {"question": "Q", "deepseek_thinking_trajectory": "T", "deepseek_attempt": "A </think> 5"},
+     "trace_nested_think"),
     ("limo", {"question": "Q", "solution": "Chain.\n\n**Final Answer**\n\\boxed{4}", "answer": "4"},
      ("Chain.", "**Final Answer**\n\\boxed{4}")),
     ("limo", {"question": "Q", "solution": "Chain without a marker.", "answer": "4"},
@@ -143,6 +196,10 @@ def test_openmathreasoning_unknown_mode_names_the_row():
     ("limo", {"question": "Q", "solution": "<think>\nC\n</think>\n\nD", "answer": "4"}, ("C", "D")),
     ("limo", {"question": "Q", "solution": "", "answer": "4"}, "empty_reasoning"),
     ("limo", {"question": "Q", "solution": "Chain, no marker, no answer.", "answer": ""}, "empty_answer"),
+    ("limo", {"question": "Q", "solution": "Use the <think> idea.\n**Final Answer**\n\\boxed{3}", "answer": "3"},
+     "trace_nested_think"),                                    # a lone <think> outside R1's layout
+    ("limo", {"question": "Q", "solution": "C\n**Final Answer**\n<think> \\boxed{3}", "answer": "3"},
+     "trace_nested_think"),
 ])
 def test_curated_sets(adapter, row, fate):
     got = ADAPTERS[adapter](row, "row 1")
@@ -181,18 +238,36 @@ def test_fixtures_build_with_every_row_accounted_for(tmp_path):
         # rows_in counts OpenR1-Math's generations: 4 problems hold 8
         "openr1_math": (8, 2, {"empty_question": 1, "generation_incorrect": 1, "generation_not_chosen": 1,
                                "trace_incomplete": 2, "trace_unclosed": 1}),
-        "openmathreasoning": (5, 2, {"genselect_not_sft": 1, "tir_no_code": 1, "trace_unclosed": 1}),
+        "openmathreasoning": (7, 4, {"genselect_not_sft": 1, "tir_no_code": 1, "trace_unclosed": 1}),
         "s1k": (3, 2, {"empty_answer": 1}),
         "limo": (3, 2, {"empty_reasoning": 1}),
     }
-    assert sources["openmathreasoning"]["out_by_style"] == {"cot": 1, "tir": 1}
-    assert manifest["totals"]["balanced"] and manifest["transforms"]["actions"]["tir_verified"] == 1
+    assert sources["openmathreasoning"]["out_by_style"] == {"cot": 2, "tir": 2}
+    assert manifest["totals"]["balanced"] and manifest["transforms"]["actions"]["tir_verified"] == 2
     assert {s: v["with_reasoning"] for s, v in manifest["reasoning"].items()} == {
-        "openr1_math": 2, "openmathreasoning": 2, "s1k": 2, "limo": 2}
+        "openr1_math": 2, "openmathreasoning": 4, "s1k": 2, "limo": 2}
     rows = [json.loads(line) for line in open(tmp_path / "train.jsonl")]
     assert all(r["reasoning"] and "<think>" not in r["reasoning"] + r["completion"] for r in rows)
-    tir = next(r for r in rows if r["style"] == "tir")
-    assert "```python\n" in tir["reasoning"] and "<tool_call>" not in tir["reasoning"]
+    tirs = [r for r in rows if r["style"] == "tir"]
+    assert all("```python\n" in r["reasoning"] and "<tool_call>" not in r["reasoning"] for r in tirs)
+    # the real layout's harness notes are gone; both of its calls are kept
+    assert not any("```system" in r["reasoning"] or "code executions" in r["reasoning"] for r in tirs)
+    assert max(r["reasoning"].count("```output\n") for r in tirs) == 2
+    # the recipe names a tokenizer (the embedded SmolLM2 alias): token counts with the trace distribution
+    lengths = manifest["token_lengths"]["by_source"]
+    assert manifest["token_lengths"]["tokenizer"] == "smollm2-135m-instruct"
+    for source in ("openr1_math", "openmathreasoning", "s1k", "limo"):
+        entry = lengths[source]
+        assert entry["rows_with_reasoning"] == entry["rows"] and 0 < entry["reasoning"]["p99"] < entry["total"]["max"]
+        assert {"8192", "16384", "32768"} <= set(entry["over"])
+
+
+def test_openmathreasoning_per_problem_one_keeps_each_problems_first_solution(tmp_path):
+    manifest = build_from_recipe(FIXTURES / "longcot.yaml", tmp_path, ["sources.1.per_problem=one",
+                                                                       "tokenizer=null"], log=lambda line: None)
+    omr = manifest["sources"]["openmathreasoning"]
+    assert (omr["rows_in"], omr["rows_out"], omr["dropped"].get("solution_not_chosen")) == (7, 3, 1)
+    assert omr["balanced"]
 
 
 def test_per_problem_all_keeps_every_verified_trace_and_the_mix_states_its_sources(tmp_path):
@@ -201,6 +276,47 @@ def test_per_problem_all_keeps_every_verified_trace_and_the_mix_states_its_sourc
     assert manifest["sources"]["openmath2"]["rows_out"] >= 1 and "openmath2" not in manifest["reasoning"]
     rows = [json.loads(line) for line in open(tmp_path / "train.jsonl")]
     assert {bool(r.get("reasoning")) for r in rows} == {True, False}  # long and short rows in one mix
+
+
+def _trace(reasoning):
+    return f"<think>\n{reasoning}\n</think>\n\nSo $x = 2$ and the answer is \\boxed{{2}}."
+
+
+@pytest.mark.parametrize("near", [False, True])
+def test_per_problem_all_keeps_distinct_traces_of_one_problem_through_dedup(tmp_path, near):
+    # Three traces of one problem ending in the same answer: two distinct, one a copy of the first.
+    first = _trace("Subtract 3 from both sides: 2x = 4, so x = 2. Check: 2*2 + 3 = 7. Good.")
+    other = _trace("Try x = 1: 5, too small. Try x = 2: 7, right. Nothing else works since 2x + 3 grows.")
+    row = _r1([first, other, first], [True, True, True], problem="Solve 2x + 3 = 7.")
+    (tmp_path / "r1.jsonl").write_text(json.dumps(row) + "\n")
+    (tmp_path / "recipe.yaml").write_text(
+        "name: r\nsources:\n  - {name: r1, adapter: openr1_math, path: r1.jsonl, per_problem: all}\n"
+        f"decontaminate: {{enabled: false}}\ndedup: {{exact: true, near: {str(near).lower()}}}\n"
+        "transforms: {lowercase_share: 0.0}\nval_size: 0\n")
+    manifest = build_from_recipe(tmp_path / "recipe.yaml", tmp_path / "out", log=lambda line: None)
+    source = manifest["sources"]["r1"]
+    # must NOT drop the second trace as a duplicate of the first (same question, same answer line)
+    assert (source["rows_in"], source["rows_out"], source["dropped"]) == (3, 2, {"duplicate": 1})
+    rows = [json.loads(line) for line in open(tmp_path / "out" / "train.jsonl")]
+    assert len({r["reasoning"] for r in rows}) == 2 and source["balanced"]
+
+
+@pytest.mark.parametrize("preset", ["qwen25math7b_longcot8k_qlora", "qwen25math7b_longcot_qlora",
+                                    "qwen25math7b_longcot32k_qlora", "smollm2_135m_longcot_cpu"])
+def test_longcot_presets_train_only_styles_their_data_holds(preset):
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "arithmo" / "configs" / "train" / f"{preset}.yaml").read_text())
+    recipe = yaml.safe_load((REPO / cfg["data"]).read_text())
+    # the styles each source can give (TIR: OpenMathReasoning's tir split, NuminaMath-TIR)
+    held = set()
+    for source in recipe["sources"]:
+        held.add("cot")
+        if source["adapter"] == "numinamath_tir" or (source["adapter"] == "openmathreasoning"
+                                                     and "tir" in source.get("splits", ["tir"])):
+            held.add("tir")
+    assert set(cfg["styles"]) <= held, f"{preset} trains {cfg['styles']} on data holding only {sorted(held)}"
+    assert recipe.get("tokenizer"), f"{cfg['data']} names no tokenizer: no token_lengths for picking a preset"
 
 
 def test_per_problem_is_refused_for_adapters_with_one_solution_per_row():

@@ -237,3 +237,122 @@ def test_a_cut_inside_the_answer_is_not_a_cut_before_it(tokenizers):
     full = len(tokenize_sft(render_sft(rows[0], tokenizer, "auto"), tokenizer)[0])
     _, report = render_dataset(rows, tokenizer, "auto", full - 3, "truncate")
     assert report["over_limit"] == {"t": 1} and report["cut_before_answer"] == {}
+
+
+# ---------------------------------------------------------------------------------------------- review fixes
+
+SHORT = {"id": "s/0", "source": "s", "style": "cot", "prompt": "What is 5 + 7?",
+         "completion": "5 + 7 = 12. The answer is: 12"}
+
+
+@pytest.mark.parametrize("kind, completion", [
+    # R1-distill: the prompt opened the block; a turn that does not think closes it empty before the answer
+    ("r1", "\n</think>\n\n5 + 7 = 12. The answer is: 12<｜end▁of▁sentence｜>"),
+    # Qwen3: its own assistant turn for an answer without reasoning writes the empty block
+    ("qwen3", "<think>\n\n</think>\n\n5 + 7 = 12. The answer is: 12<|im_end|>"),
+    # must NOT gain a block: templates without a think path take the answer as it is
+    ("chatml", "5 + 7 = 12. The answer is: 12<|im_end|>"),
+    ("base", " 5 + 7 = 12. The answer is: 12<|im_end|>"),
+])
+def test_a_row_without_reasoning_is_written_as_the_template_writes_a_turn_that_does_not_think(
+        tokenizers, kind, completion):
+    from arithmo.evaluation.outputs import annotate
+
+    tokenizer = tokenizers[kind]
+    rendered = render_sft(SHORT, tokenizer, "auto")
+    assert rendered["completion"] == completion
+    if kind == "qwen3":  # exactly the template's own turn
+        turn = tokenizer.apply_chat_template([{"role": "user", "content": SHORT["prompt"]},
+                                              {"role": "assistant", "content": SHORT["completion"]}], tokenize=False)
+        assert turn.startswith(rendered["prompt"] + completion)
+    # a model that learned the row answers outside any think block: read, and not truncated
+    generated = completion.replace(tokenizer.eos_token, "")
+    assert extract_answer(with_opened_think(rendered["prompt"], generated)) == "12"
+    assert annotate({"prompt": rendered["prompt"], "completion": generated, "style": "cot"})["truncated"] is not True
+
+
+def test_a_prompt_that_closed_an_empty_block_gets_no_second_one(tokenizers):
+    from arithmo.thinking import answer_completion
+
+    qwen = tokenizers["qwen3"]
+    prompt = qwen.apply_chat_template([{"role": "user", "content": "Q"}], tokenize=False,
+                                      add_generation_prompt=True, enable_thinking=False)
+    assert answer_completion(prompt, "Q", "A", qwen, True, "<|im_end|>") == "A<|im_end|>"
+
+
+def _answer_start(tokenizer, record):
+    from arithmo.sft import _answer_token
+
+    return _answer_token(render_sft(record, tokenizer, "auto"), tokenizer)
+
+
+LONG = {**RECORD, "reasoning": "Think more. " * 20 + "5 + 7 = 12."}
+
+
+@pytest.mark.parametrize("record, cut_at, lost", [
+    # the cut keeps only part of the answer: `The`, `The answer is`, `The answer is: 1` of `... 12` -- lost
+    (LONG, lambda full, start: start + 1, True),
+    (LONG, lambda full, start: start + 3, True),
+    (LONG, lambda full, start: start, True),                  # cut exactly where the answer starts
+    (LONG, lambda full, start: start - 5, True),              # inside the trace
+    ({**LONG, "completion": "So \\boxed{12}"}, lambda full, start: full - 2, True),  # `\boxed{12` left open
+    (SHORT, lambda full, start: full - 2, True),              # a short row's answer line cut: lost too
+    # must NOT count: the answer is whole in the kept tokens
+    (LONG, lambda full, start: full - 1, False),              # only the end-of-turn token goes
+    ({**LONG, "completion": "The answer is: 12. " + "It checks out. " * 5}, lambda full, start: full - 3, False),
+    ({**SHORT, "completion": "The answer is: 12. " + "It checks out. " * 5}, lambda full, start: full - 3, False),
+])
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_cut_that_loses_the_final_answer_is_counted(tokenizers, kind, record, cut_at, lost):
+    tokenizer = tokenizers[kind]
+    full = len(tokenize_sft(render_sft(record, tokenizer, "auto"), tokenizer)[0])
+    limit = cut_at(full, _answer_start(tokenizer, record))
+    _, report = render_dataset([record], tokenizer, "auto", limit, "truncate")
+    assert report["over_limit"] == {record["source"]: 1}
+    assert report["answer_lost"] == ({record["source"]: 1} if lost else {})
+
+
+def test_the_refusal_of_a_tagged_trace_names_what_drops_it(tokenizers):
+    with pytest.raises(TrainError, match="trace_nested_think"):
+        render_dataset([{**RECORD, "reasoning": "x </think> y"}], tokenizers["chatml"], "auto", 256)
+
+
+ITEM = {"id": "q1", "benchmark": "b", "question": "Sam has 5 apples and gets 7 more. How many?", "answer": "12"}
+
+
+@pytest.mark.parametrize("kind, completion, extracted", [
+    # R1 opened the block in the prompt: a boxed guess inside the unfinished trace is no answer
+    ("r1", "Maybe \\boxed{12}? Let me double-check by count", None),
+    ("r1", "Maybe 12.\n</think>\n\nThe answer is \\boxed{12}.", "12"),   # the answer after the closed block
+    # must NOT change: a template that opens no block reads the completion as it is
+    ("chatml", "Maybe \\boxed{12}? Let me double-check by count", "12"),
+    ("base", "The answer is: 12", "12"),
+])
+def test_scoring_reads_a_completion_as_starting_inside_the_opened_block(tokenizers, kind, completion, extracted):
+    from arithmo.evaluation.outputs import annotate
+    from arithmo.evaluation.scoring import predict_text, regrade
+
+    lines = predict_text([ITEM], "cot", lambda prompts, n, s: [[completion] for _ in prompts], [None],
+                         tokenizer=tokenizers[kind], template="auto", pot_hint="", run=None, grade_timeout_s=2)
+    line = annotate(lines[0])
+    assert line["extracted"] == extracted and line["correct"] is (extracted is not None)
+    if kind == "r1" and extracted is None:
+        assert line["truncated"] is True
+    again, _ = regrade(lines, {"q1": "12"}, "cot", run=None, grade_timeout_s=2)  # a regrade reads it the same
+    assert again[0]["extracted"] == extracted
+
+
+@pytest.mark.parametrize("kind, completion, stopped, extracted", [
+    ("r1", "Maybe \\boxed{12}? Let me double-check", "no_code", None),   # inside the opened block: not answered
+    ("r1", "So 12.\n</think>\n\n\\boxed{12}", "answered", "12"),
+    ("chatml", "Maybe \\boxed{12}? Let me double-check", "answered", "12"),  # must NOT change without a block
+])
+def test_tir_answered_check_reads_after_the_opened_block(tokenizers, kind, completion, stopped, extracted):
+    from arithmo.evaluation.tir import predict_tir
+
+    def complete(prompts, n, sampled, max_new_tokens=None):
+        return [[completion] for _ in prompts]
+
+    lines = predict_tir([ITEM], complete, [None], tokenizer=tokenizers[kind], template="auto",
+                        open_session=lambda: None, grade_timeout_s=2)
+    assert (lines[0]["stopped"], lines[0]["extracted"]) == (stopped, extracted)

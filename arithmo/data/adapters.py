@@ -36,10 +36,12 @@ Long chain-of-thought sources (reasoning traces; the trace and its answer are ke
 - s1K-1.1 (simplescaling/s1K-1.1, https://huggingface.co/datasets/simplescaling/s1K-1.1): solution, question,
   cot_type, source_type, metadata, gemini_thinking_trajectory, gemini_attempt, deepseek_thinking_trajectory,
   deepseek_attempt (+ deepseek_grade in later revisions). The DeepSeek-R1 trace and attempt are read (s1.1 trained
-  on those, all 1,000 regardless of grade; the grade is kept in meta).
+  on those, all 1,000 regardless of grade; the grade is kept in meta). A trace or attempt holding a think tag of
+  its own is dropped (`trace_nested_think`, as `split_trace` drops one), never left for training to refuse.
 - LIMO (GAIR/LIMO, https://huggingface.co/datasets/GAIR/LIMO, limo.jsonl): question, solution, answer. The
   solution is one long reasoning chain without think tags, ending in a "**Final Answer**" line: the chain is the
-  reasoning, the final-answer part the answer (the stated `answer`, boxed, when the chain has no such line).
+  reasoning, the final-answer part the answer (the stated `answer`, boxed, when the chain has no such line); a
+  chain holding a think tag is split by `split_trace` (`</think>`) or dropped (`trace_nested_think`).
 The generic formats a user brings from other kits (chat messages, alpaca, TRL prompt-completion) are in
 `arithmo.data.formats` and registered here.
 """
@@ -175,21 +177,41 @@ def _trace_example(question: str, reasoning: str, answer_text: str, style: str, 
             "answer": answer, "meta": meta}
 
 
-def _bool_list(row: dict, key: str, n: int, where: str, adapter: str) -> list[bool | None]:
-    """A per-generation list column; null (OpenR1's correctness_llama on most rows) is n Nones."""
+def _per_generation(row: dict, key: str, n: int, where: str, adapter: str) -> list:
+    """A per-generation list column; null (OpenR1's correctness_llama on most rows) is n Nones. A list of another
+    length is a DataError naming the row: which value belongs to which generation is unknown."""
     value = row.get(key)
     if value is None:
         return [None] * n
+    if hasattr(value, "tolist") and not isinstance(value, list):  # a numpy array (pandas / parquet readers)
+        value = value.tolist()
     if not isinstance(value, list) or len(value) != n:
         raise DataError(f"{where}: {key!r} should be a list of {n} values, one per generation, for the {adapter} "
                         f"schema (got {type(value).__name__} of length {len(value) if isinstance(value, list) else '-'})")
     return value
 
 
+def _bool_list(row: dict, key: str, n: int, where: str, adapter: str) -> list[bool | None]:
+    """`_per_generation` of a flag column: each value True, False or None (numpy's bool_, as pandas and parquet
+    readers give it, is a bool); any other value is a DataError naming the row, never read as False."""
+    flags = []
+    for value in _per_generation(row, key, n, where, adapter):
+        if value is None or isinstance(value, bool):
+            flags.append(value)
+        elif type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_"):  # numpy's bool
+            flags.append(bool(value))
+        else:
+            raise DataError(f"{where}: {key!r} holds {value!r}: expected true, false or null per generation for "
+                            f"the {adapter} schema")
+    return flags
+
+
 def adapt_openr1_math(row: dict, where: str, per_problem: str = "one") -> list[Mapped | str]:
     """One outcome per generation: an example, or why it is not one (`generation_incorrect`: neither math-verify
-    nor the Llama judge marked it correct; `trace_incomplete`: is_reasoning_complete false or finish reason not
-    `stop`; a `split_trace` reason; `generation_not_chosen`: a usable one past the first with per_problem=one)."""
+    nor the Llama judge marked it correct; `empty_generation`: a null or blank generation; `trace_incomplete`:
+    is_reasoning_complete false or finish reason not `stop`; a `split_trace` reason; `generation_not_chosen`: a
+    usable one past the first with per_problem=one). A per-generation column (flags, finish_reasons) that is not
+    a list of one value per generation, or a flag that is not a boolean, is a DataError naming the row."""
     from arithmo.data.reasoning import split_trace
 
     _require(row, ("problem", "generations", "correctness_math_verify", "is_reasoning_complete"), where,
@@ -204,7 +226,7 @@ def adapt_openr1_math(row: dict, where: str, per_problem: str = "one") -> list[M
     verified = _bool_list(row, "correctness_math_verify", n, where, "OpenR1-Math")
     judged = _bool_list(row, "correctness_llama", n, where, "OpenR1-Math")
     complete = _bool_list(row, "is_reasoning_complete", n, where, "OpenR1-Math")
-    finish = row.get("finish_reasons") if isinstance(row.get("finish_reasons"), list) else [None] * n
+    finish = _per_generation(row, "finish_reasons", n, where, "OpenR1-Math")
     question = _text(row["problem"])
     meta = {"source": _text(row.get("source")), "problem_type": _text(row.get("problem_type")),
             "uuid": _text(row.get("uuid"))}
@@ -217,7 +239,10 @@ def adapt_openr1_math(row: dict, where: str, per_problem: str = "one") -> list[M
         if not (verified[i] is True or judged[i] is True):
             outcomes.append("generation_incorrect")
             continue
-        if complete[i] is not True or (len(finish) == n and finish[i] not in (None, "stop")):
+        if text is None or not str(text).strip():  # a missing generation is not a trace without think tags
+            outcomes.append("empty_generation")
+            continue
+        if complete[i] is not True or finish[i] not in (None, "stop"):
             outcomes.append("trace_incomplete")
             continue
         split = split_trace(_text(text))
@@ -262,7 +287,7 @@ def adapt_openmathreasoning(row: dict, where: str) -> Mapped | str:
 
 def adapt_s1k(row: dict, where: str) -> Mapped | str:
     _require(row, ("question", "deepseek_thinking_trajectory", "deepseek_attempt"), where, "s1K-1.1")
-    from arithmo.data.reasoning import MAX_TRACE_CHARS
+    from arithmo.data.reasoning import MAX_TRACE_CHARS, think_tag_reason
 
     reasoning, attempt = _text(row["deepseek_thinking_trajectory"]), _text(row["deepseek_attempt"])
     if len(reasoning) > MAX_TRACE_CHARS:
@@ -271,6 +296,9 @@ def adapt_s1k(row: dict, where: str) -> Mapped | str:
         return "empty_reasoning"
     if not attempt:
         return "empty_answer"
+    tagged = think_tag_reason(reasoning, attempt)  # R1 sometimes writes the tags inside its own trace
+    if tagged:
+        return tagged
     meta = {"cot_type": _text(row.get("cot_type")), "source_type": _text(row.get("source_type")),
             "deepseek_grade": _text(row.get("deepseek_grade"))}
     return _trace_example(_text(row["question"]), reasoning, attempt, "cot", None, meta)
@@ -280,7 +308,7 @@ _FINAL_ANSWER = "**Final Answer**"
 
 
 def adapt_limo(row: dict, where: str) -> Mapped | str:
-    from arithmo.data.reasoning import MAX_TRACE_CHARS, split_trace
+    from arithmo.data.reasoning import MAX_TRACE_CHARS, split_trace, think_tag_reason
 
     _require(row, ("question", "solution"), where, "LIMO")
     solution, answer = _text(row["solution"]), _text(row.get("answer")) or None
@@ -299,6 +327,9 @@ def adapt_limo(row: dict, where: str) -> Mapped | str:
         return "empty_reasoning"
     if not answer_text:
         return "empty_answer"
+    tagged = think_tag_reason(reasoning, answer_text)  # a lone <think> (or one in the answer) outside R1's layout
+    if tagged:
+        return tagged
     return _trace_example(_text(row["question"]), reasoning, answer_text, "cot", answer, {})
 
 
@@ -338,8 +369,13 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "limo": ("question", "solution", "answer"),
 }
 
-# Adapters that yield one outcome per generation (a list) and take `per_problem` (SourceConfig.per_problem).
-PER_PROBLEM = ("openr1_math",)
+# Sources with several solutions per problem, and their `per_problem` default (SourceConfig.per_problem): one keeps
+# the first usable solution of each problem, all keeps every one. OpenR1-Math holds a problem's generations in one
+# row; OpenMathReasoning writes each solution as its own row (several per problem, as the card ships them), so the
+# build keeps the first row of each problem text (`arithmo.data.sources.read_source`: `solution_not_chosen`).
+PER_PROBLEM = {"openr1_math": "one", "openmathreasoning": "all"}
+# Of those, the adapters that yield one outcome per generation (a list) and take `per_problem` themselves.
+PER_GENERATION = ("openr1_math",)
 
 # The generic formats: their columns depend on the kit that wrote them (messages/conversations, role/from ...).
 from arithmo.data.formats import FORMATS  # noqa: E402  (formats.py imports the helpers above)

@@ -21,7 +21,7 @@ from arithmo import __version__
 from arithmo.config import load_config, to_dict
 from arithmo.data.contamination import decontaminate
 from arithmo.data.dedup import exact_duplicates, near_duplicates
-from arithmo.data.reasoning import trace_stats
+from arithmo.data.reasoning import think_tag_reason, trace_stats
 from arithmo.data.recipe import DataConfig
 from arithmo.data.sources import Ledger, read_source
 from arithmo.data.textsim import normalize_text
@@ -88,6 +88,27 @@ def _verify_pot(examples: list[MathExample], cfg: DataConfig, ledger: Ledger, co
     return [e for e in examples if e["id"] not in bad]
 
 
+class _DedupSolutions:
+    """The solution text dedup compares, per example (a sequence, made on access so no second copy of every trace
+    is held): the normalised solution, or for a reasoning row (long CoT) the normalised trace, a NUL, then the
+    normalised answer. Comparing the answer alone would make every trace of a problem a duplicate of its first."""
+
+    def __init__(self, examples: list[dict]):
+        self.examples = examples
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> str:
+        example = self.examples[index]
+        if example.get("reasoning"):
+            return f"{normalize_text(example['reasoning'])}\x00{example['solution_norm']}"
+        return example["solution_norm"]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
 def build(cfg: DataConfig, out_dir: str | Path, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Build the mix described by `cfg` into `out_dir`; returns the manifest.
 
@@ -123,6 +144,11 @@ def build(cfg: DataConfig, out_dir: str | Path, log: Callable[[str], None] = pri
     # ---- 2. answer format: CoT ends with "The answer is: X"; PoT programs print their result
     formatted = []
     for example in examples:
+        if example.get("reasoning") and think_tag_reason(example["reasoning"], example["solution"]):
+            # Training refuses such a row (arithmo.thinking); every adapter drops them, and this catches any other
+            # source of records with a trace, counted, before a run starts.
+            ledger.drop(example["source"], "trace_nested_think")
+            continue
         if example["style"] == "cot" and cfg.transforms.answer_format:
             completion, answer, action = format_cot_answer(example["solution"], example["answer"])
             actions[f"answer_{action}"] += 1
@@ -145,13 +171,15 @@ def build(cfg: DataConfig, out_dir: str | Path, log: Callable[[str], None] = pri
     examples = _keep(examples, drop, "contaminated", ledger)
     stage("decontam", len(examples))
 
-    # ---- 4. dedup: exact, then near-duplicate question with near-identical solution
+    # ---- 4. dedup: exact, then near-duplicate question with near-identical solution. A reasoning row's solution
+    # is its trace and its answer (_DedupSolutions): distinct traces of one problem that end in the same answer
+    # (per_problem=all) are distinct rows, not duplicates.
     if cfg.dedup.exact:
-        mask = exact_duplicates([e["question_norm"] for e in examples], [e["solution_norm"] for e in examples])
+        mask = exact_duplicates([e["question_norm"] for e in examples], _DedupSolutions(examples))
         examples = _keep(examples, mask, "duplicate", ledger)
     stage("dedup_exact", len(examples))
     if cfg.dedup.near:
-        mask = near_duplicates([e["question_norm"] for e in examples], [e["solution_norm"] for e in examples],
+        mask = near_duplicates([e["question_norm"] for e in examples], _DedupSolutions(examples),
                                cfg.dedup.threshold, cfg.dedup.solution_threshold, cfg.dedup.num_perm,
                                cfg.dedup.bands, seed=cfg.seed)
         examples = _keep(examples, mask, "near_duplicate", ledger)

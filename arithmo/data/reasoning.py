@@ -9,7 +9,11 @@ trace's tool-call markup to arithmo's TIR format.
   ```` ```output ```` fence; github.com/NVIDIA/NeMo-Skills, nemo_skills/prompt/code_tags/openmath.yaml). arithmo's
   TIR format (`arithmo.prompts`: ```` ```python ```` block, then the interpreter's ```` ```output ```` block) is
   what training masks (`tir_output_spans`) and what evaluation hands to the interpreter (`CODE_END`), so each
-  tool call becomes a ```` ```python ```` block; the output fences are already arithmo's.
+  tool call becomes a ```` ```python ```` block; the output fences are already arithmo's. The harness that wrote
+  the split also appended a ```` ```system ```` block after each output block ("Remaining code executions: N. ..."
+  or "You have run out of code executions! ..."; NeMo-Skills' `format_code_output` in
+  nemo_skills/code_execution/utils.py). arithmo's interpreter never writes one, so trained as model text it would
+  teach the model to write the harness's notes itself: `tir_markup` removes every such block.
 
 Both are linear in the text (str.find scans, no backtracking) and refuse texts over MAX_TRACE_CHARS.
 """
@@ -23,6 +27,7 @@ from arithmo.thinking import THINK_CLOSE, THINK_OPEN
 MAX_TRACE_CHARS = 400_000
 
 TOOL_OPEN, TOOL_CLOSE = "<tool_call>", "</tool_call>"
+SYSTEM_FENCE = "```system"  # the harness's note after an output block (module docstring)
 _FENCES = ("```python\n", "```py\n", "```\n")
 
 
@@ -51,6 +56,15 @@ def split_trace(text: str) -> tuple[str, str] | str:
     return reasoning, answer
 
 
+def think_tag_reason(reasoning: str, answer: str) -> str | None:
+    """`trace_nested_think` when a trace or its answer holds a think tag of its own (`<think>` or `</think>`: the
+    rendered block would end early, or evaluation would read the answer after the wrong tag), else None. The check
+    `split_trace` makes, for sources whose trace and answer come apart already (s1K-1.1, LIMO)."""
+    if THINK_OPEN in reasoning or THINK_CLOSE in reasoning or THINK_OPEN in answer or THINK_CLOSE in answer:
+        return "trace_nested_think"
+    return None
+
+
 def _unfence(code: str) -> str:
     """The code inside a tool call: without a ```python (```py, ```) fence when the call holds one."""
     body = code.strip("\n")
@@ -62,15 +76,39 @@ def _unfence(code: str) -> str:
     return body.rstrip("\n")
 
 
+def drop_system_blocks(text: str) -> str | None:
+    """`text` without its ```` ```system ```` blocks (a fence line opening with ```` ```system ```` through the next
+    closing ```` ``` ```` line, its newline included): the TIR harness's notes, not the model's text (module
+    docstring). None when such a block is never closed. One forward scan (str.find), linear in the text."""
+    out, pos = [], 0
+    while True:
+        start = text.find(SYSTEM_FENCE, pos)
+        while start > 0 and text[start - 1] != "\n":  # a fence opens a line; a mention inside a line is text
+            start = text.find(SYSTEM_FENCE, start + 1)
+        if start < 0:
+            out.append(text[pos:])
+            return "".join(out)
+        close = text.find("\n```", start + len(SYSTEM_FENCE))
+        if close < 0:
+            return None
+        end = text.find("\n", close + 4)
+        out.append(text[pos:start])
+        pos = len(text) if end < 0 else end + 1
+
+
 def tir_markup(text: str) -> tuple[str, int] | str:
-    """(text with every `<tool_call>` block rewritten as a ```` ```python ```` block, blocks rewritten), or the drop
-    reason `tir_unclosed_tool_call` (a call never closed: generation was cut inside it) / `trace_too_long`.
+    """(text with every `<tool_call>` block rewritten as a ```` ```python ```` block and every ```` ```system ````
+    block removed (`drop_system_blocks`), blocks rewritten), or the drop reason `tir_unclosed_tool_call` (a call
+    never closed: generation was cut inside it), `tir_unclosed_system_block` or `trace_too_long`.
 
     `<tool_call>\\n```python\\nx = 1\\nprint(x)\\n```\\n</tool_call>\\n```output\\n1\\n```` becomes
     ```` ```python\\nx = 1\\nprint(x)\\n```\\n```output\\n1\\n``` ````: the code block's closing fence and newline
     (`arithmo.prompts.CODE_END`) directly before the output block, as evaluation's interpreter writes it."""
     if len(text) > MAX_TRACE_CHARS:
         return "trace_too_long"
+    text = drop_system_blocks(text)
+    if text is None:
+        return "tir_unclosed_system_block"
     out, pos, count = [], 0, 0
     while True:
         start = text.find(TOOL_OPEN, pos)

@@ -42,8 +42,9 @@ class SourceConfig:
                    "CoT text or PoT programs (default cot); the dataset adapters know their own")
     max_rows: int | None = field(None, help="read at most this many rows per split (for quick runs)")
     per_problem: Literal["one", "all"] | None = field(
-        None, help="sources with several reasoning traces per problem (openr1_math): keep the first correct, "
-                   "complete one (one, the default) or every one (all)")
+        None, help="sources with several reasoning traces per problem: keep the first usable one (one) or every "
+                   "one (all); defaults: openr1_math one (a problem's generations in one row), openmathreasoning "
+                   "all (one row per solution; one keeps the first row of each problem)")
 
     def validate(self) -> None:
         if not self.name:
@@ -59,9 +60,10 @@ class SourceConfig:
         if self.adapter in ("gsm8k_train", "math_train") and self.hub is not None and "test" in self.splits:
             raise ConfigError(f"sources[{self.name}].splits: the {self.adapter} adapter reads training splits; "
                               "'test' is what evaluation scores (name it under decontaminate.benchmarks)")
-        if self.per_problem is not None and self.adapter != "openr1_math":
-            raise ConfigError(f"sources[{self.name}].per_problem: only the openr1_math adapter reads several "
-                              f"generations per problem; the {self.adapter} adapter has one solution per row")
+        if self.per_problem is not None and self.adapter not in ("openr1_math", "openmathreasoning"):
+            raise ConfigError(f"sources[{self.name}].per_problem: only the openr1_math and openmathreasoning "
+                              f"adapters read several solutions per problem; the {self.adapter} adapter has one "
+                              "solution per problem")
         if self.style is not None and self.adapter not in ("messages", "alpaca", "prompt_completion"):
             raise ConfigError(f"sources[{self.name}].style: the {self.adapter} adapter knows its style; `style` "
                               "is for the generic formats (messages, alpaca, prompt_completion)")
@@ -191,8 +193,9 @@ class DataConfig:
     transforms: TransformConfig = field(default_factory=TransformConfig, help="transforms")
     val_size: float = field(0.01, help="validation rows: a share (<1) or a count (>=1)")
     tokenizer: str | None = field(
-        None, help="hub id or local folder of a tokenizer: the manifest then records token-length percentiles "
-                   "per source (prompt, completion, total), to choose max_seq_length before training")
+        None, help="a tokenizer named as models are (hub id, local folder, .gguf file or embedded alias such as "
+                   "smollm2-135m-instruct): the manifest then records token-length percentiles per source "
+                   "(prompt, completion, total; reasoning traces apart), to choose max_seq_length before training")
     base_dir: str = field("", help="folder relative paths resolve against (set to the recipe's folder)")
 
     def validate(self) -> None:

@@ -7,14 +7,16 @@ commit each split was loaded at, so a build can be repeated on the same bytes.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from functools import partial
 
-from arithmo.data.adapters import ADAPTERS, PER_PROBLEM, SPLIT_COLUMN
+from arithmo.data.adapters import ADAPTERS, PER_GENERATION, PER_PROBLEM, SPLIT_COLUMN
 from arithmo.data.recipe import SourceConfig
+from arithmo.data.textsim import normalize_text
 from arithmo.io import DataError, read_file_rows, read_hub_rows, resolve_path, sha256_file
 from arithmo.records import MathExample
 
@@ -62,8 +64,12 @@ def _hub_streams(src: SourceConfig, record: dict):
 def read_source(src: SourceConfig, base_dir: str, ledger: Ledger, actions: Counter) -> tuple[list[MathExample], dict]:
     """Adapted examples of one source, and its manifest input record."""
     adapt = ADAPTERS[src.adapter]
-    if src.adapter in PER_PROBLEM:
-        adapt = partial(adapt, per_problem=src.per_problem or "one")
+    per_problem = src.per_problem or PER_PROBLEM.get(src.adapter)
+    if src.adapter in PER_GENERATION:
+        adapt = partial(adapt, per_problem=per_problem)
+    # One solution per row, several rows per problem (OpenMathReasoning): per_problem=one keeps each problem's
+    # first usable row; later ones are counted as solution_not_chosen. 16-byte digests of the normalised problem.
+    chosen: set[bytes] | None = set() if per_problem == "one" and src.adapter not in PER_GENERATION else None
     split_column = SPLIT_COLUMN.get(src.adapter)
     wanted_splits = {canonical_split(s) for s in src.splits}
     examples: list[MathExample] = []
@@ -106,6 +112,12 @@ def read_source(src: SourceConfig, base_dir: str, ledger: Ledger, actions: Count
                 if isinstance(mapped, str):
                     ledger.drop(src.name, mapped)
                     continue
+                if chosen is not None:
+                    key = hashlib.blake2b(normalize_text(mapped["question"]).encode(), digest_size=16).digest()
+                    if key in chosen:
+                        ledger.drop(src.name, "solution_not_chosen")
+                        continue
+                    chosen.add(key)
                 if src.style is not None:
                     mapped["style"] = src.style
                 if mapped["meta"].get("system"):  # generic chat formats: the system turn has no place in a record

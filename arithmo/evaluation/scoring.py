@@ -52,10 +52,15 @@ def grade_answer(extracted: str | None, gold: str, grade_timeout_s: float = 2.0)
     return extracted is not None and bool(_grading().is_equivalent(extracted, gold, grade_timeout_s=grade_timeout_s))
 
 
-def read_cot(completion: str, gold: str | None = None) -> tuple[str | None, str | None]:
+def read_cot(completion: str, gold: str | None = None, prompt: str = "") -> tuple[str | None, str | None]:
     """(strict, flexible) answers of a chain-of-thought completion: strict is the `The answer is:` line or a
     `\\boxed{}` (what is graded); flexible also takes the last number (reported beside it). With the `gold`,
-    several `\\boxed{}` answers together answer a gold that lists several (arithmo.grading.extract_answer)."""
+    several `\\boxed{}` answers together answer a gold that lists several (arithmo.grading.extract_answer).
+    With the generation `prompt`, a completion after a prompt that opened the think block (R1-distill) is read as
+    starting inside it (`arithmo.thinking.with_opened_think`): an answer inside unfinished reasoning is none."""
+    from arithmo.thinking import with_opened_think
+
+    completion = with_opened_think(prompt, completion)
     grading = _grading()
     return (grading.extract_answer(completion, mode="strict", gold=gold),
             grading.extract_answer(completion, mode="flexible", gold=gold))
@@ -81,9 +86,10 @@ def base_line(item: dict, style: str, sample: int | None, prompt: str, completio
             "grader_version": _grading().GRADER_VERSION}
 
 
-def grade_cot_line(line: dict[str, Any], completion: str, gold: str, grade_timeout_s: float) -> None:
-    """Fill the strict and flexible answers of a CoT completion into `line`."""
-    strict, flexible = read_cot(completion, gold)
+def grade_cot_line(line: dict[str, Any], completion: str, gold: str, grade_timeout_s: float,
+                   prompt: str = "") -> None:
+    """Fill the strict and flexible answers of a CoT completion into `line` (read after `prompt`: `read_cot`)."""
+    strict, flexible = read_cot(completion, gold, prompt)
     line["extracted"] = strict
     line["correct"] = grade_answer(strict, gold, grade_timeout_s)
     line["extracted_flexible"] = flexible
@@ -134,7 +140,7 @@ def predict_text(items: list[dict], style: str, complete: Complete, samples: lis
             line_items.append(item)
     if style == "cot":
         for line, item in zip(lines, line_items):
-            grade_cot_line(line, line["completion"], item["answer"], grade_timeout_s)
+            grade_cot_line(line, line["completion"], item["answer"], grade_timeout_s, line["prompt"])
         return lines
     if run is None:
         raise ValueError(f"style={style} runs programs: pass `run` (a sandbox runner)")
@@ -150,7 +156,7 @@ def predict_text(items: list[dict], style: str, complete: Complete, samples: lis
         cot_completions = complete(cot_prompts, 1, sampled)
         for (line, item), prompt, texts in zip(failed, cot_prompts, cot_completions):
             graded: dict[str, Any] = {}
-            grade_cot_line(graded, texts[0], item["answer"], grade_timeout_s)
+            grade_cot_line(graded, texts[0], item["answer"], grade_timeout_s, prompt)
             line.update(graded)
             line["fallback"] = {"prompt": prompt, "completion": texts[0]}
             line["answer_source"] = "cot" if graded["extracted"] is not None else None
@@ -208,7 +214,7 @@ def regrade(lines: list[dict[str, Any]], golds: dict[str, str], style: str, *, r
         fresh.append(new)
     if style == "cot":
         for line in fresh:
-            grade_cot_line(line, line["completion"], line["gold"], grade_timeout_s)
+            grade_cot_line(line, line["completion"], line["gold"], grade_timeout_s, line["prompt"])
         return fresh, set()
     if run is None:
         raise ValueError(f"style={style} runs programs: pass `run` (a sandbox runner)")
@@ -220,7 +226,8 @@ def regrade(lines: list[dict[str, Any]], golds: dict[str, str], style: str, *, r
                 line["answer_source"] = "pot"
             elif line.get("fallback"):
                 graded: dict[str, Any] = {}
-                grade_cot_line(graded, line["fallback"]["completion"], line["gold"], grade_timeout_s)
+                grade_cot_line(graded, line["fallback"]["completion"], line["gold"], grade_timeout_s,
+                               line["fallback"].get("prompt") or "")
                 line.update(graded)
                 line["answer_source"] = "cot" if graded["extracted"] is not None else None
             else:

@@ -118,7 +118,7 @@ def predict_tir(items: list[dict], complete: Any, samples: list[int | None], *, 
             for state in (s for s in states if s["stopped"] is None):
                 code = pending_code(state["text"])
                 spent = max_new_tokens is not None and (state["tokens"] >= max_new_tokens or state["cut"])
-                if code is None and read_cot(state["text"])[0] is not None:
+                if code is None and read_cot(state["text"], prompt=state["prompt"])[0] is not None:
                     state["stopped"] = "answered"
                 elif spent:  # the budget ran out, possibly mid-block or mid-sentence
                     state["stopped"] = "token_budget"
@@ -153,7 +153,7 @@ def predict_tir(items: list[dict], complete: Any, samples: list[int | None], *, 
     for state in states:
         item = state["item"]
         line = base_line(item, "tir", state["sample"], state["prompt"], state["text"])
-        strict, flexible = read_cot(state["text"], item["answer"])
+        strict, flexible = read_cot(state["text"], item["answer"], state["prompt"])  # after an opened think block
         line.update(extracted=strict, extracted_flexible=flexible,
                     correct=grade_answer(strict, item["answer"], grade_timeout_s),
                     tool_calls=state["calls"], stopped=state["stopped"] or "max_tool_calls",
