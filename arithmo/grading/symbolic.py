@@ -77,6 +77,9 @@ def _group(text: str, start: int) -> tuple[str, int]:
 _COMMAND_ARGUMENTS = {"frac": 2, "dfrac": 2, "binom": 2, "sqrt": 1}
 
 
+# A number in e-notation with an unsigned exponent (3.83e35): not after a letter, digit or point, not followed
+# by one (2e3x is not a number literal). Signed ones (7.6e-8) Python's tokenizer reads as numbers already.
+_SCIENTIFIC = re.compile(r"(?<![A-Za-z_\d.])(?:\d+(?:\.\d*)?|\.\d+)e\d+(?![A-Za-z_\d.])")
 # Leading zeros of an integer (0002^{99}): Python reads 0002 as a syntax error; 0.5 and 10 keep theirs.
 _LEADING_ZEROS = re.compile(r"(?<![\d.\w])0+(?=\d)")
 
@@ -140,7 +143,12 @@ def latex_to_sympy_text(text: str) -> str:
             raise NotConvertible(f"unexpected character {char!r}")
         index += 1
     converted = _LEADING_ZEROS.sub("", "".join(out))
-    for name in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", converted):
+    # `3.83e35`, `4.5e3` (Minerva's golds): e-notation with an unsigned exponent is a number literal when no
+    # variable stands beside it; `x+2e3` could be x + 2000 or x + 2*e*3 and is not guessed (`2e` is 2*e).
+    names = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", _SCIENTIFIC.sub(" 0 ", converted))
+    if _SCIENTIFIC.search(converted) and any(name not in _FUNCTIONS and name not in _CONSTANTS for name in names):
+        raise NotConvertible("e-notation beside a variable (a number or e times a number?)")
+    for name in names:
         if "__" in name or not (name in _FUNCTIONS or name in _CONSTANTS or name in _GREEK
                                 or _SYMBOL_NAME.match(name)):
             raise NotConvertible(f"identifier {name!r} is not allowed")
