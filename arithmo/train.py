@@ -31,7 +31,6 @@ from arithmo.io import DataError
 from arithmo.resume import SFT_MAY_CHANGE, check_resume, finished_summary, last_checkpoint, whole_run_loss
 from arithmo.runs import RunFolder
 from arithmo.settings import TrainConfig, TrainError
-from arithmo.trainlog import read_train_log, truncate_train_log, write_summary
 from arithmo.sft import load_training_data, render_dataset, select_rows
 from arithmo.tracking import tracker_callbacks
 
@@ -101,6 +100,9 @@ def _oom_advice(cfg: TrainConfig) -> str:
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train one run as configured; returns the summary also written to <run>/summary.json."""
+    # transformers (and torch) load here, not when `--help` or a settings error is all that is asked
+    from arithmo.trainlog import read_train_log, truncate_train_log, write_summary
+
     import torch
 
     from arithmo.model import load_model
@@ -194,8 +196,6 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
               f"resume=true", flush=True)
 
     # 6. save ---------------------------------------------------------------------------------
-    from arithmo.trainlog import write_summary
-
     trainer.save_model(str(run.adapter))  # rank 0 writes it (the Trainer checks)
     if main_rank:
         loaded.tokenizer.save_pretrained(str(run.adapter))
