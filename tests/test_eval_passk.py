@@ -185,3 +185,42 @@ def test_avg_k_reaches_the_table_the_report_and_the_app():
 ])
 def test_a_think_block_opened_by_the_template_counts(prompt, completion, truncated):
     assert annotate({"prompt": prompt, "completion": completion, "style": "cot"})["truncated"] is truncated
+
+
+# avg@k's interval at the boundary (issue 26 review): a percentile bootstrap of identical item scores is one
+# point ([0, 0] at 0%), a certainty 30 items cannot give. Rows: (per-item correct counts out of k, k,
+# expected low bound's relation, expected high bound's relation).
+@pytest.mark.parametrize("counts, k, low_positive, high_below_one", [
+    ([0] * 30, 4, False, True),        # 0%: must NOT collapse to [0, 0]; Wilson over items gives high > 0
+    ([4] * 30, 4, True, False),        # 100%: must NOT collapse to [1, 1]
+    ([0] * 30, 1, False, True),        # greedy-like k=1 at 0%
+    ([1] * 30, 1, True, False),        # k=1 at 100%
+    ([2] * 30, 4, True, True),         # every item 2/4: not a point either (Wilson over n*k samples)
+    ([0] * 15 + [4] * 15, 4, True, True),  # items 0 or 1 but mixed: Wilson over items, inside (0, 1)
+    ([0, 1, 2, 3, 4] * 6, 4, True, True),  # ordinary spread: bootstrap, inside (0, 1)
+])
+def test_avg_k_interval_never_collapses_at_the_boundary(counts, k, low_positive, high_below_one):
+    items = [{"id": str(i)} for i in range(len(counts))]
+    samples = {str(i): {j: {"correct": j < c, "extracted": "1"} for j in range(k)} for i, c in enumerate(counts)}
+    avg = sampled_metrics(items, samples, k)["avg_k"]
+    low, high = avg["ci95"]
+    assert low < high, avg  # never a single point
+    assert low <= avg["accuracy"] <= high
+    assert (low > 0) == low_positive and (high < 1) == high_below_one, avg
+    assert avg["ci_method"]
+
+
+@pytest.mark.parametrize("scores, k, method_word", [
+    ([0.0] * 30, 4, "over items"),         # binary item scores: Wilson over the n items
+    ([1.0] * 10 + [0.0] * 20, 4, "over items"),
+    ([0.5] * 30, 4, "n*k samples"),        # identical non-binary scores: Wilson over the samples
+    ([0.25, 0.5, 0.75] * 10, 4, "bootstrap"),  # spread: must NOT be replaced by Wilson
+])
+def test_avg_k_interval_method(scores, k, method_word):
+    from arithmo.evaluation.intervals import wilson_interval
+    from arithmo.evaluation.passk import avg_k_interval
+
+    interval, method = avg_k_interval(scores, k)
+    assert method_word in method
+    if method_word == "over items":
+        assert interval == list(wilson_interval(int(sum(scores)), len(scores)))

@@ -7,7 +7,10 @@
 - avg@k: each item's share of correct samples, averaged over items: the "pass@1 as the mean over k samples"
   that reasoning-model papers report (DeepSeek-R1, sec. 3.1; SimpleRL-Zoo; NeMo-Skills). Its 95% interval
   is a percentile bootstrap over items (arithmo.evaluation.bootstrap), beside the accuracy of each of the k
-  samples taken alone and their spread.
+  samples taken alone and their spread. The percentile bootstrap collapses to one point when every item has
+  the same score (0% or 100%: [0, 0]), which claims a certainty 30 items cannot give; `avg_k_interval` then
+  uses a Wilson score interval (arithmo.evaluation.intervals): over the n items when every item's score is 0
+  or 1 (the items are the unit; at k=1 this is greedy accuracy's interval), else over the n*k samples.
 - pass@k for k' <= k: Chen et al. 2021 ("Evaluating Large Language Models Trained on Code", sec. 2.1, eq. 1)
   estimate it without bias from n >= k' samples with c correct as 1 - C(n-c, k')/C(n, k'); their numerically
   stable form is the product 1 - prod_{i=n-c+1}^{n} (1 - k'/i), used here (no large binomials).
@@ -20,6 +23,8 @@ import statistics
 from typing import Any
 
 from arithmo.evaluation.bootstrap import METHOD, mean_interval
+from arithmo.evaluation.intervals import METHOD as WILSON_METHOD
+from arithmo.evaluation.intervals import wilson_interval
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -48,6 +53,24 @@ def reported_ks(k: int) -> list[int]:
         ks.append(step)
         step *= 2
     return [*ks, k]
+
+
+def avg_k_interval(scores: list[float], k: int) -> tuple[list[float], str]:
+    """([low, high], method) of avg@k's 95% interval from each item's share of correct samples (0..1, in
+    steps of 1/k). Every score 0 or 1: Wilson over the items (right items of n); all scores the same but not
+    binary: Wilson over the n*k samples; otherwise the percentile bootstrap over items, which does not
+    collapse there. Raises ValueError for no scores or k < 1."""
+    if not scores:
+        raise ValueError("avg_k_interval: no item scores")
+    if k < 1:
+        raise ValueError(f"avg_k_interval: k must be >= 1, got {k}")
+    n = len(scores)
+    if all(score in (0, 1) for score in scores):
+        return list(wilson_interval(int(sum(scores)), n)), f"{WILSON_METHOD}, over items (every item 0 or 1)"
+    if len(set(scores)) == 1:
+        right = round(scores[0] * k) * n
+        return list(wilson_interval(right, n * k)), f"{WILSON_METHOD}, over the n*k samples (every item alike)"
+    return mean_interval(scores), METHOD
 
 
 def sampled_metrics(items: list[dict], samples: dict[str, dict[int, dict]], k: int) -> dict[str, Any]:
@@ -83,9 +106,10 @@ def sampled_metrics(items: list[dict], samples: dict[str, dict[int, dict]], k: i
     n = len(items)
     accuracy = statistics.fmean(scores)
     per_sample_acc = [right / n for right in per_sample]
+    interval, method = avg_k_interval(scores, k)
     return {
-        "avg_k": {"k": k, "accuracy": accuracy, "correct": sum(scores), "ci95": mean_interval(scores),
-                  "ci_method": METHOD, "per_sample": per_sample_acc,
+        "avg_k": {"k": k, "accuracy": accuracy, "correct": sum(scores), "ci95": interval,
+                  "ci_method": method, "per_sample": per_sample_acc,
                   "std_over_samples": statistics.stdev(per_sample_acc) if k > 1 else None,
                   "no_answer_rate": no_answer / (n * k),
                   "truncated_rate": truncated / (n * k) if known_truncation else None},
