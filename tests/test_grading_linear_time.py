@@ -153,3 +153,57 @@ def test_every_reader_is_fast_on_adversarial_text(reader):
         if seconds > LIMIT_S:
             slow.append(f"{name}: {seconds * 1000:.0f} ms")
     assert not slow, f"{reader} took over {LIMIT_S * 1000:.0f} ms on: {', '.join(slow)}"
+
+
+# ---------------------------------------------------------------- inputs that reach sympy and list matching
+# (pred, gold): answer-sized texts that reach unordered matching or sympy (issue 25 review). Each must cost under
+# 50 ms: refused by a size cap before sympy runs, or decided by cheap text and number comparisons.
+_FORMS = ["x+1", "1+x", "(x+1)", "2x+1-x", "x+2-1", "x+3-2", "\\frac{2x+2}{2}", "x+4-3"]
+REACHES_SYMPY = [
+    (", ".join(f"{i}/{2 * i}" for i in range(1, 9)),          # numbers-only lists: 8 items, none equal: no
+     ", ".join(f"{i}/{2 * i}" for i in range(11, 18)) + ", 3"),  # backtracking over 8! orders
+    ("\\{" + ", ".join(f"{i}/{2 * i}" for i in range(1, 9)) + "\\}",  # the same as sets
+     "\\{" + ", ".join(f"{i}/{2 * i}" for i in range(11, 18)) + ", 3\\}"),
+    (", ".join(str(n) for n in range(40)), ", ".join(str(n) for n in range(1, 41))),  # 40 numbers, one off
+    ("((20)!)!", "5"),                       # 20! = 2.4e18, its factorial: computed while parsing (no cap)
+    ("(20!)!", "5"),
+    ("(x+y+z)^{30}", "1"),                   # 496 terms once expanded: simplify ran to the budget
+    ("(x+y+z)^{30}", "(x+y+z)^{29}(x+y+z)+1"),
+    ("(1+x)^{1000}", "5"),                   # a huge degree
+    ("\\binom{10^{9}}{10^{4}}", "5"),        # a binomial with ~50,000 digits (0.75 s)
+    ("\\sin(" * 10 + "x" + ")" * 10, "5"),  # functions nested 10 deep: simplify ran to the budget
+    ("10^{10^{10}}", "5"),                   # a power tower
+    (", ".join(f"(x+y+z)^{{{30 + i}}}" for i in range(5)), "1, 2, 3, 4, 5"),  # 5 huge items: 5 budgets before
+]
+
+
+@pytest.mark.parametrize("pred, gold", REACHES_SYMPY)
+def test_comparisons_that_reach_sympy_are_cheap_or_refused(pred, gold):
+    is_equivalent("x+1", "1+x")  # warm up sympy
+    seconds = min(_timed(lambda: is_equivalent(pred, gold)) for _ in range(3))
+    assert seconds <= LIMIT_S, f"{pred!r} vs {gold!r} took {seconds * 1000:.0f} ms"
+
+
+def _timed(function) -> float:
+    start = time.thread_time()
+    function()
+    return time.thread_time() - start
+
+
+# (pred, gold): lists whose items all need sympy (none equal by text): the WHOLE comparison shares one budget
+# (grade_timeout_s), however many items (before: one budget per sympy call; 8 items of a symbolic list took
+# 404 s by backtracking without memo).
+BUDGET = 0.3
+NEEDS_SYMPY = [
+    (", ".join(_FORMS), ", ".join(f"{i}+x-{i - 1}" for i in range(2, 9)) + ", x+7"),  # the review's 112 characters
+    (", ".join(["(a+b+c+d)^{6}(x+y)"] * 4), ", ".join(["(a+b+c+d)^{5}(x+y+1)"] * 4)),  # 4 slow items (3.7 s each)
+    ("\\{" + ", ".join(["(a+b+c+d)^{6}(x+y)"] * 3) + "\\}", "\\{" + ", ".join(
+        f"(a+b+c+d)^{{5}}(x+y+{k})" for k in range(1, 4)) + "\\}"),
+]
+
+
+@pytest.mark.parametrize("pred, gold", NEEDS_SYMPY)
+def test_one_budget_for_the_whole_comparison(pred, gold):
+    is_equivalent("x+1", "1+x")
+    seconds = min(_timed(lambda: is_equivalent(pred, gold, grade_timeout_s=BUDGET)) for _ in range(3))
+    assert seconds <= BUDGET + 0.15, f"{pred!r} vs {gold!r} took {seconds:.2f} s with a {BUDGET} s budget"

@@ -270,6 +270,22 @@ def _check_size(tree: sympy.Basic) -> None:
         raise NotConvertible(f"functions nested over {MAX_FUNCTION_DEPTH} deep")
 
 
+def to_sympy(text: str) -> sympy.Expr:
+    """A sympy expression for a normalized answer; NotConvertible when the converter does not handle it."""
+    converted = latex_to_sympy_text(text)
+    global_names, local_names = _namespace()
+    try:
+        tree = parse_expr(converted, local_dict=dict(local_names), global_dict=dict(global_names),
+                          transformations=_TRANSFORMATIONS, evaluate=False)
+        _check_size(tree)
+        return parse_expr(converted, local_dict=local_names, global_dict=global_names,
+                          transformations=_TRANSFORMATIONS)
+    except NotConvertible:
+        raise
+    except Exception as error:  # parse_expr raises TokenError, IndexError, SyntaxError, ... on malformed text
+        raise NotConvertible(f"sympy could not parse {converted!r}: {type(error).__name__}") from error
+
+
 def _numbers_close(first: complex, second: complex, rel_tol: float, abs_tol: float) -> bool:
     return (math.isclose(first.real, second.real, rel_tol=rel_tol, abs_tol=abs_tol)
             and math.isclose(first.imag, second.imag, rel_tol=rel_tol, abs_tol=abs_tol))
