@@ -78,7 +78,6 @@ def test_avg_k_paired_bootstrap(tmp_path):
 @pytest.mark.parametrize("change, message", [
     ({"ids": ["b/0", "b/1", "b/9"]}, "cover different items"),          # another item set
     ({"golds": ["1", "2", "1"]}, "different golds"),                    # same ids, other golds: not the same items
-    ({"settings": {"temperature": 0.6}}, r"different settings \(temperature: 0.7 vs 0.6\)"),
     ({"settings": {"max_new_tokens": 32}}, "max_new_tokens: 64 vs 32"),
     ({"settings": {"benchmark": "gsm8k", "path": None}}, "benchmark: 'file' vs 'gsm8k'"),
 ])
@@ -117,8 +116,92 @@ def test_missing_predictions_is_refused_with_the_file(tmp_path):
 def test_report_prints_the_paired_verdict_or_the_refusal(tmp_path, capsys):
     a = write_run(tmp_path / "a", [False] * 10)
     b = write_run(tmp_path / "b", [True] * 10)
-    c = write_run(tmp_path / "c", [True] * 10, settings={"top_p": 0.95})
+    c = write_run(tmp_path / "c", [True] * 10, settings={"max_new_tokens": 32})  # greedy uses it: refused
     assert report_main([str(a), str(b), str(c), "--no-png"]) == 0
     out = capsys.readouterr().out
     assert "paired comparison #2 vs #1" in out and "McNemar exact" in out and "#2 is better" in out
-    assert "paired comparison #3 vs #1 refused" in out and "top_p: 1.0 vs 0.95" in out
+    assert "paired comparison #3 vs #1 refused" in out and "max_new_tokens: 64 vs 32" in out
+
+
+# Issue 26 review: what refuses a pairing and what must NOT. Rows: (change to run B, samples per item in both runs,
+# refusal message or None for a pairing that must go through).
+K4 = [[True, False, True, False]] * 3
+
+
+@pytest.mark.parametrize("change, samples, message", [
+    # sampling knobs greedy never uses: greedy-only runs must NOT be refused for them
+    ({"settings": {"temperature": 0.6}}, None, None),
+    ({"settings": {"top_p": 0.95}}, None, None),
+    ({"settings": {"temperature": 0.6, "top_p": 0.95}}, None, None),
+    # ... but with k samples they change the samples: refused
+    ({"settings": {"temperature": 0.6}}, K4, r"different settings \(temperature: 0.7 vs 0.6\)"),
+    ({"settings": {"top_p": 0.95}}, K4, r"top_p: 1.0 vs 0.95"),
+    # greedy-only but another decoding setting that greedy uses: still refused
+    ({"settings": {"max_new_tokens": 32}}, None, "max_new_tokens: 64 vs 32"),
+    # one file spelled relative and absolute: must NOT be refused; another file: refused
+    ({"settings": {"path": "/somewhere/checkout/x.jsonl"}}, None, None),
+    ({"settings": {"path": "./x.jsonl"}}, None, None),
+    ({"settings": {"path": "/somewhere/checkout/y.jsonl"}}, None, r"path: 'x.jsonl' vs '/somewhere/checkout/y.jsonl'"),
+    ({"settings": {"path": "other/x.jsonl"}}, None, r"path: 'x.jsonl' vs 'other/x.jsonl'"),
+])
+def test_pairing_settings_table(tmp_path, change, samples, message):
+    a = write_run(tmp_path / "a", [True, False, True], samples)
+    b = write_run(tmp_path / "b", [True, True, True], samples, **change)
+    if message is None:
+        assert compare_runs(a, b)["benchmarks"]["b"]["n"] == 3
+    else:
+        with pytest.raises(PairingError, match=message):
+            compare_runs(a, b)
+
+
+def _set_grader(folder, versions):
+    """Give each line of predictions.jsonl a grader_version, cycling through `versions`."""
+    path = folder / "predictions.jsonl"
+    lines = [json.loads(text) for text in path.read_text().splitlines()]
+    for index, line in enumerate(lines):
+        line["grader_version"] = versions[index % len(versions)]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+@pytest.mark.parametrize("versions_a, versions_b, refused", [
+    (["arithmo-grader-3"], ["arithmo-grader-3"], False),                     # one grader: paired
+    (["arithmo-grader-3"], ["arithmo-grader-1"], True),                      # another grader: refused
+    (["arithmo-grader-3"], ["arithmo-grader-3", "arithmo-grader-2"], True),  # a half-regraded run: refused
+])
+def test_runs_graded_by_different_graders_are_refused(tmp_path, versions_a, versions_b, refused):
+    a = write_run(tmp_path / "a", [True, False, True])
+    b = write_run(tmp_path / "b", [True, True, True])
+    _set_grader(a, versions_a)
+    _set_grader(b, versions_b)
+    if refused:
+        with pytest.raises(PairingError, match="different grader versions.*regrade"):
+            compare_runs(a, b)
+    else:
+        assert compare_runs(a, b)["benchmarks"]["b"]["greedy"]["only_b"] == 1
+
+
+@pytest.mark.parametrize("samples_b, greedy_b, n_b, message", [
+    ([[True] * 4, [True] * 4, [True] * 4], [True] * 3, None, None),                  # complete: paired
+    ([[True] * 4, [True] * 4, []], [True] * 3, None, "1 without all k=4 sample lines"),  # interrupted sampling
+    ([[True] * 4, [True] * 2, [True] * 4], [True] * 3, None, "1 without all k=4"),    # two of four samples
+    ([[True] * 4] * 3, [True] * 3, 5, "predictions for 3 of its n=5 items"),          # items missing
+])
+def test_an_incomplete_run_is_refused_not_counted_wrong(tmp_path, samples_b, greedy_b, n_b, message):
+    a = write_run(tmp_path / "a", [True, False, True], [[False] * 4] * 3)
+    b = write_run(tmp_path / "b", greedy_b, [s or [] for s in samples_b], n=n_b)
+    (b / "eval_config.yaml").write_text((a / "eval_config.yaml").read_text())  # k=4 like A
+    if message is None:
+        assert compare_runs(a, b)["benchmarks"]["b"]["avg_k"]["difference"] == pytest.approx(1.0)
+    else:
+        with pytest.raises(PairingError, match=message):
+            compare_runs(a, b)
+
+
+def test_an_item_without_its_greedy_line_is_refused(tmp_path):
+    a = write_run(tmp_path / "a", [True, False, True])
+    b = write_run(tmp_path / "b", [True, True, True])
+    path = b / "predictions.jsonl"
+    path.write_text("".join(text + "\n" for text in path.read_text().splitlines()[:2])
+                    + json.dumps({"id": "b/2", "benchmark": "b", "sample": 0, "correct": True, "gold": "1"}) + "\n")
+    with pytest.raises(PairingError, match="1 item\\(s\\) without their greedy line"):
+        compare_runs(a, b)

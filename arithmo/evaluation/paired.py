@@ -6,7 +6,16 @@
 Two runs are paired when they hold predictions for exactly the same items (same ids and golds) made with the
 same evaluation settings (`PAIRED_SETTINGS` of eval_config.yaml: benchmark and its source, style, k, decoding);
 the model, adapter, template and seed may differ: they are what is compared. Otherwise `PairingError` says what
-differs. Per benchmark (a `file` benchmark may mix several):
+differs. Also refused, each naming what differs (issue 26 review):
+- runs graded by different grader versions (each line's `grader_version`): one grader's verdict against
+  another's is not a paired difference; `arithmo.eval` with `regrade=true` on the older run's folder regrades it;
+- an incomplete run: an item without its greedy line, or (k > 1) without all k sample lines, or fewer items than
+  metrics.json's n (an interrupted eval; resume it) -- a missing sample is not a wrong one.
+Not refused: greedy-only runs (k = 1 on both) that differ only in the sampling knobs greedy decoding never uses
+(`GREEDY_UNUSED`: temperature, top_p), and one dataset `path` spelled relative and absolute (compared resolved;
+the eval's working directory is not recorded, so a relative path that is the tail of the other's absolute path
+names the same file too -- the items' ids and golds are compared besides). Per benchmark (a `file` benchmark may
+mix several):
 - one answer per item (the greedy completions): McNemar's exact test (McNemar 1947; the exact form is the
   two-sided binomial test of the discordant pairs, b items only A got right and c items only B got right,
   against p = 1/2: Fagerland, Lydersen & Laake 2013, "The McNemar test for binary matched-pairs data",
@@ -31,6 +40,7 @@ from arithmo.evaluation.bootstrap import METHOD, bootstrap_means, percentile_int
 PAIRED_SETTINGS = ("benchmark", "path", "hub", "config", "split", "style", "k", "temperature", "top_p",
                    "max_new_tokens", "max_tool_calls", "pot_hint", "stop")
 ALPHA = 0.05
+GREEDY_UNUSED = ("temperature", "top_p")  # sampling knobs: they change nothing when k = 1 (greedy only)
 
 
 class PairingError(ValueError):
@@ -87,20 +97,74 @@ def load_run(path: str | Path) -> dict[str, Any]:
             if n is not None and len(items) >= n:
                 continue  # a line of an item outside this run's set (an earlier run with another n)
             items[item_id] = {"benchmark": line.get("benchmark"), "gold": line.get("gold"), "greedy": None,
-                              "samples": {}}
+                              "samples": {}, "graders": set()}
+        items[item_id]["graders"].add(line.get("grader_version"))
         if sample is None:
             items[item_id]["greedy"] = bool(line.get("correct"))
         else:
             items[item_id]["samples"][int(sample)] = bool(line.get("correct"))
-    return {"folder": str(folder), "settings": settings, "items": items}
+    return {"folder": str(folder), "settings": settings, "items": items, "n": n}
+
+
+def _same_path(first: Any, second: Any) -> bool:
+    """Whether two `path` settings name one file: equal text, equal once resolved (against the current
+    directory), the same file on disk, or a relative path that is the tail of the other's absolute path."""
+    if first == second:
+        return True
+    if not isinstance(first, str) or not isinstance(second, str):
+        return False
+    one, two = Path(first).expanduser(), Path(second).expanduser()
+    if one.resolve() == two.resolve():
+        return True
+    try:
+        if one.exists() and two.exists() and one.samefile(two):
+            return True
+    except OSError:
+        pass
+    for relative, absolute in ((one, two), (two, one)):
+        if not relative.is_absolute() and absolute.is_absolute() and ".." not in relative.parts:
+            if absolute.parts[-len(relative.parts):] == relative.parts:
+                return True
+    return False
+
+
+def _graders(run: dict) -> set:
+    return set().union(*(item["graders"] for item in run["items"].values())) if run["items"] else set()
+
+
+def _check_complete(run: dict, k: int) -> None:
+    """PairingError when `run` lacks lines: items short of metrics.json's n, a greedy line or k sample lines."""
+    items, n = run["items"], run["n"]
+    if n is not None and len(items) < n:
+        raise PairingError(f"{run['folder']} is incomplete: predictions for {len(items)} of its n={n} items (an "
+                           "interrupted eval? resume it); missing items are not wrong answers")
+    no_greedy = [item_id for item_id, item in items.items() if item["greedy"] is None]
+    short = [item_id for item_id, item in items.items() if k > 1 and len(set(item["samples"]) & set(range(k))) < k]
+    if no_greedy or short:
+        example = (no_greedy or short)[0]
+        raise PairingError(f"{run['folder']} is incomplete: {len(no_greedy)} item(s) without their greedy line and "
+                           f"{len(short)} without all k={k} sample lines (e.g. {example}: samples "
+                           f"{sorted(items[example]['samples'])}); resume that eval first -- missing samples are "
+                           "not wrong answers")
 
 
 def _check_pairable(a: dict, b: dict) -> None:
+    k_a, k_b = int(a["settings"].get("k") or 1), int(b["settings"].get("k") or 1)
+    greedy_only = k_a == 1 and k_b == 1
     changed = [f"{key}: {a['settings'].get(key)!r} vs {b['settings'].get(key)!r}" for key in PAIRED_SETTINGS
-               if a["settings"].get(key) != b["settings"].get(key)]
+               if not (greedy_only and key in GREEDY_UNUSED)
+               and not (key == "path" and _same_path(a["settings"].get(key), b["settings"].get(key)))
+               and a["settings"].get(key) != b["settings"].get(key)]
     if changed:
         raise PairingError(f"{a['folder']} and {b['folder']} were evaluated with different settings "
                            f"({'; '.join(changed)}); a paired comparison needs the same ones")
+    graders_a, graders_b = _graders(a), _graders(b)
+    if len(graders_a) > 1 or len(graders_b) > 1 or graders_a != graders_b:
+        raise PairingError(f"{a['folder']} and {b['folder']} were graded by different grader versions "
+                           f"({sorted(map(str, graders_a))} vs {sorted(map(str, graders_b))}); regrade the older run "
+                           "(python -m arithmo.eval <its eval_config.yaml> regrade=true) so both use one grader")
+    for run in (a, b):
+        _check_complete(run, k_a)
     ids_a, ids_b = set(a["items"]), set(b["items"])
     if ids_a != ids_b:
         only_a, only_b = sorted(ids_a - ids_b), sorted(ids_b - ids_a)
