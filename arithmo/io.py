@@ -55,10 +55,13 @@ def _decode(raw: bytes, path: Path, offset: int, line_no: int | None) -> str:
 
 
 def read_file_rows(path: Path | str, max_rows: int | None = None) -> Iterator[tuple[str, dict]]:
-    """(where, row) pairs of a .jsonl, .json (a list of objects, or {"data": [...]}) or .parquet file.
+    """(where, row) pairs of a .jsonl, .json or .parquet file.
 
-    Raises DataError naming the file (and line) when it is missing, of another type, or not valid JSON,
-    or when a row is not a JSON object.
+    A .json file holds a list of objects, {"data": [...]}, one object, or several JSON objects one after
+    another: JSON Lines saved as .json (the hub's json loader reads those too) and pretty-printed objects
+    written back to back (Math23K's original Math_23K.json); those rows' `where` is `path:line` of the line
+    each object starts on. Raises DataError naming the file (and line, column) when it is missing, of another
+    type, or not valid JSON, or when a row is not a JSON object.
     """
     path = Path(path)
     if not path.is_file():
@@ -84,12 +87,18 @@ def read_file_rows(path: Path | str, max_rows: int | None = None) -> Iterator[tu
                 count += 1
                 yield f"{path}:{line_no}", row
     elif suffix == ".json":
+        text = _decode(path.read_bytes(), path, 0, None)
         try:
-            data = json.loads(_decode(path.read_bytes(), path, 0, None))
+            data = json.loads(text)
         except json.JSONDecodeError as err:
-            raise DataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from err
+            if err.msg != "Extra data":
+                raise DataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from err
+            yield from _concatenated_rows(text, path, max_rows)  # JSON Lines or objects back to back
+            return
         if isinstance(data, dict) and isinstance(data.get("data"), list):
             data = data["data"]
+        elif isinstance(data, dict):
+            data = [data]  # a JSON Lines file of one row saved as .json
         if not isinstance(data, list):
             raise DataError(f"{path}: expected a JSON list of objects (or {{'data': [...]}})")
         for index, row in enumerate(data[:max_rows] if max_rows is not None else data):
@@ -108,6 +117,34 @@ def read_file_rows(path: Path | str, max_rows: int | None = None) -> Iterator[tu
                 index += 1
     else:
         raise DataError(f"{path}: unsupported file type '{suffix}' (use .jsonl, .json or .parquet)")
+
+
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _concatenated_rows(text: str, path: Path, max_rows: int | None) -> Iterator[tuple[str, dict]]:
+    """(`path:line`, object) for each JSON object in `text`, written one after another with only JSON
+    whitespace between (one linear pass: each value decoded once, line numbers counted as it goes)."""
+    decoder = json.JSONDecoder()
+    index, line, counted, count = 0, 1, 0, 0
+    while True:
+        index = _JSON_SPACE.match(text, index).end()
+        if index >= len(text):
+            return
+        if max_rows is not None and count >= max_rows:
+            return
+        line += text.count("\n", counted, index)
+        counted = index
+        try:
+            row, end = decoder.raw_decode(text, index)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}:{err.lineno}: not valid JSON ({err.msg} at column {err.colno}); expected JSON "
+                            "objects one after another (JSON Lines or concatenated objects)") from err
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{line}: expected a JSON object, got {type(row).__name__}")
+        count += 1
+        yield f"{path}:{line}", row
+        index = end
 
 
 def read_hub_rows(

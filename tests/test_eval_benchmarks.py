@@ -237,3 +237,47 @@ def test_other_copies_of_the_same_sets_read_too(tmp_path, benchmark, row, expect
 def test_reasoning_sets_name_bad_rows(tmp_path, benchmark, row, message):
     with pytest.raises(DataError, match=message):
         load_items(benchmark, path=write_jsonl(tmp_path / "x.jsonl", [row]))
+
+
+# `path=` reads .json files as the sets ship them (issue 26 review). Rows: (file text, expected (where tail,
+# answer) per row, or a DataError message). JSON Lines saved as .json and Math23K's pretty-printed objects back to
+# back (its original Math_23K.json) were "not valid JSON (Extra data)".
+_M23K_OBJECT = ('{{\n    "id":"{i}",\n    "original_text":"甲{i}",\n    "segmented_text":"甲",\n'
+                '    "equation":"x=1+{i}",\n    "ans":"{a}"\n}}\n')
+
+
+@pytest.mark.parametrize("text, expected", [
+    # JSON Lines in a .json file
+    ('{"id": "1", "original_text": "a", "ans": "2"}\n{"id": "2", "original_text": "b", "ans": "3"}\n',
+     [(":1", "2"), (":2", "3")]),
+    # pretty-printed objects one after another (Math23K's original file)
+    (_M23K_OBJECT.format(i=1, a=2) + _M23K_OBJECT.format(i=2, a=3), [(":1", "2"), (":8", "3")]),
+    # back to back without a newline, and a blank line between
+    ('{"id": "1", "original_text": "a", "ans": "2"}{"id": "2", "original_text": "b", "ans": "3"}',
+     [(":1", "2"), (":1", "3")]),
+    ('{"id": "1", "original_text": "a", "ans": "2"}\n\n\n{"id": "2", "original_text": "b", "ans": "3"}',
+     [(":1", "2"), (":4", "3")]),
+    # the forms read before keep working: a list, {"data": [...]}, one object
+    ('[{"id": "1", "original_text": "a", "ans": "2"}]', [("[0]", "2")]),
+    ('{"data": [{"id": "1", "original_text": "a", "ans": "2"}]}', [("[0]", "2")]),
+    ('{"id": "1", "original_text": "a", "ans": "2"}', [("[0]", "2")]),
+    # must NOT read: damage in the second object names its line; a non-object value names its line
+    ('{"id": "1", "original_text": "a", "ans": "2"}\n{"id": "2", "original_text": "b", "ans": }\n',
+     r"m\.json:2: not valid JSON \(Expecting value at column"),
+    ('{"id": "1", "original_text": "a", "ans": "2"}\n[1, 2]\n', r"m\.json:2: expected a JSON object, got list"),
+    ('{"id": "1", "original_text": "a", "ans": "2"}\n7\n', r"m\.json:2: expected a JSON object, got int"),
+    ('{"id": "1", "original_text": "a", "ans": "2"\n', r"m\.json: not valid JSON .* line 2, column 1"),
+])
+def test_json_files_in_the_forms_sets_ship(tmp_path, text, expected):
+    path = tmp_path / "m.json"
+    path.write_text(text, encoding="utf-8")
+    if isinstance(expected, str):
+        with pytest.raises(DataError, match=expected):
+            load_items("math23k", path=path)
+        return
+    items = load_items("math23k", path=path)
+    assert [item["answer"] for item in items] == [answer for _, answer in expected]
+    from arithmo.io import read_file_rows
+
+    wheres = [where for where, _ in read_file_rows(path)]
+    assert [where[len(str(path)):] for where in wheres] == [tail for tail, _ in expected]
