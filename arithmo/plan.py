@@ -38,9 +38,12 @@ q = heads x head_dim, kv = kv_heads x head_dim, c = compute-dtype bytes, R = res
               (near the limit it frees cached blocks and retries before failing, so only the unreleasable part
               counts). `fits` and the largest shapes use phi_cap; `peak_reserved_gib` uses phi.
   context     the CUDA context and kernels live outside the allocator: CUDA_CONTEXT_GIB on top.
+  MoE         a mixture-of-experts layer holds all its experts' weights (resident whichever are routed to) and
+              a token's activations pass its num_experts_per_tok experts plus any shared MLP (Arch docstring);
+              attention the formula does not model (multi-head latent attention, linear attention) is refused.
   GRPO        two phases, the larger wins: the rollout (TRL generates micro_batch x grad_accum completions in
               one generate call: a KV cache of G x (P + C) x L x 2 x kv x c bytes plus the prefill's MLP
-              intermediates for G x P tokens) and the update (B completions of P + C tokens, with logits,
+              intermediates for G x P tokens; P is plan.prompt_length, default DEFAULT_PROMPT_TOKENS) and the update (B completions of P + C tokens, with logits,
               their temperature-scaled copy and their gradient, 3 x c x V, for the C completion tokens). A
               colocated vLLM reserves its share of the card up front (`plan.rollout=vllm`).
 
