@@ -34,10 +34,19 @@ Gold answers:
 - GSM-Plus (`question`, `solution`, `answer`, `perturbation_type`, `seed_question`, ...): gold = answer (thousands
   separators removed; the critical-thinking rows' gold is "None", as released); the perturbation is the type.
 - Math401 (`question`, `answer`; the original file's `query`, `response`): the expression and its value as
-  released (decimals to 4 places, e.g. "0.7400").
+  released (decimals to 4 places, e.g. "0.7400"). Its own accuracy rule is a comparison option
+  (`meta["compare"]`, below): Yuan et al. 2023's scorer counts a prediction correct "if the difference between
+  the decoded number and the target number is less than 1e-3" (github.com/GanjinZero/math401-llm, README,
+  "Metric / Accuracy"), so 16/83 and 0.19277 answer the gold 0.1928.
 - Math23K (`id`, `original_text`, `segmented_text`, `equation`, `ans`): question = original_text, gold = ans.
 - file: EvalItem records (`id`, `question`, `answer`, optional `meta` and `benchmark`).
 A row without a needed field is a DataError naming the file, the line and the field.
+
+Comparison options: a benchmark whose own scorer accepts more than arithmo.grading's equality puts
+`{"abs_tol": x}` in an item's `meta["compare"]`; evaluation grades the item correct when `is_equivalent` says so
+or when both answers are numbers within x of each other (`within_tolerance`). Math401 sets it for every item
+(1e-3, its scorer's rule); OlympiadBench for the items whose `error` field gives a precision (its judge accepts
+a numeric answer within that error). Other benchmarks set nothing, so their verdicts do not change.
 """
 
 from __future__ import annotations
@@ -233,20 +242,84 @@ def _strip_dollars(text: str) -> str:
     return text
 
 
+MATH401_ABS_TOL = 1e-3  # Math401's scorer: |prediction - target| < 1e-3 (math401-llm README, "Metric / Accuracy")
+
+
+def within_tolerance(pred: str | None, gold: str, compare: dict | None, timeout_s: float = 2.0) -> bool:
+    """Whether `pred` and `gold` are numbers (constants arithmo.grading reads: 0.1928, 16/83, \\sqrt{2}) within
+    `compare["abs_tol"]` of each other; False without an option, an answer, or a number on either side. Bounded by
+    `timeout_s` like the grader's symbolic comparisons (arithmo.deadline)."""
+    if pred is None or not compare or compare.get("abs_tol") is None:
+        return False
+    from arithmo.deadline import DeadlineExceeded, call_with_deadline
+
+    try:
+        return bool(call_with_deadline(_numbers_within, (pred, gold, float(compare["abs_tol"])), timeout_s))
+    except DeadlineExceeded:
+        return False
+
+
+def _numbers_within(pred: str, gold: str, abs_tol: float) -> bool:
+    import sympy
+
+    from arithmo.grading import normalize_answer
+    from arithmo.grading.symbolic import NotConvertible, to_sympy
+
+    values = []
+    for text in (pred, gold):
+        try:
+            expr = to_sympy(normalize_answer(text))
+        except NotConvertible:
+            return False
+        if expr.free_symbols or not expr.is_number:
+            return False
+        value = sympy.N(expr, 30)
+        real, imag = value.as_real_imag()
+        if imag != 0 or not real.is_finite:
+            return False
+        values.append(real)
+    return bool(abs(values[0] - values[1]) <= abs_tol)
+
+
+def _olympiad_tolerance(error: Any, where: str, name: str) -> float | None:
+    """OlympiadBench's `error` (a precision such as "1e-2"; several answers: comma-separated, the largest is
+    used) as a number; None when absent. A value that is not a number is a DataError naming the row."""
+    if error in (None, ""):
+        return None
+    try:
+        values = [float(part) for part in str(error).split(",") if part.strip()]
+    except ValueError as err:
+        raise DataError(f"{where}: {name} field 'error' should be a precision such as 1e-2, got {error!r}") from err
+    return max(values) if values else None
+
+
+def _strip_inline_math(text: str) -> str:
+    """"$x=1$" -> "x=1" and "$\\frac{1}{2}$, $3$" -> "\\frac{1}{2}, 3": every `$` of inline formulas goes (a
+    dollar amount would be written \\$, which is kept)."""
+    text = _strip_dollars(text)
+    return re.sub(r"(?<!\\)\$", "", text).strip() if "$" in text else text
+
+
 def olympiadbench_item(row: dict, where: str, index: int, name: str) -> EvalItem:
-    """OlympiadBench: the final answers (a list) without `$`, joined by ", " when there are several."""
+    """OlympiadBench: the final answers (a list) without `$`, joined by ", " when there are several. A final
+    answer written as several inline formulas ("$\\frac{1}{2}$, $3$") loses every `$`. Its `error` field (a
+    numeric answer's allowed error, used by OlympiadBench's judge) is kept in meta and becomes the item's
+    comparison option."""
     question = _text(row, where, ("question", "problem"), name)
     final = _field(row, where, ("final_answer", "answer"), name)
     answers = final if isinstance(final, (list, tuple)) else [final]
     if not all(isinstance(a, (str, int, float)) and not isinstance(a, bool) for a in answers):
         raise DataError(f"{where}: {name} field 'final_answer' should be a list of text answers, got {final!r}")
-    gold = ", ".join(text for text in (_strip_dollars(str(a)) for a in answers) if text)
+    gold = ", ".join(text for text in (_strip_inline_math(str(a)) for a in answers) if text)
     meta: dict[str, Any] = {}
     if row.get("subfield"):
         meta["type"] = str(row["subfield"])
-    for key in ("unit", "answer_type", "is_multiple_answer"):
+    for key in ("unit", "answer_type", "is_multiple_answer", "error"):
         if row.get(key) not in (None, ""):
             meta[key] = row[key]
+    tolerance = _olympiad_tolerance(row.get("error"), where, name)
+    if tolerance is not None:
+        meta["compare"] = {"abs_tol": tolerance}
     return {"id": _item_id(name, row.get("id"), index), "benchmark": name, "question": question, "answer": gold,
             "meta": meta}
 
@@ -280,13 +353,28 @@ def math401_item(row: dict, where: str, index: int, name: str) -> EvalItem:
     file's `query`/`response`."""
     question = _text(row, where, ("question", "query"), name)
     gold = _number_text(_field(row, where, ("answer", "response"), name))
-    return {"id": f"{name}/{index:05d}", "benchmark": name, "question": question, "answer": gold, "meta": {}}
+    return {"id": f"{name}/{index:05d}", "benchmark": name, "question": question, "answer": gold,
+            "meta": {"compare": {"abs_tol": MATH401_ABS_TOL}}}
+
+
+# Math23K writes a mixed number as 3(1/2) (3 1/2 = 3.5, its equation x=3+(1/2)); read literally it is 3 * 1/2.
+_MATH23K_MIXED = re.compile(r"^(-?)(\d+)\((\d+)/(\d+)\)$")
+
+
+def math23k_gold(answer: str) -> str:
+    """Math23K's `ans` as arithmo writes it: a mixed number `3(1/2)` becomes `3\\frac{1}{2}` (MATH's spelling,
+    which the grader reads as 3 + 1/2); anything else as released."""
+    match = _MATH23K_MIXED.match(answer.strip())
+    if not match:
+        return answer
+    sign, whole, numerator, denominator = match.groups()
+    return f"{sign}{whole}\\frac{{{numerator}}}{{{denominator}}}"
 
 
 def math23k_item(row: dict, where: str, index: int, name: str) -> EvalItem:
-    """Math23K: `original_text` (the unsegmented Chinese problem) and its answer `ans`."""
+    """Math23K: `original_text` (the unsegmented Chinese problem) and its answer `ans` (`math23k_gold`)."""
     question = _text(row, where, ("original_text", "segmented_text"), name)
-    gold = _number_text(_field(row, where, ("ans",), name))
+    gold = math23k_gold(_number_text(_field(row, where, ("ans",), name)))
     return {"id": _item_id(name, row.get("id"), index), "benchmark": name, "question": question, "answer": gold,
             "meta": {}}
 

@@ -98,7 +98,7 @@ def compute_metrics(items: list[dict], lines: list[dict], *, style: str, k: int 
             answers = [samples[item["id"]][j]["extracted"] if j in samples[item["id"]] else None for j in range(k)]
             vote = majority_vote(answers, grade_timeout_s=grade_timeout_s)
             voted_none += vote is None
-            voted_correct += grade_answer(vote, item["answer"], grade_timeout_s)
+            voted_correct += grade_answer(vote, item["answer"], grade_timeout_s, (item.get("meta") or {}).get("compare"))
         metrics["maj_k"] = {"k": k, "temperature": temperature, "accuracy": _rate(voted_correct, n),
                             "correct": voted_correct, "no_answer_rate": _rate(voted_none, n)}
         # avg@k (with its interval over items) and unbiased pass@k over the same k samples (passk.py)

@@ -122,9 +122,9 @@ def _same_path(first: Any, second: Any) -> bool:
     except OSError:
         pass
     for relative, absolute in ((one, two), (two, one)):
-        if not relative.is_absolute() and absolute.is_absolute() and ".." not in relative.parts:
-            if absolute.parts[-len(relative.parts):] == relative.parts:
-                return True
+        if (not relative.is_absolute() and absolute.is_absolute() and ".." not in relative.parts
+                and absolute.parts[-len(relative.parts):] == relative.parts):
+            return True
     return False
 
 

@@ -47,9 +47,18 @@ def _grading():
     return grading
 
 
-def grade_answer(extracted: str | None, gold: str, grade_timeout_s: float = 2.0) -> bool:
-    """Whether an extracted answer matches the gold answer (a missing answer is wrong)."""
-    return extracted is not None and bool(_grading().is_equivalent(extracted, gold, grade_timeout_s=grade_timeout_s))
+def grade_answer(extracted: str | None, gold: str, grade_timeout_s: float = 2.0, compare: dict | None = None) -> bool:
+    """Whether an extracted answer matches the gold answer (a missing answer is wrong). `compare`: the item's
+    benchmark convention (`meta["compare"]`, arithmo.benchmarks.within_tolerance: Math401's 1e-3), also accepted."""
+    if extracted is None:
+        return False
+    if _grading().is_equivalent(extracted, gold, grade_timeout_s=grade_timeout_s):
+        return True
+    if compare:
+        from arithmo.benchmarks import within_tolerance
+
+        return within_tolerance(extracted, gold, compare, grade_timeout_s)
+    return False
 
 
 def read_cot(completion: str, gold: str | None = None, prompt: str = "") -> tuple[str | None, str | None]:
@@ -80,21 +89,27 @@ def needs_cot_fallback(pot_answer: str | None) -> bool:
 
 def base_line(item: dict, style: str, sample: int | None, prompt: str, completion: str) -> dict[str, Any]:
     # grader_version per line: a resume re-grades exactly the lines an older grader scored (see regrade).
-    return {"id": item["id"], "benchmark": item["benchmark"], "style": style, "sample": sample, "prompt": prompt,
+    line = {"id": item["id"], "benchmark": item["benchmark"], "style": style, "sample": sample, "prompt": prompt,
             "completion": completion, "program": None, "exec": None, "extracted": None, "correct": False,
             "extracted_flexible": None, "correct_flexible": False, "gold": item["answer"],
             "grader_version": _grading().GRADER_VERSION}
+    compare = (item.get("meta") or {}).get("compare") or item.get("compare")
+    if compare:  # the benchmark's comparison option travels with the line (a regrade reads it back)
+        line["compare"] = compare
+    return line
 
 
 def grade_cot_line(line: dict[str, Any], completion: str, gold: str, grade_timeout_s: float,
-                   prompt: str = "") -> None:
-    """Fill the strict and flexible answers of a CoT completion into `line` (read after `prompt`: `read_cot`)."""
+                   prompt: str = "", compare: dict | None = None) -> None:
+    """Fill the strict and flexible answers of a CoT completion into `line` (read after `prompt`: `read_cot`);
+    `compare` (default: the line's own) is the item's comparison option (grade_answer)."""
+    compare = compare if compare is not None else line.get("compare")
     strict, flexible = read_cot(completion, gold, prompt)
     line["extracted"] = strict
-    line["correct"] = grade_answer(strict, gold, grade_timeout_s)
+    line["correct"] = grade_answer(strict, gold, grade_timeout_s, compare)
     line["extracted_flexible"] = flexible
     line["correct_flexible"] = (line["correct"] if flexible == strict
-                                else grade_answer(flexible, gold, grade_timeout_s))
+                                else grade_answer(flexible, gold, grade_timeout_s, compare))
 
 
 def _exec_record(result: Any) -> dict[str, Any]:
@@ -119,7 +134,8 @@ def grade_programs(lines: list[dict[str, Any]], *, run: RunPrograms, grade_timeo
         answer = program_answer(result)
         if answer is not None:
             line["extracted"] = line["extracted_flexible"] = answer
-            line["correct"] = line["correct_flexible"] = grade_answer(answer, line["gold"], grade_timeout_s)
+            line["correct"] = line["correct_flexible"] = grade_answer(answer, line["gold"], grade_timeout_s,
+                                                                      line.get("compare"))
 
 
 def predict_text(items: list[dict], style: str, complete: Complete, samples: list[int | None], *, tokenizer: Any,
@@ -156,7 +172,7 @@ def predict_text(items: list[dict], style: str, complete: Complete, samples: lis
         cot_completions = complete(cot_prompts, 1, sampled)
         for (line, item), prompt, texts in zip(failed, cot_prompts, cot_completions):
             graded: dict[str, Any] = {}
-            grade_cot_line(graded, texts[0], item["answer"], grade_timeout_s, prompt)
+            grade_cot_line(graded, texts[0], item["answer"], grade_timeout_s, prompt, line.get("compare"))
             line.update(graded)
             line["fallback"] = {"prompt": prompt, "completion": texts[0]}
             line["answer_source"] = "cot" if graded["extracted"] is not None else None
@@ -206,8 +222,8 @@ def regrade(lines: list[dict[str, Any]], golds: dict[str, str], style: str, *, r
         raise ValueError(f"style: expected one of {', '.join(STYLES)}, got {style!r}")
     fresh = []
     for line in lines:
-        new = base_line({"id": line["id"], "benchmark": line["benchmark"], "answer": golds[line["id"]]}, style,
-                    line.get("sample"), line["prompt"], line["completion"])
+        new = base_line({"id": line["id"], "benchmark": line["benchmark"], "answer": golds[line["id"]],
+                         "compare": line.get("compare")}, style, line.get("sample"), line["prompt"], line["completion"])
         for key in ("answer_source", "fallback", "tokens", "finish", "truncated", "new_tokens", "stopped"):
             if key in line:  # how the completion ended does not change with the grader
                 new[key] = line[key]
@@ -227,7 +243,7 @@ def regrade(lines: list[dict[str, Any]], golds: dict[str, str], style: str, *, r
             elif line.get("fallback"):
                 graded: dict[str, Any] = {}
                 grade_cot_line(graded, line["fallback"]["completion"], line["gold"], grade_timeout_s,
-                               line["fallback"].get("prompt") or "")
+                               line["fallback"].get("prompt") or "", line.get("compare"))
                 line.update(graded)
                 line["answer_source"] = "cot" if graded["extracted"] is not None else None
             else:

@@ -155,11 +155,11 @@ def predict_tir(items: list[dict], complete: Any, samples: list[int | None], *, 
         line = base_line(item, "tir", state["sample"], state["prompt"], state["text"])
         strict, flexible = read_cot(state["text"], item["answer"], state["prompt"])  # after an opened think block
         line.update(extracted=strict, extracted_flexible=flexible,
-                    correct=grade_answer(strict, item["answer"], grade_timeout_s),
+                    correct=grade_answer(strict, item["answer"], grade_timeout_s, line.get("compare")),
                     tool_calls=state["calls"], stopped=state["stopped"] or "max_tool_calls",
                     new_tokens=state["tokens"])
         line["correct_flexible"] = line["correct"] if flexible == strict else grade_answer(
-            flexible, item["answer"], grade_timeout_s)
+            flexible, item["answer"], grade_timeout_s, line.get("compare"))
         lines.append(line)
     return lines
 def tir_metrics(items: list[dict], lines: list[dict]) -> dict[str, Any]:
