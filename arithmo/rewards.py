@@ -96,8 +96,12 @@ def gold_problem(gold: Any, grade_timeout_s: float = 2.0) -> str | None:
 
 
 def grade_completions(completions: list[str], golds: list[Any], styles: list[str], *, run: RunPrograms | None,
-                      grade_timeout_s: float = 2.0) -> list[Verdict]:
+                      grade_timeout_s: float = 2.0, prompts: list[Any] | None = None) -> list[Verdict]:
     """One Verdict per completion (same order), by evaluation's scoring rules.
+
+    `prompts` (the generation prompts, when known): a CoT completion after a prompt that opened the think block
+    (R1-distill templates) is read as starting inside it, as evaluation reads it: no reward for an answer inside
+    unfinished reasoning.
 
     `styles[i]` is "cot" or "pot"; PoT programs of the whole batch run at once through `run` (a sandbox pool:
     `Sandbox.run` with its timeout). Raises ValueError for lists of different lengths, an unknown style, or PoT
@@ -118,7 +122,8 @@ def grade_completions(completions: list[str], golds: list[Any], styles: list[str
             verdicts[index] = Verdict("unreadable_gold")
         elif style == "cot":
             line: dict[str, Any] = {}
-            grade_cot_line(line, completion, gold, grade_timeout_s)
+            prompt = prompts[index] if prompts is not None and isinstance(prompts[index], str) else ""
+            grade_cot_line(line, completion, gold, grade_timeout_s, prompt)
             reason = "correct" if line["correct"] else ("no_answer" if line["extracted"] is None else "wrong")
             verdicts[index] = Verdict(reason, answer=line["extracted"])
         else:
@@ -189,7 +194,8 @@ class Rewards:
         return [cut_at_stop(text, self.stop) for text in texts]
 
     def verdicts(self, completions: list[Any], answer: list[Any], style: list[str],
-                 completion_ids: list[list[int]] | None = None, reuse: bool = False) -> list[Verdict]:
+                 completion_ids: list[list[int]] | None = None, reuse: bool = False,
+                 prompts: list[Any] | None = None) -> list[Verdict]:
         """The batch's verdicts. `reuse`: take the verdicts `correct` just gave this same batch (TRL calls the
         reward functions one after another on one batch), and grade only when they are not for this batch."""
         texts = self.texts(completions, completion_ids)
@@ -198,14 +204,14 @@ class Rewards:
             last, self._last = self._last[1], None
             return last
         verdicts = grade_completions(texts, list(answer), list(style), run=self.run,
-                                     grade_timeout_s=self.grade_timeout_s)
+                                     grade_timeout_s=self.grade_timeout_s, prompts=prompts)
         self._last = (key, verdicts)
         return verdicts
 
     def correct(self, prompts: list, completions: list, answer: list, style: list, completion_ids=None,
                 log_metric: Callable | None = None, **_: Any) -> list[float | None]:
         """1.0 for a correct answer, 0.0 otherwise, None for an item whose gold cannot be read."""
-        verdicts = self.verdicts(completions, answer, style, completion_ids)
+        verdicts = self.verdicts(completions, answer, style, completion_ids, prompts=prompts)
         counts = Counter(v.reason for v in verdicts)
         self.totals.update(counts)
         if log_metric is not None:
@@ -221,4 +227,4 @@ class Rewards:
                log_metric: Callable | None = None, **_: Any) -> list[float | None]:
         """1.0 when the answer sits where the grader looks (an answer line; a program that ran and printed)."""
         return [REWARDS[v.reason][1]
-                for v in self.verdicts(completions, answer, style, completion_ids, reuse=True)]
+                for v in self.verdicts(completions, answer, style, completion_ids, reuse=True, prompts=prompts)]

@@ -214,13 +214,18 @@ class DemoSession:
         if time.monotonic() - started >= 0.98 * cap:  # transformers' max_time stops at the first step past it
             notes.append(f"a generation stopped at its time limit ({cap:.0f} s); its answer may be cut short")
 
+    def _prompt(self, question: str, style: str) -> str:
+        """The prompt `_stream` renders for `question` in `style` (where a template may open a think block)."""
+        return render_eval(question, style, self.generator.tokenizer, self.generator.template, hint=self.pot_hint)
+
     def _gold(self, question: str) -> str | None:
         reference = self.references.get(question.strip())
         return reference.answer if reference is not None else None
 
     @staticmethod
-    def _read_cot(sample: Sample, text: str, gold: str | None = None) -> None:
-        sample.answer, flexible = read_cot(text, gold)  # the gold, when known, as evaluation passes it
+    def _read_cot(sample: Sample, text: str, gold: str | None = None, prompt: str = "") -> None:
+        # the gold, when known, and the prompt (an R1 template opens the think block there), as evaluation passes them
+        sample.answer, flexible = read_cot(text, gold, prompt)
         if sample.answer is not None:
             sample.shown_answer, sample.source = sample.answer, "the answer line"
             return
@@ -286,7 +291,7 @@ class DemoSession:
             if session is not None:
                 session.close()
         sample.execution = "\n\n".join(f"block {n}: {out}" for n, out in enumerate(shown, 1)) or "(no code block)"
-        self._read_cot(sample, sample.text, self._gold(question))
+        self._read_cot(sample, sample.text, self._gold(question), self._prompt(question, "tir"))
         yield sample
 
     def _sample(self, question: str, style: str, *, notes: list[str], **decoding: Any) -> Iterator[Sample]:
@@ -302,7 +307,7 @@ class DemoSession:
             sample.text = text
             yield sample
         if style == "cot":
-            self._read_cot(sample, sample.text, self._gold(question))
+            self._read_cot(sample, sample.text, self._gold(question), self._prompt(question, "cot"))
         else:
             sample.program = extract_program(sample.text)
             if sample.program is None:
@@ -320,7 +325,7 @@ class DemoSession:
                 for text in self._stream(question, "cot", notes=notes, **decoding):
                     sample.text = head + text
                     yield sample
-                self._read_cot(sample, sample.text[len(head):], self._gold(question))
+                self._read_cot(sample, sample.text[len(head):], self._gold(question), self._prompt(question, "cot"))
                 sample.source += " (chain-of-thought fallback)"
         yield sample
 
