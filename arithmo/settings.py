@@ -36,8 +36,9 @@ class ModelConfig:
     target_modules: list[str] = field(default_factory=lambda: ["all-linear"],
                                       help="modules to adapt; ['all-linear'] = every linear layer but lm_head")
     gradient_checkpointing: bool = field(True, help="recompute activations in backward to save memory")
-    auto_fit: bool = field(False, help="on a GPU, pick micro_batch_size, grad_accum (same effective batch), "
-                           "checkpointing and offload so the predicted peak fits the card (arithmo.plan.auto_fit)")
+    auto_fit: bool = field(False, help="on a GPU, pick micro_batch_size, grad_accum, checkpointing and offload so the "
+                           "predicted peak fits the card (arithmo.plan.auto_fit): SFT keeps the effective "
+                           "batch; GRPO keeps whole groups and shrinks the generation batch last, saying so")
     template: Literal["auto", "plain", "chat"] = field("auto", help="prompt template (arithmo.prompts)")
     chat_template: str | None = field(None, help="replace the tokenizer's chat template: chatml, llama3, mistral, "
                                       "alpaca (arithmo.model.CHAT_TEMPLATES) or a .jinja file; for base models "
