@@ -40,8 +40,8 @@ from fractions import Fraction
 
 from arithmo.deadline import DeadlineExceeded, call_with_deadline
 from arithmo.grading.extract import extract_answer
-from arithmo.grading.latex_text import split_top_level
-from arithmo.grading.normalize import normalize_answer
+from arithmo.grading.latex_text import name_order, split_top_level
+from arithmo.grading.normalize import UNITS, normalize_answer
 from arithmo.grading.symbolic import equations_equal, expressions_equal
 
 # 2: grader v2 (issue 11): Python printouts, \pm, relations, exact golds, units, joined answers.
@@ -228,16 +228,56 @@ def _assigned_values(answer: str) -> list[str] | None:
     matches = [_ASSIGNMENT.match(item) for item in items]
     if not all(matches) or len({match.group(1) for match in matches}) != len(matches):
         return None
-    return [match.group(2) for match in matches]
+    # in the order of the variables' NAMES (x, y, z), not the order written: y=1, x=2 is (2, 1) (issue 25 review)
+    return [match.group(2) for match in sorted(matches, key=lambda match: name_order(match.group(1)))]
 
 
 _ASSIGNMENT = re.compile(r"^\s*((?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?)\s*=\s*([^=]+)$")
+
+
+# Units (issue 25 review). A single letter after a number (10 m, 5 g, 3 L, 2 h, 5 s, 5 m^2) is a unit only where the
+# other side is a bare number: elsewhere it may be a variable (3x). When both sides name a known unit and the
+# units differ (10 km vs 10 cm), the answers differ; a bare number against a unit stays equal.
+_SINGLE_LETTER_UNITS = {"m": "m", "g": "g", "L": "l", "l": "l", "h": "h", "s": "s"}
+_LETTER_UNIT = re.compile(r"^(?P<number>.*?[\d}])(?P<unit>[mgLlhs])(?:\^[23])?$")
+_UNIT_TAIL = re.compile(r"(?<=[\d}\s])\s*(?P<unit>[a-zA-Z]+)(?:/[a-zA-Z]+)?\s*(?:\^\s*\{?\s*[23]\s*\}?)?\s*\.?\s*$")
+_TEXT_WRAPPER = re.compile(r"\\(?:text|mathrm|textrm|mbox|operatorname)\s*\{([^{}]*)\}|\\[,;: !]|\$")
+
+
+def _numeric(text: str) -> bool:
+    """No letters outside LaTeX commands: a number or an expression of numbers (`\\frac{1}{2}`, `2\\sqrt{3}`)."""
+    return re.search(r"[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", "", text)) is None
+
+
+def _unit_of(raw: str) -> str | None:
+    """The canonical unit (normalize.UNITS, or a single letter) that ends `raw` after a number, else None."""
+    tail = _TEXT_WRAPPER.sub(lambda match: " " + (match.group(1) or "") + " ", raw[-200:])
+    match = _UNIT_TAIL.search(tail)
+    if match is None or not re.search(r"[\d}]\s*$", tail[:match.start("unit")]):
+        return None
+    word = match.group("unit")
+    if len(word) == 1:
+        return _SINGLE_LETTER_UNITS.get(word)
+    return UNITS.get(word, UNITS.get(word.lower()))
+
+
+def _without_letter_unit(text: str, other: str) -> str:
+    """`text` without a single-letter unit (`10m` -> `10`) when both its number and `other` are numeric."""
+    match = _LETTER_UNIT.match(text)
+    if match and _numeric(match.group("number")) and _numeric(other):
+        return match.group("number")
+    return text
 
 
 def _equal(raw_pred: str, raw_gold: str, deadline: float, depth: int = 0) -> bool:
     pred, gold = normalize_answer(raw_pred), normalize_answer(raw_gold)
     if not pred or not gold:
         return False
+    if re.search(r"[a-zA-Z]", raw_pred[-200:]) and re.search(r"[a-zA-Z]", raw_gold[-200:]):
+        pred_unit, gold_unit = _unit_of(raw_pred), _unit_of(raw_gold)
+        if pred_unit and gold_unit and pred_unit != gold_unit:
+            return False  # 10 km is not 10 cm
+    pred, gold = _without_letter_unit(pred, gold), _without_letter_unit(gold, pred)
     if pred == gold:
         return True
     if depth > _MAX_DEPTH or max(len(pred), len(gold)) > MAX_COMPARED_CHARS:
@@ -246,7 +286,7 @@ def _equal(raw_pred: str, raw_gold: str, deadline: float, depth: int = 0) -> boo
     pred_kind, pred_parts = _shape(pred)
     gold_kind, gold_parts = _shape(gold)
     for assigned, other_kind, other_parts in ((raw_pred, gold_kind, gold_parts), (raw_gold, pred_kind, pred_parts)):
-        # `x=1, y=2, z=3` against a bare `1, 2, 3`: the values in the order the variables were given
+        # `x=1, y=2, z=3` against a bare `1, 2, 3`: the values in the order of the variables' names
         values = _assigned_values(assigned) if other_kind == "list" and "=" in assigned else None
         if values is not None:
             return len(values) == len(other_parts) and all(

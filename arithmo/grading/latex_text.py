@@ -137,9 +137,17 @@ def repeating_to_fraction(match: re.Match) -> str:
 _ASSIGNMENT = re.compile(r"^\s*([a-zA-Z]|\\[a-zA-Z]+)(_\{?\w+\}?)?\s*=\s*([^=]+)$")
 
 
+def name_order(name: str) -> tuple:
+    """Sort key of a variable name: by letters, then subscript numbers as numbers (x_2 before x_10)."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part)
+                 for part in re.split(r"(\d+)", name) if part)
+
+
 def strip_assignments(text: str) -> str:
     """`x=3, x=-5` is the list 3, -5 (one variable's solutions; x_1=.., x_2=.. count as one variable);
-    `x=1, y=2` (different variables) is the ordered pair (1, 2). Anything else is left as it is."""
+    `x=1, y=2` (different variables) is the ordered pair (1, 2), its values in the order of the variables' NAMES
+    (`y=1, x=2` is (2, 1): a value is paired with its variable, not with its place; issue 25 review).
+    Anything else is left as it is."""
     items = split_top_level(text, ",")
     if len(items) < 2:
         return text
@@ -152,7 +160,8 @@ def strip_assignments(text: str) -> str:
         return ", ".join(values)
     full_names = [match.group(1) + (match.group(2) or "") for match in matches]
     if len(set(full_names)) == len(full_names):
-        return "(" + ", ".join(values) + ")"
+        ordered = [value for _, value in sorted(zip(full_names, values), key=lambda pair: name_order(pair[0]))]
+        return "(" + ", ".join(ordered) + ")"
     return text
 
 

@@ -26,6 +26,7 @@ Decisions (documented here because the comparison depends on them):
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Callable
 
 from arithmo.grading.latex_text import (  # noqa: F401  (find_braced, unwrap_command: public here since v1)
@@ -50,6 +51,69 @@ Rule = tuple[re.Pattern, Replacement, str]
 # "5 cm^2"): letters only, two or more (a single letter may be a variable: "3 x"), and not these,
 # which are math.
 _RESERVED_WORDS = {"pi", "sqrt", "and", "or", "sin", "cos", "tan", "log", "ln", "exp", "i", "e", "mod"}
+
+# ONE table of unit words, for units glued to a number (10cm) and spaced ones (10 cm, 10\text{ cm}); each maps
+# to its canonical name, so equal.py can tell 10 km from 10 cm when both sides carry a unit (issue 25 review).
+# Single letters (m, g, L, h, s) are not here: a letter may be a variable (equal.py reads them where the other
+# side is a bare number).
+UNITS: dict[str, str] = {}
+for _canonical, _spellings in {
+    "mm": "mm millimeter millimeters millimetre millimetres", "cm": "cm centimeter centimeters centimetre centimetres",
+    "m": "meter meters metre metres", "km": "km kilometer kilometers kilometre kilometres",
+    "in": "inch inches", "ft": "ft foot feet", "yd": "yd yard yards", "mi": "mi mile miles",
+    "mg": "mg milligram milligrams", "g": "gram grams gm", "kg": "kg kilogram kilograms kilo kilos",
+    "lb": "lb lbs pound pounds", "oz": "oz ounce ounces", "t": "ton tons tonne tonnes",
+    "ml": "ml mL milliliter milliliters millilitre millilitres", "l": "liter liters litre litres",
+    "gal": "gal gallon gallons", "qt": "qt quart quarts", "pt": "pint pints", "cup": "cup cups",
+    "tbsp": "tbsp tablespoon tablespoons", "tsp": "tsp teaspoon teaspoons",
+    "s": "sec secs second seconds", "min": "min mins minute minutes", "h": "hr hrs hour hours",
+    "day": "day days", "week": "week weeks", "month": "month months", "year": "yr yrs year years",
+    "mph": "mph", "kph": "kph kmh", "dollar": "dollar dollars usd", "cent": "cent cents", "euro": "euro euros",
+    "yuan": "yuan rmb", "degree": "degree degrees deg", "unit": "unit units", "square": "square sq",
+    "cubic": "cubic cu", "radian": "radian radians rad",
+}.items():
+    for _spelling in _spellings.split():
+        UNITS[_spelling] = _canonical
+# Words after a number that change its value or say it is not the answer: never dropped as units (issue 25
+# review: "2 thirds", "3 squared", "5 below zero", "5 or more", "5 times" were all read as the bare number).
+NOT_UNIT_WORDS = {"times", "squared", "cubed", "more", "less", "fewer", "below", "above", "under", "over", "or",
+                  "and", "plus", "minus", "than", "least", "most", "half", "halves", "third", "thirds", "quarter",
+                  "quarters", "not", "per", "zero", "hundred", "hundreds", "thousand", "thousands", "million",
+                  "millions", "billion", "billions", "trillion", "trillions", "dozen", "dozens", "score", "off",
+                  "percent", "lakh"}
+_FRACTION_WORD = re.compile(r"^(?:[a-z]+-)?[a-z]+(?:th|ths)$")  # fourths, fifths, tenths, hundredths, twenty-fifths
+# Magnitude words scale the number before them (5 thousand is 5000, 1.2 million is 1200000, 5 dozen is 60).
+MAGNITUDES = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9, "trillion": 10**12, "dozen": 12}
+
+
+# One-letter SI symbols: units only inside a text command (5\\text{ m}); bare, a letter may be a variable.
+_LETTER_SYMBOLS = set("mgLlhstKNJWVACF")
+
+
+def is_unit_phrase(words: str, wrapped: bool = False) -> bool:
+    """Whether `words` (what follows a number: `cm`, `square feet`, `km/h`, `apples`, `元`) only names a unit or
+    the things counted, so it can go. A word is a unit when it is in UNITS (any case for abbreviations of two
+    letters or more), Chinese, `per`/`of` between units, or a counted noun (GSM8K: "18 apples"): lowercase, three
+    letters or more, not in NOT_UNIT_WORDS and not a fraction word (thirds, fifths). Two letters that are no
+    known unit (`ab`, `xy`) are variables, not units. `wrapped`: the words were in a text command
+    (`5\\text{ m}`), where a one-letter SI symbol is a unit too."""
+    parts = [part for part in re.split(r"[\s/.]+|\^\s*\{?-?\d\}?", words.strip()) if part]
+    if not parts or len(parts) > 6:
+        return False
+    for index, part in enumerate(parts):
+        lower = part.lower()
+        if part in UNITS or (len(part) > 1 and lower in UNITS and part not in NOT_UNIT_WORDS) or (
+                wrapped and part in _LETTER_SYMBOLS):
+            continue
+        if re.fullmatch("[\u4e00-\u9fff]+", part):
+            continue
+        if (lower == "per" and index < len(parts) - 1) or (lower in ("per", "of", "a") and 0 < index < len(parts) - 1):
+            continue
+        if (re.fullmatch("[a-z]{3,}'?s?", part) and lower not in NOT_UNIT_WORDS and lower not in _RESERVED_WORDS
+                and not (_FRACTION_WORD.match(lower) and lower not in UNITS)):
+            continue
+        return False
+    return True
 
 
 def _strip_wrappers(text: str) -> str:
@@ -209,6 +273,10 @@ def _strip_trailing_units(text: str) -> str:
                 start = mu
             if not _UNIT_AT_END.match(item[start:end]):
                 break
+            body_open = item.find("{", start, end)
+            body_close = find_braced(item, body_open) if body_open != -1 else None
+            if body_close is None or not is_unit_phrase(item[body_open + 1:body_close], wrapped=True):
+                break  # \text{ thousand}, \text{ or more}, \mathrm{ab}: not a unit (is_unit_phrase)
             head = start
             while head > 0 and item[head - 1].isspace():
                 head -= 1
@@ -278,10 +346,18 @@ JOIN_RULES: list[Rule] = [
 # 6. Whole-answer shapes: what surrounds the value.
 # Unit abbreviations that may be glued to a number (10cm): two letters or more, none a variable product a
 # MATH answer writes (ab, xy are not here).
-_GLUED_UNITS = ("cm|mm|km|kg|mg|ml|mL|ft|yd|mi|lb|lbs|oz|hr|hrs|sec|min|mph|kph|kmh|km/h|m/s|cents|dollars|"
-                "inches|inch|feet|meters|metres|miles|hours|minutes|seconds|days|weeks|years|degrees|units|sq")
+_GLUED_UNITS = "|".join(sorted((re.escape(word) for word in UNITS if len(word) > 1), key=len, reverse=True)) + "|km/h|m/s"
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+|\\frac\{\d+\}\{\d+\})"
-_UNIT_WORD = r"(?:[a-zA-Z]{2,}\.?|[a-zA-Z]+/[a-zA-Z]+)(?:/[a-zA-Z]+)?"
+def _scaled(match: re.Match) -> str:
+    number, word, rest = match.group(1), match.group(2), match.group(3)
+    if rest.strip() and not is_unit_phrase(rest):
+        return match.group(0)
+    if not re.fullmatch(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)", number):
+        return match.group(0)  # \frac{1}{2} million: left as it is
+    value = Decimal(number) * MAGNITUDES[word]
+    return format(value.normalize(), "f") if value == value.to_integral_value() else format(value, "f")
+
+
 SHAPE_RULES: list[Rule] = [
     (re.compile(r"^\s*(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\w+)?\s*=\s*(?=[^=]+$)"), "",
      "x = 5 is 5: one variable on the left (Hendrycks MATH answers are values)"),
@@ -289,9 +365,13 @@ SHAPE_RULES: list[Rule] = [
     (re.compile(r"^\s*\(\s*[a-zA-Z](?:\s*,\s*[a-zA-Z])+\s*\)\s*=\s*(?=[^=]+$)"), "", "(x, y) = (1, 2) is (1, 2)"),
     (re.compile(r"^\s*[a-zA-Z]\s*\\in\s*"), "", r"x \in [1, 2] is [1, 2]"),
     (re.compile(r"^\s*\(\s*([A-E])\s*\)\s*$"), r"\1", "a multiple-choice letter: (B) is B"),
-    (re.compile(r"^(" + _NUMBER + r")\s+(?!(?:" + "|".join(sorted(_RESERVED_WORDS)) + r")\b)" + _UNIT_WORD +
-                r"(?:\s+" + _UNIT_WORD + r")*(?:\s*\^\s*[23])?\s*$"), r"\1",
-     "unit words after a number: '18 dollars' is 18, '440 cm^2' is 440, '12 km/h' is 12"),
+    (re.compile(r"^(" + _NUMBER + r")\s*(" + "|".join(MAGNITUDES) + r")s?(?![a-zA-Z])\s*(.*)$"), _scaled,
+     "a magnitude word scales its number: 5 thousand is 5000, 1.2 million is 1200000, 5 dozen is 60 (issue 25 "
+     "review: they were dropped as units); what follows must be a unit, or the text is kept"),
+    (re.compile(r"^(" + _NUMBER + r")\s+([a-zA-Z][a-zA-Z .'/]*+)(?:\^\s*[23])?\s*$"),  # possessive: no backtracking
+     lambda m: m.group(1) if is_unit_phrase(m.group(2)) else m.group(0),
+     "unit words after a number: '18 dollars' is 18, '440 cm^2' is 440, '12 km/h' is 12; only words "
+     "is_unit_phrase accepts ('2 thirds', '3 squared', '5 times', '3 ab' keep their words)"),
     (re.compile(r"(?<=\S)\s*\\approx(?![a-zA-Z]).*$", re.DOTALL), "",
      r"a rounding after the exact answer: \frac{737}{39} \approx 18.9 is \frac{737}{39}"),
     (re.compile(r"(?<=\S)\s*\((?=[^()\\]*[a-zA-Z\u4e00-\u9fff]{3})[^()\\]*\)\s*$"), "",

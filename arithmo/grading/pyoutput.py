@@ -14,7 +14,8 @@ Rules (each is a test row in tests/test_grading_pyoutput.py):
 - A list or a set is the list of its items, in any order (sympy's `solve` returns the roots as a
   list: `[2, 3]` is "2, 3"); one item is that item (`[5]` is 5, `{x: 3}` is 3); empty is no answer.
 - A tuple keeps its order and brackets (`(1, 2)` is a point or an interval); a dict of several
-  symbols is the tuple of its values in printed order (`{x: 1, y: 2}` is (1, 2)); a dict keyed by
+  symbols is the tuple of its values in the order of their NAMES (`{y: 1, x: 2}` is (2, 1), as (x, y); issue 25
+  review: printed order paired y's value with x); a dict keyed by
   numbers is sympy's `roots()` (root: multiplicity), so its keys are the answer (`{-1: 1, 2: 1}`).
 - A 2-D numpy array or sympy Matrix is a pmatrix; a 1-D array is a list; a plain list of lists is a
   list of tuples (`[[1, 2], [3, 4]]` is "(1, 2), (3, 4)").
@@ -28,6 +29,8 @@ from __future__ import annotations
 import ast
 import math
 import re
+
+from arithmo.grading.latex_text import name_order
 
 _MAX_CHARS = 4000  # a printout longer than this is not one answer (and ast.parse cost stays small)
 _MAX_LINES = 60    # a numpy matrix printed over several lines: at most this many are joined
@@ -330,7 +333,7 @@ def _expression(value) -> str:
     if isinstance(value, dict):
         if not all(re.fullmatch(r"[A-Za-z]\w*", key) for key in value):
             return _expression(list(value))  # sympy's roots(): {root: multiplicity, ...} lists the roots
-        values = list(value.values())
+        values = [value[key] for key in sorted(value, key=name_order)]  # paired by name, not printed order
         return _expression(values[0]) if len(values) == 1 else _expression(tuple(values))
     if isinstance(value, list):
         if not value:
