@@ -29,7 +29,11 @@ from arithmo.grading.pyoutput import NotReadable, last_printed_value, read_pytho
 
 # "The answer is: X" (MetaMath / Arithmo final line, Yu et al. 2023) and "The answer is X." (MathInstruct
 # CoT rows, Minerva's "The final answer is X"). Case-insensitive; the value runs to the end of the line.
-_ANSWER_IS = re.compile(r"\b(?:the\s+)?(?:final\s+)?answer\s+is\b[ \t]*(?P<colon>:)?[ \t]*(?P<rest>[^\n]*)",
+# The value stops before another marker on the same line: "The answer is 5. Actually, the final answer is 6." is 6
+# (the last marker wins, issue 25 review; the rest used to swallow the correction). One lookahead per character
+# of a fixed length: linear.
+_NEXT_MARKER = r"(?:(?!\banswer(?:\s+is\b|(?:\*\*|__)?[ \t]*:))[^\n])*"
+_ANSWER_IS = re.compile(r"\b(?:the\s+)?(?:final\s+)?answer\s+is\b[ \t]*(?P<colon>:)?[ \t]*(?P<rest>" + _NEXT_MARKER + ")",
                         re.IGNORECASE)
 # A sentence ends at a full stop followed by space ("5. I hope it is correct."): 2.5 is not cut.
 _SENTENCE_END = re.compile(r"\.\s+(?=\S)")
@@ -43,8 +47,9 @@ _PROSE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}[ ,]+[A-Za-z]{2,}[ ,]+[A-Za-z]{
 # "Answer: X" at the start of a line (after Markdown marks: "**Final Answer:** X", "## Answer: X") or of
 # a sentence; "answer:" inside a sentence ("let us check the answer: 2+2") is not a marker.
 _ANSWER_COLON = re.compile(r"\b(?:(?:the|my|our)\s+)?(?:final\s+)?answer(?:\*\*|__)?[ \t]*:(?:\*\*|__)?[ \t]*"
-                           r"(?P<rest>[^\n]*)", re.IGNORECASE)
-_LINE_START = re.compile(r"(?:^|\n)[ \t>#*_-]*$|[.!?][ \t]+(?:\*\*|__)?$")
+                           r"(?P<rest>" + _NEXT_MARKER + ")", re.IGNORECASE)
+# ... or after a label that ends in a colon ("Correction: Answer: 6")
+_LINE_START = re.compile(r"(?:^|\n)[ \t>#*_-]*$|[.!?:][ \t]+(?:\*\*|__)?$")
 # In a sentence after "Answer:", the value follows its verb: "The smallest value is 9." (first verb)
 _VALUE_AFTER_VERB = re.compile(r"\b(?:is|are|equals|was|be)\b\s*:?\s*(?P<value>.+)$", re.IGNORECASE)
 _REASON = re.compile(r",\s+(?=[A-Za-z]{2,})|\s+(?:because|since|as|which|when|so|for|if)\b", re.IGNORECASE)
@@ -56,7 +61,9 @@ _RUN_ON = re.compile(r"\n[ \t]*(?:\*\*)?(?:Question|Problem|Q)[ \t]*\d*[ \t]*(?:
 # zh split); "答案为", "最终答案：" and a school answer line "答：还剩7个。" are the same marker.
 _ZH_ANSWER = re.compile(r"(?:最终)?答案(?:应该|应)?(?:(?:是|为)[ \t]*[:：]?|[:：])|(?:^|\n)[ \t]*答[ \t]*[:：]")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
-_ZH_SENTENCE_END = re.compile(r"[。；;！!？?]|\.(?=\s|$)")
+# A comma not followed by a digit ends the value too: "答案是 18，因为…" is 18 (1,000 and the list 1, 2 keep theirs).
+_ZH_SENTENCE_END = re.compile(r"[。；;！!？?]|\.(?=\s|$)|,(?=\s*(?:[^\d\s]|$))")
+_ZH_NEGATIVE = re.compile(r"^负\s*(?=\d)")  # 负5 is -5 (issue 25 review)
 # R1-style answer tags (DeepSeek-R1's template: "<think> reasoning </think> <answer> answer </answer>").
 _ANSWER_OPEN, _ANSWER_CLOSE = "<answer>", "</answer>"
 _THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
@@ -66,12 +73,14 @@ _LONE_VALUE = re.compile(r"^\s*=?\s*\$?\s*(?P<value>[-+]?(?:\d[\d,]*(?:\.\d+)?|\
 _HASH_LINE = re.compile(r"####[ \t]*(?P<rest>[^\n]*)")
 _BOXED = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
 # The last number: optional sign (not a subtraction: "5-3" ends in 3; U+2212 is a minus too), thousands
-# groups, decimals, a/b; a LaTeX fraction or root is ONE number, so "\\frac{3}{4}" is not 4; an exponent or
+# groups (with commas or spaces: "12 000 people" is 12000), a mixed number ("3 1/4 cups"), decimals, a/b; a LaTeX fraction or root is ONE number, so "\\frac{3}{4}" is not 4; an exponent or
 # subscript is not a number of its own ("25 cm^2" ends in 25, "2112_6" in 2112).
 _MINUS = "-\u2212\u2013\ufe63\uff0d"  # a sign only when attached to its digits: "2 \u2013 3" is no minus
 _NUMBER = re.compile(r"(?<![\^_\d.])(?<!\^\{)(?<!_\{)(?:(?<![\w)\]}])[" + _MINUS + r"])?(?:"
                      r"\\[dtc]?frac\s*\{[^{}$]*\}\s*\{[^{}$]*\}|\\[dtc]?frac\s*\d\s*\d"  # \frac{3}{4}, \frac34
                      r"|(?:\d+)?\\sqrt\s*\{[^{}$]*\}"                                 # 2\sqrt{3}
+                     r"|\d+[ \t]+\d+/\d+(?![\d/.])"                                # 3 1/4: a mixed number
+                     r"|\d{1,3}(?:[ \t]\d{3})+(?![\d/.,])"                           # 12 000: digit groups
                      r"|(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+(?:\.\d+)?)?|(?<!\d)\.\d+)")
 
 # Tokens a chat model emits to end its turn; anything after one is not part of the completion.
@@ -138,9 +147,13 @@ def _answer_is_candidates(text: str) -> list[tuple[int, str]]:
             rest = _NEXT_SENTENCE.split(rest, maxsplit=1)[0]
         else:
             rest = _SENTENCE_END.split(rest, maxsplit=1)[0]
-        value = _clean_value(rest)
+        # "The answer is 18, since 3*6=18." is 18: a reason after the value is not part of it
+        reason_split = _REASON.split(rest, maxsplit=1)
+        value = _clean_value(reason_split[0])
         if value is None:
             continue
+        if len(reason_split) > 1 and not _MATH_CHARACTER.search(value) and _PROSE.search(rest):
+            continue  # "The final answer is positive, because two of ..." explains: no value
         if not match.group("colon") and _PROSE.search(value):
             continue  # "The final answer is positive, because two of the three numbers ..." explains
         if not match.group("colon") and not _MATH_CHARACTER.search(value):
@@ -171,8 +184,10 @@ def _boxed_spans(text: str) -> list[tuple[int, str]]:
     """(position, content) of every complete `\\boxed{...}` / `\\boxed X` / `\\fbox{...}` in `text`, in order of
     position. One pass over the braces: 10,900 unclosed `\\fbox{` cost no more than one (a scan per box was
     quadratic). A box cut off mid-answer (the generation hit its length limit) is no answer."""
-    found, closes = [], None
+    found, closes, inside_until = [], None, -1
     for match in _BOXED.finditer(text):
+        if match.start() < inside_until:
+            continue  # a box inside a box (\boxed{\frac{1}{\boxed{2}}}) is part of the outer answer (issue 25 review)
         after = match.end()
         while after < len(text) and text[after] in " \t":
             after += 1
@@ -183,6 +198,7 @@ def _boxed_spans(text: str) -> list[tuple[int, str]]:
             if close is None:
                 continue
             content = text[after + 1: close].strip()
+            inside_until = close
         else:
             token = _BOXED_TOKEN.match(text, after)  # `\boxed 5`: the argument is one token
             if after == match.end() or token is None:
@@ -210,7 +226,7 @@ def _zh_candidates(text: str) -> list[tuple[int, str]]:
         rest = text[match.end(): end if end != -1 else match.end() + _MAX_VALUE_CHARS]
         boxed = _last_boxed(rest)
         value = boxed[1] if boxed else _ZH_SENTENCE_END.split(rest.strip(), maxsplit=1)[0]
-        value = _clean_value(value) if value.strip() else None
+        value = _clean_value(_ZH_NEGATIVE.sub("-", value.strip())) if value.strip() else None
         if value is not None and _CJK.search(value) and not re.match(r"^[-\d.,/\\{}a-z]+[ \t]*[\u4e00-\u9fff]+$", value):
             value = _last_number(value)  # "小明有18个苹果": the number in the sentence
         if value is not None:
