@@ -37,6 +37,20 @@ CORRECT = [
     ("\\frac{3}{4} \\times 8 = 6", True),       # LaTeX operators
     ("7 \u2212 2 = 5", True),                  # unicode minus
     ("(3 + 4) * 2 = 14", True),
+    # issue 25 review: percent, mixed numbers and units decided by form
+    ("12 1/2 % * 80 = 10", True),              # a mixed-number percent: 12.5% of 80 (was flagged)
+    ("15% * 80 = 12", True),                   # a percent of an amount is a/100 * b
+    ("$200 * 5% = $10 interest", True),        # the amount first
+    ("1/2 * 50% = 25%", True),                 # a percent of a fraction stays a percent
+    ("10 years * 5% = 50%", True),             # a share over whole periods, at most 100% (GSM8K train row)
+    ("10% of 200 = 20", True),                 # percent-of
+    ("50% of 1/2 = 1/4", True),
+    ("100 + 20% = 120", True),                 # a percent increase is a * (1 + b/100)
+    ("$40 - 10% = $36", True),                 # a discount
+    ("2 1/2 * 4 = 10", True),                  # a mixed number times a number
+    ("1 1/2 + 1 1/2 = 3", True),               # two mixed numbers
+    ("2 hours * 60 = 120 minutes", True),      # a unit word between the number and its operator
+    ("1 1/2 hours * 60 = 90 minutes", True),   # ... after a mixed number
 ]
 NOT_CHECKED = [
     ("X*2 - $40 = $250", None),                # issue 25: an equation with a variable is not arithmetic
@@ -69,6 +83,20 @@ WRONG = [
     ("\\frac{3}{4} \\times 8 = 5", False),
     ("7 \u2212 2 = 4", False),
     ("(3 + 4) * 2 = 15", False),
+    # issue 25 review: planted slips that a second reading let through
+    ("20% * 50 = 1000", False),                # the percent dropped: 20*50
+    ("15% * 80 = 1200", False),
+    ("25% * 40 = 1000%", False),               # the percent moved to the result: 25*40 as 1000%
+    ("$200 * 5% = $1000", False),
+    ("50% * 1/2 = 1/2", False),                # a percent of a fraction: 25% or 0.25, never 1/2
+    ("10% of 200 = 25", False),                # percent-of
+    ("50% of 1/2 = 1/2", False),
+    ("100 + 20% = 150", False),                # a percent increase
+    ("$40 - 10% = $30", False),
+    ("3 1/2 * 2 = 1", False),                  # the whole number dropped from a mixed number (1/2*2)
+    ("1 1/2 + 1 1/2 = 2", False),              # 1/2 + 1 1/2 read as one cut
+    ("2 hours * 60 = 100 minutes", False),     # a unit word between the number and its operator
+    ("1 1/2 hours * 60 = 60 minutes", False),
 ]
 
 

@@ -188,7 +188,7 @@ def _glue_options(run: list[_Tok], index: int) -> list[str]:
         if index + 3 < len(run) and run[index + 2].text == "/" \
                 and run[index + 3].kind == "num" and "." not in left.text + right.text + run[index + 3].text \
                 and 0 < int(right.text) < int(run[index + 3].text) \
-                and not (index + 4 < len(run) and run[index + 4].kind in ("num", "pct", "open")):
+                and not (index + 4 < len(run) and run[index + 4].kind in ("num", "open")):  # 12 1/2 % is 12.5%
             options.append("mixed")
     elif (left.kind in _OPERAND_END and right.kind == "open") or (left.kind == "close" and right.kind == "num"):
         options.append("times")
@@ -228,12 +228,48 @@ def _expression(run: list[_Tok], choices: dict[int, str], percent: str) -> str |
     return "".join(parts)
 
 
-def _side_readings(run: list[_Tok], side: str) -> list[tuple[str, bool]] | None:
+def _percent_of_quantity(run: list[_Tok]) -> bool:
+    """Whether `run` multiplies or divides a percent by a whole amount (`20% * 50`, `$200 * 5%`): by form that is
+    a/100 * b, a quantity (issue 25 review: reading `20% * 50 = 1000` as 20*50 let a wrong result through). A
+    percent times a fraction or another percent (`50% * 1/2`, `50% * 50%`) stays a percent (both readings)."""
+    for index, token in enumerate(run):
+        if token.kind != "pct":
+            continue
+        after = run[index + 1: index + 4]
+        if len(after) >= 2 and after[0].kind == "op" and after[0].text in "*/" and after[1].kind == "num" \
+                and not (len(after) == 3 and (after[2].kind == "pct" or after[2].text == "/")):
+            return True
+        before = run[max(0, index - 4): index - 1]  # ..., factor, *, number (the percent's own number)
+        if len(before) >= 2 and before[-1].kind == "op" and before[-1].text == "*" and before[-2].kind == "num" \
+                and not (len(before) == 3 and before[0].kind == "op" and before[0].text == "/"):
+            return True
+    return False
+
+
+def _share_result(run: list[_Tok]) -> bool:
+    """Whether `run` is one percent of at most 100 (`50%`)."""
+    return len(run) == 2 and run[0].kind == "num" and run[1].kind == "pct" and float(run[0].text) <= 100
+
+
+def _percent_change(run: list[_Tok]) -> str | None:
+    """`100 + 20%` (an increase) and `$40 - 10%` (a discount) are a * (1 +/- b/100) by form (issue 25 review: the
+    run was not checked, so `100 + 20% = 150` passed); None for any other run."""
+    if len(run) == 4 and [token.kind for token in run] == ["num", "op", "num", "pct"] and run[1].text in "+-":
+        return f"{run[0].text}*(1{run[1].text}{run[2].text}/100)"
+    return None
+
+
+def _side_readings(run: list[_Tok], side: str, percent_modes: tuple[str, ...] = ("fraction", "number")
+                   ) -> list[tuple[str, bool]] | None:
     """Every reading of an arithmetic run next to an `=` (`side` 'left' or 'right'), or None when the run is
     no arithmetic on its own (it starts or ends with an operator, is too long, or reads too many ways). Each
-    reading is (Python arithmetic, whether it computes anything: a lone number does not)."""
+    reading is (Python arithmetic, whether it computes anything: a lone number does not). `percent_modes`: how
+    a percent sign may read (a/100, or a number with a label), decided by form in `_link_holds`."""
     if not run or len(run) > _MAX_RUN_TOKENS:
         return None
+    change = _percent_change(run)
+    if change is not None:
+        return [(change, True)]
     first_unary = run[0].kind == "op" and run[0].text == "-" and len(run) > 1 and not run[1].spaced
     if (run[0].kind == "op" and not first_unary) or run[-1].kind == "op":
         return None  # `X*2 - 40`: the run is joined to a variable or a word by that operator
@@ -254,6 +290,8 @@ def _side_readings(run: list[_Tok], side: str) -> list[tuple[str, bool]] | None:
             kept_gaps, piece, offset = [g for g in gaps if g > cut], run[cut + 1:], cut + 1
         else:
             kept_gaps, piece, offset = [g for g in gaps if g < cut], run[:cut + 1], 0
+        if cut is not None and "mixed" in options[cut]:
+            continue  # a whole number and a proper fraction are one mixed number by form: 3 1/2 * 2 is 7, not 1/2*2
         combos: list[dict[int, str]] = [{}]
         for gap in kept_gaps:
             joined = [option for option in options[gap] if option != "cut"]
@@ -266,8 +304,10 @@ def _side_readings(run: list[_Tok], side: str) -> list[tuple[str, bool]] | None:
         for combo in combos:
             if any(choice == "join" and combo.get(gap + 1) == "mixed" for gap, choice in combo.items()):
                 continue  # digit groups then a mixed number: not a form anyone writes
+            if any(choice != "mixed" and "mixed" in options[gap + offset] for gap, choice in combo.items()):
+                continue  # 1 1/2 + 1 1/2: each is a mixed number by form, never 11/2 or 1*1/2
             computes = any(token.kind in ("op", "pct") for token in piece) or bool(combo)
-            for percent in (("fraction", "number") if has_percent else ("number",)):
+            for percent in (percent_modes if has_percent else ("number",)):
                 expression = _balanced(_expression(piece, combo, percent), side)
                 if expression is None:
                     continue
@@ -327,7 +367,20 @@ def _link_holds(left: list[_Tok], right: list[_Tok], chained: bool = False) -> b
     follows another `=` (`4 * 12 = 48 = 50`), so two lone numbers are compared too."""
     if not chained and not any(token.kind in ("op", "pct") for side in (left, right) for token in side):
         return None  # `2 hours = 120 minutes`: no arithmetic on either side
-    left_readings, right_readings = _side_readings(left, "left"), _side_readings(right, "right")
+    # By form: a percent times a whole amount is a quantity (a/100 * b), and a percent on the other side is then
+    # only a label: `25% * 40 = 1000%` is wrong, `25% * 40 = 10` right; elsewhere a percent reads both ways.
+    left_quantity, right_quantity = _percent_of_quantity(left), _percent_of_quantity(right)
+    both = ("fraction", "number")
+    left_modes = ("fraction",) if left_quantity else ("number",) if right_quantity else both
+    right_modes = ("fraction",) if right_quantity else ("number",) if left_quantity else both
+    # ... except a share that adds up over whole periods and stays within the whole: GSM8K's "10 years * 5% = 50%"
+    # (a percent result of at most 100%); past 100% (`25% * 40 = 1000%`) the dropped percent is the slip.
+    if left_quantity and not right_quantity and _share_result(right):
+        left_modes = both
+    if right_quantity and not left_quantity and _share_result(left):
+        right_modes = both
+    left_readings = _side_readings(left, "left", left_modes)
+    right_readings = _side_readings(right, "right", right_modes)
     if left_readings is None or right_readings is None:
         return None
     left_values = [(value, computes) for text, computes in left_readings if (value := _exact(text)) is not None]
@@ -368,6 +421,21 @@ def _line_links(line: str, annotation: bool = False, limit: int = 200) -> list[t
         left, right = tokens[start:index], tokens[index + 1:end]
         if not left or not right:
             continue
+        if start >= 3 and tokens[start - 1].kind == "word" and tokens[start - 1].text.lower() == "of" \
+                and tokens[start - 2].kind == "pct" and tokens[start - 3].kind == "num" and left[0].kind == "num":
+            # `10% of 200 = 25`: a percent of an amount is a/100 * b (issue 25 review)
+            start -= 3
+            left = tokens[start:start + 2] + [_Tok("op", "*", True)] + left
+        elif start >= 2 and left[0].kind == "op" and left[0].text in "*/" and tokens[start - 1].kind == "word" \
+                and len(tokens[start - 1].text) >= 3 and tokens[start - 1].text.lower() not in _JOINING_WORDS \
+                and tokens[start - 2].kind == "num":
+            # `2 hours * 60 = 100 minutes`: a unit word between a number and its operator (issue 25 review)
+            before = start - 1
+            while before > 0 and tokens[before - 1].kind in _RUN_KINDS:
+                before -= 1
+            if tokens[before].kind != "op":
+                left = tokens[before:start - 1] + left
+                start = before
         if start > 0 and left[0].kind == "op" and tokens[start - 1].kind == "word" and not left[0].spaced:
             continue  # `X-3 = 5`: a variable before the sign
         if start > 0 and tokens[start - 1].kind == "word" and (len(tokens[start - 1].text) == 1
