@@ -269,6 +269,21 @@ def _without_letter_unit(text: str, other: str) -> str:
     return text
 
 
+_RELATION_TEXT = re.compile(r"[<>]|\\(?:le|ge|ne|leq|geq|neq|lt|gt)(?![a-zA-Z])|\\(?:approx|pm|mp)(?![a-zA-Z])")
+
+
+def _raw_equation(raw: str) -> tuple[str, str] | None:
+    """(lhs, rhs), normalized, when `raw` is one equation with letters in it (`y = 2x`, `2x - y + 3 = 0`), else None."""
+    text = raw.strip().strip("$")
+    if text.count("=") != 1 or _RELATION_TEXT.search(text) or not re.search(r"[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", "", text)):
+        return None
+    sides = split_top_level(text, "=")
+    if len(sides) != 2 or not all(side.strip() for side in sides) or "," in text:
+        return None
+    lhs, rhs = normalize_answer(sides[0]), normalize_answer(sides[1])
+    return (lhs, rhs) if lhs and rhs else None
+
+
 def _equal(raw_pred: str, raw_gold: str, deadline: float, depth: int = 0) -> bool:
     pred, gold = normalize_answer(raw_pred), normalize_answer(raw_gold)
     if not pred or not gold:
@@ -283,8 +298,19 @@ def _equal(raw_pred: str, raw_gold: str, deadline: float, depth: int = 0) -> boo
     if depth > _MAX_DEPTH or max(len(pred), len(gold)) > MAX_COMPARED_CHARS:
         return False
     depth += 1
+    pred_equation, gold_equation = _raw_equation(raw_pred), _raw_equation(raw_gold)
+    if pred_equation is not None and gold_equation is not None:
+        # both written as equations: compared as equations (y=2x is 2x=y is 2y=4x; 2x-y+3=0 is y=2x+3), even
+        # where normalizing dropped a lone variable on the left (issue 25 review)
+        return _with_deadline(equations_equal, (pred_equation, gold_equation), deadline)
     pred_kind, pred_parts = _shape(pred)
     gold_kind, gold_parts = _shape(gold)
+    for kind, parts, other in ((pred_kind, pred_parts, gold), (gold_kind, gold_parts, pred)):
+        if kind == "equation" and all(_numeric(side) for side in parts) and _shape(other)[0] == "scalar":
+            # \frac{7}{2}=3.5 against 3.5: a computation and its result, the result compared when the two agree
+            return _equal(parts[1], other, deadline, depth) and _equal(parts[0], parts[1], deadline, depth)
+        if kind == "set" and len(parts) == 1 and _shape(other)[0] != "set":
+            return _equal(parts[0], other, deadline, depth)  # \{1\} is the one answer 1
     for assigned, other_kind, other_parts in ((raw_pred, gold_kind, gold_parts), (raw_gold, pred_kind, pred_parts)):
         # `x=1, y=2, z=3` against a bare `1, 2, 3`: the values in the order of the variables' names
         values = _assigned_values(assigned) if other_kind == "list" and "=" in assigned else None
@@ -437,6 +463,10 @@ def _one_scalar_equal(pred: str, gold: str, deadline: float) -> bool:
         return True
     if any(_WORD.match(text) and text.lower() not in _MATH_WORDS for text in (pred, gold)):
         # text answers (odd, Friday, circle); one letter is a choice or a variable: case matters
+        if max(len(pred), len(gold)) <= 3 and pred.isalpha() and gold.isalpha():
+            # two or three letters may be a product of variables: ab is ba, AB is not ab (issue 25 review)
+            return sorted(pred) == sorted(gold) or (
+                len(pred) > 1 and pred.lower() == gold.lower() and not (pred.isupper() or gold.isupper()))
         return len(pred) > 1 and pred.lower() == gold.lower()
     pred_number, gold_number = _exact_number(pred), _exact_number(gold)
     if pred_number is not None and gold_number is not None:

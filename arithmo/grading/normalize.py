@@ -167,13 +167,15 @@ def fold_width(text: str) -> str:
 
 _TRIG = r"\\(?:sin|cos|tan|sec|csc|cot)(?![a-zA-Z])"
 _DEGREE = r"\s*(?:\^\s*\{\s*\\circ\s*\}|\^\s*\\circ(?![a-zA-Z])|\u00b0|\\degree(?![a-zA-Z]))"
-_DEGREE_ARGUMENT = re.compile(r"(" + _TRIG + r")\s*(?:\(\s*(-?\d+(?:\.\d+)?)" + _DEGREE + r"\s*\)"
+_DEGREE_ARGUMENT = re.compile(r"(" + _TRIG + r")(?:\s*\^\s*\{?\s*(?P<power>\d)\s*\}?)?\s*(?:\(\s*(-?\d+(?:\.\d+)?)" + _DEGREE + r"\s*\)"
                               r"|\{\s*(-?\d+(?:\.\d+)?)" + _DEGREE + r"\s*\}|(-?\d+(?:\.\d+)?)" + _DEGREE + ")")
 
 
 def _degrees_to_radians(match: re.Match) -> str:
-    degrees = match.group(2) or match.group(3) or match.group(4)
-    return f"{match.group(1)}(\\frac{{{degrees}\\pi}}{{180}})"
+    degrees = match.group(3) or match.group(4) or match.group(5)
+    value = f"{match.group(1)}(\\frac{{{degrees}\\pi}}{{180}})"
+    # \sin^2 30^\circ is (\sin 30^\circ)^2 (issue 25 review)
+    return f"({value})^{{{match.group('power')}}}" if match.group("power") else value
 
 
 # 1. Characters and spacing commands: the same symbol typed in different ways.
@@ -383,8 +385,28 @@ SHAPE_RULES: list[Rule] = [
     (re.compile(r"[.\s]+$"), "", "a sentence's full stop after the answer"),
 ]
 
+_LIST_COMMA = re.compile(r",\s")
+_BARE_COMMA = re.compile(r",(?!\s)")
+_THOUSANDS_COMMA = re.compile(r"(?<![\d])(?<!\d,)\d{1,3}(?:,\d{3})+(?!\d|,\d)")
+
+
+def _thousands_in_list(text: str) -> str:
+    """`(1,000, 2,000)` is (1000, 2000): where items are separated by a comma and a space, a comma with no space
+    inside a 1-3 digit group followed by groups of three is a thousands separator (issue 25 review). Only when
+    every comma without a space is one; `(1,2, 3)` is left as it is. Linear."""
+    if not _LIST_COMMA.search(text) or not _BARE_COMMA.search(text):
+        return text
+    bare = len(_BARE_COMMA.findall(text))
+    grouped = sum(match.group(0).count(",") for match in _THOUSANDS_COMMA.finditer(text))
+    if grouped != bare:
+        return text
+    return _THOUSANDS_COMMA.sub(lambda match: match.group(0).replace(",", ""), text)
+
+
 # 7. Spaces and number spelling (last: they work on the compact form).
 NUMBER_RULES: list[Rule] = [
+    (re.compile(r"^.*$", re.DOTALL), lambda m: _thousands_in_list(m.group(0)),
+     "(1,000, 2,000) is (1000, 2000): thousands commas in a list separated by ', ' (before spaces go)"),
     (re.compile(r"^([-+]?)([1-9]\d{0,2}(?:,\d{3})+)(\.\d+)?(%?)$"),
      lambda m: m.group(1) + m.group(2).replace(",", "") + (m.group(3) or "") + m.group(4),
      "thousands separators in a whole-number answer: 1,000,000 is 1000000 (decision in the module doc); "
