@@ -47,7 +47,11 @@ from arithmo.grading.symbolic import equations_equal, expressions_equal
 # 2: grader v2 (issue 11): Python printouts, \pm, relations, exact golds, units, joined answers.
 # 3: grader v3 (issue 25): mixed numbers by form, e, degrees in trig, glued units, percent as a fraction, think
 #    blocks and <answer> tags, Chinese answer markers and units, linear-time readers.
-GRADER_VERSION = "arithmo-grader-3"
+# 4: issue 25 review: one time budget per comparison, polynomial list matching, size caps before sympy; the last
+#    marker on a line wins; magnitudes and value-changing words are no units, variables are no units, one unit
+#    table (km is not cm), single-letter units against a bare number; named values by name; equations as
+#    equations; digit groups and mixed numbers in the last number; the outer box.
+GRADER_VERSION = "arithmo-grader-4"
 
 REL_TOL = 1e-4          # Qwen2.5-Math evaluation/grader.py numeric_equal: isclose(rel_tol=1e-4)
 COMPUTED_MIN_DIGITS = 7      # significant digits that mark a machine-precision decimal (module doc)
