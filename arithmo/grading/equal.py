@@ -2,8 +2,10 @@
 
 Stages, first match wins: the same normalized text; the same structure (matrix, union of intervals,
 ordered tuple or interval, set or unordered list, equation) compared item by item; numbers (exact
-for integers and fractions, a relative tolerance for decimals); sympy for everything else, under a
-time limit (deadline.py).
+for integers and fractions, a relative tolerance for decimals); sympy for everything else, under ONE
+time budget for the whole comparison (deadline.py; grade_timeout_s shared by every sympy step of it).
+Unordered items are matched in polynomial time (text pairs first, then memoized verdicts and a bipartite
+matching, at most MAX_PAIRED_ITEMS items); symbolic.py refuses oversized expressions before sympy runs.
 
 Decisions a lax grader gets wrong, each covered by a test in tests/test_grading_equal.py:
 - Percent: a side with a percent mark is read as its number and as that number /100 (issue 25; CMATH's

@@ -21,6 +21,11 @@ Decisions (documented here because the comparison depends on them):
 - Degrees inside a trig function are radians of the value (`\\sin 30^\\circ` is `\\sin(\\frac{30\\pi}{180})`);
   elsewhere a degree mark is a unit and goes. Units glued to a number are removed only when they are known
   abbreviations (`10cm`; `10x` keeps its variable); Chinese units after a number go (`12元`).
+- Units come from ONE table (UNITS) for glued, spaced and `\\text{}` units (issue 25 review). Words after a number
+  go only when `is_unit_phrase` accepts them: known units, Chinese, or counted nouns ("18 apples"); magnitude
+  words scale the number (`5 thousand` is 5000, `5 dozen` 60); words that change the value or the claim
+  (`2 thirds`, `3 squared`, `5 below zero`, `5 or more`, `5 times`) and two letters that are no known unit
+  (`3 ab`, a product of variables) are kept, so those answers never equal the bare number.
 """
 
 from __future__ import annotations
