@@ -172,7 +172,7 @@ def test_is_equivalent(pred, gold, expected):
 
 
 def test_grader_version_and_grade():
-    assert GRADER_VERSION == "arithmo-grader-3"
+    assert GRADER_VERSION == "arithmo-grader-4"
     assert grade("2 + 3 = 5.\nThe answer is: 5", "5") == {
         "extracted_strict": "5", "extracted_flexible": "5", "correct_strict": True, "correct_flexible": True}
     # strict finds no marker; flexible's last number is right
