@@ -100,7 +100,12 @@ def load_tokenizer(name_or_path: str) -> Any:
     name resolves to nothing."""
     from transformers import AutoTokenizer
 
-    folder, gguf_file = resolve_model_path(name_or_path)
+    path = Path(name_or_path)
+    if path.is_dir() and not (path / "config.json").is_file() and any(
+            (path / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
+        folder, gguf_file = str(path), None  # a tokenizer-only folder (what save_pretrained of a tokenizer writes)
+    else:
+        folder, gguf_file = resolve_model_path(name_or_path)
     if gguf_file is not None:
         return AutoTokenizer.from_pretrained(_plain_copy_of_gguf(folder, gguf_file))
     try:
