@@ -82,7 +82,7 @@ def test_a_few_steps_train_only_lora_and_log_reward(tmp_path, tiny_model_dir, mo
     test scores completions by a fixed hash: what it checks is the loop, not the grader (test_grpo_rewards)."""
     import arithmo.rewards
 
-    def scripted(completions, golds, styles, *, run, grade_timeout_s=2.0):
+    def scripted(completions, golds, styles, *, run, grade_timeout_s=2.0, prompts=None):
         return [Verdict("correct" if zlib.crc32(text.encode()) % 2 else "wrong") for text in completions]
 
     monkeypatch.setattr(arithmo.rewards, "grade_completions", scripted)
