@@ -62,7 +62,7 @@ FLOAT_NOISE_REL_TOL = 1e-9   # float64 carries ~16 digits; 1e-9 leaves room for 
 FLOAT_NOISE_ABS_TOL = 1e-12  # 0.1 + 0.2 - 0.3 prints 5.551115123125783e-17
 EXACT_FORM_REL_TOL = 1e-12   # two exact forms (\sqrt{2}/2 vs 1/\sqrt{2}) evaluated to 30 digits
 _MAX_DEPTH = 6
-MAX_COMPARED_CHARS = 4000  # normalized answers longer than this are compared by text only (bounded work)
+MAX_COMPARED_CHARS = 2000  # normalized answers longer than this are compared by text only (bounded work)
 
 logger = logging.getLogger(__name__)
 _counts = {"symbolic_timeouts": 0, "symbolic_errors": 0}

@@ -270,6 +270,9 @@ def _hash_candidates(text: str) -> list[tuple[int, str]]:
     return found
 
 
+_MAX_NUMBER_WINDOW = 8192  # characters searched back from the last digit for the last number
+
+
 def _last_number(text: str) -> str | None:
     """The last number of `text`, searched in windows from the end that double in size (the number regex is
     costly per character: a long text without a number late in it would cost its whole length every time)."""
@@ -282,10 +285,12 @@ def _last_number(text: str) -> str | None:
     while True:
         start = max(0, end - size)
         matches = list(_NUMBER.finditer(text, start, end))
-        # a match at the window's edge may be the tail of a longer number: look further back
-        if matches and (matches[-1].start() > start or start == 0):
+        # a match at the window's edge may be the tail of a longer number: look further back -- up to
+        # _MAX_NUMBER_WINDOW: a "number" that runs on for kilobytes (a chain of \frac) is no answer, and reading
+        # further would cost the whole text
+        if matches and (matches[-1].start() > start or start == 0 or size >= _MAX_NUMBER_WINDOW):
             return re.sub(f"^[{_MINUS}]", "-", matches[-1].group(0))
-        if start == 0:
+        if start == 0 or size >= _MAX_NUMBER_WINDOW:
             return None
         size *= 4
 
