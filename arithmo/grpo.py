@@ -80,15 +80,75 @@ class GRPOTrainConfig:
     weight_decay: float = field(0.0, help="AdamW weight decay")
     max_grad_norm: float = field(1.0, help="gradient clipping")
     optimizer: str = field("auto", help="auto (8-bit AdamW on CUDA, AdamW on CPU) or a transformers optim name")
-    beta: float = field(0.0, help="KL coefficient against the starting policy; 0 (TRL's default, as DAPO and "
-                                  "Dr. GRPO) loads no reference model")
-    epsilon: float = field(0.2, help="PPO clipping range of the probability ratio")
-    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo"] = field("dapo", help="token-loss aggregation (TRL's; "
-                                                                              "dapo: TRL's default)")
-    scale_rewards: Literal["group", "batch", "none"] = field("group", help="divide advantages by the group's std "
-                                                                          "(group), the batch's, or not at all")
+    # --- the loss (TRL 1.14.2's GRPOTrainer computes it; each knob names its source) ---
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo"] = field(
+        "dapo", help="token-loss aggregation: grpo (per-sequence mean, DeepSeekMath arXiv 2402.03300 sec. 4.1), "
+                     "dr_grpo (a constant max_completion_length, Dr. GRPO arXiv 2503.20783 sec. 3.1), dapo (tokens "
+                     "of the whole generation batch, DAPO arXiv 2503.14476 sec. 3.3; TRL's default), bnpo (tokens "
+                     "of the micro-batch), cispo (clipped importance weights, MiniMax-M1 arXiv 2506.13585 sec. 3.1; "
+                     "needs epsilon_high > 1), sapo (soft gate instead of a clip, SAPO arXiv 2511.20347)")
+    importance_sampling_level: Literal["token", "sequence"] = field(
+        "token", help="probability ratio per token (PPO/GRPO) or one per sequence, the geometric mean of its "
+                      "tokens' (GSPO, arXiv 2507.18071 sec. 4; pair it with loss_type=grpo or sapo)")
+    epsilon: float = field(0.2, help="PPO clipping range: ratios below 1 - epsilon stop pushing (Schulman et al. "
+                                     "2017, arXiv 1707.06347 eq. 7); 0 < epsilon < 1")
+    epsilon_high: float | None = field(
+        None, help="upper clip 1 + epsilon_high, wider than the lower one ('clip-higher', DAPO arXiv 2503.14476 "
+                   "sec. 3.1, which uses 0.28); null: epsilon. loss_type=cispo: the cap on the importance weight "
+                   "itself (ScaleRL arXiv 2510.13786 uses 5.0), required and > 1")
+    beta: float = field(0.0, help="KL coefficient against the starting policy (DeepSeekMath arXiv 2402.03300 eq. 3); "
+                                  "0 (TRL's default; DAPO sec. 2.3 and Dr. GRPO drop the KL term) loads no "
+                                  "reference model")
+    scale_rewards: Literal["group", "batch", "none"] = field(
+        "group", help="divide advantages by the group's std (DeepSeekMath), the batch's (PPO Lite, arXiv "
+                      "2508.08221), or not at all (Dr. GRPO arXiv 2503.20783 sec. 3.1: the std favours too easy "
+                      "and too hard questions)")
     mask_truncated_completions: bool = field(False, help="leave completions cut at max_completion_length out of "
-                                                         "the loss (DAPO)")
+                                                         "the loss (DAPO arXiv 2503.14476 sec. 3.4, 'overlong "
+                                                         "filtering')")
+    # --- DAPO's sampling and length shaping (arithmo's code, not TRL's) ---
+    dynamic_sampling: bool = field(
+        False, help="drop groups whose rewards are all equal (no advantage, no gradient) and refill the batch with "
+                    "groups of new questions (DAPO arXiv 2503.14476 sec. 3.2, 'dynamic sampling'); false: keep "
+                    "them. Either way train_log.jsonl counts them (groups_all_equal) and the bar shows their share")
+    dynamic_sampling_rounds: int = field(
+        3, help="dynamic_sampling: at most this many extra generation rounds per step to refill dropped groups; "
+                "groups still missing then are filled with dropped ones and counted (groups_short)")
+    overlong_buffer: int = field(
+        0, help="DAPO's soft overlong punishment (arXiv 2503.14476 sec. 3.4, eq. 13): a completion longer than "
+                "max_completion_length - overlong_buffer tokens loses reward linearly, up to overlong_penalty at "
+                "max_completion_length; 0: off")
+    overlong_penalty: float = field(1.0, help="the overlong punishment at max_completion_length tokens (DAPO: 1)")
+    # --- which questions: a curriculum by pass rate ---
+    curriculum: str | None = field(
+        None, help="pass rates per question from an RFT output folder or samples.jsonl (arithmo.rft) or an "
+                   "evaluation folder or predictions.jsonl (arithmo.eval); questions are matched by id (and gold "
+                   "where the file has one). null: every question")
+    min_pass_rate: float = field(0.0, help="curriculum: keep questions whose pass rate is >= this (open-r1 and "
+                                           "DART-Math select prompts by pass rate)")
+    max_pass_rate: float = field(1.0, help="curriculum: keep questions whose pass rate is <= this (1.0 keeps the "
+                                           "solved ones, which give no advantage once every sample is right)")
+    curriculum_unmatched: Literal["drop", "keep"] = field(
+        "drop", help="curriculum: a question the file has no graded sample for is dropped (its rate is unknown) "
+                     "or kept; counted in the manifest either way")
+    # --- where rollouts come from ---
+    rollout: Literal["hf", "vllm"] = field(
+        "hf", help="hf: transformers generate on the training model; vllm: a vLLM engine on the same device "
+                   "(arithmo.rollout) that serves the trained adapter as a LoRA request each step, never merged "
+                   "into the (4-bit) base, and sleeps while the trainer steps")
+    vllm_gpu_memory_utilization: float = field(
+        0.3, help="rollout=vllm on a GPU: the card's share vLLM reserves for weights and KV cache (TRL's "
+                  "colocate default 0.3); on CPU VLLM_CPU_KVCACHE_SPACE (GiB) sizes the cache instead")
+    vllm_sleep: bool = field(True, help="rollout=vllm: put the engine to sleep (level 1: weights to host memory, "
+                                        "KV cache freed) while the trainer steps; vLLM offers it on CUDA only")
+    vllm_quantization: Literal["auto", "none", "bitsandbytes"] = field(
+        "auto", help="rollout=vllm: the base weights vLLM serves: none (the checkpoint's, de-quantised from the "
+                     "trainer's view), bitsandbytes (vLLM's own NF4 copy, the rounding a 4-bit trainer sees; CUDA "
+                     "only), auto (bitsandbytes when model.load_in_4bit on CUDA, else none)")
+    vllm_importance_sampling: bool = field(
+        True, help="rollout=vllm: correct for vLLM's and the trainer's probabilities differing by a sequence-"
+                   "level importance weight, masked above 3 (TRL's vllm_importance_sampling_correction, "
+                   "'truncated importance sampling', Yao et al. 2025, fengyao.notion.site/off-policy-rl)")
     format_weight: float = field(0.0, help="weight of the format reward (an answer where the grader looks); "
                                            "0: correctness only")
     pot_hint_seed: int = field(0, help="seed of the PoT hint phrase drawn for each question")
@@ -123,6 +183,53 @@ class GRPOTrainConfig:
                               f"needs path=<EvalItem .jsonl/.json/.parquet file>, got path={self.path!r})")
         if self.resume and self.overwrite:
             raise ConfigError("resume=true and overwrite=true contradict each other; pass one of them")
+        self._validate_loss()
+        self._validate_sampling()
+
+    def _validate_loss(self) -> None:
+        """The loss knobs' ranges and pairings: TRL 1.14.2 accepts some of these silently (cispo with the default
+        epsilon_high caps every importance weight at 0.2; GSPO's sequence ratio under a token-sum loss is only a
+        warning there), so they are refused here, before torch loads."""
+        if not 0 < self.epsilon < 1:
+            raise ConfigError(f"epsilon: expected 0 < epsilon < 1 (the ratio is clipped to [1 - epsilon, 1 + "
+                              f"epsilon_high]), got {self.epsilon}")
+        if self.loss_type == "cispo":
+            if self.epsilon_high is None or self.epsilon_high <= 1:
+                raise ConfigError(f"epsilon_high: loss_type=cispo caps the importance weight itself at epsilon_high "
+                                  f"(MiniMax-M1; ScaleRL uses 5.0): expected a value > 1, got {self.epsilon_high}")
+        elif self.epsilon_high is not None and self.epsilon_high < self.epsilon:
+            raise ConfigError(f"epsilon_high: expected >= epsilon={self.epsilon} (DAPO's clip-higher widens the "
+                              f"upper bound, e.g. 0.28) or null (= epsilon), got {self.epsilon_high}")
+        if self.importance_sampling_level == "sequence" and self.loss_type not in ("grpo", "sapo"):
+            raise ConfigError(f"importance_sampling_level=sequence (GSPO) with loss_type={self.loss_type}: that loss "
+                              "sums tokens, so each sequence's ratio counts once per token; GSPO (arXiv 2507.18071) "
+                              "averages per sequence: expected loss_type in {grpo, sapo} or importance_sampling_level"
+                              "=token")
+        if self.beta < 0:
+            raise ConfigError(f"beta: expected >= 0 (0: no KL term), got {self.beta}")
+
+    def _validate_sampling(self) -> None:
+        if self.dynamic_sampling_rounds < 0:
+            raise ConfigError(f"dynamic_sampling_rounds: expected >= 0, got {self.dynamic_sampling_rounds}")
+        if not 0 <= self.overlong_buffer < self.max_completion_length:
+            raise ConfigError(f"overlong_buffer: expected 0 (off) up to max_completion_length - 1 = "
+                              f"{self.max_completion_length - 1} tokens, got {self.overlong_buffer}")
+        if self.overlong_penalty < 0:
+            raise ConfigError(f"overlong_penalty: expected >= 0, got {self.overlong_penalty}")
+        for key in ("min_pass_rate", "max_pass_rate"):
+            value = getattr(self, key)
+            if not 0 <= value <= 1:
+                raise ConfigError(f"{key}: expected a rate in [0, 1], got {value}")
+        if self.min_pass_rate > self.max_pass_rate:
+            raise ConfigError(f"min_pass_rate={self.min_pass_rate} > max_pass_rate={self.max_pass_rate}: no question "
+                              "could be kept")
+        if self.curriculum is None and (self.min_pass_rate, self.max_pass_rate, self.curriculum_unmatched) != \
+                (0.0, 1.0, "drop"):
+            raise ConfigError("min_pass_rate, max_pass_rate and curriculum_unmatched need curriculum=<RFT or "
+                              "evaluation folder> to give each question a pass rate")
+        if not 0 < self.vllm_gpu_memory_utilization < 1:
+            raise ConfigError(f"vllm_gpu_memory_utilization: expected a share of the card in (0, 1), got "
+                              f"{self.vllm_gpu_memory_utilization}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -171,31 +278,45 @@ def _callbacks(run: RunFolder):
     from arithmo.trainlog import IntervalsFromArgs, JsonlLogger, ProgressBar, SaveOnInterrupt
 
     class RewardBar(ProgressBar):
-        """The progress bar with the batch's reward and accuracy beside the loss."""
+        """The progress bar with the batch's reward and accuracy beside the loss, and the share of groups whose
+        rewards were all equal (`eq`: no gradient; dropped and refilled with dynamic_sampling)."""
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if self.bar is not None and logs and "reward" in logs:
-                shown = {"reward": logs.get("reward"), "acc": logs.get("accuracy"), "loss": logs.get("loss")}
+                shown = {"reward": logs.get("reward"), "acc": logs.get("accuracy"), "loss": logs.get("loss"),
+                         "eq": logs.get("groups_all_equal_share")}
                 self.bar.set_postfix({k: f"{v:.3f}" for k, v in shown.items() if isinstance(v, (int, float))})
 
     interrupt = SaveOnInterrupt()
     return [JsonlLogger(run.train_log), RewardBar(), interrupt, IntervalsFromArgs()], interrupt
 
 
-def build_trainer(model: Any, tokenizer: Any, dataset: Any, rewards: Any, cfg: GRPOTrainConfig, run: RunFolder):
-    """TRL's GRPOTrainer configured from `cfg`, with arithmo's log, progress bar and Ctrl-C handling."""
+def vllm_quantization(cfg: GRPOTrainConfig, cuda: bool) -> str | None:
+    """The quantization vLLM's copy of the base uses: None (the checkpoint's weights) or "bitsandbytes"."""
+    if cfg.vllm_quantization == "auto":
+        return "bitsandbytes" if cfg.model.load_in_4bit and cuda else None
+    return None if cfg.vllm_quantization == "none" else cfg.vllm_quantization
+
+
+def build_trainer(model: Any, tokenizer: Any, dataset: Any, rewards: Any, cfg: GRPOTrainConfig, run: RunFolder,
+                  max_prompt_tokens: int = 0):
+    """TRL's GRPOTrainer (arithmo.dynamic_sampling's subclass) configured from `cfg`, with arithmo's log, progress
+    bar and Ctrl-C handling; with rollout=vllm, an arithmo.rollout.VLLMRollout engine (max_model_len: the longest
+    prompt, `max_prompt_tokens`, plus max_completion_length) generates the completions."""
     import importlib.util
 
     import torch
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOConfig
 
+    from arithmo.dynamic_sampling import trainer_class
     from arithmo.trainlog import trainer_arguments
 
     cuda = torch.cuda.is_available()
     tensorboard = importlib.util.find_spec("tensorboard") is not None
     if tensorboard:
         os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(run.tensorboard))
+    vllm = cfg.rollout == "vllm"
     args = GRPOConfig(
         **trainer_arguments(cfg, run, cuda),
         num_generations=cfg.num_generations,
@@ -205,21 +326,51 @@ def build_trainer(model: Any, tokenizer: Any, dataset: Any, rewards: Any, cfg: G
         top_k=0,  # temperature + nucleus only, as arithmo.generate samples
         beta=cfg.beta,
         epsilon=cfg.epsilon,
+        epsilon_high=cfg.epsilon_high,
         loss_type=cfg.loss_type,
+        importance_sampling_level=cfg.importance_sampling_level,
         scale_rewards=cfg.scale_rewards,
         mask_truncated_completions=cfg.mask_truncated_completions,
         reward_weights=rewards.weights,
+        # TRL's own vLLM setup stays off: it would merge the adapter into the base every step (arithmo.rollout)
         use_vllm=False,
+        vllm_importance_sampling_correction=vllm and cfg.vllm_importance_sampling,
         report_to=["tensorboard"] if tensorboard else [],
         log_completions=False,
     )
     callbacks, interrupt = _callbacks(run)
-    trainer = GRPOTrainer(model=model, reward_funcs=rewards.funcs, args=args, train_dataset=dataset,
-                          processing_class=tokenizer, callbacks=callbacks)
+    trainer = trainer_class()(model=model, reward_funcs=rewards.funcs, args=args, train_dataset=dataset,
+                              processing_class=tokenizer, callbacks=callbacks)
+    trainer.dynamic_sampling = cfg.dynamic_sampling
+    trainer.dynamic_sampling_rounds = cfg.dynamic_sampling_rounds
+    trainer.dynamic_seed = cfg.seed
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     trainer.create_model_card = lambda *args, **kwargs: None  # TRL's names no base for a local model; ours below
+    if vllm:
+        from arithmo.model import plain_model_folder
+        from arithmo.rollout import VLLMRollout
+
+        engine = VLLMRollout(
+            plain_model_folder(cfg.model.name), lora_rank=_adapter_rank(model), seed=cfg.seed,
+            max_model_len=max_prompt_tokens + cfg.max_completion_length + 1,
+            max_completion_length=cfg.max_completion_length, temperature=cfg.temperature, top_p=cfg.top_p,
+            stop_token_ids=trainer.eos_token_ids, workdir=run.root / "rollout_adapter",
+            gpu_memory_utilization=cfg.vllm_gpu_memory_utilization, sleep=cfg.vllm_sleep,
+            dtype={"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}.get(cfg.model.dtype, cfg.model.dtype),
+            quantization=vllm_quantization(cfg, cuda))
+        engine.attach(trainer.model)
+        # GRPOTrainer's vLLM code path (token-id prompts, sampling log-probs, importance sampling) on our engine
+        trainer.use_vllm, trainer.vllm_generation, trainer._last_loaded_step = True, engine, -1
+        print(f"[grpo] rollout=vllm: {engine.describe()}", flush=True)
     return trainer, interrupt
+
+
+def _adapter_rank(model: Any) -> int:
+    config = getattr(model, "peft_config", {}).get("default")
+    if config is None:
+        raise GRPOError("rollout=vllm serves the trained LoRA adapter: the model has none")
+    return int(config.r)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -270,9 +421,32 @@ def grpo(cfg: GRPOTrainConfig) -> dict[str, Any]:
           f"gold answer" + (f"; first: {', '.join(list(excluded)[:5])})" if excluded else ")"), flush=True)
     if not kept:
         raise GRPOError(f"no question of {cfg.benchmark} ({cfg.path or cfg.split}) has a gold answer the grader reads")
+    curriculum = None
+    if cfg.curriculum is not None:  # pass rates from RFT or evaluation: keep what the model can still learn from
+        from arithmo.curriculum import read_pass_rates, select_by_pass_rate
+
+        rates = read_pass_rates(cfg.curriculum, cfg.styles)
+        kept, curriculum = select_by_pass_rate(kept, rates, cfg.min_pass_rate, cfg.max_pass_rate,
+                                               cfg.curriculum_unmatched)
+        counts = curriculum["counts"]
+        print(f"[grpo] curriculum {rates.source}: kept {len(kept)} of {curriculum['questions']} questions with "
+              f"{cfg.min_pass_rate} <= pass rate <= {cfg.max_pass_rate}; {counts['below_min']} below, "
+              f"{counts['above_max']} above, {counts['unmatched']} without a rate ({cfg.curriculum_unmatched}), "
+              f"{counts['gold_mismatch']} with another gold under the same id", flush=True)
+        if not kept:
+            raise GRPOError(f"curriculum={cfg.curriculum}: no question has {cfg.min_pass_rate} <= pass rate <= "
+                            f"{cfg.max_pass_rate} (histogram in tenths: {curriculum['rate_histogram_tenths']}); "
+                            "widen the bounds")
     manifest = {"questions": {"source": source_of(cfg.benchmark, path=cfg.path, hub=cfg.hub, config=cfg.config,
                                                   split=cfg.split), "n": len(items), "used": len(kept),
-                              "excluded_unreadable_gold": excluded}, "styles": cfg.styles}
+                              "excluded_unreadable_gold": excluded}, "styles": cfg.styles,
+                "loss": {key: getattr(cfg, key) for key in ("loss_type", "importance_sampling_level", "epsilon",
+                                                            "epsilon_high", "beta", "scale_rewards",
+                                                            "mask_truncated_completions")},
+                "sampling": {"rollout": cfg.rollout, "dynamic_sampling": cfg.dynamic_sampling,
+                             "overlong_buffer": cfg.overlong_buffer, "overlong_penalty": cfg.overlong_penalty}}
+    if curriculum is not None:
+        manifest["curriculum"] = curriculum
     run.manifest.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
 
     # 3. model: fresh LoRA, or the SFT run's adapter trained further --------------------------
@@ -310,11 +484,14 @@ def grpo(cfg: GRPOTrainConfig) -> dict[str, Any]:
         sandbox = Sandbox(workers=cfg.workers)
     run_programs = (lambda codes: sandbox.run(codes, timeout_s=cfg.program_timeout_s)) if sandbox else None
     rewards = Rewards(run=run_programs, grade_timeout_s=cfg.grade_timeout_s, format_weight=cfg.format_weight,
-                      tokenizer=loaded.tokenizer, stop=stop_strings(loaded.tokenizer, m.template))
+                      tokenizer=loaded.tokenizer, stop=stop_strings(loaded.tokenizer, m.template),
+                      max_completion_length=cfg.max_completion_length, overlong_buffer=cfg.overlong_buffer,
+                      overlong_penalty=cfg.overlong_penalty)
 
     # 6. train -------------------------------------------------------------------------------
     try:
-        trainer, interrupt = build_trainer(loaded.model, loaded.tokenizer, dataset, rewards, cfg, run)
+        longest_prompt = max(len(loaded.tokenizer(row["prompt"])["input_ids"]) for row in rows)
+        trainer, interrupt = build_trainer(loaded.model, loaded.tokenizer, dataset, rewards, cfg, run, longest_prompt)
         groups = cfg.micro_batch_size * cfg.grad_accum // cfg.num_generations
         print(f"[grpo] {len(rows)} prompts ({'+'.join(cfg.styles)}), {cfg.max_steps} steps of {groups} questions x "
               f"{cfg.num_generations} completions; run folder {run.root}"
@@ -332,6 +509,9 @@ def grpo(cfg: GRPOTrainConfig) -> dict[str, Any]:
     finally:
         if sandbox is not None:
             sandbox.close()
+        engine = getattr(locals().get("trainer"), "vllm_generation", None)
+        if engine is not None:
+            engine.close()
     if interrupt.interrupted:
         print(f"[grpo] stopped by Ctrl-C; checkpoint saved in {last_checkpoint(run)}; continue with resume=true",
               flush=True)
@@ -355,6 +535,11 @@ def grpo(cfg: GRPOTrainConfig) -> dict[str, Any]:
         "first": {k: curve[0].get(k) for k in ("step", "reward", "accuracy")} if curve else None,
         "last": {k: curve[-1].get(k) for k in ("step", "reward", "accuracy")} if curve else None,
     }
+    totals = dict(trainer.dynamic_totals)
+    if totals:  # groups whose rewards were all equal (no gradient), and what dynamic sampling did about them
+        summary["groups"] = totals
+    engine = getattr(trainer, "vllm_generation", None)
+    summary["rollout"] = {"backend": cfg.rollout, **(engine.summary() if engine is not None else {})}
     if resumed_at:
         summary.update(resumed_from_step=resumed_at, train_loss_steps=loss_steps)
     if memory_plan:

@@ -24,6 +24,10 @@ rewarded 1.0: open-r1's first `accuracy_reward` (huggingface/open-r1, src/open_r
 question alike and, with per-group std scaling, still logs a perfect reward. The GRPO recipe also drops such
 items before training, counted by reason (`gold_problem`).
 
+Overlong shaping (optional, `overlong_buffer` > 0): a third reward, DAPO's soft overlong punishment
+(`overlong_penalty`, arXiv 2503.14476 eq. 13), 0 up to `max_completion_length - overlong_buffer` tokens, then
+falling linearly to `-overlong_penalty` at the limit.
+
 Time limits off the main thread: TRL calls synchronous reward functions on the thread that runs the training
 loop. Programs always run in the sandbox's worker processes with a wall-clock limit, from any thread. A
 symbolic comparison is bounded by arithmo.deadline: SIGALRM on the main thread only (`_can_use_alarm`
@@ -152,6 +156,25 @@ def _pot_reason(line: dict[str, Any]) -> str:
     return "correct" if line["correct"] else "wrong"
 
 
+def overlong_penalty(length: int, max_length: int, buffer: int, penalty: float = 1.0) -> float:
+    """DAPO's soft overlong punishment (Yu et al. 2025, arXiv 2503.14476, sec. 3.4, eq. 13), our code: a reward
+    term of 0 for a completion of at most `max_length - buffer` tokens, falling linearly to `-penalty` at
+    `max_length` tokens, and `-penalty` beyond (a completion cut at the limit reaches it: its answer never came).
+
+    `length`, `max_length`, `buffer` in tokens; `buffer` 0 turns it off (always 0.0). Raises ValueError for a
+    negative length or penalty, or a buffer outside [0, max_length).
+    """
+    if length < 0 or penalty < 0 or not 0 <= buffer < max_length:
+        raise ValueError(f"overlong_penalty: expected length >= 0 (got {length}), penalty >= 0 ({penalty}) and "
+                         f"0 <= buffer < max_length ({buffer}, {max_length})")
+    start = max_length - buffer
+    if buffer == 0 or length <= start:
+        return 0.0
+    if length >= max_length:
+        return -penalty
+    return -penalty * (length - start) / buffer
+
+
 class Rewards:
     """TRL reward functions on arithmo's grader: `correct` (1/0/None) and, with format_weight > 0, `format`.
 
@@ -164,9 +187,16 @@ class Rewards:
     """
 
     def __init__(self, *, run: RunPrograms | None, grade_timeout_s: float = 2.0, format_weight: float = 0.0,
-                 tokenizer: Any = None, stop: list[str] | None = None) -> None:
+                 tokenizer: Any = None, stop: list[str] | None = None, max_completion_length: int = 0,
+                 overlong_buffer: int = 0, overlong_penalty: float = 1.0) -> None:
         if format_weight < 0:
             raise ValueError(f"format_weight: expected >= 0, got {format_weight}")
+        if overlong_buffer and not 0 < overlong_buffer < max_completion_length:
+            raise ValueError(f"overlong_buffer: expected 0 (off) or 1 .. max_completion_length - 1 = "
+                             f"{max_completion_length - 1}, got {overlong_buffer}")
+        self.max_completion_length = max_completion_length
+        self.overlong_buffer = overlong_buffer
+        self.overlong_penalty = overlong_penalty
         self.run = run
         self.grade_timeout_s = grade_timeout_s
         self.format_weight = format_weight
@@ -177,11 +207,14 @@ class Rewards:
 
     @property
     def funcs(self) -> list[Callable[..., list[float | None]]]:
-        return [self.correct] + ([self.format] if self.format_weight > 0 else [])
+        return ([self.correct] + ([self.format] if self.format_weight > 0 else [])
+                + ([self.overlong] if self.overlong_buffer > 0 else []))
 
     @property
     def weights(self) -> list[float]:
-        return [1.0] + ([self.format_weight] if self.format_weight > 0 else [])
+        # the overlong term carries its size in overlong_penalty: weight 1
+        return [1.0] + ([self.format_weight] if self.format_weight > 0 else []) + \
+            ([1.0] if self.overlong_buffer > 0 else [])
 
     def texts(self, completions: list[Any], completion_ids: list[list[int]] | None) -> list[str]:
         from arithmo.generate import cut_at_stop
@@ -228,3 +261,15 @@ class Rewards:
         """1.0 when the answer sits where the grader looks (an answer line; a program that ran and printed)."""
         return [REWARDS[v.reason][1]
                 for v in self.verdicts(completions, answer, style, completion_ids, reuse=True, prompts=prompts)]
+
+    def overlong(self, prompts: list, completions: list, completion_ids: list[list[int]] | None = None,
+                 log_metric: Callable | None = None, **_: Any) -> list[float | None]:
+        """DAPO's soft overlong punishment on each completion's token count (`overlong_penalty`): 0 or below.
+        Logs the share of completions it punished (`overlong_rate`)."""
+        if completion_ids is None:
+            raise ValueError("overlong reward: needs completion_ids (TRL passes them) to count tokens")
+        values = [overlong_penalty(len(ids), self.max_completion_length, self.overlong_buffer, self.overlong_penalty)
+                  for ids in completion_ids]
+        if log_metric is not None and values:
+            log_metric("overlong_rate", sum(v < 0 for v in values) / len(values))
+        return values
