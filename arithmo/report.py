@@ -41,17 +41,50 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
-def like_anchors(rows: list[dict]) -> list[int | None]:
-    """Per result, the index of the first earlier result it may be compared with (the same benchmark and the same
-    number of items; the first of each such group is None, and row 0 is None): accuracy differences between two
-    benchmarks, or between 60 and 500 items of one, mean nothing."""
-    first: dict[tuple[str, int], int] = {}
+def like_anchors(rows: list[dict], settings: list[dict | None] | None = None) -> list[int | None]:
+    """Per result, the index of the first earlier result it may be compared with, else None (row 0 is None).
+
+    Comparable: the same benchmark and number of items and, where both folders hold their eval_config.yaml
+    (`settings`, one per row), the same item file, split, style, k, sampling, max_new_tokens, tool-call budget and
+    stop strings (arithmo.evaluation.paired.settings_differ: one rule for the table and the paired test). An
+    accuracy difference between two benchmarks, 60 and 500 items of one, or 512 and 2048 new tokens means nothing.
+    A result without settings is compared on benchmark and item count only (a metrics.json copied on its own)."""
+    from arithmo.evaluation.paired import settings_differ
+
+    settings = settings or [None] * len(rows)
     anchors: list[int | None] = []
     for index, m in enumerate(rows):
-        key = (str(m["benchmark"]), int(m["n"]))
-        anchors.append(first.get(key))
-        first.setdefault(key, index)
+        anchor = None
+        for earlier in range(index):
+            if (str(rows[earlier]["benchmark"]), int(rows[earlier]["n"])) != (str(m["benchmark"]), int(m["n"])):
+                continue
+            if settings[earlier] is not None and settings[index] is not None and \
+                    settings_differ(settings[earlier], settings[index]):
+                continue
+            anchor = earlier
+            break
+        anchors.append(anchor)
     return anchors
+
+
+def unlike_reasons(rows: list[dict], settings: list[dict | None]) -> list[str]:
+    """For each result without an anchor (but the first), why: what differs from the first result on its
+    benchmark and item count, or that no earlier result has them."""
+    from arithmo.evaluation.paired import settings_differ
+
+    reasons = []
+    for index, anchor in enumerate(like_anchors(rows, settings)):
+        if index == 0 or anchor is not None:
+            continue
+        m = rows[index]
+        same = [e for e in range(index) if (str(rows[e]["benchmark"]), int(rows[e]["n"])) ==
+                (str(m["benchmark"]), int(m["n"]))]
+        if same and settings[same[0]] is not None and settings[index] is not None:
+            differ = settings_differ(settings[same[0]], settings[index])
+            reasons.append(f"#{index + 1} vs #{same[0] + 1}: other settings ({'; '.join(differ)})")
+        else:
+            reasons.append(f"#{index + 1}: no earlier result on {m['benchmark']} with n={m['n']}")
+    return reasons
 
 
 def shorten(text: str, width: int) -> str:
@@ -62,13 +95,15 @@ def shorten(text: str, width: int) -> str:
     return text[: keep - keep // 2] + "\u2026" + text[len(text) - keep // 2:]
 
 
-def compare_table(rows: list[dict]) -> str:
+def compare_table(rows: list[dict], settings: list[dict | None] | None = None) -> str:
     """A plain-text table, one row per result: #, model, benchmark, style, n, accuracy, its 95% interval, the
-    change vs the first row in points, math-verify's accuracy, maj@k and its interval."""
+    change vs the first comparable result in points (like_anchors), math-verify's accuracy, maj@k and its
+    interval. `settings`: each result's eval_config.yaml mapping or None."""
     from arithmo.evaluation.intervals import intervals_of
     from arithmo.evaluation.metrics import format_interval, format_seeds
 
-    anchors = like_anchors(rows)
+    settings = settings or [None] * len(rows)
+    anchors = like_anchors(rows, settings)
     head = ["#", "model", "benchmark", "style", "n", "accuracy", "95% CI", "vs first", "math-verify", "maj@k",
             "maj 95% CI"]
     table = []
@@ -89,11 +124,10 @@ def compare_table(rows: list[dict]) -> str:
     for row in table:
         lines.append("  ".join(v.rjust(w) if c in right else v.ljust(w)
                                for c, (v, w) in enumerate(zip(row, widths))).rstrip())
-    alone = [i for i, m in enumerate(rows, 1) if i > 1 and anchors[i - 1] is None]
-    if alone:  # never a difference between two benchmarks, or two item counts of one
-        kinds = "; ".join(sorted({f"{m['benchmark']} n={m['n']}" for m in rows}))
-        lines.append(f"no change shown for {', '.join(f'#{i}' for i in alone)}: no earlier result on the same "
-                     f"benchmark and number of items (a change compares like with like: {kinds})")
+    reasons = unlike_reasons(rows, settings)
+    if reasons:  # never a difference between two benchmarks, two item counts or two generation settings
+        lines.append("no change shown where results are not alike (a change compares the same items under the "
+                     "same settings): " + "; ".join(reasons))
     for i, m in enumerate(rows, 1):
         opinion = m.get("math_verify") or {}
         if opinion.get("skipped"):
@@ -230,12 +264,19 @@ def main(argv: list[str] | None = None) -> int:
                                       "first metrics file)")
     parser.add_argument("--no-png", action="store_true", help="print the tables only")
     args = parser.parse_args(argv)
+    if args.png and not Path(args.png).parent.is_dir():  # checked before any work: a typo in the chart's folder
+        print(f"error: --png {args.png}: {Path(args.png).parent} is not a folder (create it, or pick another path)",
+              file=sys.stderr)
+        return 2
     try:
         rows = [read_metrics(p) for p in args.results]
     except (RunError, *SYSTEM_ERRORS) as err:
         print(error_line(err), file=sys.stderr)
         return 2
-    print(compare_table(rows))
+    from arithmo.evaluation.paired import run_settings
+
+    settings = [run_settings(p) for p in args.results]
+    print(compare_table(rows, settings))
     for key in ("by_level", "by_type"):
         table = breakdown_table(rows, key)
         if table:
@@ -244,13 +285,17 @@ def main(argv: list[str] | None = None) -> int:
     if sampled:
         print("\n" + "\n".join(sampled))
     # each later result item by item against the first of its kind (issue 26): the same benchmark and item count
-    for j, anchor in enumerate(like_anchors(rows)):
+    for j, anchor in enumerate(like_anchors(rows, settings)):
         if anchor is not None:
             print("\n" + paired_section(args.results[anchor], args.results[j], f"#{anchor + 1}", f"#{j + 1}"))
     if not args.no_png:
         first = Path(args.results[0])
         png = Path(args.png) if args.png else (first if first.is_dir() else first.parent) / CHART_NAME
-        print(f"\n[report] chart: {write_chart(rows, png)}")
+        try:
+            print(f"\n[report] chart: {write_chart(rows, png)}")
+        except SYSTEM_ERRORS as err:
+            print(error_line(err), file=sys.stderr)
+            return 2
     return 0
 
 

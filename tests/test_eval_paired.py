@@ -1,6 +1,7 @@
 """Paired comparison of two runs on the same items (issue 26): McNemar's exact test, paired bootstrap, refusals."""
 
 import json
+import re
 import math
 
 import pytest
@@ -120,7 +121,10 @@ def test_report_prints_the_paired_verdict_or_the_refusal(tmp_path, capsys):
     assert report_main([str(a), str(b), str(c), "--no-png"]) == 0
     out = capsys.readouterr().out
     assert "paired comparison #2 vs #1" in out and "McNemar exact" in out and "#2 is better" in out
-    assert "paired comparison #3 vs #1 refused" in out and "max_new_tokens: 64 vs 32" in out
+    # #3 is not like #1: no change in the table and no paired test, and the report says what differs
+    assert "#3 vs #1: other settings (max_new_tokens: 64 vs 32)" in out and "paired comparison #3" not in out
+    row3 = out.splitlines()[4]
+    assert row3.startswith("3") and not re.search(r"[+-]\d+\.\dp", row3), row3  # no "vs first" cell
 
 
 # Issue 26 review: what refuses a pairing and what must NOT. Rows: (change to run B, samples per item in both runs,

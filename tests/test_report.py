@@ -102,7 +102,44 @@ def test_changes_compare_only_like_with_like(tmp_path, results, changes):
         shown = re.findall(r"[+-]\d+\.\dp(?: vs #\d+)?", row)
         assert shown == ([] if change == "-" else [change]), row
     kinds = {(b, n) for b, n, _ in results}
-    assert ("no change shown for" in compare_table(rows)) == (len(kinds) > 1)
+    assert ("no change shown" in compare_table(rows)) == (len(kinds) > 1)
+
+
+_BASE = {"benchmark": "gsm8k", "path": None, "hub": "openai/gsm8k", "split": "test", "style": "cot", "k": 1,
+         "temperature": 0.0, "top_p": 1.0, "max_new_tokens": 512, "max_tool_calls": 4, "pot_hint": True, "stop": []}
+# (second run's eval_config changes, whether "vs first" shows a change); pitfall: the column compared runs over
+# other item files or generation budgets that the paired test already refused
+LIKE_SETTINGS = [
+    ({}, True),                                              # like: same settings, other model
+    ({"temperature": 0.7}, True),                            # like: sampling knobs do nothing when both are greedy
+    ({"path": "./data/items.jsonl"}, False),                 # must NOT: another item file (vs the hub's)
+    ({"max_new_tokens": 2048}, False),                       # must NOT: another generation budget
+    ({"style": "pot"}, False),                               # must NOT: another style
+    ({"k": 4, "temperature": 0.7}, False),                   # must NOT: sampled vs greedy
+    ({"stop": ["\n\n"]}, False),                             # must NOT: other stop strings
+]
+
+
+@pytest.mark.parametrize("change, shown", LIKE_SETTINGS)
+def test_changes_compare_only_like_settings(change, shown):
+    rows = [{"benchmark": "gsm8k", "style": "cot", "n": 60, "accuracy": a, "model": "m", "adapter": None}
+            for a in (0.5, 0.6)]
+    table = compare_table(rows, [dict(_BASE), {**_BASE, **change}])
+    assert ("+10.0p" in table) == shown, table
+    assert ("no change shown" in table) == (not shown), table
+    if not shown:
+        assert next(iter(change)) in table.split("no change shown")[1]  # names what differs
+
+
+def test_report_png_in_a_missing_folder_is_one_error_line(tmp_path, capsys):
+    folder = tmp_path / "eval"
+    folder.mkdir()
+    (folder / "metrics.json").write_text(json.dumps({"benchmark": "b", "style": "cot", "n": 1, "accuracy": 1.0,
+                                                     "model": "m"}))
+    for target in (tmp_path / "missing" / "x.png", folder / "metrics.json" / "x.png"):
+        assert main([str(folder), "--png", str(target)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: --png") and "Traceback" not in err and err.count("\n") == 1
 
 
 def _bars_and_texts(fig):

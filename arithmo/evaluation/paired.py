@@ -148,13 +148,36 @@ def _check_complete(run: dict, k: int) -> None:
                            "not wrong answers")
 
 
-def _check_pairable(a: dict, b: dict) -> None:
-    k_a, k_b = int(a["settings"].get("k") or 1), int(b["settings"].get("k") or 1)
+def settings_differ(first: dict[str, Any], second: dict[str, Any]) -> list[str]:
+    """`key: first vs second` for every PAIRED_SETTINGS key whose values differ between two eval_config.yaml
+    mappings (the sampling knobs are ignored when both runs are greedy only; `path` compares the files named,
+    not the text). Empty: the two runs' accuracies measure the same thing and may be compared."""
+    k_a, k_b = int(first.get("k") or 1), int(second.get("k") or 1)
     greedy_only = k_a == 1 and k_b == 1
-    changed = [f"{key}: {a['settings'].get(key)!r} vs {b['settings'].get(key)!r}" for key in PAIRED_SETTINGS
-               if not (greedy_only and key in GREEDY_UNUSED)
-               and not (key == "path" and _same_path(a["settings"].get(key), b["settings"].get(key)))
-               and a["settings"].get(key) != b["settings"].get(key)]
+    return [f"{key}: {first.get(key)!r} vs {second.get(key)!r}" for key in PAIRED_SETTINGS
+            if not (greedy_only and key in GREEDY_UNUSED)
+            and not (key == "path" and _same_path(first.get(key), second.get(key)))
+            and first.get(key) != second.get(key)]
+
+
+def run_settings(path: str | Path) -> dict[str, Any] | None:
+    """The eval_config.yaml mapping of an eval output folder (or of its metrics.json), or None when the folder has
+    none or it cannot be read (a metrics.json copied on its own)."""
+    import yaml
+
+    from arithmo.runs import EVAL_CONFIG
+
+    config = _folder(path) / EVAL_CONFIG
+    try:
+        settings = yaml.safe_load(config.read_text(encoding="utf-8")) if config.is_file() else None
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    return settings if isinstance(settings, dict) else None
+
+
+def _check_pairable(a: dict, b: dict) -> None:
+    k_a = int(a["settings"].get("k") or 1)
+    changed = settings_differ(a["settings"], b["settings"])
     if changed:
         raise PairingError(f"{a['folder']} and {b['folder']} were evaluated with different settings "
                            f"({'; '.join(changed)}); a paired comparison needs the same ones")
