@@ -186,12 +186,20 @@ def _test_index(bench: Benchmark) -> tuple[np.ndarray, dict[int, list[int]], np.
     return test_sig, index, np.sort(np.fromiter(index, dtype=np.uint64, count=len(index)))
 
 
+def prepare(benchmarks: list[Benchmark], near: bool) -> dict:
+    """What `match_benchmarks` builds from the benchmarks alone (word sets, the near check's index): built once
+    and passed to every call when the rows come a chunk at a time."""
+    return {"sets": {bench.name: shingle_sets(bench.normalised) for bench in benchmarks},
+            "indexes": {bench.name: _test_index(bench) for bench in benchmarks} if near else {}}
+
+
 def _near(unique: list[str], benchmarks: list[Benchmark], bench_sets: dict[str, list[frozenset]],
-          threshold: float, unique_sets: dict[int, frozenset]) -> dict[str, dict[int, tuple[int, float]]]:
+          threshold: float, unique_sets: dict[int, frozenset],
+          indexes: dict | None = None) -> dict[str, dict[int, tuple[int, float]]]:
     """Per benchmark, {unique text index: (test index, exact word-set Jaccard)} for each text's best pair at
     or above REPORT_FLOOR. The texts are signed once, in chunks, and looked up in every benchmark's index."""
     floor = min(REPORT_FLOOR, threshold)
-    indexes = {bench.name: _test_index(bench) for bench in benchmarks}
+    indexes = indexes or {bench.name: _test_index(bench) for bench in benchmarks}
     best: dict[str, dict[int, tuple[int, float]]] = {bench.name: {} for bench in benchmarks}
     for start in range(0, len(unique), _CHUNK):
         part = unique[start:start + _CHUNK]
@@ -216,11 +224,12 @@ def _near(unique: list[str], benchmarks: list[Benchmark], bench_sets: dict[str, 
 
 
 def match_benchmarks(questions: list[str], originals: list[str], benchmarks: list[Benchmark], n: int,
-                     near_threshold: float | None) -> dict[str, Matches]:
+                     near_threshold: float | None, prepared: dict | None = None) -> dict[str, Matches]:
     """Each benchmark's Matches over rows given by normalised `questions` and `originals` ("" for none).
 
     `near_threshold` None turns the near check off. For each row the strongest check over its question and
-    its original question is kept (exact > ngram > near); on a tie, the question.
+    its original question is kept (exact > ngram > near); on a tie, the question. Each row's verdict depends
+    on that row alone, so rows may be checked a chunk at a time (`prepared`: `prepare(benchmarks, near)`).
     """
     if not benchmarks:  # every benchmark skipped (required: false): nothing to hash or sign
         return {}
@@ -230,9 +239,11 @@ def match_benchmarks(questions: list[str], originals: list[str], benchmarks: lis
                           count=len(texts))
     unique = list(unique_of)  # each distinct text is checked once (AnsAug rows repeat their question)
     unique_sets: dict[int, frozenset] = {}
-    bench_sets = {bench.name: shingle_sets(bench.normalised) for bench in benchmarks}
+    prepared = prepared or prepare(benchmarks, near_threshold is not None)
+    bench_sets = prepared["sets"]
     exact_ngram = _exact_and_ngram(unique, benchmarks, n)
-    near = _near(unique, benchmarks, bench_sets, near_threshold, unique_sets) if near_threshold is not None else {}
+    near = _near(unique, benchmarks, bench_sets, near_threshold, unique_sets,
+                 prepared["indexes"]) if near_threshold is not None else {}
     empty = np.array([not t for t in unique], dtype=bool)
     out: dict[str, Matches] = {}
     for bench in benchmarks:

@@ -86,6 +86,7 @@ _SPACING = re.compile(
 
 # A word is a run of digits or a run of letters (any script): "5cm" and "5 cm", "2x" and "2 x" meet.
 _WORD = re.compile(r"\d+|[^\W\d_]+")
+_ASCII_WORD = re.compile(r"[0-9]+|[a-zA-Z]+")  # the same words on ASCII text
 
 
 def _super(match: re.Match) -> str:
@@ -169,4 +170,6 @@ def normalize_text(text: str) -> str:
         text = _DIGIT_GROUP.sub(_join_groups, text)
     if "\\" in text or "~" in text:
         text = _SPACING.sub(" ", text)
-    return " ".join(_WORD.findall(text))
+    # ASCII text (most rows): the same words by ASCII classes, ~1.3x faster than the Unicode categories (the
+    # word split is most of the format stage's time; bench/bench_data.py --profile-format).
+    return " ".join((_ASCII_WORD if text.isascii() else _WORD).findall(text))

@@ -128,21 +128,29 @@ def tir_markup(text: str) -> tuple[str, int] | str:
     return "".join(out), count
 
 
-def trace_stats(records: list[dict]) -> dict[str, dict]:
+def trace_stats(records) -> dict[str, dict]:
     """Per source, the reasoning traces of built SFT records: {source: {rows, with_reasoning, chars: {p50, p90, p99,
     max}}} (characters; token counts are in the manifest's `token_lengths` when the recipe names a tokenizer).
-    Sources without any trace are left out."""
-    import numpy as np
+    Sources without any trace are left out. `records`: any iterable of records (read once)."""
+    from array import array
 
-    lengths: dict[str, list[int]] = {}
+    lengths: dict[str, array] = {}
     rows: dict[str, int] = {}
     for record in records:
         rows[record["source"]] = rows.get(record["source"], 0) + 1
         if record.get("reasoning"):
-            lengths.setdefault(record["source"], []).append(len(record["reasoning"]))
+            lengths.setdefault(record["source"], array("q")).append(len(record["reasoning"]))
+    return trace_stats_from(lengths, rows)
+
+
+def trace_stats_from(lengths: dict, rows: dict[str, int]) -> dict[str, dict]:
+    """`trace_stats` from each source's trace lengths in characters (sequences of ints, 8 bytes a trace in an
+    array) and its record count: what the streaming build collects as it writes records."""
+    import numpy as np
+
     out = {}
     for source in sorted(lengths):
-        values = np.array(lengths[source], dtype=np.int64)
+        values = np.asarray(lengths[source], dtype=np.int64)
         chars = {f"p{p}": int(np.ceil(np.percentile(values, p))) for p in (50, 90, 99)}
         chars["max"] = int(values.max())
         out[source] = {"rows": rows[source], "with_reasoning": int(len(values)), "chars": chars}

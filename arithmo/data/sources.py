@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from functools import partial
 
@@ -62,7 +62,17 @@ def _hub_streams(src: SourceConfig, record: dict):
 
 
 def read_source(src: SourceConfig, base_dir: str, ledger: Ledger, actions: Counter) -> tuple[list[MathExample], dict]:
-    """Adapted examples of one source, and its manifest input record."""
+    """Adapted examples of one source (a list), and its manifest input record."""
+    record: dict = {}
+    examples = list(iter_source(src, base_dir, ledger, actions, record))
+    return examples, record
+
+
+def iter_source(src: SourceConfig, base_dir: str, ledger: Ledger, actions: Counter,
+                record: dict) -> Iterator[MathExample]:
+    """Adapted examples of one source, one at a time (the build streams them: nothing per row is held here
+    except, for per_problem=one, a 16-byte digest per problem). `record` is filled with the manifest input
+    record; its row count is final once the generator is exhausted. DataError as `read_source`."""
     adapt = ADAPTERS[src.adapter]
     per_problem = src.per_problem or PER_PROBLEM.get(src.adapter)
     if src.adapter in PER_GENERATION:
@@ -72,17 +82,16 @@ def read_source(src: SourceConfig, base_dir: str, ledger: Ledger, actions: Count
     chosen: set[bytes] | None = set() if per_problem == "one" and src.adapter not in PER_GENERATION else None
     split_column = SPLIT_COLUMN.get(src.adapter)
     wanted_splits = {canonical_split(s) for s in src.splits}
-    examples: list[MathExample] = []
     if src.path is not None:
         path = resolve_path(src.path, base_dir)
         if not path.is_file():  # say where a relative path was looked for: the recipe's folder, not the cwd
             raise DataError(f"source '{src.name}': path {src.path!r} resolves to {path}, which "
                             f"{'is a folder' if path.is_dir() else 'does not exist'} (a relative path is read "
                             f"from the recipe's folder{', ' + base_dir if base_dir else ''})")
-        record = describe_input(path, None, None, src.splits)
+        record.update(describe_input(path, None, None, src.splits))
         streams = iter([read_file_rows(path, src.max_rows)])
     else:
-        record = describe_input(None, src.hub, src.config, src.splits)
+        record.update(describe_input(None, src.hub, src.config, src.splits))
         if src.configs is not None:
             record["configs"] = list(src.configs)
         streams = _hub_streams(src, record)
@@ -122,8 +131,7 @@ def read_source(src: SourceConfig, base_dir: str, ledger: Ledger, actions: Count
                     mapped["style"] = src.style
                 if mapped["meta"].get("system"):  # generic chat formats: the system turn has no place in a record
                     actions["system_prompt_dropped"] += 1
-                examples.append({"id": example_id, "source": src.name, **mapped})
+                yield {"id": example_id, "source": src.name, **mapped}
     record.update({"name": src.name, "adapter": src.adapter, "rows": ledger.rows_in[src.name]})
     if src.max_rows is not None:
         record["max_rows"] = src.max_rows
-    return examples, record

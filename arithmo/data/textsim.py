@@ -32,7 +32,8 @@ def _word_hash(word: str) -> int:
     value = _WORD_CACHE.get(word)
     if value is None:
         value = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
-        if len(_WORD_CACHE) < 4_000_000:  # bound memory (~0.5 GB) on huge vocabularies
+        # Bounded (~60 MB): a build's memory must not grow with its vocabulary (numbers are words; issue 30).
+        if len(_WORD_CACHE) < 500_000:
             _WORD_CACHE[word] = value
     return value
 
@@ -130,6 +131,7 @@ def _signature_block(texts: list[str], num_perm: int, shingle: int, seed: int) -
     return signatures.astype(np.uint32)
 
 
+_BLOCK_DOCS, _BLOCK_CHARS = 20_000, 4 << 20
 # Set just before forking workers, so children read the texts without pickling them.
 _FORK_TEXTS: list[str] = []
 
@@ -152,9 +154,16 @@ def minhash_signatures(texts: list[str], num_perm: int, shingle: int = 3, seed: 
     inverse = np.fromiter((first.setdefault(t, len(first)) for t in texts), dtype=np.int64, count=len(texts))
     distinct = list(first) if len(first) < len(texts) else texts
     del first
-    chunk = 20_000
-    jobs = [(start, min(start + chunk, len(distinct)), num_perm, shingle, seed)
-            for start in range(0, len(distinct), chunk)]
+    # Blocks of at most 20K documents and 4M characters: a block's word and shingle arrays stay a few tens of MB
+    # however long the documents are (100 traces of 8K tokens are already ~3M characters).
+    jobs, start, chars = [], 0, 0
+    for i, text in enumerate(distinct):
+        chars += len(text)
+        if i + 1 - start >= _BLOCK_DOCS or chars >= _BLOCK_CHARS:
+            jobs.append((start, i + 1, num_perm, shingle, seed))
+            start, chars = i + 1, 0
+    if start < len(distinct):
+        jobs.append((start, len(distinct), num_perm, shingle, seed))
     workers = min(workers or os.cpu_count() or 1, len(jobs))
     # Each block is copied into one preallocated array as it arrives: holding all blocks and then
     # concatenating them doubled the peak (700K rows x 128 permutations x 4 bytes = 358 MB, twice).
