@@ -233,10 +233,19 @@ def load_config(cls: type[T], preset: str | Path | dict | None = None, overrides
             data = preset
         else:
             path = Path(preset)
+            if path.is_dir():
+                raise ConfigError(f"preset {path} is a folder; expected a YAML file (a run folder's preset is its "
+                                  f"config.yaml: {path / 'config.yaml'})")
             if not path.is_file():
                 raise ConfigError(f"preset file not found: {path}")
+            raw = path.read_bytes()
             try:
-                data = yaml.safe_load(path.read_text()) or {}
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ConfigError(f"{path}: not UTF-8 at byte offset {err.start} ({err.reason}); save the file as "
+                                  "UTF-8") from err
+            try:
+                data = yaml.safe_load(text) or {}
             except yaml.YAMLError as err:
                 mark = getattr(err, "problem_mark", None)
                 where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -289,8 +298,8 @@ def describe(cls: type, prefix: str = "") -> list[str]:
 def find_preset(name: str | Path, folder: Path) -> Path:
     """A preset given as a YAML path, or by name in `folder` (`gsm8k_cot` -> folder/gsm8k_cot.yaml)."""
     path = Path(name)
-    if path.is_file():
-        return path
+    if path.is_file() or path.is_dir():
+        return path  # a folder: load_config says it is one
     named = folder / f"{str(name).removesuffix('.yaml')}.yaml"
     if named.is_file():
         return named

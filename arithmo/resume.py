@@ -3,7 +3,9 @@ every other setting must equal the run's saved config), and the whole run's trai
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -61,11 +63,71 @@ SFT_MAY_CHANGE: dict[str, str] = {
     "save_steps": "applied from the first resumed step (trainlog.IntervalsFromArgs)",
     "save_total_limit": "read at each checkpoint rotation",
     "report_to": "the trackers are this session's callbacks",
+    # The data is compared by content instead (data_fingerprint, check_same_launch): the same rows under another
+    # path or from a recipe with other overrides that build them are the same run; other rows are refused.
+    "data": "compared by content: train.jsonl + val.jsonl must hold the bytes the run trained on",
+    "data_overrides": "compared by content with data",
 }
 # GRPO: the same, and the number of sandbox processes (the same programs get the same verdicts).
 GRPO_MAY_CHANGE: dict[str, str] = {**SFT_MAY_CHANGE, "workers": "sandbox processes; verdicts do not depend on it"}
 # Keys whose change would also leave the restored learning-rate schedule planned for another budget.
 SCHEDULE_KEYS = ("max_steps", "epochs", "lr", "lr_scheduler", "warmup_ratio")
+
+
+# Settings that name a file or folder: compared by what they name, not by their text ("./data/tiny" and
+# "data/tiny" are one folder). The training data is compared by content besides (data_fingerprint): a folder
+# rebuilt with other rows under the same path is other data.
+PATH_KEYS = ("data", "model.name", "model.chat_template", "questions", "path")
+
+
+def _same_target(first: Any, second: Any) -> bool:
+    """Whether two path settings name one existing file or folder (resolved against the current directory)."""
+    if not isinstance(first, str) or not isinstance(second, str):
+        return False
+    one, two = Path(first).expanduser(), Path(second).expanduser()
+    try:
+        return one.exists() and two.exists() and os.path.samefile(one, two)
+    except OSError:
+        return False
+
+
+def data_fingerprint(folder: str | Path) -> str:
+    """sha256 (hex) over a built data folder's train.jsonl and val.jsonl bytes (a missing val.jsonl counts as
+    absent): what a run trained on, whatever path named it. Streams the files in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    for name in ("train.jsonl", "val.jsonl"):
+        file = Path(folder) / name
+        digest.update(f"{name}:{file.is_file()}\n".encode())
+        if file.is_file():
+            with file.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
+# What a run records about its launch in manifest.json's "training" section, checked on resume beside the
+# settings: each key, and what it means in a refusal.
+LAUNCH_FACTS = {
+    "world_size": "processes (data-parallel ranks: the effective batch and each rank's rows depend on it)",
+    "data_sha256": "training data content (sha256 of train.jsonl + val.jsonl)",
+}
+
+
+def check_same_launch(run_manifest: Path, now: Mapping[str, Any], fix: str) -> list[str]:
+    """Refuse (TrainError) a resume whose launch facts (`now`: keys of LAUNCH_FACTS) differ from those the run
+    recorded in `run_manifest`'s "training" section, naming each with both values. Returns the facts the run did
+    not record (a run folder from before this check), which cannot be compared: the caller says so."""
+    try:
+        recorded = json.loads(run_manifest.read_text(encoding="utf-8")).get("training") or {}
+    except (OSError, ValueError, AttributeError):
+        recorded = {}
+    unknown = [key for key in now if key not in recorded]
+    changed = [f"{LAUNCH_FACTS[key]}: {recorded[key]!r} -> {value!r}" for key, value in now.items()
+               if key in recorded and recorded[key] != value]
+    if changed:
+        raise TrainError(f"resume=true continues the run recorded in {run_manifest}, but {'; '.join(changed)}. "
+                         f"{fix}")
+    return unknown
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -79,13 +141,15 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 def resume_differences(saved: dict[str, Any], asked: dict[str, Any], may_change: Mapping[str, str]) -> list[str]:
     """`key: saved -> asked` for every dotted key (nested mappings flattened: model.lora_r) whose value differs,
-    but the keys of `may_change` (and their children). A key only one side has counts as differing (None on the
-    other side)."""
+    but the keys of `may_change` (and their children) and the PATH_KEYS that name one existing file two ways. A
+    key only one side has counts as differing (None on the other side)."""
     old, new = _flatten(saved), _flatten(asked)
     changed = []
     for key in list(old) + [k for k in new if k not in old]:
         if key in may_change or key.split(".")[0] in may_change:
             continue
+        if key in PATH_KEYS and _same_target(old.get(key), new.get(key)):
+            continue  # one file or folder named two ways
         if old.get(key) != new.get(key):
             changed.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
     return changed

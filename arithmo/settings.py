@@ -45,6 +45,34 @@ class ModelConfig:
                                       "that have none (then template=auto uses it)")
 
 
+    def validate(self) -> None:
+        # peft and torch would raise these only after the model loaded, as a traceback (issue 31)
+        if self.max_seq_length < 1:
+            raise ConfigError(f"model.max_seq_length: expected >= 1 tokens, got {self.max_seq_length}")
+        if self.lora_r < 1:
+            raise ConfigError(f"model.lora_r: expected a LoRA rank >= 1, got {self.lora_r}")
+        if not self.lora_alpha > 0:  # scale = alpha / r: 0 trains adapters that change nothing
+            raise ConfigError(f"model.lora_alpha: expected > 0 (the LoRA scale is alpha / r), got {self.lora_alpha}")
+        if not 0 <= self.lora_dropout < 1:
+            raise ConfigError(f"model.lora_dropout: expected a probability in [0, 1), got {self.lora_dropout}")
+
+
+def check_optimizer_settings(cfg) -> None:
+    """ConfigError for an optimizer setting that cannot train: lr not > 0 (0 leaves the adapter at its init, a
+    negative rate climbs the loss; torch raises only when the optimizer is built), warmup_ratio outside [0, 1],
+    negative weight decay or gradient-norm bound. Shared by the SFT and GRPO configs (same field names)."""
+    import math
+
+    if not (math.isfinite(cfg.lr) and cfg.lr > 0):
+        raise ConfigError(f"lr: expected a learning rate > 0, got {cfg.lr}")
+    if not 0 <= cfg.warmup_ratio <= 1:
+        raise ConfigError(f"warmup_ratio: expected a share of steps in [0, 1], got {cfg.warmup_ratio}")
+    if cfg.weight_decay < 0:
+        raise ConfigError(f"weight_decay: expected >= 0, got {cfg.weight_decay}")
+    if cfg.max_grad_norm < 0:
+        raise ConfigError(f"max_grad_norm: expected >= 0 (0: no clipping), got {cfg.max_grad_norm}")
+
+
 @dataclass
 class TrainConfig:
     name: str = field("demo", help="run name: the run folder is <output_dir>/<name>")
@@ -84,6 +112,11 @@ class TrainConfig:
         for key in ("micro_batch_size", "grad_accum", "save_steps", "logging_steps"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}: expected >= 1, got {getattr(self, key)}")
+        check_optimizer_settings(self)
+        if self.save_total_limit < 1:
+            raise ConfigError(f"save_total_limit: expected >= 1 checkpoint kept, got {self.save_total_limit}")
+        if self.max_train_rows is not None and self.max_train_rows < 1:
+            raise ConfigError(f"max_train_rows: expected >= 1 (or null for all rows), got {self.max_train_rows}")
         if self.max_steps <= 0 and self.epochs <= 0:
             raise ConfigError("epochs: expected > 0 when max_steps is not set")
         if not self.styles:

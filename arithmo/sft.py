@@ -35,16 +35,18 @@ def read_sft_file(path: Path) -> list[dict]:
     return rows
 
 
-def load_training_data(data: str, run: RunFolder, overrides: list[str]) -> tuple[list[dict], list[dict], dict]:
-    """(train rows, val rows, manifest) from a built folder, or from a recipe YAML built into <run>/data."""
+def load_training_data(data: str, run: RunFolder, overrides: list[str],
+                       into: Path | None = None) -> tuple[list[dict], list[dict], dict]:
+    """(train rows, val rows, manifest) from a built folder, or from a recipe YAML built into `into` (default
+    <run>/data; a resume builds beside it first, so that a refused resume leaves what the run trained on)."""
     path = Path(data)
     if path.suffix in (".yaml", ".yml"):
         from arithmo.data import build_from_recipe
 
         if not path.is_file():
             raise TrainError(f"data recipe not found: {path}")
-        build_from_recipe(path, run.data, overrides, log=lambda line: log.info(line))
-        path = run.data
+        path = into or run.data
+        build_from_recipe(data, path, overrides, log=lambda line: log.info(line))
     if not (path / "train.jsonl").is_file():
         raise TrainError(f"{path} is not a built data folder: expected train.jsonl (build one with "
                          f"python -m arithmo.data build RECIPE --out {path})")

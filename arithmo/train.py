@@ -28,7 +28,8 @@ from typing import Any
 from arithmo import distributed
 from arithmo.config import preset_resolver, recipe_main, save_config
 from arithmo.io import DataError
-from arithmo.resume import SFT_MAY_CHANGE, check_resume, finished_summary, last_checkpoint, whole_run_loss
+from arithmo.resume import (SFT_MAY_CHANGE, check_resume, check_same_launch, data_fingerprint, finished_summary,
+                            last_checkpoint, whole_run_loss)
 from arithmo.runs import RunFolder
 from arithmo.settings import TrainConfig, TrainError
 from arithmo.sft import load_training_data, render_dataset, select_rows
@@ -119,8 +120,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     run = RunFolder.of(cfg.output_dir, cfg.name)
     run_dir = run.root
     resume_from = last_checkpoint(run) if cfg.resume else None
+    refit = "Launch it as it was, or start a new run (name=<new name>, or overwrite=true)"
+    unrecorded: list[str] = []
     if resume_from:  # every setting as the checkpoint was trained, but the few SFT_MAY_CHANGE honours
         check_resume(resume_from, run.config, TrainConfig, cfg, SFT_MAY_CHANGE)
+        unrecorded += check_same_launch(run.manifest, {"world_size": world}, refit)
     finished = finished_summary(run, resume_from, cfg) if resume_from else None
     if finished is not None:
         say(f"[train] {run_dir} already finished: step {finished['steps']} of its schedule "
@@ -137,16 +141,33 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         if run_dir.exists() and cfg.overwrite:
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
+
+    # 2. data: rank 0 builds a recipe YAML, the other ranks wait and read the same rows ---------
+    # A resume must train on the bytes the run trained on: a recipe is rebuilt beside <run>/data and compared by
+    # content (data_fingerprint), so that a refused resume leaves the run's data, config.yaml and log as they were.
+    recipe = Path(cfg.data).suffix in (".yaml", ".yml")
+    staging = run.root / "data.resume-check" if resume_from and recipe else None
+    fingerprint = None
+    if main_rank:
+        if staging is not None and staging.exists():
+            shutil.rmtree(staging)
+        try:
+            train_rows, val_rows, manifest = load_training_data(cfg.data, run, cfg.data_overrides, into=staging)
+            fingerprint = data_fingerprint(staging or (run.data if recipe else Path(cfg.data)))
+            if resume_from:
+                unrecorded += check_same_launch(run.manifest, {"data_sha256": fingerprint}, refit)
+        finally:
+            if staging is not None and staging.exists():
+                shutil.rmtree(staging)  # the same rows as <run>/data, or refused
+        if unrecorded:
+            say(f"[train] note: {run.manifest} records no {', '.join(unrecorded)} (a run folder from an older "
+                "arithmo): not compared on this resume", flush=True)
         save_config(cfg, run.config)  # on a resume, differs from the saved one only in honoured keys
         if resume_from:
             truncate_train_log(run.train_log, _step_of(resume_from))  # those steps are trained again
-
-    # 2. data: rank 0 builds a recipe YAML, the other ranks wait and read the same rows ---------
-    if main_rank:
-        train_rows, val_rows, manifest = load_training_data(cfg.data, run, cfg.data_overrides)
     distributed.barrier()
     if not main_rank:
-        built = run.data if Path(cfg.data).suffix in (".yaml", ".yml") else Path(cfg.data)
+        built = run.data if recipe else Path(cfg.data)
         train_rows, val_rows, manifest = load_training_data(str(built), run, [])
     train_rows = select_rows(train_rows, cfg.styles, cfg.max_train_rows)
     val_rows = select_rows(val_rows, cfg.styles, None)
@@ -174,7 +195,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
           + (f" ({', '.join(f'{k} {v}' for k, v in long_report['over_limit'].items())}; "
              f"{'dropped' if cfg.long_rows == 'drop' else 'truncated'}; longest {long_report['longest']})"
              if over else f" (longest {long_report['longest']})"), flush=True)
-    manifest["training"] = {"long_rows": long_report, "world_size": world}
+    manifest["training"] = {"long_rows": long_report, "world_size": world, "data_sha256": fingerprint}
     if main_rank:
         run.manifest.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
 

@@ -3,6 +3,7 @@ an adapter merges into weights that plain transformers loads."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -95,6 +96,46 @@ def test_a_resume_refuses_every_changed_setting_naming_both_values(runs, tiny_mo
         assert text in error, (text, error)
     assert f"{len(extra)} setting" in error  # every key that differs, not the first one
     assert (root / "whole" / "config.yaml").read_text() == config  # must NOT: a refused resume rewrites it
+
+
+def test_a_resume_compares_data_by_content_and_the_process_count(runs, tiny_model_dir):
+    # pitfalls: data compared as path text (other rows under the same folder resumed silently; "./data" vs "data"
+    # refused), and a resume under another process count (another effective batch) accepted
+    root, _ = runs
+    tmp = root.parent
+    data = tmp / "moving_data"
+    shutil.copytree(tmp / "data", data)
+    killed = _run(tmp, tiny_model_dir, "moving", kill_at=3, extra=[f"data={data}"])
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    run = root / "moving"
+    config, log = (run / "config.yaml").read_text(), (run / "train_log.jsonl").read_text()
+    original = (data / "train.jsonl").read_text()
+    rows = original.splitlines()
+    changed = json.loads(rows[0])
+    changed["completion"] += " (edited)"
+    (data / "train.jsonl").write_text("\n".join([json.dumps(changed), *rows[1:]]) + "\n")
+    refused = _run(tmp, tiny_model_dir, "moving", resume=True, extra=[f"data={data}"])
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
+    assert "training data content" in refused.stderr, refused.stderr[-3000:]
+    # must NOT: a refused resume rewrites what describes the run
+    assert (run / "config.yaml").read_text() == config and (run / "train_log.jsonl").read_text() == log
+    (data / "train.jsonl").write_text(original)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["training"]["world_size"] = 2  # as torchrun --nproc_per_node 2 had recorded it
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    refused = _run(tmp, tiny_model_dir, "moving", resume=True, extra=[f"data={data}"])
+    assert refused.returncode == 2 and "processes" in refused.stderr and "2 -> 1" in refused.stderr, \
+        refused.stderr[-3000:]
+    manifest["training"]["world_size"] = 1
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    # must NOT be refused: the same bytes named another way (a path through "..", then a copy elsewhere)
+    spelled = tmp / "moving_data" / ".." / "moving_data"
+    copy = tmp / "copied_data"
+    shutil.copytree(data, copy)
+    resumed = _run(tmp, tiny_model_dir, "moving", resume=True, extra=[f"data={spelled}"])
+    assert resumed.returncode == 0 and "resuming from" in resumed.stdout, resumed.stderr[-3000:]
+    again = _run(tmp, tiny_model_dir, "moving", resume=True, extra=[f"data={copy}"])
+    assert again.returncode == 0 and "already finished" in again.stdout, again.stderr[-3000:]
 
 
 # must NOT be refused: the keys a resume honours (arithmo.resume.SFT_MAY_CHANGE); a finished run says so
