@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -218,6 +218,7 @@ def generate(
     seed: int = 0,
     backend: str = "auto",
     keep_stop: tuple[str, ...] = (),
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> list[list[str]]:
     """`num_samples` completions (new text only) for each prompt, in input order.
 
@@ -228,6 +229,9 @@ def generate(
     `batch_size` counts sequences per forward pass: with `num_samples` > 1 each batch holds
     `max(1, batch_size // num_samples)` prompts. Sampling is seeded: the same prompts, settings and
     batch size give the same completions.
+
+    `on_batch(done, total)`: called after each forward batch with the prompts finished so far and their total
+    (progress for a caller whose own unit of work spans several batches; vLLM calls it once, at the end).
     """
     _check_args(prompts, max_new_tokens, temperature, top_p, num_samples, batch_size)
     if backend not in ("auto", "hf", "vllm"):
@@ -235,8 +239,11 @@ def generate(
     if isinstance(model, VLLMModel):
         if backend == "hf":
             raise ValueError("backend='hf' but the model is a vLLM engine; pass a transformers model")
-        return _generate_vllm(model, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
+        done = _generate_vllm(model, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
                               top_p=top_p, num_samples=num_samples, stop=stop, seed=seed, keep_stop=keep_stop)
+        if on_batch is not None:
+            on_batch(len(prompts), len(prompts))
+        return done
     if backend == "vllm":
         raise ValueError("backend='vllm' needs a VLLMModel (arithmo.generate.load_vllm); got a transformers model")
     if not prompts:
@@ -270,6 +277,8 @@ def generate(
                     # Rows come grouped per prompt: prompt 0's samples, then prompt 1's ...
                     results[chunk[row // num_samples]].append(
                         _decode(tokenizer, token_ids, end_ids, stop_strings, keep_stop, max_new_tokens))
+                if on_batch is not None:
+                    on_batch(start + len(chunk), len(order))
     finally:
         tokenizer.padding_side = saved_side
     return results

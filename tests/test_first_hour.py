@@ -196,6 +196,51 @@ def test_ctrl_c_during_evaluation_keeps_the_finished_batches_and_progress_shows_
     assert metrics["accuracy"] == 1.0 and len(lines) == 7
 
 
+# (items, batch_size, k, the item whose generation is interrupted, what the Ctrl-C line must say, the item ids
+# saved); pitfalls: a Ctrl-C inside the only batch said "saved in predictions.jsonl" while no file was written,
+# and with k > 1 nothing was shown until a chunk of save_every items ended
+CTRL_C = [
+    (6, 8, 1, 0, "0 of 6 items done, nothing saved yet", None),                        # the only batch
+    (7, 2, 1, 4, "4 of 7 items done, saved in", ["i/0", "i/1", "i/2", "i/3"]),          # the third batch
+    (7, 2, 1, 6, "6 of 7 items done, saved in", [f"i/{n}" for n in range(6)]),         # the last, shorter one
+    (5, 2, 3, 3, "0 of 5 items done, nothing saved yet", None),                        # one chunk of samples
+]
+
+
+@pytest.mark.parametrize("n, batch, k, stop_item, said, saved", CTRL_C)
+def test_ctrl_c_says_what_was_saved_and_progress_shows_within_a_chunk(tiny_model_dir, tmp_path, capsys, n, batch, k,
+                                                                      stop_item, said, saved):
+    import json as _json
+
+    from transformers import AutoTokenizer
+
+    from _eval_fakes import ScriptedLM
+    from arithmo.evaluation import evaluate_items
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    items = [{"id": f"i/{m}", "benchmark": "tiny", "question": f"What is {m} plus {m}?", "answer": str(2 * m),
+              "meta": {}} for m in range(n)]
+
+    def respond(prompt, sampled, sample):
+        m = int(prompt.split("What is ")[1].split(" ")[0])
+        if m == stop_item and (sampled or k == 1):
+            raise KeyboardInterrupt
+        return f"The answer is: {2 * m}"
+
+    path = tmp_path / "predictions.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_items(ScriptedLM(tokenizer, respond), tokenizer, items, "cot", k=k, max_new_tokens=16,
+                       batch_size=batch, predictions_path=path, progress=True)
+    err = capsys.readouterr().err
+    assert f"Ctrl-C: {said}" in err, err
+    if saved is None:
+        assert not path.exists() or not path.read_text().strip()  # must NOT claim a file that holds nothing
+    else:
+        assert [_json.loads(line)["id"] for line in path.read_text().splitlines()] == saved
+    if k > 1:  # the greedy pass of the chunk was shown before the samples were interrupted
+        assert f"items 1-{n} of {n}: generated" in err, err
+
+
 # ----------------------------------------------------------------------------------------------
 # presets suggest runs trained on the style they score
 

@@ -112,6 +112,11 @@ def evaluate_items(
     # of save_every items, whose first item seeds the chunk's samples.
     step = min(save_every, max(batch_size, 1)) if k == 1 else save_every
     done = 0
+    saved = predictions_path is not None and predictions_path.is_file() and predictions_path.stat().st_size > 0
+    # Within a chunk of several batches (k > 1), a line per batch at most every PROGRESS_EVERY_S seconds (and the
+    # first): progress from the first item, not after save_every items.
+    if progress and step > batch_size:
+        decoding["on_batch"] = _BatchProgress(len(items) - len(todo))
     if progress and todo:
         print(f"[eval] {len(items) - len(todo)}/{len(items)} items; generating {len(todo)} in batches of "
               f"{min(step, len(todo))}" + (f", saved to {predictions_path} as each ends" if predictions_path else ""),
@@ -119,9 +124,12 @@ def evaluate_items(
     try:
         for start in range(0, len(todo), step):
             chunk = todo[start:start + step]
+            if "on_batch" in decoding:
+                decoding["on_batch"].chunk(start + len(items) - len(todo), len(chunk), len(items))
             new_lines = _predict_chunk(model, tokenizer, chunk, style, k, seed, decoding, settings)
             if predictions_path is not None:
                 append_lines(predictions_path, new_lines)
+                saved = True
             lines.extend(new_lines)
             done = start + len(chunk)
             if progress:
@@ -131,9 +139,16 @@ def evaluate_items(
     except KeyboardInterrupt:
         # Ctrl-C: the finished batches are already on disk; say so and where, then stop (the CLI exits 130)
         kept = len(items) - len(todo) + done
-        where = (f"saved in {predictions_path}; run the same command again to continue from there"
-                 if predictions_path is not None else "not saved (no predictions file)")
-        print(f"\n[eval] Ctrl-C: {kept} of {len(items)} items done, {where}", file=sys.stderr, flush=True)
+        in_flight = min(step, len(todo) - done)
+        if predictions_path is None:
+            where = "not saved (no predictions file)"
+        elif kept and saved:
+            where = f"saved in {predictions_path}; run the same command again to continue from there"
+        else:
+            where = f"nothing saved yet ({predictions_path} not written)"
+        lost = (f"; the {in_flight} item(s) being generated are dropped (a batch is generated whole) and are "
+                "generated again on resume" if in_flight > 0 else "")
+        print(f"\n[eval] Ctrl-C: {kept} of {len(items)} items done, {where}{lost}", file=sys.stderr, flush=True)
         raise
     finally:
         if sandbox is not None:
@@ -152,6 +167,27 @@ def evaluate_items(
     return lines, metrics
 
 
+PROGRESS_EVERY_S = 15.0
+
+
+class _BatchProgress:
+    """`on_batch` for generate: a line per forward batch inside a chunk, at most every PROGRESS_EVERY_S."""
+
+    def __init__(self, before: int) -> None:
+        self.first, self.size, self.total, self.last = before, 0, 0, 0.0
+
+    def chunk(self, first: int, size: int, total: int) -> None:
+        self.first, self.size, self.total, self.last = first, size, total, 0.0
+
+    def __call__(self, done: int, prompts: int) -> None:
+        now = time.perf_counter()
+        if self.last and now - self.last < PROGRESS_EVERY_S and done < prompts:
+            return
+        self.last = now
+        print(f"[eval]   items {self.first + 1}-{self.first + self.size} of {self.total}: generated {done}/{prompts} "
+              "prompts of this pass", file=sys.stderr, flush=True)
+
+
 def _predict_chunk(model: Any, tokenizer: Any, chunk: list[dict], style: str, k: int, seed: int,
                    decoding: dict[str, Any], settings: dict[str, Any]) -> list[dict[str, Any]]:
     """Prediction lines for one chunk of items: each item's greedy line, then its k sampled ones."""
@@ -165,7 +201,8 @@ def _predict_chunk(model: Any, tokenizer: Any, chunk: list[dict], style: str, k:
         return generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens or decoding["max_new_tokens"],
                         temperature=decoding["temperature"] if sampled else 0.0, top_p=decoding["top_p"],
                         num_samples=num_samples, batch_size=decoding["batch_size"], stop=decoding["stop"],
-                        seed=chunk_seed, backend=decoding["backend"], keep_stop=decoding["keep_stop"])
+                        seed=chunk_seed, backend=decoding["backend"], keep_stop=decoding["keep_stop"],
+                        on_batch=decoding.get("on_batch"))
 
     # annotate: tokens, finish and truncated from each Completion (arithmo.evaluation.outputs), before saving
     lines = [annotate(line) for line in predict(chunk, style, complete, [None], **settings)]
