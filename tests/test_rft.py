@@ -196,3 +196,37 @@ def test_presets_resolve():
     assert cpu.benchmark == "file" and cpu.path
     gsm8k = load_config(RFTConfig, resolve_preset("gsm8k_7b"))
     assert gsm8k.split == "train" and gsm8k.min_correct is not None
+
+
+class Interrupted(Scripted):
+    """Ctrl-C arrives during call number `at` (0-based), as a terminal's SIGINT reaches generate."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at = at
+
+    def __call__(self, prompts, k, seed):
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+        return super().__call__(prompts, k, seed)
+
+
+# (the generation call Ctrl-C interrupts, round lines saved, what the Ctrl-C line says); pitfall (issue 31): RFT
+# showed nothing until a chunk of 64 tasks ended and a Ctrl-C left no samples.jsonl and no word on what was kept
+RFT_CTRL_C = [
+    (0, 0, "nothing saved this session"),          # inside the first round: must NOT claim a saved file
+    (2, 2, "2 round line(s) saved in"),            # the third round: the first two are on disk
+]
+
+
+@pytest.mark.parametrize("at, lines, said", RFT_CTRL_C)
+def test_rft_ctrl_c_keeps_the_finished_rounds_and_says_so(tmp_path, capsys, at, lines, said):
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, complete=Interrupted(at), k=2, progress=True)
+    err = capsys.readouterr().err
+    assert f"Ctrl-C: {said}" in err, err
+    assert "tasks already done; sampling" in err  # progress from the start, not after the first chunk
+    store = tmp_path / "samples.jsonl"
+    assert (len(store.read_text().splitlines()) if store.exists() else 0) == lines
+    rounds = _run(tmp_path, k=2)  # resume: the saved rounds count, the rest is drawn
+    assert sum(len(r) for r in rounds.values()) == len(POOLS) - 1

@@ -353,9 +353,17 @@ def load_sampler(cfg: RFTConfig, backend: str):
     def complete(prompts: list[str], k: int, seed: int) -> list[list[str]]:
         # The prompts are the SFT records' user turns; render_prompt applies the template as evaluation does.
         rendered = [render_prompt(prompt, tokenizer, cfg.template) for prompt in prompts]
+        shown = [0.0]
+
+        def on_batch(done: int, total: int) -> None:  # a round spans many batches: show it, every 15 s at most
+            if done < total and time.perf_counter() - shown[0] >= 15.0:
+                shown[0] = time.perf_counter()
+                print(f"[rft]   generated {done}/{total} prompts of this round (k={k} each)", file=sys.stderr,
+                      flush=True)
+
         return generate(model, tokenizer, rendered, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
                         top_p=cfg.top_p, num_samples=k, batch_size=cfg.batch_size, stop=stop, seed=seed,
-                        backend=backend)
+                        backend=backend, on_batch=on_batch)
 
     return complete
 

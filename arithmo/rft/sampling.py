@@ -144,36 +144,62 @@ def sample_tasks(tasks: list[Task], *, complete: Complete, grade: Grade, k: int,
     rounds, _ = read_rounds(store)
     due = [t for t in tasks if t.gold_problem is None and stop_reason(rounds.get(t.key, []), k, min_correct,
                                                                       max_trials) is None]
-    started, drawn = time.perf_counter(), 0
-    for start in range(0, len(due), chunk):
-        active = due[start:start + chunk]
-        while active:
-            round_numbers = [len(rounds.get(t.key, [])) for t in active]
-            # A seed per (chunk, round) from its first task, not a counter: a resumed run draws the same
-            # seeds for the same chunks (batched sampling also depends on which prompts share a batch).
-            round_seed = stable_rng(seed, f"{active[0].key}/{round_numbers[0]}").randrange(2**31)
-            completions = complete([t.prompt for t in active], k, round_seed)
-            if len(completions) != len(active) or any(len(c) != k for c in completions):
-                raise RFTError(f"the generator returned {[len(c) for c in completions]} completions for "
-                               f"{len(active)} prompts, expected {k} each")
-            flat = [text for texts in completions for text in texts]
-            verdicts = grade(flat, [t.item["answer"] for t in active for _ in range(k)],
-                             [t.style for t in active for _ in range(k)])
-            lines = []
-            for index, (task, number) in enumerate(zip(active, round_numbers)):
-                samples = [{"completion": text, "reason": v.reason, "answer": v.answer, "program": v.program,
-                            "exec": v.exec}
-                           for text, v in zip(flat[index * k:(index + 1) * k], verdicts[index * k:(index + 1) * k])]
-                rounds.setdefault(task.key, []).append(samples)
-                lines.append({"id": task.item["id"], "style": task.style, "round": number, "samples": samples})
-            _append(store, lines)
-            drawn += len(flat)
-            active = [t for t in active if stop_reason(rounds[t.key], k, min_correct, max_trials) is None]
-        if progress:
-            done = min(start + chunk, len(due))
-            print(f"[rft] {done}/{len(due)} tasks sampled ({drawn} samples, "
-                  f"{drawn / max(time.perf_counter() - started, 1e-9):.2f} samples/s)", file=sys.stderr)
+    started, drawn, saved_lines = time.perf_counter(), 0, 0
+    if progress and due:
+        print(f"[rft] {len(tasks) - len(due)}/{len(tasks)} tasks already done; sampling {len(due)} in chunks of "
+              f"{min(chunk, len(due))} tasks, each round saved to {store} as it ends", file=sys.stderr, flush=True)
+    try:
+        for start in range(0, len(due), chunk):
+            drawn, saved_lines = _sample_chunk(due[start:start + chunk], rounds, complete, grade, k, store,
+                                               min_correct, max_trials, seed, drawn, saved_lines,
+                                               progress=progress)
+            if progress:
+                done = min(start + chunk, len(due))
+                print(f"[rft] {done}/{len(due)} tasks sampled ({drawn} samples, "
+                      f"{drawn / max(time.perf_counter() - started, 1e-9):.2f} samples/s)", file=sys.stderr,
+                      flush=True)
+    except KeyboardInterrupt:
+        # Ctrl-C: every finished round is on disk; the round being generated is dropped and drawn again on resume
+        where = (f"{saved_lines} round line(s) saved in {store} this session; run the same command again "
+                 "(resume=true) to continue from there" if saved_lines else
+                 f"nothing saved this session (the first round was still generating; {store} unchanged)")
+        print(f"\n[rft] Ctrl-C: {where}", file=sys.stderr, flush=True)
+        raise
     return rounds
+
+
+def _sample_chunk(active: list[Task], rounds: dict[str, list[list[dict]]], complete: Complete, grade: Grade, k: int,
+                  store: Path, min_correct: int | None, max_trials: int | None, seed: int, drawn: int,
+                  saved_lines: int, progress: bool) -> tuple[int, int]:
+    """Rounds for one chunk of tasks until each is done (sample_tasks); returns the updated (samples drawn, round
+    lines saved)."""
+    while active:
+        round_numbers = [len(rounds.get(t.key, [])) for t in active]
+        # A seed per (chunk, round) from its first task, not a counter: a resumed run draws the same
+        # seeds for the same chunks (batched sampling also depends on which prompts share a batch).
+        round_seed = stable_rng(seed, f"{active[0].key}/{round_numbers[0]}").randrange(2**31)
+        completions = complete([t.prompt for t in active], k, round_seed)
+        if len(completions) != len(active) or any(len(c) != k for c in completions):
+            raise RFTError(f"the generator returned {[len(c) for c in completions]} completions for "
+                           f"{len(active)} prompts, expected {k} each")
+        flat = [text for texts in completions for text in texts]
+        verdicts = grade(flat, [t.item["answer"] for t in active for _ in range(k)],
+                         [t.style for t in active for _ in range(k)])
+        lines = []
+        for index, (task, number) in enumerate(zip(active, round_numbers)):
+            samples = [{"completion": text, "reason": v.reason, "answer": v.answer, "program": v.program,
+                        "exec": v.exec}
+                       for text, v in zip(flat[index * k:(index + 1) * k], verdicts[index * k:(index + 1) * k])]
+            rounds.setdefault(task.key, []).append(samples)
+            lines.append({"id": task.item["id"], "style": task.style, "round": number, "samples": samples})
+        _append(store, lines)
+        drawn += len(flat)
+        saved_lines += len(lines)
+        active = [t for t in active if stop_reason(rounds[t.key], k, min_correct, max_trials) is None]
+        if progress and active:
+            print(f"[rft]   round {round_numbers[0] + 1} of this chunk saved; {len(active)} task(s) still "
+                  "due another round", file=sys.stderr, flush=True)
+    return drawn, saved_lines
 
 
 # ----------------------------------------------------------------------------------------------
