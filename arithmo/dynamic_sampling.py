@@ -14,6 +14,7 @@ scored:
   in a seeded order) for at most `rounds` extra rounds, keeping the informative ones until the batch is whole
   again (`groups_refilled`, `refill_rounds`); still missing groups are filled with dropped ones (zero advantage,
   so they only dilute) and counted (`groups_short`).
+Each step also logs `rollout_s`, the seconds of its (first) generation call, weight sync included.
 The logged reward and accuracy stay those of the first draw (a sample of the training set, comparable across
 steps); verdict totals count every completion graded, refills included. The merged batch keeps TRL's layout:
 prompts left-padded, completions right-padded, and `num_items_in_batch` recounted over the kept tokens.
@@ -22,6 +23,7 @@ prompts left-padded, completions right-padded, and `num_items_in_batch` recounte
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 from typing import Any
 
@@ -90,6 +92,13 @@ def trainer_class():
         dynamic_sampling = False
         dynamic_sampling_rounds = 3
         dynamic_seed = 0
+
+        def _generate_single_turn(self, *args, **kwargs):
+            # the rollout's seconds (weight sync included) beside TRL's step_time: what bench/ compares
+            start = time.perf_counter()
+            result = super()._generate_single_turn(*args, **kwargs)
+            self._metrics["train" if self.model.training else "eval"]["rollout_s"].append(time.perf_counter() - start)
+            return result
 
         def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
             rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
