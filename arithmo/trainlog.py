@@ -243,27 +243,37 @@ def hub_base_model(name: str) -> str | None:
 
 
 def write_model_card(folder: str | Path, *, base_model: str, method: str, summary: dict[str, Any],
-                     run_name: str) -> Path:
-    """README.md in an adapter folder: YAML front matter the hub reads (base_model only when it is a hub id,
-    library peft, tags) and what was trained how, from summary.json's figures. Replaces peft's template card
-    ("[More Information Needed]" throughout)."""
+                     run_name: str, merged: bool = False) -> Path:
+    """README.md in an adapter folder (or, `merged`, in a folder of weights with the adapter merged in): YAML front
+    matter the hub reads (base_model only when it is a hub id; library peft for an adapter, transformers for merged
+    weights with base_model_relation finetune, the hub's term for a model trained from its base) and what was
+    trained how, from summary.json's figures. Replaces peft's template card ("[More Information Needed]"
+    throughout; "fine-tuned version of [None]" for a local base)."""
     folder = Path(folder)
     hub_id = hub_base_model(base_model)
-    front = ["---", "library_name: peft", "pipeline_tag: text-generation", "tags:", "- arithmo", "- lora",
-             f"- {method.lower()}", "- math"] + ([f"base_model: {hub_id}"] if hub_id else []) + ["---", ""]
+    front = ["---", f"library_name: {'transformers' if merged else 'peft'}", "pipeline_tag: text-generation",
+             "tags:", "- arithmo", "- lora", f"- {method.lower()}", "- math"] + \
+        ([f"base_model: {hub_id}"] + (["base_model_relation: finetune"] if merged else []) if hub_id else []) + \
+        ["---", ""]
     loss = summary.get("train_loss")
     figures = [f"- steps: {summary.get('steps')}" + (" (interrupted)" if summary.get("interrupted") else ""),
                f"- training loss (mean over the run's steps): {loss:.4f}" if isinstance(loss, (int, float)) else "",
                f"- validation loss: {summary['val_loss']:.4f}" if isinstance(summary.get("val_loss"), float) else "",
                f"- engine: {summary.get('engine')}"]
-    body = [f"# {run_name}: a LoRA adapter for math word problems", "",
-            f"A LoRA adapter trained with arithmo ({method}) on top of "
-            + (f"[{hub_id}](https://huggingface.co/{hub_id})" if hub_id else f"the local model `{base_model}`")
-            + ".", "", "## Training", "", *[line for line in figures if line], "",
-            "## Use", "", "```bash",
-            f"python -m arithmo.eval --preset gsm8k_cot model={hub_id or base_model} adapter=<this folder>",
-            "python -m arithmo.export <this folder> --out merged/   # 16-bit weights with the adapter merged in",
-            "```", ""]
+    base_text = f"[{hub_id}](https://huggingface.co/{hub_id})" if hub_id else f"the local model `{base_model}`"
+    if merged:
+        head = [f"# {run_name}: merged weights for math word problems", "",
+                f"{base_text} with a LoRA adapter trained with arithmo ({method}) merged into its weights (plain "
+                "transformers loads it; no peft needed).", ""]
+        use = ["## Use", "", "```bash", "python -m arithmo.eval --preset gsm8k_cot model=<this folder>", "```", ""]
+    else:
+        head = [f"# {run_name}: a LoRA adapter for math word problems", "",
+                f"A LoRA adapter trained with arithmo ({method}) on top of {base_text}.", ""]
+        use = ["## Use", "", "```bash",
+               f"python -m arithmo.eval --preset gsm8k_cot model={hub_id or base_model} adapter=<this folder>",
+               "python -m arithmo.export <this folder> --out merged/   # 16-bit weights with the adapter merged in",
+               "```", ""]
+    body = [*head, "## Training", "", *[line for line in figures if line], "", *use]
     path = folder / "README.md"
     path.write_text("\n".join(front + body), encoding="utf-8")
     return path

@@ -417,15 +417,20 @@ def test_no_stage_reads_a_tokenizer_around_the_resolver():
     ("./tiny", None),
     ("merged/a/b", None),
 ])
-def test_the_adapter_card_names_a_real_base_or_none(tmp_path, base, hub_id):
-    # pitfall: TRL's card said "fine-tuned version of [None](https://huggingface.co/None)", peft's was a template
+@pytest.mark.parametrize("merged", [False, True])
+def test_the_adapter_card_names_a_real_base_or_none(tmp_path, base, hub_id, merged):
+    # pitfall: TRL's card said "fine-tuned version of [None](https://huggingface.co/None)", peft's was a template;
+    # merged export folders had no card at all
     from arithmo.trainlog import write_model_card
 
     card = write_model_card(tmp_path, base_model=base, method="SFT", summary={"steps": 6, "train_loss": 0.42,
-                            "val_loss": 0.5, "engine": "hf"}, run_name="demo").read_text()
+                            "val_loss": 0.5, "engine": "hf"}, run_name="demo", merged=merged).read_text()
     assert "[None]" not in card and "More Information Needed" not in card
     assert ("base_model: " + hub_id in card) if hub_id else "base_model:" not in card
     assert "training loss (mean over the run's steps): 0.4200" in card and "steps: 6" in card
+    assert ("library_name: transformers" in card) == merged and ("library_name: peft" in card) == (not merged)
+    assert ("base_model_relation: finetune" in card) == (merged and hub_id is not None)
+    assert ("adapter=<this folder>" in card) == (not merged)  # a merged folder is loaded on its own
 
 
 # ----------------------------------------------------------------------------------------------

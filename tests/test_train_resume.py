@@ -206,6 +206,8 @@ def test_export_merges_into_plain_weights(runs, tmp_path, tiny_model_dir):
     root, _ = runs
     out = merge_adapter(root / "whole", tmp_path / "merged", model=str(tiny_model_dir), dtype="float32")
     merged = AutoModelForCausalLM.from_pretrained(out)
+    card = (out / "README.md").read_text()  # pitfall: merged folders had no model card to push with them
+    assert "library_name: transformers" in card and "# whole: merged weights" in card and "steps: 6" in card
     assert not any("lora" in name for name, _ in merged.named_parameters())
     with_adapter = load_model(str(tiny_model_dir), adapter=str(root / "whole" / "adapter")).model
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)

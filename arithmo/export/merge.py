@@ -191,7 +191,27 @@ def merge_adapter(adapter: str | Path, out_dir: str | Path, *, model: str | None
     (out / "arithmo_export.json").write_text(json.dumps(
         {"base_model": base, "adapter": str(adapter_dir), "base_weights": weights, "base_weights_reason": why,
          "dtype": dtype_name, "torch": torch.__version__}, indent=2) + "\n")
+    _write_merged_card(adapter_dir, base, out)
     return out
+
+
+def _write_merged_card(adapter_dir: Path, base: str, out: Path) -> None:
+    """The merged folder's README.md (trainlog.write_model_card, merged): the run's name, method and figures from
+    its summary.json and the adapter's card, or what the adapter folder alone says."""
+    from arithmo.trainlog import write_model_card
+
+    run = run_of_adapter(adapter_dir)
+    summary: dict = {}
+    if run is not None and run.summary.is_file():
+        try:
+            summary = json.loads(run.summary.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            summary = {}
+    card = adapter_dir / "README.md"
+    tags = card.read_text(encoding="utf-8", errors="replace").split("---")[1] if card.is_file() else ""
+    method = "GRPO" if "\n- grpo" in tags else "SFT"
+    write_model_card(out, base_model=base, method=method, summary=summary if isinstance(summary, dict) else {},
+                     run_name=(run.root if run is not None else adapter_dir).name, merged=True)
 
 
 # ----------------------------------------------------------------------------------------------
