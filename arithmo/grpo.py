@@ -565,8 +565,9 @@ resolve_preset = preset_resolver(PRESETS)  # a YAML path or a preset name (witho
 def main(argv: list[str] | None = None) -> int:
     def errors():
         from arithmo.model import ModelError  # imports torch: after --help has had its chance to exit
+        from arithmo.rollout import RolloutError
 
-        return GRPOError, TrainError, ModelError, DataError
+        return GRPOError, TrainError, ModelError, DataError, RolloutError
 
     return recipe_main(argv, prog="python -m arithmo.grpo", cls=GRPOTrainConfig, run=grpo, errors=errors,
                        presets=PRESETS, example="smollm2_135m_cpu",

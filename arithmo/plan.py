@@ -734,8 +734,8 @@ PLAN_KNOBS = {
     "allocator": "default | expandable (PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True)",
     "prompt_length": f"GRPO prompt tokens (default {DEFAULT_PROMPT_TOKENS}: GSM8K/MATH questions in a chat "
                      "template fit; set it to your longest prompt)",
-    "rollout": "GRPO rollouts: hf (model.generate, what arithmo.grpo runs) | vllm (colocated)",
-    "vllm_share": "colocated vLLM's gpu_memory_utilization (TRL's default 0.3)",
+    "rollout": "GRPO rollouts: hf (model.generate) | vllm (colocated); default: the config's rollout",
+    "vllm_share": "colocated vLLM's gpu_memory_utilization (default: the config's vllm_gpu_memory_utilization, 0.3)",
 }
 
 
@@ -828,8 +828,9 @@ def setup_from_config(cfg: Any, knobs: dict[str, Any] | None = None) -> tuple[Ar
         s.seq_len = s.prompt_len + s.completion_len
         s.generation_batch = cfg.micro_batch_size * cfg.grad_accum  # TRL: steps_per_generation = grad_accum
         s.num_generations = cfg.num_generations
-        s.rollout = _knob_choice(knobs.pop("rollout", "hf"), "rollout", ("hf", "vllm"))
-        s.vllm_share = _knob_fraction(knobs.pop("vllm_share", 0.3), "vllm_share")
+        s.rollout = _knob_choice(knobs.pop("rollout", getattr(cfg, "rollout", "hf")), "rollout", ("hf", "vllm"))
+        s.vllm_share = _knob_fraction(knobs.pop("vllm_share", getattr(cfg, "vllm_gpu_memory_utilization", 0.3)),
+                                      "vllm_share")
         if "prompt_length" not in knobs_in:
             notes.append(f"GRPO prompt length {s.prompt_len} tokens (plan.prompt_length; default "
                          f"{DEFAULT_PROMPT_TOKENS})")
@@ -874,6 +875,8 @@ class GRPOPlanConfig:
     num_generations: int = 8
     max_completion_length: int = 512
     optimizer: str = "auto"
+    rollout: str = "hf"                       # hf | vllm (arithmo.rollout: its share of the card)
+    vllm_gpu_memory_utilization: float = 0.3
 
     def validate(self) -> None:
         """GRPOTrainConfig.validate's rules for these keys; ConfigError naming the key otherwise."""
