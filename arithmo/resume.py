@@ -68,8 +68,12 @@ SFT_MAY_CHANGE: dict[str, str] = {
     "data": "compared by content: train.jsonl + val.jsonl must hold the bytes the run trained on",
     "data_overrides": "compared by content with data",
 }
-# GRPO: the same, and the number of sandbox processes (the same programs get the same verdicts).
-GRPO_MAY_CHANGE: dict[str, str] = {**SFT_MAY_CHANGE, "workers": "sandbox processes; verdicts do not depend on it"}
+# GRPO: the same, the number of sandbox processes (the same programs get the same verdicts), and how much of the
+# card the vLLM engine holds and whether it sleeps (memory and time only: the same engine samples the same way).
+# Every other GRPO key (loss, rollout backend, dynamic sampling, overlong shaping, curriculum) is refused on change.
+GRPO_MAY_CHANGE: dict[str, str] = {**SFT_MAY_CHANGE, "workers": "sandbox processes; verdicts do not depend on it",
+                                   "vllm_gpu_memory_utilization": "the vLLM engine's memory share (another card)",
+                                   "vllm_sleep": "whether the engine sleeps between rollouts (memory, not samples)"}
 # Keys whose change would also leave the restored learning-rate schedule planned for another budget.
 SCHEDULE_KEYS = ("max_steps", "epochs", "lr", "lr_scheduler", "warmup_ratio")
 

@@ -392,3 +392,31 @@ def test_curriculum_in_the_recipe_manifest(tmp_path, tiny_model_dir, monkeypatch
     with pytest.raises(GRPOError, match="no question has 0.45 <= pass rate <= 0.5"):
         grpo(_cfg(tmp_path, tiny_model_dir, curriculum=str(rft), min_pass_rate=0.45, max_pass_rate=0.5,
                   overwrite="true"))
+
+
+# ----------------------------------------------------------------------------------------------
+# resume: the new keys are honoured (memory only) or refused on change; (key, new value, refused?)
+
+RESUME_ROWS = [
+    ("vllm_sleep", False, False),                    # memory and time only: may change
+    ("vllm_gpu_memory_utilization", 0.5, False),     # another card
+    ("loss_type", "grpo", True),                     # must NOT change silently: another objective
+    ("epsilon_high", 0.28, True),
+    ("importance_sampling_level", "sequence", True),
+    ("rollout", "vllm", True),                       # another sampler: the saved steps were sampled by hf
+    ("dynamic_sampling", True, True),
+    ("overlong_buffer", 8, True),
+    ("curriculum", "runs/rft", True),                # other questions
+    ("min_pass_rate", 0.2, True),
+]
+
+
+@pytest.mark.parametrize("key, value, refused", RESUME_ROWS)
+def test_resume_refuses_or_honours_the_new_keys(key, value, refused):
+    from arithmo.config import to_dict
+    from arithmo.resume import GRPO_MAY_CHANGE, resume_differences
+
+    saved = to_dict(load_config(GRPOTrainConfig, None, []))
+    asked = dict(saved, **{key: value})
+    changed = resume_differences(saved, asked, GRPO_MAY_CHANGE)
+    assert bool(changed) is refused and all(c.startswith(key + ":") for c in changed)
