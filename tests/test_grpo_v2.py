@@ -420,3 +420,14 @@ def test_resume_refuses_or_honours_the_new_keys(key, value, refused):
     asked = dict(saved, **{key: value})
     changed = resume_differences(saved, asked, GRPO_MAY_CHANGE)
     assert bool(changed) is refused and all(c.startswith(key + ":") for c in changed)
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("vllm") is not None, reason="vLLM is installed here")
+def test_rollout_vllm_without_vllm_is_one_error_line():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "arithmo.grpo", "--preset", "smollm2_135m_cpu", "rollout=vllm",
+                           "output_dir=/nonexistent/never"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("error: rollout=vllm: vLLM is not installed here")
