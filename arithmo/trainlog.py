@@ -6,6 +6,7 @@ summary.json. Plain `transformers.TrainerCallback`s, added to one trainer by `ar
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -109,8 +110,9 @@ class SaveOnInterrupt(TrainerCallback):
             raise KeyboardInterrupt
         self.interrupted = True
         self._first = now
-        print(f"\nCtrl-C: saving a checkpoint after this step (press again{' after 2 s' if launched() else ''} to "
-              "abort without saving)", flush=True)
+        if os.environ.get("RANK", "0") == "0":  # every rank saves; one line says so (was printed per rank)
+            print(f"\nCtrl-C: saving a checkpoint after this step (press again{' after 2 s' if launched() else ''} "
+                  "to abort without saving)", flush=True)
 
     def on_step_end(self, args, state, control, **kwargs):
         import torch.distributed as dist

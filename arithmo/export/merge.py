@@ -149,7 +149,10 @@ def _load_with_adapter(base: str, adapter_dir: Path, weights: str, dtype: str, t
     try:
         if weights == "dequantized":  # quantised from the run's dtype, as training did
             return load_model(base, engine="hf", adapter=str(adapter_dir), load_in_4bit=True, dtype=train_dtype)
-        return load_model(base, engine="hf", adapter=str(adapter_dir), load_in_4bit=False, dtype=dtype)
+        # On CPU the merge runs in fp32 and merge_lora casts the result to `dtype`: the same bf16 file, the sum
+        # W + s*B*A rounded once, and no "bf16 is slow on CPU" warning for a load that computes nothing.
+        load_dtype = dtype if torch.cuda.is_available() else "float32"
+        return load_model(base, engine="hf", adapter=str(adapter_dir), load_in_4bit=False, dtype=load_dtype)
     except ModelError as err:
         raise ExportError(str(err)) from err
 
