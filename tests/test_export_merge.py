@@ -151,6 +151,19 @@ def test_original_merge_writes_plain_weights_and_says_why(tmp_path, tiny_model_d
                                    atol=1e-5, rtol=1e-5)
 
 
+def test_a_cpu_merge_to_bf16_is_quiet_and_rounds_once(tmp_path, tiny_model_dir, adapter_dir, caplog):
+    # pitfall: the default --dtype bfloat16 loaded the base in bf16 on CPU ("bf16 is ~27x slower" warning for a
+    # load that computes nothing) and rounded W to bf16 before adding the delta
+    from safetensors.torch import load_file
+
+    out = merge_adapter(adapter_dir, tmp_path / "merged", model=str(tiny_model_dir), dtype="bfloat16",
+                        base_weights="original")
+    assert "slower than fp32" not in caplog.text
+    weights = load_file(str(next(out.glob("*.safetensors"))))
+    assert {t.dtype for t in weights.values() if t.is_floating_point()} == {torch.bfloat16}
+    assert json.loads((out / "arithmo_export.json").read_text())["dtype"] == "bfloat16"
+
+
 def test_measure_merge_reports_both_distances(monkeypatch, tmp_path, tiny_model_dir, adapter_dir):
     """measure_merge's own steps on CPU: the loader (CUDA-only 4-bit in load_model) is replaced by the CPU NF4 one."""
     from types import SimpleNamespace
