@@ -97,7 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as err:
         print(f"error: {err}\n\n{_usage()}", file=sys.stderr)
         return 2
-    result = entry(args[1:])
+    from arithmo import config
+
+    config.CONSOLE = True  # usage lines say `arithmo <command>`, as typed
+    try:
+        result = entry(args[1:])
+    finally:
+        config.CONSOLE = False
     return int(result or 0)
 
 

@@ -311,13 +311,40 @@ def find_preset(name: str | Path, folder: Path) -> Path:
 # the recipes' command line: --preset NAME key=value ... (data, train, eval, rft, grpo share it)
 
 
+# Set by arithmo.cli when a stage runs as `arithmo <stage>`: usage lines then name the command the user typed.
+CONSOLE = False
+
+
+def prog_name(stage: str) -> str:
+    """What a stage's usage line calls it: `arithmo <stage>` under the console script, else `python -m
+    arithmo.<stage>` (both run the same main)."""
+    return f"arithmo {stage}" if CONSOLE else f"python -m arithmo.{stage}"
+
+
+def _example_keys(cls: type) -> str:
+    """Two override examples that are keys of `cls`: a nested one and a list entry's, when it has them."""
+    hints = typing.get_type_hints(cls)
+    nested = listed = None
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if nested is None and dataclasses.is_dataclass(tp):
+            inner = dataclasses.fields(tp)[0]
+            nested = f"{f.name}.{inner.name}={inner.default!r}".replace("'", "")
+        item = get_args(tp)[0] if get_origin(tp) is list and get_args(tp) else None
+        if listed is None and item is not None and dataclasses.is_dataclass(item):
+            names = [g.name for g in dataclasses.fields(item)]
+            listed = f"{f.name}.0.{'max_rows' if 'max_rows' in names else names[0]}=100"
+    shown = [text for text in (nested, listed) if text]
+    return ", ".join(shown) if shown else "key=value"
+
+
 def recipe_epilog(cls: type, presets: Path | None = None) -> str:
     """The `--help` text after the options: the presets in `presets` and every key of `cls`."""
     epilog = ""
     if presets is not None:
         epilog = f"presets (arithmo/{presets.relative_to(Path(__file__).parent)}/): " + \
             ", ".join(sorted(p.stem for p in presets.glob("*.yaml"))) + "\n\n"
-    return epilog + "keys (override with key=value; dotted for nested, e.g. model.lora_r=32, sources.0.max_rows=100):\n" \
+    return epilog + f"keys (override with key=value; dotted for nested, e.g. {_example_keys(cls)}):\n" \
         + "\n".join(describe(cls))
 
 

@@ -31,8 +31,8 @@ from typing import Literal
 
 from arithmo import distributed
 from arithmo.benchmarks import NAMES, benchmark_name, load_items
-from arithmo.config import (ConfigError, field, is_main_rank, load_config, preset_resolver, recipe_main, save_config,
-                            to_dict)
+from arithmo.config import (ConfigError, field, is_main_rank, load_config, preset_resolver, prog_name, recipe_main,
+                            save_config, to_dict)
 from arithmo.io import DataError
 from arithmo.evaluation.provenance import ResumeRefused, changed_settings, check_saved_generator, provenance
 from arithmo.evaluation.scoring import regrade
@@ -403,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return EvalError, DataError, ModelError, BackendError
 
-    return recipe_main(argv, prog="python -m arithmo.eval", cls=EvalConfig, run=evaluate, errors=errors,
+    return recipe_main(argv, prog=prog_name("eval"), cls=EvalConfig, run=evaluate, errors=errors,
                        presets=PRESETS, example="gsm8k_cot",
                        description="Score a model (and adapter) on a math benchmark.")
 

@@ -64,6 +64,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from arithmo.config import prog_name
+
 GiB = float(1 << 30)
 CONFIGS = Path(__file__).parent / "configs"
 
@@ -1184,7 +1186,7 @@ def format_report(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="arithmo plan", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog=prog_name("plan"), formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Predict the peak GPU memory of a training or GRPO config from the model's config.json.",
         epilog="presets: " + ", ".join(all_presets()) + "\n\nplanner knobs (plan.<knob>=value):\n"
         + "\n".join(f"  plan.{k}: {v}" for k, v in PLAN_KNOBS.items()))

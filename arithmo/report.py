@@ -23,7 +23,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from arithmo.config import SYSTEM_ERRORS, error_line
+from arithmo.config import SYSTEM_ERRORS, error_line, prog_name
 from arithmo.runs import RunError, read_metrics
 
 # arithmo.evaluation imports torch on the way (~2.5 s): its helpers are imported where they are used, so that
@@ -258,7 +258,7 @@ def paired_section(path_a: str, path_b: str, label_a: str, label_b: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m arithmo.report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=prog_name("report"), description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="+", help="metrics.json files or eval output folders; first = baseline")
     parser.add_argument("--png", help=f"where to draw the comparison (default: {CHART_NAME} in the folder of the "
                                       "first metrics file)")

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from arithmo import distributed
-from arithmo.config import preset_resolver, recipe_main, save_config
+from arithmo.config import preset_resolver, prog_name, recipe_main, save_config
 from arithmo.io import DataError
 from arithmo.resume import (SFT_MAY_CHANGE, check_resume, check_same_launch, data_fingerprint, finished_summary,
                             last_checkpoint, whole_run_loss)
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return TrainError, ModelError, DataError
 
-    return recipe_main(argv, prog="python -m arithmo.train", cls=TrainConfig, run=train, errors=errors,
+    return recipe_main(argv, prog=prog_name("train"), cls=TrainConfig, run=train, errors=errors,
                        presets=PRESETS, example="smollm2_135m_cpu",
                        description="QLoRA/LoRA SFT of a causal LM on a data recipe (loss on completions only).")
 

@@ -19,10 +19,11 @@ from _shared import REPO
     (["data", "build", "--help"], "decontaminate.benchmarks.N.name"),  # ... and inside a benchmark entry
     (["train", "--help"], "model.chat_template"),            # every TrainConfig key, the new ones included
     (["train", "--help"], "report_to"),
-    (["eval", "--help"], "python -m arithmo.eval"),
+    (["eval", "--help"], "usage: arithmo eval"),             # pitfall: usage named `python -m arithmo.eval`
+    (["data", "--help"], "usage: arithmo data"),             # ... and `python -m arithmo.data`
     (["export", "--help"], "--base {auto,dequantized,original}"),
     (["report", "--help"], "python -m arithmo.report"),
-    (["rft", "--help"], "python -m arithmo.rft"),            # arithmo/rft/ keeps main in recipe.py
+    (["rft", "--help"], "usage: arithmo rft"),               # arithmo/rft/ keeps main in recipe.py
     (["grpo", "--help"], "python -m arithmo.grpo"),
     (["app", "--help"], "--adapter"),                        # app.py beside the package
 ])
@@ -88,3 +89,20 @@ def test_the_installed_script_runs():
     assert script.is_file(), f"{script} is missing: reinstall the package (pip install -e .) to get the script"
     done = subprocess.run([str(script), "export", "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "--format {safetensors,gguf}" in done.stdout, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("module, cls", [("arithmo.data.recipe", "DataConfig"), ("arithmo.settings", "TrainConfig"),
+                                         ("arithmo.eval", "EvalConfig"), ("arithmo.rft.recipe", "RFTConfig")])
+def test_the_help_examples_are_keys_of_that_stage(module, cls):
+    # pitfall: `data build --help` offered `model.lora_r=32` as an example, a training key no recipe has
+    import importlib
+    import re
+
+    from arithmo.config import describe, recipe_epilog
+
+    config = getattr(importlib.import_module(module), cls)
+    examples = re.search(r"e\.g\. (.*?)\):", recipe_epilog(config)).group(1).split(", ")
+    keys = {line.split(" (")[0].strip() for line in describe(config)}
+    for example in examples:
+        key = example.split("=")[0]
+        assert key in keys or re.sub(r"\.\d+\.", ".N.", key) in keys, (example, sorted(keys)[:5])

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from arithmo.config import SYSTEM_ERRORS, ConfigError, error_line, recipe_epilog
+from arithmo.config import SYSTEM_ERRORS, ConfigError, error_line, prog_name, recipe_epilog
 from arithmo.data.build import build_from_recipe
 from arithmo.data.recipe import DataConfig
 from arithmo.io import DataError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m arithmo.data", description="Build a training mix from a recipe.",
+    parser = argparse.ArgumentParser(prog=prog_name("data"), description="Build a training mix from a recipe.",
                                      epilog=recipe_epilog(DataConfig),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)

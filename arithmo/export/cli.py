@@ -8,7 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from arithmo.config import SYSTEM_ERRORS, error_line
+from arithmo.config import SYSTEM_ERRORS, error_line, prog_name
 from arithmo.export import ExportError
 from arithmo.export.gguf import GGUF_QUANTS
 from arithmo.export.merge import BASE_WEIGHTS
@@ -27,7 +27,7 @@ EXAMPLES = """examples:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m arithmo.export", epilog=EXAMPLES,
+    parser = argparse.ArgumentParser(prog=prog_name("export"), epilog=EXAMPLES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      description="Merge a LoRA adapter into 16-bit weights; write safetensors or GGUF "
                                                  "(with an Ollama Modelfile); optionally push to the Hugging Face Hub.")

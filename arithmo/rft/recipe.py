@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Literal
 
 from arithmo.benchmarks import NAMES, load_items, source_of
-from arithmo.config import ConfigError, field, load_config, preset_resolver, recipe_main, save_config, to_dict
+from arithmo.config import (ConfigError, field, load_config, preset_resolver, prog_name, recipe_main, save_config,
+                            to_dict)
 from arithmo.io import DataError, sha256_file
 from arithmo.prompts import POT_HINTS, add_pot_hint, stable_rng, strip_pot_trigger
 from arithmo.rft.sampling import (RFTError, Task, check_budget, read_rounds, sample_tasks, select_solutions,
@@ -379,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return RFTError, DataError, ModelError, BackendError
 
-    return recipe_main(argv, prog="python -m arithmo.rft", cls=RFTConfig, run=rft, errors=errors,
+    return recipe_main(argv, prog=prog_name("rft"), cls=RFTConfig, run=rft, errors=errors,
                        presets=PRESETS, example="smollm2_cpu",
                        description="Rejection-sampling fine-tuning data: sample solutions, keep the correct "
                                    "distinct ones.")
