@@ -335,7 +335,10 @@ def _example_keys(cls: type) -> str:
             names = [g.name for g in dataclasses.fields(item)]
             listed = f"{f.name}.0.{'max_rows' if 'max_rows' in names else names[0]}=100"
     shown = [text for text in (nested, listed) if text]
-    return ", ".join(shown) if shown else "key=value"
+    if not shown:  # a flat config: its first key with a plain default
+        plain = [f for f in dataclasses.fields(cls) if isinstance(f.default, (int, float, str)) and f.default != ""]
+        shown = [f"{plain[0].name}={plain[0].default}"] if plain else ["key=value"]
+    return ", ".join(shown)
 
 
 def recipe_epilog(cls: type, presets: Path | None = None) -> str:
