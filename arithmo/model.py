@@ -91,6 +91,11 @@ def resolve_model_path(name_or_path: str) -> tuple[str, str | None]:
     # A hub id is "name" or "org/name"; anything else that does not exist is a missing local path.
     if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
         raise ModelError(f"model folder not found: {path}")
+    # "merged/m7b" or "runs/x" where ./merged or ./runs is a folder here: a local path with a typo, not a hub
+    # org (the hub would be retried for a minute before failing with a 3-line error).
+    if "/" in name_or_path and Path(name_or_path.split("/")[0]).is_dir():
+        raise ModelError(f"model folder not found: {path} (./{name_or_path.split('/')[0]} is a folder here, so this "
+                         "names a local path; a hub id would be org/name with no such folder)")
     return name_or_path, None
 
 

@@ -508,3 +508,24 @@ def test_a_bpe_tokenizer_decodes_without_the_cleanup_warning(tiny_model_dir, cap
     assert tokenizer.clean_up_tokenization_spaces is (not bpe)
     text = "a , b . c"
     assert tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"]) == text  # the text is unchanged
+
+
+# (name, whether it is refused at once as a missing local folder); pitfall: `model=merged/m7b` with no such
+# folder was taken for a hub id, retried the hub for a minute and failed with three lines
+@pytest.mark.parametrize("name, local", [
+    ("merged/nothing_here", True),          # ./merged exists: a typo in a local path
+    ("./merged/nothing_here", True),
+    ("a/b/c", True),                        # never a hub id
+    ("Qwen/Qwen2.5-Math-7B", False),        # must NOT: a hub id (no ./Qwen folder)
+    ("gpt2", False),                        # must NOT: a bare hub name
+])
+def test_a_missing_local_model_folder_is_not_sent_to_the_hub(tmp_path, monkeypatch, name, local):
+    from arithmo.model import ModelError, resolve_model_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "merged").mkdir()
+    if local:
+        with pytest.raises(ModelError, match="model folder not found"):
+            resolve_model_path(name)
+    else:
+        assert resolve_model_path(name) == (name, None)
