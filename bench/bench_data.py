@@ -1,6 +1,13 @@
 """Time the data build at Arithmo's scale, and its dedup side by side with two anchors on the same rows.
 
-    python bench/bench_data.py [--rows 700000] [--anchor-rows 100000] [--workdir /tmp/arithmo-bench-data]
+    python bench/bench_data.py [--rows 0.7M,2.8M] [--long-rows 100K] [--anchor-rows 0] [--workdir DIR]
+    python bench/bench_data.py --profile-format 120K      # cProfile of the format stage alone
+
+Issue 30: each size is built in a fresh process (`--one`), which reports its own peak resident memory (max RSS
+from getrusage, and its forked signing workers' apart), CPU seconds and wall seconds; the table gives each
+size's ratios against the first (the anchor, measured in the same run), with the load average beside them.
+`--long-rows N` adds N rows of ~8K-token reasoning traces (OpenMathReasoning's schema, two traces per problem so
+near dedup signs them) and the same number of short-trace rows as its anchor: memory must not follow row length.
 
 1. Writes MetaMathQA (56%), MathInstruct (37%, a third of it PoT) and Lila (7%) JSONL files shaped like the
    real ones (question and solution lengths near the real medians) with every drop path planted: AnsAug-style
@@ -24,6 +31,9 @@ import difflib
 import json
 import os
 import random
+import resource
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -68,6 +78,9 @@ def write_inputs(workdir: Path, rows: int, seed: int = 0) -> dict[str, Path]:
     n_lila = rows - n_meta - n_inst
     paths = {"metamathqa": workdir / "metamathqa.jsonl", "mathinstruct": workdir / "mathinstruct.jsonl",
              "lila": workdir / "lila.jsonl"}
+    done = workdir / f".written-{rows}-{seed}-{len(tests)}"  # the same arguments write the same bytes: reuse them
+    if done.exists() and all(p.exists() for p in paths.values()):
+        return paths
     with open(paths["metamathqa"], "w") as f:
         question, previous = "", None
         for i in range(n_meta):
@@ -109,6 +122,7 @@ def write_inputs(workdir: Path, rows: int, seed: int = 0) -> dict[str, Path]:
                                 "output_program": f"n0 = {a}\nn1 = {b}\nanswer = n0 + n1\nprint(answer)",
                                 "output_answer": str(a + b), "dataset": "synthetic",
                                 "split": ["train", "dev", "test"][i % 3]}) + "\n")
+    done.touch()
     return paths
 
 
@@ -223,53 +237,194 @@ def side_by_side(paths: dict[str, Path], rows: int) -> None:
           "build above only: after it, freed memory stays with the allocator and RSS growth would mislead.")
 
 
+def write_long_inputs(workdir: Path, rows: int, trace_words: int, seed: int = 0) -> Path:
+    """OpenMathReasoning-shaped rows (problem, generated_solution `<think>trace</think> summary`, inference_mode
+    cot, expected_answer): two traces per problem; each trace ~`trace_words` words (~1.3 tokens a word)."""
+    rng = random.Random(seed)
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / f"omr_{rows}_{trace_words}.jsonl"
+    if path.exists():
+        return path
+    pool = [_sentence(rng, 16) + "." for _ in range(4000)]  # sentences drawn from a pool: fast to write
+    per_trace = max(1, trace_words // 16)
+    with open(path.with_suffix(".tmp"), "w") as f:
+        problem = ""
+        for i in range(rows):
+            if i % 2 == 0:
+                problem = _sentence(rng, rng.randint(25, 60)) + f" Case {i}."
+            trace = " ".join(rng.choices(pool, k=per_trace))
+            answer = rng.randint(1, 5000)
+            f.write(json.dumps({"problem": problem, "generated_solution": f"<think>\n{trace}\n</think>\n"
+                                f"So the answer is \\boxed{{{answer}}}.", "inference_mode": "cot",
+                                "expected_answer": str(answer), "problem_type": "has_answer_extracted",
+                                "problem_source": "synthetic", "generation_model": "bench"}) + "\n")
+    path.with_suffix(".tmp").replace(path)
+    return path
+
+
+def _config(paths: dict[str, Path]) -> DataConfig:
+    benchmarks = []
+    if SHARED.is_dir():
+        benchmarks = [{"name": "gsm8k_test", "benchmark": "gsm8k", "path": str(SHARED / "gsm8k/test_first300.jsonl")},
+                      {"name": "math_test", "benchmark": "math", "path": str(SHARED / "math/test_dev500.jsonl")}]
+    if "long" in paths:
+        sources = [{"name": "omr", "adapter": "openmathreasoning", "path": str(paths["long"])}]
+    else:
+        sources = [{"name": "metamathqa", "adapter": "metamathqa", "path": str(paths["metamathqa"])},
+                   {"name": "mathinstruct", "adapter": "mathinstruct", "path": str(paths["mathinstruct"])},
+                   {"name": "lila_ood", "adapter": "lila", "path": str(paths["lila"]), "splits": ["train"]}]
+    return load_config(DataConfig, {"name": "bench", "sources": sources, "decontaminate": {"benchmarks": benchmarks},
+                                    "val_size": 1000})
+
+
+def build_one(paths: dict[str, Path], out: Path) -> dict:
+    """Build in this process; its peak RSS, CPU and wall seconds and per-stage figures, as a dict."""
+    meter = PeakRSS()
+    peaks: dict[str, int] = {}
+
+    def log(line: str) -> None:
+        parts = line.split()
+        if len(parts) > 2 and parts[2].replace(",", "").isdigit():
+            peaks[parts[1]] = meter.take()
+
+    cfg = _config(paths)
+    cpu0, start = os.times(), time.perf_counter()
+    manifest = build(cfg, out, log=log)
+    wall, cpu1 = time.perf_counter() - start, os.times()
+    self_usage, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"rows_in": manifest["totals"]["rows_in"], "rows_out": manifest["totals"]["rows_out"],
+            "dropped": manifest["totals"]["dropped"], "wall_s": wall,
+            "cpu_s": (cpu1.user + cpu1.system + cpu1.children_user + cpu1.children_system)
+            - (cpu0.user + cpu0.system + cpu0.children_user + cpu0.children_system),
+            "peak_rss": self_usage.ru_maxrss * 1024, "children_peak_rss": children.ru_maxrss * 1024,
+            "stage_seconds": manifest["stage_seconds"], "stage_rows": manifest["stage_rows"],
+            "stage_peaks": peaks, "load": os.getloadavg(), "input_bytes": sum(p.stat().st_size for p in paths.values())}
+
+
+def _count(text: str) -> int:
+    text = text.strip().upper()
+    scale = {"K": 1_000, "M": 1_000_000}.get(text[-1:], 1)
+    return int(float(text[:-1] if scale > 1 else text) * scale)
+
+
+def _run_child(args: argparse.Namespace, kind: str, rows: int, trace_words: int = 0) -> dict:
+    """Build one input in a fresh interpreter (its peak RSS is its own), reading its JSON result."""
+    cmd = [sys.executable, __file__, "--one", kind, "--rows", str(rows), "--trace-words", str(trace_words),
+           "--workdir", args.workdir]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _table(results: list[tuple[str, dict]]) -> None:
+    anchor = results[0][1]
+    print(f"\n{'run':<26}{'rows in':>10}{'wall s':>8}{'CPU s':>8}{'peak GB':>9}{'workers GB':>11}"
+          f"{'x rows':>8}{'x wall':>8}{'x peak':>8}{'load 1/5/15':>16}")
+    for name, r in results:
+        print(f"{name:<26}{r['rows_in']:>10,}{r['wall_s']:>8.1f}{r['cpu_s']:>8.1f}{r['peak_rss'] / 1e9:>9.2f}"
+              f"{r['children_peak_rss'] / 1e9:>11.2f}{r['rows_in'] / anchor['rows_in']:>8.2f}"
+              f"{r['wall_s'] / anchor['wall_s']:>8.2f}{r['peak_rss'] / anchor['peak_rss']:>8.2f}"
+              f"{'/'.join(f'{x:.1f}' for x in r['load']):>16}")
+    print("peak GB: the build process's max RSS (getrusage); workers GB: the largest forked signing worker's "
+          "(its pages are mostly shared with the build's). Ratios: against the first row, same run.")
+    for name, r in results:
+        stages = ", ".join(f"{k} {v:.1f}s" for k, v in r["stage_seconds"].items())
+        peaks = ", ".join(f"{k} {v / 1e9:.2f}" for k, v in r["stage_peaks"].items())
+        print(f"  {name}: {stages}\n  {'':<{len(name)}}  peak GB by stage end: {peaks}")
+
+
+def profile_format(args: argparse.Namespace, rows: int) -> None:
+    """cProfile of the format stage (answer line, print fix, normalisation) over `rows` generated rows."""
+    import cProfile
+    import pstats
+    from collections import Counter
+
+    from arithmo.data.build import _dedup_solution
+    from arithmo.data.reasoning import think_tag_reason
+    from arithmo.data.sources import Ledger, iter_source
+    from arithmo.data.transforms import ensure_print, format_cot_answer
+
+    paths = write_inputs(Path(args.workdir) / f"inputs_{rows}", rows)
+    cfg = _config(paths)
+    ledger, actions = Ledger([s.name for s in cfg.sources]), Counter()
+    examples = [e for src in cfg.sources for e in iter_source(src, cfg.base_dir, ledger, actions, {})]
+
+    def fmt() -> None:
+        for example in examples:
+            if example.get("reasoning") and think_tag_reason(example["reasoning"], example["solution"]):
+                continue
+            if example["style"] == "cot":
+                completion, answer, _ = format_cot_answer(example["solution"], example["answer"])
+                example["solution"], example["answer"] = completion, answer or example["answer"]
+            elif example["style"] == "pot":
+                example["solution"], _ = ensure_print(example["solution"])
+            example["question_norm"] = normalize_text(example["question"])
+            example["solution_norm"] = normalize_text(example["solution"])
+            _dedup_solution(example)
+
+    profiler = cProfile.Profile()
+    start = time.process_time()
+    profiler.runcall(fmt)
+    print(f"format stage, {len(examples):,} rows: {time.process_time() - start:.2f} s CPU under cProfile")
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, default=700_000)
-    parser.add_argument("--anchor-rows", type=int, default=100_000, help="rows for the side-by-side dedup")
+    parser.add_argument("--rows", default="0.7M", help="comma-separated sizes, e.g. 0.7M,2.8M (the first is the anchor)")
+    parser.add_argument("--long-rows", default="0", help="rows of long traces (e.g. 100K); 0: none")
+    parser.add_argument("--trace-words", type=int, default=6000, help="words per long trace (~8K tokens)")
+    parser.add_argument("--anchor-rows", type=int, default=0, help="rows for the side-by-side dedup (0: skip)")
     parser.add_argument("--workdir", default="/tmp/arithmo-bench-data")
     parser.add_argument("--skip-build", action="store_true", help="only the side-by-side dedup")
+    parser.add_argument("--profile-format", default=None, help="profile the format stage on this many rows")
+    parser.add_argument("--one", choices=["mix", "long"], help=argparse.SUPPRESS)  # a child: build one input
     args = parser.parse_args()
     workdir = Path(args.workdir)
-    t0 = time.perf_counter()
-    paths = write_inputs(workdir / "inputs", args.rows)
-    print(f"generated {args.rows:,} input rows in {time.perf_counter() - t0:.1f}s", flush=True)
-    meter = PeakRSS()
+    if args.one:
+        rows = _count(args.rows)
+        if args.one == "long":
+            paths = {"long": write_long_inputs(workdir / "inputs_long", rows, args.trace_words)}
+        else:
+            paths = write_inputs(workdir / f"inputs_{rows}", rows)
+        result = build_one(paths, workdir / f"out_{args.one}_{rows}")
+        print(json.dumps(result))
+        return
+    if args.profile_format:
+        profile_format(args, _count(args.profile_format))
+        return
+    sizes = [_count(x) for x in args.rows.split(",") if x.strip()]
     if not args.skip_build:
-        benchmarks = []
-        if SHARED.is_dir():
-            benchmarks = [{"name": "gsm8k_test", "benchmark": "gsm8k", "path": str(SHARED / "gsm8k/test_first300.jsonl")},
-                          {"name": "math_test", "benchmark": "math", "path": str(SHARED / "math/test_dev500.jsonl")}]
-        cfg = load_config(DataConfig, {
-            "name": "bench", "sources": [
-                {"name": "metamathqa", "adapter": "metamathqa", "path": str(paths["metamathqa"])},
-                {"name": "mathinstruct", "adapter": "mathinstruct", "path": str(paths["mathinstruct"])},
-                {"name": "lila_ood", "adapter": "lila", "path": str(paths["lila"]), "splits": ["train"]}],
-            "decontaminate": {"benchmarks": benchmarks}, "val_size": 1000})
-        meter.take()
-        rows_by_stage, peaks = {}, {}
-
-        def log(line: str) -> None:
-            parts = line.split()
-            if len(parts) > 2 and parts[2].replace(",", "").isdigit():
-                rows_by_stage[parts[1]] = int(parts[2].replace(",", ""))
-                peaks[parts[1]] = meter.take()
-
-        start = time.perf_counter()
-        manifest = build(cfg, workdir / "out", log=log)
-        total = time.perf_counter() - start
-        overall_peak = max(peaks.values())
-        print(f"\n{'stage':<12} {'rows':>9} {'seconds':>8} {'rows/s':>10} {'peak RSS GB':>12}")
-        for stage, seconds in manifest["stage_seconds"].items():
-            rate = rows_by_stage[stage] / seconds if seconds else float("inf")
-            print(f"{stage:<12} {rows_by_stage[stage]:>9,} {seconds:>8.2f} {rate:>10,.0f} {peaks[stage] / 1e9:>12.2f}")
-        totals = manifest["totals"]
-        print(f"\n{totals['rows_in']:,} rows in -> {totals['rows_out']:,} out; dropped {totals['dropped']}")
-        print(f"{'':<22}{'arithmo':>10}{'goal':>10}{'ratio':>8}")
-        print(f"{'wall seconds':<22}{total:>10.1f}{ANCHOR_SECONDS:>10.0f}{total / ANCHOR_SECONDS:>8.2f}")
-        print(f"{'peak memory GB':<22}{overall_peak / 1e9:>10.2f}{ANCHOR_GB:>10.1f}{overall_peak / 1e9 / ANCHOR_GB:>8.2f}")
-        print(f"{'rows/s overall':<22}{totals['rows_in'] / total:>10,.0f}")
+        results = []
+        for rows in sizes:
+            t0 = time.perf_counter()
+            paths = write_inputs(workdir / f"inputs_{rows}", rows)
+            print(f"generated {rows:,} input rows in {time.perf_counter() - t0:.1f}s; building", flush=True)
+            results.append((f"mix {rows:,}", _run_child(args, "mix", rows)))
+        long_rows = _count(args.long_rows)
+        if long_rows:
+            for words, name in ((60, "short traces"), (args.trace_words, "long traces")):
+                t0 = time.perf_counter()
+                path = write_long_inputs(workdir / "inputs_long", long_rows, words)
+                print(f"generated {long_rows:,} rows of {words}-word traces ({path.stat().st_size / 1e9:.2f} GB) in "
+                      f"{time.perf_counter() - t0:.1f}s; building", flush=True)
+                results.append((f"{name} {long_rows:,}x{words}w", _run_child(args, "long", long_rows, words)))
+        _table(results)
+        for name, r in results:
+            print(f"  {name}: {r['rows_in']:,} in -> {r['rows_out']:,} out; dropped {r['dropped']}; "
+                  f"input {r['input_bytes'] / 1e9:.2f} GB")
+        mixes = [r for name, r in results if name.startswith("mix")]
+        if mixes:
+            print(f"\n{'goal (issue 30)':<34}{'measured':>10}{'goal':>8}")
+            print(f"{'wall s, first size':<34}{mixes[0]['wall_s']:>10.1f}{ANCHOR_SECONDS:>8.0f}")
+            if len(mixes) > 1:
+                print(f"{'peak ratio, last / first size':<34}{mixes[-1]['peak_rss'] / mixes[0]['peak_rss']:>10.2f}{1.2:>8.1f}")
+                print(f"{'peak GB, last size':<34}{mixes[-1]['peak_rss'] / 1e9:>10.2f}{2.0:>8.1f}")
+                print(f"{'time ratio, last / first size':<34}{mixes[-1]['wall_s'] / mixes[0]['wall_s']:>10.2f}"
+                      f"{4.4 * mixes[-1]['rows_in'] / mixes[0]['rows_in'] / 4:>8.1f}")
     if args.anchor_rows:
+        paths = write_inputs(workdir / f"inputs_{sizes[0]}", sizes[0])
         side_by_side(paths, args.anchor_rows)
 
 

@@ -220,6 +220,7 @@ def _build(cfg: DataConfig, out: Path, tmp: Path, names: list[str], log: Callabl
             example["question_norm"] = normalize_text(example["question"])
             example["solution_norm"] = normalize_text(example["solution"])
             counts["format"] += 1
+            timer.lap("format")
             chunk.append(example)
             chunk_chars += len(example["question"]) + len(example["solution"]) + len(example.get("reasoning") or "")
             if len(chunk) >= CHUNK_ROWS or chunk_chars >= CHUNK_CHARS:

@@ -192,7 +192,7 @@ class StreamingNearDedup:
     """
 
     def __init__(self, folder, threshold: float, solution_threshold: float, num_perm: int, bands: int,
-                 seed: int, parts: int = 16, batch_rows: int = 20_000, batch_chars: int = 32 << 20):
+                 seed: int, parts: int = 16, batch_rows: int = 100_000, batch_chars: int = 64 << 20):
         self.folder = folder
         self.threshold, self.solution_threshold = threshold, solution_threshold
         self.num_perm, self.bands, self.seed, self.parts = num_perm, bands, seed, parts

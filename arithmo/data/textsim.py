@@ -45,9 +45,13 @@ def word_arrays(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """
     lengths = np.zeros(len(texts) + 1, dtype=np.int64)
     flat: list[int] = []
+    cached = _WORD_CACHE.get
     for i, text in enumerate(texts):
         words = text.split()
-        flat.extend(_word_hash(w) for w in words)
+        values = list(map(cached, words))  # a C-level loop over the cache; misses (None) are hashed below
+        if None in values:
+            values = [_word_hash(w) if v is None else v for w, v in zip(words, values)]
+        flat.extend(values)
         lengths[i + 1] = len(words)
     return np.array(flat, dtype=np.uint64), np.cumsum(lengths)
 
@@ -156,15 +160,18 @@ def minhash_signatures(texts: list[str], num_perm: int, shingle: int = 3, seed: 
     del first
     # Blocks of at most 20K documents and 4M characters: a block's word and shingle arrays stay a few tens of MB
     # however long the documents are (100 traces of 8K tokens are already ~3M characters).
+    workers = workers or os.cpu_count() or 1
+    # At least one block per worker, so a call with fewer than 20K documents still runs on every core.
+    block_docs = max(1, min(_BLOCK_DOCS, -(-len(distinct) // workers)))
     jobs, start, chars = [], 0, 0
     for i, text in enumerate(distinct):
         chars += len(text)
-        if i + 1 - start >= _BLOCK_DOCS or chars >= _BLOCK_CHARS:
+        if i + 1 - start >= block_docs or chars >= _BLOCK_CHARS:
             jobs.append((start, i + 1, num_perm, shingle, seed))
             start, chars = i + 1, 0
     if start < len(distinct):
         jobs.append((start, len(distinct), num_perm, shingle, seed))
-    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    workers = min(workers, len(jobs))
     # Each block is copied into one preallocated array as it arrives: holding all blocks and then
     # concatenating them doubled the peak (700K rows x 128 permutations x 4 bytes = 358 MB, twice).
     signatures = np.empty((len(distinct), num_perm), dtype=np.uint32)
