@@ -464,6 +464,48 @@ def test_an_rft_resume_refuses_other_questions(tmp_path, monkeypatch, asked, ref
         assert check_resumable(cfg, out, record) is False
 
 
+# (the questions asked on resume, as edits of the sampled ones, whether refused); pitfall: the same file edited
+# under the same ids (or a hub split re-uploaded) resumed, grading old samples against new golds
+QUESTION_EDITS = [
+    ({}, False),                                          # must NOT: the same questions
+    ({"path": "{tmp}/copy.jsonl"}, False),                # must NOT: a copy of the file elsewhere (same content)
+    ({"n": 1}, False),                                    # must NOT: fewer of the same questions
+    ({"gold": {"q1": "7"}}, True),                        # another gold under the same id
+    ({"question": {"q0": "What is 3 + 3?"}}, True),       # another question under the same id
+]
+
+
+@pytest.mark.parametrize("edit, refused", QUESTION_EDITS)
+def test_an_rft_resume_compares_the_questions_by_content(tmp_path, monkeypatch, edit, refused):
+    import json as _json
+
+    from arithmo.config import load_config, save_config
+    from arithmo.rft.recipe import (CONFIG, PROVENANCE, SAMPLES, RFTConfig, RFTError, check_resumable, config_hash,
+                                    question_digests)
+
+    items = [{"id": f"q{i}", "question": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(3)]
+    out = tmp_path / "rft"
+    out.mkdir()
+    saved = load_config(RFTConfig, None, [f"out={out}", "benchmark=file", f"path={tmp_path}/q.jsonl"])
+    save_config(saved, out / CONFIG)
+    record = {"model": "m", "adapter": None, "backend": "hf"}
+    (out / PROVENANCE).write_text(_json.dumps({**record, "config_hash": config_hash(saved),
+                                               "questions": question_digests(items)}))
+    (out / SAMPLES).write_text('{"id": "q0", "style": "cot", "round": 0}\n')
+    monkeypatch.setattr("arithmo.evaluation.provenance.check_saved_generator", lambda *a, **k: [])
+    now = [dict(item) for item in items[:edit.get("n", 3)]]
+    for item in now:
+        item["answer"] = edit.get("gold", {}).get(item["id"], item["answer"])
+        item["question"] = edit.get("question", {}).get(item["id"], item["question"])
+    path = edit.get("path", "{tmp}/q.jsonl").replace("{tmp}", str(tmp_path))
+    cfg = load_config(RFTConfig, None, [f"out={out}", "benchmark=file", f"path={path}"])
+    if refused:
+        with pytest.raises(RFTError, match="samples of other questions: 1 of the ids"):
+            check_resumable(cfg, out, record, question_digests(now))
+    else:
+        assert check_resumable(cfg, out, record, question_digests(now)) is False
+
+
 # ----------------------------------------------------------------------------------------------
 # noise: lines that read like a broken install
 

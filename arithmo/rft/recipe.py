@@ -213,12 +213,17 @@ def rft(cfg: RFTConfig) -> dict:
                         load_in_4bit=cfg.load_in_4bit, template=cfg.template, grader_version=GRADER_VERSION,
                         engine=cfg.engine)
     store = out / SAMPLES
-    regrade = check_resumable(cfg, out, record)
+    digests = question_digests(items)
+    regrade = check_resumable(cfg, out, record, digests)
+    if cfg.resume and (out / PROVENANCE).is_file():  # ids sampled before and not asked now (a smaller n) stay
+        before = json.loads((out / PROVENANCE).read_text()).get("questions")
+        digests = {**before, **digests} if isinstance(before, dict) else digests
     out.mkdir(parents=True, exist_ok=True)
     if not cfg.resume:
         store.write_text("")
     save_config(cfg, out / CONFIG)
-    (out / PROVENANCE).write_text(json.dumps({**record, "config_hash": config_hash(cfg)}, indent=2) + "\n")
+    (out / PROVENANCE).write_text(json.dumps({**record, "config_hash": config_hash(cfg), "questions": digests},
+                                             indent=2) + "\n")
     sandbox = None
     try:
         if "pot" in cfg.styles:
@@ -288,9 +293,18 @@ def rft(cfg: RFTConfig) -> dict:
     return manifest
 
 
-def check_resumable(cfg: RFTConfig, out: Path, record: dict) -> bool:
-    """Refuse to resume samples made with other settings or by another generator; returns whether the saved
-    samples need re-grading (another grader version scored them)."""
+def question_digests(items: list[dict]) -> dict[str, str]:
+    """{item id: sha256 of its question and gold, 16 hex digits}: what a saved sample answered, compared on resume
+    (the same file or hub split edited under the same ids gives other questions)."""
+    return {item["id"]: hashlib.sha256(json.dumps([item["question"], item["answer"]], ensure_ascii=False)
+                                       .encode()).hexdigest()[:16] for item in items}
+
+
+def check_resumable(cfg: RFTConfig, out: Path, record: dict, digests: dict[str, str] | None = None) -> bool:
+    """Refuse to resume samples made with other settings, by another generator or for other questions (`digests`:
+    question_digests of the items asked now, against those provenance.json recorded; folders from before the
+    digests compare the questions' source instead); returns whether the saved samples need re-grading (another
+    grader version scored them)."""
     from arithmo.evaluation.provenance import ResumeRefused, changed_settings, check_saved_generator
 
     store, fix = out / SAMPLES, "use resume=false to start over, or another out"
@@ -305,7 +319,15 @@ def check_resumable(cfg: RFTConfig, out: Path, record: dict) -> bool:
         changed = changed_settings(to_dict(old), to_dict(cfg), NOT_HASHED) if old else ["settings"]
         raise RFTError(f"{out} holds samples drawn with other settings ({'; '.join(changed)}); {fix}")
     # The questions' source is not in the hash (a resume may change n and the rest of NOT_HASHED), but another file
-    # or hub dataset gives other questions under the same ids: the saved samples would be graded against them.
+    # or hub dataset, or the same file edited, gives other questions under the same ids: the saved samples would be
+    # graded against them. Compared by content where provenance.json recorded it (a copy of the file resumes).
+    recorded = json.loads((out / PROVENANCE).read_text()).get("questions")
+    if isinstance(recorded, dict) and digests is not None:
+        other = [item_id for item_id, digest in digests.items() if item_id in recorded and recorded[item_id] != digest]
+        if other:
+            raise RFTError(f"{out} holds samples of other questions: {len(other)} of the ids asked now have another "
+                           f"question or gold than when they were sampled (e.g. {other[0]}); {fix}")
+        return bool(grading)
     old = load_config(RFTConfig, out / CONFIG) if (out / CONFIG).is_file() else None
     if old is not None:
         moved = [f"{key}: {getattr(old, key)!r} -> {getattr(cfg, key)!r}" for key in ("path", "hub")
