@@ -46,7 +46,7 @@ def load_training_data(data: str, run: RunFolder, overrides: list[str],
         if not path.is_file():
             raise TrainError(f"data recipe not found: {path}")
         path = into or run.data
-        build_from_recipe(data, path, overrides, log=lambda line: log.info(line))
+        build_from_recipe(data, path, overrides, log=lambda line: print(line, flush=True))  # its own [data] lines
     if not (path / "train.jsonl").is_file():
         raise TrainError(f"{path} is not a built data folder: expected train.jsonl (build one with "
                          f"python -m arithmo.data build RECIPE --out {path})")

@@ -74,9 +74,17 @@ def build_trainer(model: Any, tokenizer: Any, train_ds, val_ds, cfg: TrainConfig
         ddp_find_unused_parameters=False,
     )
     interrupt = SaveOnInterrupt()
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
-                         processing_class=tokenizer,
-                         callbacks=[JsonlLogger(run.train_log), ProgressBar(), interrupt, IntervalsFromArgs(), *trackers])
+    # TRL's dataset preparation maps (labels, truncation, fully masked rows) draw six progress bars that finish at
+    # once for any set this kit trains on; render_dataset already printed what they count
+    import datasets
+
+    datasets.disable_progress_bars()
+    try:
+        trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
+                             processing_class=tokenizer, callbacks=[JsonlLogger(run.train_log), ProgressBar(), interrupt,
+                                                                    IntervalsFromArgs(), *trackers])
+    finally:
+        datasets.enable_progress_bars()
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     trainer.create_model_card = lambda *args, **kwargs: None  # TRL's names no base for a local model; ours below
