@@ -221,7 +221,7 @@ class StreamingNearDedup:
             head_of[rows] = np.repeat(rows[starts], sizes)
             multi[rows[starts][sizes > 1]] = True
         is_head = alive & (head_of == np.arange(n))
-        heads = np.nonzero(is_head)[0]
+        heads = np.nonzero(is_head)[0].astype(head_of.dtype)
         del is_head
         # 2. sign the heads; their signatures to disk (by head rank), their band keys to partition files
         sig_path = self.folder / "question_sig.u32"
@@ -283,17 +283,21 @@ class StreamingNearDedup:
         # 4. rows in a component: a node with several rows, or a head joined to another
         candidate_head = multi
         candidate_head[heads[linked_ranks]] = True
-        rows = np.nonzero(alive & candidate_head[head_of])[0]
+        # int32 where rows fit (always below 2^31 rows): these arrays are the stage's memory that grows with n
+        small = np.int32 if 2 * n < 2**31 else np.int64
+        rows = np.nonzero(alive & candidate_head[head_of])[0].astype(small)
         del candidate_head, multi
         if not len(rows):
             return duplicate
-        rank_of_row = np.searchsorted(heads, head_of[rows])
-        comp = comp_of_rank[rank_of_row]
+        rank_of_row = np.searchsorted(heads, head_of[rows]).astype(small)
+        comp = comp_of_rank[rank_of_row].astype(small)
+        del comp_of_rank
         order = np.lexsort((rows, comp))
         rows, comp, rank_of_row = rows[order], comp[order], rank_of_row[order]
         del head_of, order
         bounds = np.append(np.nonzero(np.r_[True, comp[1:] != comp[:-1]])[0], len(rows))
         lone = comp[bounds[:-1]] < len(heads)  # a component of one node: one question text
+        del comp
         # 5. decide the components a batch at a time
         sig_fd = os.open(sig_path, os.O_RDONLY)
         width = self.num_perm * 4
