@@ -138,6 +138,30 @@ def test_a_resume_compares_data_by_content_and_the_process_count(runs, tiny_mode
     assert again.returncode == 0 and "already finished" in again.stdout, again.stderr[-3000:]
 
 
+def test_a_recipe_resume_rebuilds_beside_the_runs_data_and_compares_it(runs, tiny_model_dir):
+    # pitfall: a recipe YAML was rebuilt into <run>/data on resume, so a changed recipe (here another seed: another
+    # shuffle) both trained on other rows and overwrote the rows the run had trained on
+    root, _ = runs
+    tmp = root.parent
+    rows = [json.loads(line) for line in (tmp / "data" / "train.jsonl").read_text().splitlines()]
+    (tmp / "rows.jsonl").write_text("".join(json.dumps({"prompt": r["prompt"], "completion": r["completion"]}) + "\n"
+                                            for r in rows))
+    recipe = tmp / "recipe.yaml"
+    recipe.write_text("name: t\nseed: 42\nsources:\n  - {name: t, adapter: prompt_completion, path: rows.jsonl}\n"
+                      "decontaminate: {enabled: false}\ndedup: {exact: true, near: false}\nval_size: 4\n")
+    killed = _run(tmp, tiny_model_dir, "recipe", kill_at=3, extra=[f"data={recipe}"])
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    run = root / "recipe"
+    trained_on = (run / "data" / "train.jsonl").read_bytes()
+    refused = _run(tmp, tiny_model_dir, "recipe", resume=True, extra=[f"data={recipe}", "data_overrides=[seed=7]"])
+    assert refused.returncode == 2 and "training data content" in refused.stderr, refused.stderr[-3000:]
+    assert (run / "data" / "train.jsonl").read_bytes() == trained_on  # must NOT: the run's rows overwritten
+    assert not (run / "data.resume-check").exists()
+    resumed = _run(tmp, tiny_model_dir, "recipe", resume=True, extra=[f"data={recipe}"])
+    assert resumed.returncode == 0 and "resuming from" in resumed.stdout, resumed.stderr[-3000:]
+    assert (run / "data" / "train.jsonl").read_bytes() == trained_on and not (run / "data.resume-check").exists()
+
+
 # must NOT be refused: the keys a resume honours (arithmo.resume.SFT_MAY_CHANGE); a finished run says so
 @pytest.mark.parametrize("extra", [["logging_steps=3"], ["save_steps=3", "save_total_limit=1"], ["report_to=none"]])
 def test_a_resume_accepts_the_keys_it_honours(runs, tiny_model_dir, extra):
