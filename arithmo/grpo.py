@@ -46,10 +46,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from arithmo.benchmarks import NAMES, load_items, source_of
-from arithmo.config import ConfigError, field, preset_resolver, recipe_main, save_config
+from arithmo.config import ConfigError, field, preset_resolver, prog_name, recipe_main, save_config
 from arithmo.io import DataError
 from arithmo.runs import GRPO_CONFIG, RunFolder
-from arithmo.resume import GRPO_MAY_CHANGE, check_resume, finished_summary, last_checkpoint, whole_run_loss
+from arithmo.resume import (GRPO_MAY_CHANGE, check_resume, check_same_launch, finished_summary, last_checkpoint,
+                            questions_fingerprint, whole_run_loss)
 from arithmo.settings import ModelConfig, TrainError
 
 PRESETS = Path(__file__).parent / "configs" / "grpo"
@@ -173,6 +174,9 @@ class GRPOTrainConfig:
     overwrite: bool = field(False, help="delete an existing run folder of the same name first")
 
     def validate(self) -> None:
+        from arithmo.settings import check_optimizer_settings
+
+        check_optimizer_settings(self)  # lr > 0, warmup_ratio in [0, 1] ...: the rules SFT's config keeps
         for key in ("num_generations", "max_completion_length", "max_steps", "micro_batch_size", "grad_accum",
                     "save_steps", "logging_steps"):
             if getattr(self, key) < 1:
@@ -412,8 +416,9 @@ def grpo(cfg: GRPOTrainConfig) -> dict[str, Any]:
             raise GRPOError(str(err)) from err
     finished = finished_summary(run, resume_from, cfg) if resume_from else None
     if finished is not None:
-        print(f"[grpo] {run.root} already finished step {finished['steps']} ({resume_from}); nothing to train. "
-              "Raise max_steps to train further, or overwrite=true to start over.", flush=True)
+        print(f"[grpo] {run.root} already finished step {finished['steps']} ({resume_from}); nothing to train, "
+              "summary kept. To train longer, start a new run with the larger budget (name=<new name>, or "
+              "overwrite=true; init=<this run> starts from its adapter).", flush=True)
         return finished
     if run.root.exists() and cfg.overwrite:
         shutil.rmtree(run.root)
@@ -421,11 +426,6 @@ def grpo(cfg: GRPOTrainConfig) -> dict[str, Any]:
         raise GRPOError(f"{run.root} already holds checkpoints: pass resume=true to continue it, overwrite=true to "
                         "start over, or name=<new name>")
     run.root.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run.root / CONFIG)  # on a resume, differs from the saved one only in honoured keys
-    if resume_from:
-        from arithmo.trainlog import truncate_train_log
-
-        truncate_train_log(run.train_log, int(Path(resume_from).name.rsplit("-", 1)[-1]))  # trained again
 
     # 2. questions; golds the grader cannot read are excluded, counted -------------------------
     items = load_items(cfg.benchmark, path=cfg.path, hub=cfg.hub, config=cfg.config, split=cfg.split, n=cfg.n)
@@ -462,6 +462,23 @@ def grpo(cfg: GRPOTrainConfig) -> dict[str, Any]:
                              "overlong_buffer": cfg.overlong_buffer, "overlong_penalty": cfg.overlong_penalty}}
     if curriculum is not None:
         manifest["curriculum"] = curriculum
+    # A resume trains on the questions the run trained on: compared by content, before anything of the run is
+    # rewritten (a refused resume leaves grpo_config.yaml, the manifest and the log as they were)
+    manifest["training"] = {"questions_sha256": questions_fingerprint(kept)}
+    if resume_from:
+        try:
+            unrecorded = check_same_launch(run.manifest, manifest["training"], "Put them back, or start a new run "
+                                           "(name=<new name>, or overwrite=true)")
+        except TrainError as err:
+            raise GRPOError(str(err)) from err
+        if unrecorded:
+            print(f"[grpo] note: {run.manifest} records no {', '.join(unrecorded)} (a run folder from an older "
+                  "arithmo): not compared on this resume", flush=True)
+    save_config(cfg, run.root / CONFIG)  # on a resume, differs from the saved one only in honoured keys
+    if resume_from:
+        from arithmo.trainlog import truncate_train_log
+
+        truncate_train_log(run.train_log, int(Path(resume_from).name.rsplit("-", 1)[-1]))  # trained again
     run.manifest.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
 
     # 3. model: fresh LoRA, or the SFT run's adapter trained further --------------------------
@@ -479,7 +496,7 @@ def grpo(cfg: GRPOTrainConfig) -> dict[str, Any]:
                         dtype=m.dtype, max_seq_length=m.max_seq_length, lora_r=m.lora_r, lora_alpha=m.lora_alpha,
                         lora_dropout=m.lora_dropout, target_modules=targets,
                         gradient_checkpointing=m.gradient_checkpointing, seed=cfg.seed, chat_template=m.chat_template)
-    print(f"[grpo] engine={loaded.engine}: {loaded.reason}" + (f"; training on from {adapter}" if adapter else ""),
+    print(f"[grpo] engine={loaded.engine}: {loaded.reason}" + (f"; continuing the adapter {adapter}" if adapter else ""),
           flush=True)
 
     # 4. prompts in the ids generation uses --------------------------------------------------
@@ -584,7 +601,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return GRPOError, TrainError, ModelError, DataError, RolloutError
 
-    return recipe_main(argv, prog="python -m arithmo.grpo", cls=GRPOTrainConfig, run=grpo, errors=errors,
+    return recipe_main(argv, prog=prog_name("grpo"), cls=GRPOTrainConfig, run=grpo, errors=errors,
                        presets=PRESETS, example="smollm2_135m_cpu",
                        description="GRPO (TRL's GRPOTrainer) rewarded by arithmo's grader and PoT sandbox.")
 

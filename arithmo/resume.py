@@ -70,10 +70,16 @@ SFT_MAY_CHANGE: dict[str, str] = {
 }
 # GRPO: the same, the number of sandbox processes (the same programs get the same verdicts), and how much of the
 # card the vLLM engine holds and whether it sleeps (memory and time only: the same engine samples the same way).
-# Every other GRPO key (loss, rollout backend, dynamic sampling, overlong shaping, curriculum) is refused on change.
-GRPO_MAY_CHANGE: dict[str, str] = {**SFT_MAY_CHANGE, "workers": "sandbox processes; verdicts do not depend on it",
-                                   "vllm_gpu_memory_utilization": "the vLLM engine's memory share (another card)",
-                                   "vllm_sleep": "whether the engine sleeps between rollouts (memory, not samples)"}
+# The settings that choose the questions (source, n, curriculum) are compared by what they choose
+# (questions_fingerprint): the same questions from a copy of the file resume, other ones are refused.
+# Every other GRPO key (loss, rollout backend, dynamic sampling, overlong shaping) is refused on change.
+_BY_QUESTIONS = "compared by content: the questions (ids, texts, golds) trained on must be the same"
+GRPO_MAY_CHANGE: dict[str, str] = {
+    **SFT_MAY_CHANGE, "workers": "sandbox processes; verdicts do not depend on it",
+    "vllm_gpu_memory_utilization": "the vLLM engine's memory share (another card)",
+    "vllm_sleep": "whether the engine sleeps between rollouts (memory, not samples)",
+    **{key: _BY_QUESTIONS for key in ("benchmark", "path", "hub", "config", "split", "n", "curriculum",
+                                      "min_pass_rate", "max_pass_rate", "curriculum_unmatched")}}
 # Keys whose change would also leave the restored learning-rate schedule planned for another budget.
 SCHEDULE_KEYS = ("max_steps", "epochs", "lr", "lr_scheduler", "warmup_ratio")
 
@@ -114,7 +120,18 @@ def data_fingerprint(folder: str | Path) -> str:
 LAUNCH_FACTS = {
     "world_size": "processes (data-parallel ranks: the effective batch and each rank's rows depend on it)",
     "data_sha256": "training data content (sha256 of train.jsonl + val.jsonl)",
+    "questions_sha256": "GRPO questions (sha256 of the ids, questions and golds trained on, after the curriculum)",
 }
+
+
+def questions_fingerprint(items: list[dict]) -> str:
+    """sha256 (hex) over the (id, question, gold) of GRPO's training questions in order: an edited questions file
+    under the same path, another curriculum or another n gives another fingerprint."""
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(json.dumps([item["id"], item["question"], item["answer"]], ensure_ascii=False).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
 
 
 def check_same_launch(run_manifest: Path, now: Mapping[str, Any], fix: str) -> list[str]:

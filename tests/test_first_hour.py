@@ -363,6 +363,57 @@ def test_a_grpo_resume_refuses_every_changed_setting(tmp_path, capsys, extra, na
     assert (run / "grpo_config.yaml").read_text() == before
 
 
+# (edit to the questions file before the resume, whether refused); pitfall: GRPO resumed on an edited questions
+# file under the same path (and grpo_config.yaml was rewritten before anything was checked)
+@pytest.mark.parametrize("edit, refused", [
+    (None, False),                                     # must NOT: the same questions
+    ("copy", False),                                   # must NOT: the same questions from a copy elsewhere
+    ("gold", True),                                    # another gold under the same id
+    ("question", True),                                # another question under the same id
+    ("drop", True),                                    # one question fewer
+])
+def test_a_grpo_resume_compares_the_questions_by_content(tmp_path, capsys, edit, refused):
+    import json as _json
+
+    from arithmo.benchmarks import load_items
+    from arithmo.grpo import main
+    from arithmo.resume import questions_fingerprint
+
+    questions = tmp_path / "q.jsonl"
+    lines = [{"id": f"q{i}", "question": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(4)]
+    questions.write_text("".join(_json.dumps(line) + "\n" for line in lines))
+    run = _grpo_run(tmp_path, benchmark="file", path=str(questions))
+    (run / "manifest.json").write_text(_json.dumps(
+        {"training": {"questions_sha256": questions_fingerprint(load_items("file", path=str(questions)))}}))
+    before = (run / "grpo_config.yaml").read_text(), (run / "manifest.json").read_text()
+    path = questions
+    if edit == "copy":
+        path = tmp_path / "copy.jsonl"
+        path.write_text(questions.read_text())
+    elif edit == "gold":
+        lines[1]["answer"] = "5"
+    elif edit == "question":
+        lines[2]["question"] = "What is 9 + 9?"
+    elif edit == "drop":
+        lines.pop()
+    if edit not in (None, "copy"):
+        questions.write_text("".join(_json.dumps(line) + "\n" for line in lines))
+    if not refused:  # the check passes; the model is not loaded here (model=<missing> stops right after it)
+        from arithmo.config import load_config
+        from arithmo.grpo import GRPOTrainConfig
+        from arithmo.resume import check_same_launch
+
+        now = load_config(GRPOTrainConfig, run / "grpo_config.yaml", [f"path={path}"])
+        items = load_items("file", path=now.path)
+        assert check_same_launch(run / "manifest.json", {"questions_sha256": questions_fingerprint(items)}, "") == []
+        return
+    code = main([f"output_dir={tmp_path}", "name=g", "max_steps=30", "model.template=plain", "benchmark=file",
+                 f"path={path}", "model.load_in_4bit=false", "resume=true"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and "GRPO questions" in err, err
+    assert ((run / "grpo_config.yaml").read_text(), (run / "manifest.json").read_text()) == before
+
+
 def test_a_grpo_resume_accepts_the_keys_it_honours():
     # must NOT refuse: the intervals, the checkpoint limit and the sandbox's worker count
     from arithmo.resume import GRPO_MAY_CHANGE, resume_differences
