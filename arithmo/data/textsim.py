@@ -161,8 +161,9 @@ def minhash_signatures(texts: list[str], num_perm: int, shingle: int = 3, seed: 
     # Blocks of at most 20K documents and 4M characters: a block's word and shingle arrays stay a few tens of MB
     # however long the documents are (100 traces of 8K tokens are already ~3M characters).
     workers = workers or os.cpu_count() or 1
-    # At least one block per worker, so a call with fewer than 20K documents still runs on every core.
-    block_docs = max(1, min(_BLOCK_DOCS, -(-len(distinct) // workers)))
+    # At least one block per worker, so a call with fewer than 20K documents still runs on every core; under
+    # 2K documents one block (forking a pool costs more than signing them).
+    block_docs = max(2_000, min(_BLOCK_DOCS, -(-len(distinct) // workers)))
     jobs, start, chars = [], 0, 0
     for i, text in enumerate(distinct):
         chars += len(text)
