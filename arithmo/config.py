@@ -380,6 +380,12 @@ def error_line(err: BaseException) -> str:
 SYSTEM_ERRORS = (OSError, UnicodeDecodeError)
 
 
+class Stopped(KeyboardInterrupt):
+    """A run stopped by Ctrl-C after saving its work: the CLI prints the message (what was saved, how to continue)
+    and exits 130, the shell's status for an interrupted command, so `train && eval` does not go on to score a
+    half-trained adapter. A KeyboardInterrupt, so code that catches Ctrl-C still does."""
+
+
 def is_main_rank() -> bool:
     """Under a launcher (torchrun), only rank 0 prints a recipe's error: the others raise the same one."""
     import os
@@ -407,7 +413,11 @@ def run_recipe(cls: type[T], preset: str | Path | None, overrides: list[str], ru
         if is_main_rank():
             print(error_line(err), file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # before training started (a training run saves a checkpoint and returns)
+    except Stopped as err:  # the work was saved; the run says where
+        if is_main_rank():
+            print(str(err), file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # before a run could save anything (a training run raises Stopped once it saved)
         if is_main_rank():
             print("error: interrupted (Ctrl-C)", file=sys.stderr)
         return 130

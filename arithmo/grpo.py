@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from arithmo.benchmarks import NAMES, load_items, source_of
-from arithmo.config import ConfigError, field, preset_resolver, prog_name, recipe_main, save_config
+from arithmo.config import ConfigError, Stopped, field, preset_resolver, prog_name, recipe_main, save_config
 from arithmo.io import DataError
 from arithmo.runs import GRPO_CONFIG, RunFolder
 from arithmo.resume import (GRPO_MAY_CHANGE, check_resume, check_same_launch, finished_summary, last_checkpoint,
@@ -544,9 +544,6 @@ def grpo(cfg: GRPOTrainConfig) -> dict[str, Any]:
         engine = getattr(locals().get("trainer"), "vllm_generation", None)
         if engine is not None:
             engine.close()
-    if interrupt.interrupted:
-        print(f"[grpo] stopped by Ctrl-C; checkpoint saved in {last_checkpoint(run)}; continue with resume=true",
-              flush=True)
 
     # 7. save ----------------------------------------------------------------------------------
     trainer.save_model(str(run.adapter))
@@ -554,8 +551,8 @@ def grpo(cfg: GRPOTrainConfig) -> dict[str, Any]:
     from arithmo.trainlog import read_train_log, write_summary
 
     curve = [row for row in read_train_log(run.train_log) if "reward" in row] if run.train_log.is_file() else []
-    steps = max(trainer.state.global_step, 1)
     resumed_at = int(Path(resume_from).name.rsplit("-", 1)[-1]) if resume_from else 0
+    steps = max(trainer.state.global_step - resumed_at, 1)  # this session's steps: seconds are this session's
     train_loss, loss_steps = whole_run_loss(read_train_log(run.train_log) if run.train_log.is_file() else [],
                                             resumed_at, result.training_loss, trainer.state.global_step)
     summary = {
@@ -580,8 +577,11 @@ def grpo(cfg: GRPOTrainConfig) -> dict[str, Any]:
     from arithmo.trainlog import write_model_card
 
     write_model_card(run.adapter, base_model=m.name, method="GRPO", summary=summary, run_name=run.root.name)
+    if interrupt.interrupted:  # no "done": exit 130 with where the work is (config.Stopped)
+        raise Stopped(f"[grpo] stopped by Ctrl-C at step {trainer.state.global_step}; checkpoint saved in "
+                      f"{last_checkpoint(run)} and the adapter so far in {run.adapter}; continue with resume=true")
     first, last = summary["first"] or {}, summary["last"] or {}
-    print(f"[grpo] done: {summary['steps']} steps in {summary['seconds']} s ({summary['seconds_per_step']} s/step); "
+    print(f"[grpo] done: {summary['steps']} steps{f' ({steps} this session)' if resumed_at else ''} in {summary['seconds']} s ({summary['seconds_per_step']} s/step); "
           f"reward {first.get('reward')} -> {last.get('reward')}, accuracy {first.get('accuracy')} -> "
           f"{last.get('accuracy')}; verdicts {summary['verdicts']}; adapter in {summary['adapter']}", flush=True)
     return summary

@@ -205,7 +205,8 @@ def check_resume(checkpoint: str, saved_config: Path, cls: type, cfg: Any, may_c
            "would train at the rate the old schedule reached, not the one asked." if schedule else "")
     raise TrainError(f"resume=true continues {checkpoint} exactly as it was trained, but {len(changed)} "
                      f"setting{'s differ' if len(changed) > 1 else ' differs'} from {saved_config}: "
-                     f"{'; '.join(changed)}.{why} A resume may change only {', '.join(sorted(may_change))}. Put "
+                     f"{'; '.join(changed)}.{why} A resume may change only "
+                     f"{', '.join(sorted(k for k in may_change if k in to_dict(cfg)))}. Put "
                      "the others back, or start a new run with them (name=<new name>, or overwrite=true)")
 
 

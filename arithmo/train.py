@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from arithmo import distributed
-from arithmo.config import preset_resolver, prog_name, recipe_main, save_config
+from arithmo.config import Stopped, preset_resolver, prog_name, recipe_main, save_config
 from arithmo.io import DataError
 from arithmo.resume import (SFT_MAY_CHANGE, check_resume, check_same_launch, data_fingerprint, finished_summary,
                             last_checkpoint, whole_run_loss)
@@ -94,6 +94,17 @@ def build_trainer(model: Any, tokenizer: Any, train_ds, val_ds, cfg: TrainConfig
 def _step_of(checkpoint: str) -> int:
     """checkpoints/checkpoint-12 -> 12 (transformers' folder name)."""
     return int(Path(checkpoint).name.rsplit("-", 1)[-1])
+
+
+def _tokens_at(checkpoint: str | None) -> int:
+    """Input tokens the run had seen at `checkpoint` (its trainer_state.json), 0 for none: what a resumed session
+    did not train itself."""
+    if not checkpoint:
+        return 0
+    try:
+        return int(json.loads((Path(checkpoint) / "trainer_state.json").read_text()).get("num_input_tokens_seen") or 0)
+    except (OSError, ValueError):
+        return 0
 
 
 def _oom_advice(cfg: TrainConfig) -> str:
@@ -220,9 +231,6 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     except torch.OutOfMemoryError as err:
         raise TrainError(_oom_advice(cfg)) from err
     seconds = time.perf_counter() - start
-    if interrupt.interrupted:
-        say(f"[train] stopped by Ctrl-C; checkpoint saved in {last_checkpoint(run)}; continue with "
-              f"resume=true", flush=True)
 
     # 6. save ---------------------------------------------------------------------------------
     trainer.save_model(str(run.adapter))  # rank 0 writes it (the Trainer checks)
@@ -236,7 +244,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     summary = {
         "run": str(run_dir), "engine": loaded.engine, "model": m.name, "steps": state.global_step,
         "train_loss": train_loss, "val_loss": val_loss, "tokens_seen": int(state.num_input_tokens_seen),
-        "tokens_per_s": round(state.num_input_tokens_seen / max(seconds, 1e-9), 1), "seconds": round(seconds, 1),
+        # this session's speed: its tokens over its seconds (tokens_seen is the whole run's after a resume)
+        "tokens_per_s": round((state.num_input_tokens_seen - _tokens_at(resume_from)) / max(seconds, 1e-9), 1),
+        "seconds": round(seconds, 1),
         "interrupted": interrupt.interrupted, "adapter": str(run.adapter), "rows": len(train_ds),
         "long_rows": long_report, "world_size": world,
     }
@@ -250,8 +260,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
         write_model_card(run.adapter, base_model=m.name, method="SFT", summary=summary, run_name=run_dir.name)
     distributed.finish()
+    if interrupt.interrupted:  # no "done": the adapter is of step N of the schedule; exit 130 (config.Stopped)
+        raise Stopped(f"[train] stopped by Ctrl-C at step {state.global_step}; checkpoint saved in "
+                      f"{last_checkpoint(run)} and the adapter so far in {run.adapter}; continue with resume=true")
     loss_text = "n/a" if val_loss is None or math.isnan(val_loss) else f"{val_loss:.4f}"
-    say(f"[train] done: {summary['steps']} steps in {summary['seconds']} s, train loss "
+    session = f" ({summary['steps'] - resumed_at} this session)" if resumed_at else ""
+    say(f"[train] done: {summary['steps']} steps{session} in {summary['seconds']} s, train loss "
           f"{summary['train_loss']:.4f}, val loss {loss_text}, {summary['tokens_per_s']:,} tokens/s; "
           f"adapter in {summary['adapter']}", flush=True)
     return summary

@@ -86,15 +86,46 @@ def launched() -> bool:
     return "TORCHELASTIC_RUN_ID" in os.environ or "LOCAL_RANK" in os.environ
 
 
+def _rng_states() -> dict:
+    """Every random state a checkpoint saves (transformers' _save_rng_state: Python, NumPy, torch CPU and CUDA)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "cpu": torch.random.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def _set_rng_states(states: dict) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.random.set_rng_state(states["cpu"])
+    if states["cuda"] is not None:
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
 class SaveOnInterrupt(TrainerCallback):
     """The first Ctrl-C asks the trainer to log, save a checkpoint and stop at the end of the current step, on
     every rank at the same step; a second Ctrl-C interrupts at once (Python's default). Under a launcher, the copy
-    of the same Ctrl-C the launcher forwards (within SAME_KEYPRESS_S of the first) is not a second one."""
+    of the same Ctrl-C the launcher forwards (within SAME_KEYPRESS_S of the first) is not a second one.
+
+    Under a launcher the ranks stop at the next micro-batch instead: torchrun kills its workers 30 s after it
+    forwards the signal (--shutdown-timeout, TORCH_ELASTIC_SHUTDOWN_TIMEOUT), and a 7B's optimizer step of 64
+    micro-batches takes longer. The checkpoint then holds the last whole step: the weights, optimizer and schedule
+    are untouched until a step ends, the partial gradients are dropped, and the random states are put back to those
+    the step began with, so the resumed run trains that step as an unbroken one would."""
 
     def __init__(self):
         self.interrupted = False
         self._previous = None
         self._first = 0.0
+        self._step_rng: dict | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):
         try:
@@ -111,21 +142,40 @@ class SaveOnInterrupt(TrainerCallback):
         self.interrupted = True
         self._first = now
         if os.environ.get("RANK", "0") == "0":  # every rank saves; one line says so (was printed per rank)
-            print(f"\nCtrl-C: saving a checkpoint after this step (press again{' after 2 s' if launched() else ''} "
-                  "to abort without saving)", flush=True)
+            print(f"\nCtrl-C: saving a checkpoint {'of the last whole step' if launched() else 'after this step'} "
+                  f"(press again{' after 2 s' if launched() else ''} to abort without saving)", flush=True)
 
-    def on_step_end(self, args, state, control, **kwargs):
+    def _agreed(self, args) -> bool:
         import torch.distributed as dist
 
         interrupted = self.interrupted
         if dist.is_available() and dist.is_initialized():
             # Data parallel: a Ctrl-C reaches the ranks at different steps; they agree to stop at the same one
-            # (saving is collective: a rank that stopped alone would leave the others waiting forever).
+            # (saving is collective: a rank that stopped alone would leave the others waiting forever). Every
+            # micro-batch of every rank makes this one call (on_substep_end or on_step_end), so they pair up.
             import torch
 
             flag = torch.tensor([int(interrupted)], device=args.device)
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
             interrupted = bool(flag.item())
+        return interrupted
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if launched():
+            self._step_rng = _rng_states()
+
+    def on_substep_end(self, args, state, control, **kwargs):
+        if not launched() or not self._agreed(args):
+            return control
+        self.interrupted = True
+        if self._step_rng is not None:
+            _set_rng_states(self._step_rng)  # the checkpoint holds the states the unfinished step began with
+        control.should_save = True  # saved after the loop: checkpoint-<the last whole step>
+        control.should_training_stop = True
+        return control
+
+    def on_step_end(self, args, state, control, **kwargs):
+        interrupted = self._agreed(args)
         if interrupted:
             self.interrupted = True
             control.should_save = True

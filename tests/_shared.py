@@ -108,12 +108,18 @@ from transformers import TrainerCallback
 
 kill_at = int(os.environ.get("KILL_AT_STEP", "0"))
 step_seconds = float(os.environ.get("STEP_SECONDS", "0"))  # a step as long as a real model's (Ctrl-C tests)
+substep_seconds = float(os.environ.get("SUBSTEP_SECONDS", "0"))  # ... and each accumulated micro-batch
 
 class KillAt(TrainerCallback):
     def on_step_begin(self, args, state, control, **kwargs):
         if step_seconds:
             import time
             time.sleep(step_seconds)
+
+    def on_substep_end(self, args, state, control, **kwargs):
+        if substep_seconds:
+            import time
+            time.sleep(substep_seconds)
 
     def on_step_end(self, args, state, control, **kwargs):
         if kill_at and state.global_step == kill_at:

@@ -133,8 +133,16 @@ TORCHRUN_SLOW_FORWARD = [sys.executable, "-c", SLOW_FORWARD, "--standalone", "--
 # rank at once) and torchrun forwards its copy to the ranks, so each rank gets it twice; sent to the launcher
 # alone, the ranks get the forwarded copy only. Pitfall (issue 31): the second copy read as "abort without
 # saving", both ranks died with gloo tracebacks and no checkpoint was written.
-@pytest.mark.parametrize("target", ["terminal", "launcher"])
-def test_one_ctrl_c_saves_a_checkpoint_on_every_rank_at_the_same_step(tmp_path, tiny_model_dir, target):
+# (who gets the SIGINT, micro-batches per step, extra environment); the third row's pitfall (issue 31 review): a
+# step longer than torchrun's 30 s shutdown timeout (a 7B at grad_accum=64) was SIGKILLed before it ended, so
+# nothing was saved: here a 4 s timeout and steps of 4 micro-batches x 2 s
+@pytest.mark.parametrize("target, grad_accum, extra_env", [
+    ("terminal", 1, {"STEP_SECONDS": "2"}),
+    ("launcher", 1, {"STEP_SECONDS": "2"}),
+    ("terminal", 4, {"SUBSTEP_SECONDS": "2", "TORCH_ELASTIC_SHUTDOWN_TIMEOUT": "4"}),
+])
+def test_one_ctrl_c_saves_a_checkpoint_on_every_rank_at_the_same_step(tmp_path, tiny_model_dir, target, grad_accum,
+                                                                       extra_env):
     import time
 
     write_sft_folder(tmp_path / "data", n_train=32)
@@ -143,11 +151,11 @@ def test_one_ctrl_c_saves_a_checkpoint_on_every_rank_at_the_same_step(tmp_path, 
     run = tmp_path / "runs" / "ctrlc"
     args = [f"data={tmp_path / 'data'}", f"output_dir={tmp_path / 'runs'}", "name=ctrlc",
             f"model.name={tiny_model_dir}", "model.engine=hf", "model.load_in_4bit=false", "model.dtype=float32",
-            "model.max_seq_length=128", "model.gradient_checkpointing=false", "micro_batch_size=4", "grad_accum=1",
-            "max_steps=400", "save_steps=1000", "logging_steps=1", "lr=5e-3", "warmup_ratio=0.0",
+            "model.max_seq_length=128", "model.gradient_checkpointing=false", "micro_batch_size=4",
+            f"grad_accum={grad_accum}", "max_steps=400", "save_steps=1000", "logging_steps=1", "lr=5e-3", "warmup_ratio=0.0",
             "lr_scheduler=constant"]
     out = open(tmp_path / "out.txt", "w")
-    launch = subprocess.Popen([*TORCHRUN_SLOW_FORWARD, str(child), *args], env=_env(STEP_SECONDS="2"), stdout=out, stderr=subprocess.STDOUT,
+    launch = subprocess.Popen([*TORCHRUN_SLOW_FORWARD, str(child), *args], env=_env(**extra_env), stdout=out, stderr=subprocess.STDOUT,
                               text=True, start_new_session=True)  # its own group, as a terminal's foreground job
     try:
         deadline = time.monotonic() + 300
