@@ -162,6 +162,42 @@ def test_a_recipe_resume_rebuilds_beside_the_runs_data_and_compares_it(runs, tin
     assert (run / "data" / "train.jsonl").read_bytes() == trained_on and not (run / "data.resume-check").exists()
 
 
+def test_ctrl_c_saves_exits_130_and_resumes_to_the_same_adapter(runs, tiny_model_dir):
+    # pitfalls: an interrupted run printed "done" and exited 0 (so `train && eval` scored a half-trained adapter);
+    # after the resume summary.json divided the whole run's tokens by the last session's seconds
+    import time
+
+    root, _ = runs
+    tmp = root.parent
+    args = [f"data={tmp / 'data'}", f"output_dir={tmp / 'runs'}", "name=ctrlc", f"model.name={tiny_model_dir}",
+            "model.engine=hf", "model.load_in_4bit=false", "model.dtype=float32", "model.max_seq_length=128",
+            "model.gradient_checkpointing=false", "micro_batch_size=4", "grad_accum=2", "max_steps=6", "save_steps=2",
+            "logging_steps=1", "lr=5e-3", "warmup_ratio=0.2", "lr_scheduler=cosine", "model.lora_dropout=0.1"]
+    env = dict(os.environ, PYTHONPATH=str(REPO), STEP_SECONDS="1")
+    child = subprocess.Popen([sys.executable, "-c", CHILD, *args], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    log = root / "ctrlc" / "train_log.jsonl"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and child.poll() is None:
+        if log.is_file() and any('"step": 3,' in line for line in log.read_text().splitlines()):
+            break
+        time.sleep(0.1)
+    os.killpg(child.pid, signal.SIGINT)  # as a terminal delivers it: to the whole foreground group
+    out, err = child.communicate(timeout=240)
+    assert child.returncode == 130, err[-3000:]
+    assert "stopped by Ctrl-C at step" in err and "[train] done" not in out and "Traceback" not in err, err[-3000:]
+    summary = json.loads((root / "ctrlc" / "summary.json").read_text())
+    assert summary["interrupted"] is True and 3 <= summary["steps"] < 6
+    resumed = _run(tmp, tiny_model_dir, "ctrlc", resume=True)
+    assert resumed.returncode == 0 and "this session" in resumed.stdout, resumed.stderr[-3000:]
+    whole = (root / "whole" / "adapter" / "adapter_model.safetensors").read_bytes()
+    assert (root / "ctrlc" / "adapter" / "adapter_model.safetensors").read_bytes() == whole  # bit-identical
+    done = json.loads((root / "ctrlc" / "summary.json").read_text())
+    session_share = (6 - done["resumed_from_step"]) / 6
+    # this session's tokens over its seconds: not the whole run's (within rounding of `seconds` to 0.1 s)
+    assert done["tokens_per_s"] * done["seconds"] <= done["tokens_seen"] * (session_share + 0.1)
+
+
 # must NOT be refused: the keys a resume honours (arithmo.resume.SFT_MAY_CHANGE); a finished run says so
 @pytest.mark.parametrize("extra", [["logging_steps=3"], ["save_steps=3", "save_total_limit=1"], ["report_to=none"]])
 def test_a_resume_accepts_the_keys_it_honours(runs, tiny_model_dir, extra):
