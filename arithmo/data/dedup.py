@@ -284,17 +284,24 @@ class StreamingNearDedup:
         candidate_head = multi
         candidate_head[heads[linked_ranks]] = True
         # int32 where rows fit (always below 2^31 rows): these arrays are the stage's memory that grows with n
+        if 2 * n >= 2**32:  # rows and component numbers are packed into 32 bits each below
+            raise ValueError(f"near dedup over {n:,} rows: at most 2^31 rows per build (split the recipe)")
         small = np.int32 if 2 * n < 2**31 else np.int64
         rows = np.nonzero(alive & candidate_head[head_of])[0].astype(small)
         del candidate_head, multi
         if not len(rows):
             return duplicate
-        rank_of_row = np.searchsorted(heads, head_of[rows]).astype(small)
-        comp = comp_of_rank[rank_of_row].astype(small)
+        # Sort rows by (component, row) as one packed uint64 (component << 32 | row), in place: one 8-byte array
+        # instead of lexsort's index and a reordered copy of each column.
+        packed = comp_of_rank[np.searchsorted(heads, head_of[rows])].astype(np.uint64) << np.uint64(32)
+        packed |= rows.astype(np.uint64)
         del comp_of_rank
-        order = np.lexsort((rows, comp))
-        rows, comp, rank_of_row = rows[order], comp[order], rank_of_row[order]
-        del head_of, order
+        packed.sort()
+        rows = (packed & np.uint64(0xFFFFFFFF)).astype(small)
+        comp = (packed >> np.uint64(32)).astype(small)
+        del packed
+        rank_of_row = np.searchsorted(heads, head_of[rows]).astype(small)
+        del head_of
         bounds = np.append(np.nonzero(np.r_[True, comp[1:] != comp[:-1]])[0], len(rows))
         lone = comp[bounds[:-1]] < len(heads)  # a component of one node: one question text
         del comp
@@ -303,19 +310,19 @@ class StreamingNearDedup:
         width = self.num_perm * 4
         try:
             offsets = np.frombuffer(solutions.offsets, dtype=np.int64)
-            sizes = offsets[rows + 1] - offsets[rows]  # bytes of each row's solution text
-            del offsets
-            ends = np.cumsum(sizes)
             c = 0
             while c < len(bounds) - 1:
-                # whole components, up to batch_rows rows or batch_chars bytes of solution text (at least one)
+                # whole components, up to batch_rows rows or batch_chars bytes of solution text (at least one);
+                # text sizes from the offsets of this window only (no per-row array over every candidate)
                 lo = bounds[c]
-                base = ends[lo - 1] if lo else 0
+                window = rows[lo:lo + self.batch_rows].astype(np.int64)
+                ends = np.cumsum(offsets[window + 1] - offsets[window])
                 c_end = c + 1
                 while (c_end < len(bounds) - 1 and bounds[c_end + 1] - lo <= self.batch_rows
-                       and ends[bounds[c_end + 1] - 1] - base <= self.batch_chars):
+                       and ends[bounds[c_end + 1] - 1 - lo] <= self.batch_chars):
                     c_end += 1
                 hi = bounds[c_end]
+                del window, ends
                 texts = [solutions.get(i).decode("utf-8") for i in rows[lo:hi].tolist()]
                 solution_sig = minhash_signatures(texts, solution_perm(self.num_perm), seed=self.seed + 1)
                 del texts
