@@ -150,10 +150,26 @@ def from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
     if missing:
         raise ConfigError(f"missing required key(s): {', '.join(prefix + m for m in missing)}")
     obj = cls(**kwargs)
+    _check_seeds(obj, prefix)
     validate = getattr(obj, "validate", None)
     if callable(validate):
         validate()
     return obj
+
+
+SEED_LIMIT = 2**32  # NumPy's seeds (np.random.seed, transformers.set_seed) are 0 .. 2**32 - 1
+
+
+def _check_seeds(obj: Any, prefix: str) -> None:
+    """ConfigError for a seed outside 0 .. 2**32 - 1 in any field named seed, *_seed or seeds: NumPy (through
+    transformers' set_seed, datasets' shuffle or a worker pool) raises only later, as a traceback (issue 31)."""
+    for f in dataclasses.fields(obj):
+        if not (f.name == "seed" or f.name.endswith("_seed") or f.name == "seeds"):
+            continue
+        value = getattr(obj, f.name)
+        for seed in (value if isinstance(value, list) else [value]):
+            if isinstance(seed, int) and not isinstance(seed, bool) and not 0 <= seed < SEED_LIMIT:
+                raise ConfigError(f"{prefix}{f.name}: expected a seed from 0 to 2**32 - 1, got {seed}")
 
 
 def to_dict(cfg: Any) -> Any:

@@ -34,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError, *SYSTEM_ERRORS) as err:
         print(error_line(err), file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # each output file is written beside its name and renamed whole (build._write)
+        print(f"error: interrupted (Ctrl-C) before the build finished; run the same command again (the same inputs "
+              f"give the same bytes; no file in {args.out} is half-written)", file=sys.stderr)
+        return 130
     totals = manifest["totals"]
     print(f"[data] {totals['rows_in']:,} rows in -> {totals['rows_out']:,} out "
           f"(train {totals['train']:,}, val {totals['val']:,}); dropped {totals['dropped']}")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from arithmo import __version__
-from arithmo.config import load_config, to_dict
+from arithmo.config import ConfigError, load_config, to_dict
 from arithmo.data.contamination import Decontaminator
 from arithmo.data.dedup import DIGEST_ROW, StreamingNearDedup, digest_records, exact_duplicates_on_disk
 from arithmo.data.reasoning import think_tag_reason, trace_stats_from
@@ -417,6 +417,9 @@ def _render(example: dict, cfg: DataConfig, actions: Counter) -> dict:
 def build_from_recipe(recipe: str | Path, out_dir: str | Path, overrides: list[str] | None = None,
                       log: Callable[[str], None] = print) -> dict[str, Any]:
     """Resolve a recipe YAML (+ `key=value` overrides) and build it; relative paths are the recipe's."""
+    if not Path(recipe).is_file():  # load_config would call it a preset
+        raise ConfigError(f"recipe not found: {recipe}" + (" (a folder; expected a recipe YAML file)"
+                                                            if Path(recipe).is_dir() else ""))
     cfg = load_config(DataConfig, recipe, overrides)
     if not cfg.base_dir:
         cfg.base_dir = str(Path(recipe).resolve().parent)
