@@ -230,3 +230,23 @@ def test_rft_ctrl_c_keeps_the_finished_rounds_and_says_so(tmp_path, capsys, at, 
     assert (len(store.read_text().splitlines()) if store.exists() else 0) == lines
     rounds = _run(tmp_path, k=2)  # resume: the saved rounds count, the rest is drawn
     assert sum(len(r) for r in rounds.values()) == len(POOLS) - 1
+
+
+def test_an_rft_run_that_keeps_nothing_is_an_error_with_the_counts(tmp_path, monkeypatch, tiny_model_dir):
+    # pitfall (issue 31 review): every sample wrong -> "wrote train.jsonl (0 rows ...) Train: python -m arithmo.train
+    # data=...", exit 0, and that command then failed with "holds no rows"
+    import json as _json
+
+    from arithmo.config import load_config
+    from arithmo.rft.recipe import RFTConfig, RFTError, rft
+
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("".join(_json.dumps({"id": f"q{i}", "question": f"What is {i} + {i}?", "answer": str(2 * i)})
+                                 + "\n" for i in range(3)))
+    monkeypatch.setattr("arithmo.rft.recipe.load_sampler",
+                        lambda cfg, backend: lambda prompts, k, seed: [["The answer is: 99"] * k for _ in prompts])
+    cfg = load_config(RFTConfig, None, [f"model={tiny_model_dir}", "benchmark=file", f"path={questions}", "k=2",
+                                        "styles=[cot]", f"out={tmp_path / 'rft'}", "backend=hf"])
+    with pytest.raises(RFTError, match=r"no training row: 6 samples of 3 tasks, 0 correct, 0 kept"):
+        rft(cfg)
+    assert (tmp_path / "rft" / "samples.jsonl").read_text().count("\n") == 3  # kept for a resume

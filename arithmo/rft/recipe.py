@@ -287,6 +287,11 @@ def rft(cfg: RFTConfig) -> dict:
           f"{t['correct']} correct, {t['kept']} kept ({t['tasks_with_kept']} tasks with at least one); dropped "
           + ", ".join(f"{reason} {count}" for reason, count in t["dropped"].items() if count)
           + f"; stopped: {t['stopped']}", file=sys.stderr)
+    if not t["rows"]["train"]:  # nothing to train on: say so with the counts (the samples stay for a resume)
+        raise RFTError(f"no training row: {t['sampled']} samples of {t['tasks']} tasks, {t['correct']} correct, "
+                       f"{t['kept']} kept, and no mix; {out}/train.jsonl is empty (manifest.json has the counts, "
+                       "samples.jsonl the samples). Sample more (larger k or max_trials, a stronger model or run) or "
+                       "add mix=<a built data folder>")
     print(f"[rft] wrote {out}/train.jsonl ({t['rows']['train']} rows: {t['rows']['rft']} RFT + "
           f"{t['rows']['original']} original), manifest.json, samples.jsonl. Train: python -m arithmo.train "
           f"data={out}")
