@@ -48,8 +48,9 @@ def load_training_data(data: str, run: RunFolder, overrides: list[str],
         path = into or run.data
         build_from_recipe(data, path, overrides, log=lambda line: print(line, flush=True))  # its own [data] lines
     if not (path / "train.jsonl").is_file():
-        raise TrainError(f"{path} is not a built data folder: expected train.jsonl (build one with "
-                         f"python -m arithmo.data build RECIPE --out {path})")
+        raise TrainError(f"data={data}: expected a built data folder holding train.jsonl, or a recipe YAML (.yaml) "
+                         "to build into the run folder (build a folder with python -m arithmo.data build RECIPE --out "
+                         "DIR)")
     train_rows = read_sft_file(path / "train.jsonl")
     if not train_rows:
         raise TrainError(f"{path / 'train.jsonl'} holds no rows")

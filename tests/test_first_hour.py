@@ -93,6 +93,7 @@ def _inputs(tmp: Path) -> dict[str, Path]:
         (tmp / f"{name}.yaml").write_text(f"sources:\n  - name: a\n    path: {source}\n    adapter: prompt_completion\n")
     (tmp / "latin1_data").mkdir(exist_ok=True)
     (tmp / "latin1_data" / "train.jsonl").write_bytes(b'{"id": "a", "prompt": "q\xff", "completion": "c"}\n')
+    (tmp / "latin1_preset.yaml").write_bytes(b"lr: 1e-4\nname: caf\xe9\n")  # a preset saved as Latin-1
     (tmp / "metrics").mkdir(exist_ok=True)
     (tmp / "metrics" / "metrics.json").write_bytes(b'{"benchmark": "caf\xe9"}')
     return {"tmp": tmp}
@@ -125,6 +126,14 @@ ERRORS = [
     ("eval", ["run={tmp}/no_run"], ["{tmp}/no_run"]),
     ("eval", ["benchmark=file", "path={tmp}/bad.jsonl", "model=smollm2-135m-instruct"], ["bad.jsonl"]),
     ("export", ["{tmp}/no_run", "--out", "{tmp}/merged"], ["{tmp}/no_run"]),
+    ("export", ["{tmp}/no_run", "--out", "{tmp}/afile"], ["{tmp}/afile", "is a file"]),  # before loading a model
+    ("train", ["seed=-1"], ["seed", "2**32"]),                      # NumPy's traceback, after the data build
+    ("data", ["build", TINY, "--out", "{tmp}/o", "seed=-1"], ["seed", "got -1"]),
+    ("train", ["lr=0"], ["lr", "got 0.0"]),                         # trained nothing, said nothing
+    ("train", ["model.lora_r=0"], ["model.lora_r"]),                # peft's traceback after the model loaded
+    ("train", ["--preset", "{tmp}/latin1_preset.yaml"], ["latin1_preset.yaml", "byte offset 18"]),
+    ("grpo", ["--preset", "{tmp}/latin1_preset.yaml"], ["latin1_preset.yaml", "byte offset 18"]),
+    ("train", ["--preset", "{tmp}"], ["is a folder"]),
     ("report", ["{tmp}/metrics"], ["metrics.json"]),
     ("report", ["{tmp}/absent"], ["{tmp}/absent"]),
     ("rft", ["run={tmp}/no_run", "out={tmp}/rft"], ["{tmp}/no_run"]),

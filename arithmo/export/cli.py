@@ -77,6 +77,8 @@ def export(args: argparse.Namespace) -> dict:
     from arithmo.export.merge import measure_merge, merge_adapter
 
     out = Path(args.out)
+    if out.exists() and not out.is_dir():  # before minutes of loading a 7B, not after
+        raise ExportError(f"--out {out}: is a file, expected a folder to write the export into")
     adapter_dir = _adapter_of(args.source)
     if args.measure_merge:
         if adapter_dir is None:
