@@ -182,12 +182,20 @@ def minhash_signatures(texts: list[str], num_perm: int, shingle: int = 3, seed: 
     else:
         _FORK_TEXTS = distinct
         try:
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
+            with multiprocessing.get_context("fork").Pool(workers, initializer=_ignore_sigint) as pool:
                 for (start, stop, *_), block in zip(jobs, pool.imap(_fork_block, jobs)):
                     signatures[start:stop] = block
         finally:
             _FORK_TEXTS = []
     return signatures if distinct is texts else signatures[inverse]
+
+
+def _ignore_sigint() -> None:
+    # A terminal's Ctrl-C reaches the pool's workers too: each printed its own KeyboardInterrupt traceback. The
+    # parent stops the build (one error line) and the pool's exit terminates the workers.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def band_keys(signatures: np.ndarray, bands: int) -> np.ndarray:
