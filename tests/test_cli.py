@@ -24,7 +24,7 @@ from _shared import REPO
     (["export", "--help"], "--base {auto,dequantized,original}"),
     (["report", "--help"], "python -m arithmo.report"),
     (["rft", "--help"], "usage: arithmo rft"),               # arithmo/rft/ keeps main in recipe.py
-    (["grpo", "--help"], "python -m arithmo.grpo"),
+    (["grpo", "--help"], "usage: arithmo grpo"),
     (["app", "--help"], "--adapter"),                        # app.py beside the package
 ])
 def test_each_command_is_its_stage_main(argv, expected, capsys):
