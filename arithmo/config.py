@@ -151,6 +151,7 @@ def from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
         raise ConfigError(f"missing required key(s): {', '.join(prefix + m for m in missing)}")
     obj = cls(**kwargs)
     _check_seeds(obj, prefix)
+    _check_finite(obj, prefix)
     validate = getattr(obj, "validate", None)
     if callable(validate):
         validate()
@@ -170,6 +171,18 @@ def _check_seeds(obj: Any, prefix: str) -> None:
         for seed in (value if isinstance(value, list) else [value]):
             if isinstance(seed, int) and not isinstance(seed, bool) and not 0 <= seed < SEED_LIMIT:
                 raise ConfigError(f"{prefix}{f.name}: expected a seed from 0 to 2**32 - 1, got {seed}")
+
+
+def _check_finite(obj: Any, prefix: str) -> None:
+    """ConfigError for a NaN or infinite number in any float setting: every comparison with NaN is false, so range
+    checks written `x < 0` let it through and it reaches the optimizer (issue 28 review: beta=nan trained an
+    all-NaN adapter and reported "done"). No arithmo setting means anything with an infinite value."""
+    import math
+
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{prefix}{f.name}: expected a finite number, got {value}")
 
 
 def to_dict(cfg: Any) -> Any:

@@ -187,11 +187,13 @@ class GRPOTrainConfig:
             raise ConfigError(f"micro_batch_size x grad_accum = {self.micro_batch_size * self.grad_accum} "
                               f"completions per step must be a multiple of num_generations={self.num_generations} "
                               "(whole groups per step)")
-        if self.temperature <= 0 or not 0 < self.top_p <= 1 or min(self.format_weight, self.beta) < 0 \
-                or not self.styles:
-            raise ConfigError(f"expected temperature > 0 (got {self.temperature}), top_p in (0, 1] ({self.top_p}), "
-                              f"format_weight >= 0 ({self.format_weight}), beta >= 0 ({self.beta}), at least one of "
-                              f"styles cot, pot ({self.styles})")
+        for key, bad, expected in (("temperature", self.temperature <= 0, "> 0"),
+                                   ("top_p", not 0 < self.top_p <= 1, "in (0, 1]"),
+                                   ("format_weight", self.format_weight < 0, ">= 0")):
+            if bad:  # one line naming the key (several at once read as one error)
+                raise ConfigError(f"{key}: expected {expected}, got {getattr(self, key)}")
+        if not self.styles:
+            raise ConfigError("styles: expected at least one of cot, pot")
         if self.benchmark not in NAMES or (self.benchmark == "file" and self.path is None):
             raise ConfigError(f"benchmark: expected one of {', '.join(NAMES)}, got {self.benchmark!r} (benchmark=file "
                               f"needs path=<EvalItem .jsonl/.json/.parquet file>, got path={self.path!r})")
@@ -214,6 +216,10 @@ class GRPOTrainConfig:
         elif self.epsilon_high is not None and self.epsilon_high < self.epsilon:
             raise ConfigError(f"epsilon_high: expected >= epsilon={self.epsilon} (DAPO's clip-higher widens the "
                               f"upper bound, e.g. 0.28) or null (= epsilon), got {self.epsilon_high}")
+        if self.loss_type == "sapo" and self.epsilon_high is not None:
+            raise ConfigError("epsilon_high: loss_type=sapo gates the ratio softly (TRL 1.14.2's sapo_temperature_pos/"
+                              "neg, left at TRL's defaults) instead of clipping it, so epsilon_high would do nothing; "
+                              "leave it null")
         if self.importance_sampling_level == "sequence" and self.loss_type not in ("grpo", "sapo"):
             raise ConfigError(f"importance_sampling_level=sequence (GSPO) with loss_type={self.loss_type}: that loss "
                               "sums tokens, so each sequence's ratio counts once per token; GSPO (arXiv 2507.18071) "
@@ -223,8 +229,9 @@ class GRPOTrainConfig:
             raise ConfigError(f"beta: expected >= 0 (0: no KL term), got {self.beta}")
 
     def _validate_sampling(self) -> None:
-        if self.dynamic_sampling_rounds < 0:
-            raise ConfigError(f"dynamic_sampling_rounds: expected >= 0, got {self.dynamic_sampling_rounds}")
+        if self.dynamic_sampling_rounds < 0 or (self.dynamic_sampling and self.dynamic_sampling_rounds == 0):
+            raise ConfigError(f"dynamic_sampling_rounds: expected >= 1 with dynamic_sampling=true (0 refills nothing: "
+                              f"that is dynamic_sampling=false), >= 0 otherwise; got {self.dynamic_sampling_rounds}")
         if not 0 <= self.overlong_buffer < self.max_completion_length:
             raise ConfigError(f"overlong_buffer: expected 0 (off) up to max_completion_length - 1 = "
                               f"{self.max_completion_length - 1} tokens, got {self.overlong_buffer}")
@@ -420,12 +427,9 @@ def grpo(cfg: GRPOTrainConfig) -> dict[str, Any]:
               "summary kept. To train longer, start a new run with the larger budget (name=<new name>, or "
               "overwrite=true; init=<this run> starts from its adapter).", flush=True)
         return finished
-    if run.root.exists() and cfg.overwrite:
-        shutil.rmtree(run.root)
-    elif last_checkpoint(run) and not cfg.resume:
+    if last_checkpoint(run) and not cfg.resume and not cfg.overwrite:
         raise GRPOError(f"{run.root} already holds checkpoints: pass resume=true to continue it, overwrite=true to "
                         "start over, or name=<new name>")
-    run.root.mkdir(parents=True, exist_ok=True)
 
     # 2. questions; golds the grader cannot read are excluded, counted -------------------------
     items = load_items(cfg.benchmark, path=cfg.path, hub=cfg.hub, config=cfg.config, split=cfg.split, n=cfg.n)
@@ -448,6 +452,11 @@ def grpo(cfg: GRPOTrainConfig) -> dict[str, Any]:
               f"{cfg.min_pass_rate} <= pass rate <= {cfg.max_pass_rate}; {counts['below_min']} below, "
               f"{counts['above_max']} above, {counts['unmatched']} without a rate ({cfg.curriculum_unmatched}), "
               f"{counts['gold_mismatch']} with another gold under the same id", flush=True)
+        if not kept and counts["unmatched"] + counts["gold_mismatch"] >= curriculum["questions"]:
+            raise GRPOError(f"curriculum={cfg.curriculum}: none of the {curriculum['questions']} questions has a pass "
+                            f"rate there ({counts['unmatched']} ids not found, {counts['gold_mismatch']} found with "
+                            f"another gold): is it from this benchmark and split ({cfg.benchmark}, "
+                            f"{cfg.path or cfg.split})? Or curriculum_unmatched=keep")
         if not kept:
             raise GRPOError(f"curriculum={cfg.curriculum}: no question has {cfg.min_pass_rate} <= pass rate <= "
                             f"{cfg.max_pass_rate} (histogram in tenths: {curriculum['rate_histogram_tenths']}); "
@@ -474,6 +483,11 @@ def grpo(cfg: GRPOTrainConfig) -> dict[str, Any]:
         if unrecorded:
             print(f"[grpo] note: {run.manifest} records no {', '.join(unrecorded)} (a run folder from an older "
                   "arithmo): not compared on this resume", flush=True)
+    # The run folder is touched only now, once the questions and the curriculum were read and checked: a bad
+    # curriculum path with overwrite=true used to delete the old run first (issue 28 review)
+    if run.root.exists() and cfg.overwrite:
+        shutil.rmtree(run.root)
+    run.root.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run.root / CONFIG)  # on a resume, differs from the saved one only in honoured keys
     if resume_from:
         from arithmo.trainlog import truncate_train_log

