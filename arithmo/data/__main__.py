@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from arithmo.config import SYSTEM_ERRORS, ConfigError, error_line, prog_name, recipe_epilog
 from arithmo.data.build import build_from_recipe
 from arithmo.data.recipe import DataConfig
 from arithmo.io import DataError
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, `timeout`, a job scheduler) during a build: raised like Ctrl-C's KeyboardInterrupt, so
+    the build's scratch folder (a TemporaryDirectory under --out) is removed on the way out instead of being left
+    behind by the default action, which ends the process at once."""
+
+
+def _raise_terminated(signum, frame):
+    # Once: a second SIGTERM (`timeout` signals the process and then its group) must not interrupt the removal
+    # of the scratch folder; SIGKILL still ends the process, and the next build sweeps what it left.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,15 +43,22 @@ def main(argv: list[str] | None = None) -> int:
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)} (overrides are key=value)")
     args.overrides = args.overrides + extra
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         manifest = build_from_recipe(args.recipe, args.out, args.overrides)
     except (ConfigError, DataError, *SYSTEM_ERRORS) as err:
         print(error_line(err), file=sys.stderr)
         return 2
+    except Terminated:
+        print(f"error: terminated (SIGTERM) before the build finished; scratch files removed, no file in {args.out} "
+              f"is half-written; run the same command again", file=sys.stderr)
+        return 143  # 128 + SIGTERM, the shell's status for a command ended by it
     except KeyboardInterrupt:  # each output file is written beside its name and renamed whole (build._write)
         print(f"error: interrupted (Ctrl-C) before the build finished; run the same command again (the same inputs "
               f"give the same bytes; no file in {args.out} is half-written)", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     totals = manifest["totals"]
     print(f"[data] {totals['rows_in']:,} rows in -> {totals['rows_out']:,} out "
           f"(train {totals['train']:,}, val {totals['val']:,}); dropped {totals['dropped']}")

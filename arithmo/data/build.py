@@ -9,8 +9,12 @@ byte-identical files: all randomness is drawn per row from (seed, row id).
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import random
+import re
+import shutil
 import subprocess
 import tempfile
 import time
@@ -132,8 +136,69 @@ def build(cfg: DataConfig, out_dir: str | Path, log: Callable[[str], None] = pri
     names = [s.name for s in cfg.sources]
     if not names:
         raise DataError("the recipe lists no sources")
-    with tempfile.TemporaryDirectory(prefix=".arithmo-build-", dir=out) as tmp:
-        return _build(cfg, out, Path(tmp), names, log)
+    sweep_scratch(out, log)
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=out) as tmp:
+            return _build(cfg, out, Path(tmp), names, log)
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            raise
+        # The bare "[Errno 28] No space left on device" names no path: say which disk filled and what it needs.
+        where = f" (writing {err.filename})" if err.filename else ""
+        raise DataError(f"--out {out}: no space left on device{where}; a build writes its scratch files under --out and needs about 2-3x its input's size free "
+                        f"there (docs/measurements.md, data at scale); free space or name another --out") from err
+
+
+# Scratch folders are `.arithmo-build-<pid>-<random>` inside --out: a build stopped by SIGKILL (or a power cut)
+# cannot remove its own, so the next build into that folder removes those whose process is gone.
+SCRATCH_PREFIX = ".arithmo-build-"
+_SCRATCH = re.compile(r"\.arithmo-build-(\d+)-[A-Za-z0-9_]+")
+_LEGACY = re.compile(r"\.arithmo-build-[A-Za-z0-9_]{8}")  # tempfile's 8 characters, before the pid was in the name
+LEGACY_SCRATCH_AGE_S = 24 * 3600
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    except OverflowError:  # not a pid this system can have
+        return False
+    return True
+
+
+def sweep_scratch(out: Path, log: Callable[[str], None] = print, now: float | None = None) -> list[str]:
+    """Remove scratch folders in `out` left by builds that died; returns the names removed.
+
+    Removed: `.arithmo-build-<pid>-*` whose pid is not a running process (a build running into the same --out
+    keeps its own), and a scratch folder without a pid (written before the pid was in the name) last modified
+    over LEGACY_SCRATCH_AGE_S (1 day) ago. Not removed: anything else, including a folder whose pid has been
+    reused by another process since (it goes once that process ends). The pid is this machine's: two machines
+    building into one shared (NFS) folder at once could remove each other's scratch.
+    """
+    removed = []
+    now = time.time() if now is None else now
+    for entry in sorted(out.iterdir()) if out.is_dir() else []:
+        if not entry.is_dir() or entry.is_symlink():
+            continue
+        match = _SCRATCH.fullmatch(entry.name)
+        if match:
+            stale = not _pid_alive(int(match.group(1)))
+        elif _LEGACY.fullmatch(entry.name):
+            try:
+                stale = now - entry.stat().st_mtime > LEGACY_SCRATCH_AGE_S
+            except FileNotFoundError:
+                continue
+        else:
+            continue
+        if stale:
+            shutil.rmtree(entry, ignore_errors=True)
+            if not entry.exists():
+                removed.append(entry.name)
+                log(f"[data] removed {entry}: scratch of a build that was stopped before it finished")
+    return removed
 
 
 def _build(cfg: DataConfig, out: Path, tmp: Path, names: list[str], log: Callable[[str], None]) -> dict[str, Any]:

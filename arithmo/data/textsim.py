@@ -192,10 +192,13 @@ def minhash_signatures(texts: list[str], num_perm: int, shingle: int = 3, seed: 
 
 def _ignore_sigint() -> None:
     # A terminal's Ctrl-C reaches the pool's workers too: each printed its own KeyboardInterrupt traceback. The
-    # parent stops the build (one error line) and the pool's exit terminates the workers.
+    # parent stops the build (one error line) and the pool's exit terminates the workers. SIGTERM (`timeout`,
+    # `kill` to the group, the pool's own terminate) ends a worker at once and silently: a forked worker would
+    # otherwise inherit the CLI's handler (arithmo.data.__main__), which raises and prints a traceback.
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def band_keys(signatures: np.ndarray, bands: int) -> np.ndarray:
