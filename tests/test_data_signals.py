@@ -181,3 +181,25 @@ def test_a_full_disk_names_out_and_the_space_needed(recipe, tmp_path, monkeypatc
     else:
         assert "2-3x" not in err
     assert list(out.iterdir()) == []  # the scratch is removed on the way out
+
+
+# (the bench's run names in order, each one's anchor) -- bench/bench_data.py's ratio columns
+ANCHORS = [
+    # the pitfall: with mix sizes before them, the long-trace run was divided by the first mix size
+    (["mix 10,000", "mix 20,000", "short traces 2,000x60w", "long traces 2,000x600w"],
+     ["mix 10,000", "mix 10,000", "short traces 2,000x60w", "short traces 2,000x60w"]),
+    (["short traces 100,000x60w", "long traces 100,000x6000w"],                       # --rows "": no mix runs
+     ["short traces 100,000x60w", "short traces 100,000x60w"]),
+    (["mix 700,000", "mix 2,800,000"], ["mix 700,000", "mix 700,000"]),              # must NOT: mix keeps its first
+    (["mix 5,000"], ["mix 5,000"]),                                                    # must NOT: one run is its own
+]
+
+
+@pytest.mark.parametrize("names,expected", ANCHORS)
+def test_bench_ratios_divide_by_the_right_anchor(names, expected):
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        import bench_data
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    assert bench_data.anchors(names) == expected
