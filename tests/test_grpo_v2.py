@@ -40,7 +40,7 @@ CONFIG_ROWS = [
     (["overlong_buffer=512"], "overlong_buffer: expected 0 (off) up to max_completion_length - 1 = 511"),
     (["overlong_buffer=-1"], "overlong_buffer"),
     (["overlong_penalty=-1"], "overlong_penalty: expected >= 0"),
-    (["dynamic_sampling_rounds=-1"], "dynamic_sampling_rounds: expected >= 0"),
+    (["dynamic_sampling_rounds=-1"], "dynamic_sampling_rounds: expected >= 1 with dynamic_sampling=true"),
     (["curriculum=x", "min_pass_rate=1.5"], "min_pass_rate: expected a rate in [0, 1], got 1.5"),
     (["curriculum=x", "min_pass_rate=0.8", "max_pass_rate=0.2"], "min_pass_rate=0.8 > max_pass_rate=0.2"),
     (["min_pass_rate=0.1"], "need curriculum="),  # bounds without a source of rates would silently do nothing
@@ -59,7 +59,8 @@ CONFIG_ROWS = [
     (["mask_truncated_completions=true"], None),
     (["rollout=vllm", "vllm_sleep=false", "vllm_quantization=none"], None),
     (["overlong_buffer=128", "overlong_penalty=0.5"], None),
-    (["dynamic_sampling=true", "dynamic_sampling_rounds=0"], None),
+    (["dynamic_sampling=true", "dynamic_sampling_rounds=1"], None),
+    (["dynamic_sampling=false", "dynamic_sampling_rounds=0"], None),  # rounds matter only with refilling on
     (["curriculum=runs/rft", "min_pass_rate=0.1", "max_pass_rate=0.9", "curriculum_unmatched=keep"], None),
 ]
 
