@@ -175,11 +175,11 @@ def test_a_full_disk_names_out_and_the_space_needed(recipe, tmp_path, monkeypatc
     assert err.count("\n") == 0 and err.startswith("error: ")
     if full:
         assert f"--out {out}" in err and "No space left" in err.replace("no space left", "No space left")
-        assert "2-3x" in err
+        assert "3-4x" in err
         if error.filename:
             assert error.filename in err
     else:
-        assert "2-3x" not in err
+        assert "3-4x" not in err
     assert list(out.iterdir()) == []  # the scratch is removed on the way out
 
 

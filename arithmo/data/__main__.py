@@ -31,7 +31,11 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     # The keys go on `build --help`, where a reader of the README looks for them (issue 31).
-    build_cmd = commands.add_parser("build", help="build RECIPE into --out", description="Build RECIPE into --out.",
+    build_cmd = commands.add_parser("build", help="build RECIPE into --out",
+                                    description="Build RECIPE into --out. Scratch files go under --out too: leave "
+                                                "about 3-4x the inputs' size free there (outputs included). Peak "
+                                                "memory grows with the longest row (one 48 MB row: ~1.1 GB), not "
+                                                "with how many rows are long.",
                                     epilog=recipe_epilog(DataConfig),
                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     build_cmd.add_argument("recipe", help="recipe YAML, e.g. data_recipes/tiny.yaml")

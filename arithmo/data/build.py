@@ -145,8 +145,9 @@ def build(cfg: DataConfig, out_dir: str | Path, log: Callable[[str], None] = pri
             raise
         # The bare "[Errno 28] No space left on device" names no path: say which disk filled and what it needs.
         where = f" (writing {err.filename})" if err.filename else ""
-        raise DataError(f"--out {out}: no space left on device{where}; a build writes its scratch files under --out and needs about 2-3x its input's size free "
-                        f"there (docs/measurements.md, data at scale); free space or name another --out") from err
+        raise DataError(f"--out {out}: no space left on device{where}; a build writes its scratch files under "
+                        f"--out and needs about 3-4x its input's size free there, the outputs included "
+                        f"(docs/measurements.md, data at scale); free space or name another --out") from err
 
 
 # Scratch folders are `.arithmo-build-<pid>-<random>` inside --out: a build stopped by SIGKILL (or a power cut)
