@@ -203,3 +203,68 @@ def test_bench_ratios_divide_by_the_right_anchor(names, expected):
     finally:
         sys.path.remove(str(REPO / "bench"))
     assert bench_data.anchors(names) == expected
+
+
+# ---- rows whose text is not usable: a lone surrogate (an error naming file:line), an invisible question (dropped)
+
+def _build_rows(tmp_path: Path, adapter: str, rows: list[dict]):
+    """Build one JSONL source of `rows` (plus two ordinary rows, so a build has something to keep) through the CLI."""
+    import json
+
+    from arithmo.data.__main__ import main
+
+    path = tmp_path / "rows.jsonl"
+    filler = {"metamathqa": [{"query": f"How many apples are left in basket {i}?", "response": f"The answer is: {i}",
+                              "type": "GSM_AnsAug", "original_question": "x"} for i in range(2)],
+              "alpaca": [{"instruction": f"Add {i} and 2.", "input": "", "output": f"The answer is: {i + 2}"}
+                         for i in range(2)]}[adapter]
+    # ensure_ascii=True writes a lone surrogate as the escape "\ud83e": valid JSON that json.loads gives back
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows + filler))
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"name: t\nseed: 1\nsources:\n  - {{name: s, adapter: {adapter}, path: {path}}}\n"
+                      "decontaminate: {enabled: false}\ndedup: {near: false}\nval_size: 0\n")
+    out = tmp_path / "out"
+    status = main(["build", str(recipe), "--out", str(out)])
+    manifest = json.loads((out / "manifest.json").read_text()) if status == 0 else None
+    return status, manifest, path, out
+
+
+# (adapter, the row, what a build does: "error" or the drop reason, or None when the row is kept)
+ODD_TEXT = [
+    ("metamathqa", {"query": "Half an emoji \ud83e here?", "response": "The answer is: 1", "type": "x",
+                    "original_question": "x"}, "error"),                       # the pitfall: crashed at the write
+    ("metamathqa", {"query": "How many?", "response": "So 2 \udc00. The answer is: 2", "type": "x",
+                    "original_question": "x"}, "error"),                       # in the solution too
+    ("alpaca", {"instruction": "Add \ud83e\udd14 pairs", "input": "", "output": "The answer is: 3"}, None),
+    # ^ must NOT: a whole surrogate pair in the JSON escapes is one character (U+1F914), valid text
+    ("metamathqa", {"query": "\u200b\u3000", "response": "The answer is: 1", "type": "x",
+                    "original_question": "x"}, "empty_question"),              # the pitfall: was kept
+    ("metamathqa", {"query": "\ufeff\u2060\u200d \u3164", "response": "The answer is: 1", "type": "x",
+                    "original_question": "x"}, "empty_question"),              # BOM, word joiner, Hangul filler
+    ("alpaca", {"instruction": "\u200c\u00ad", "input": "", "output": "The answer is: 3"}, "empty_question"),
+    ("metamathqa", {"query": "\u200bWhat is 2 + 2?", "response": "The answer is: 4", "type": "x",
+                    "original_question": "x"}, None),                          # must NOT: visible text after it
+    ("metamathqa", {"query": "\u3000?", "response": "The answer is: 4", "type": "x",
+                    "original_question": "x"}, None),                          # must NOT: a lone "?" shows
+    ("metamathqa", {"query": "一加一等于几", "response": "The answer is: 2", "type": "x",
+                    "original_question": "x"}, None),                          # must NOT: CJK text is text
+]
+
+
+@pytest.mark.parametrize("adapter,row,outcome", ODD_TEXT)
+def test_unusable_text_is_one_error_or_a_counted_drop(tmp_path, capsys, adapter, row, outcome):
+    status, manifest, path, out = _build_rows(tmp_path, adapter, [row])
+    err = capsys.readouterr().err
+    if outcome == "error":
+        assert status == 2 and "Traceback" not in err
+        line = err.strip()
+        assert line.count("\n") == 0 and line.startswith(f"error: {path}:1: ") and "surrogate" in line, err
+        assert not any(out.iterdir())
+        return
+    assert status == 0, err
+    totals = manifest["totals"]
+    assert totals["rows_in"] == 3
+    if outcome is None:
+        assert totals["rows_out"] == 3 and totals["dropped"] == {}
+    else:
+        assert totals["rows_out"] == 2 and totals["dropped"] == {outcome: 1}

@@ -8,6 +8,7 @@ commit each split was loaded at, so a build can be repeated on the same bytes.
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
@@ -19,6 +20,37 @@ from arithmo.data.recipe import SourceConfig
 from arithmo.data.textsim import normalize_text
 from arithmo.io import DataError, read_file_rows, read_hub_rows, resolve_path, sha256_file
 from arithmo.records import MathExample
+
+# Characters that show nothing and are not str.isspace(): zero-width space/joiners, BOM, word joiner and the
+# other Unicode format characters (category Cf), and the blank letters/symbols that render as empty (Hangul
+# fillers, the braille blank). A question made only of these and whitespace is empty (`empty_question`).
+_BLANK_LETTERS = frozenset("\u115f\u1160\u2800\u3164\uffa0")
+
+
+def is_blank(text: str) -> bool:
+    """True when `text` shows nothing: only whitespace (str.isspace, which covers U+3000 and the other Zs
+    spaces), format characters (Unicode category Cf: U+200B, U+200C, U+200D, U+2060, U+FEFF, U+00AD ...) and
+    blank letters. Stops at the first visible character, so a normal question costs one character's check."""
+    for char in text:
+        if not (char.isspace() or char in _BLANK_LETTERS or unicodedata.category(char) == "Cf"):
+            return False
+    return True
+
+
+def _check_unicode(mapped: dict, where: str) -> None:
+    """DataError naming the row when a text holds a lone UTF-16 surrogate (valid JSON, e.g. "\\ud83e" from a
+    cut emoji, but no Unicode text: it cannot be written as UTF-8). Linear in the text; ASCII texts are skipped."""
+    for key in ("question", "solution", "reasoning"):
+        text = mapped.get(key)
+        if not text or text.isascii():
+            continue
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise DataError(f"{where}: the {key} holds a lone surrogate {text[err.start]!r} at character "
+                            f"{err.start} (half of a UTF-16 pair, e.g. a cut emoji): not Unicode text that can be "
+                            f"written as UTF-8; expected the whole character or none (fix or drop that row)") from err
+
 
 # Lila names its validation split "dev" in the row's `split` column and "validation" on the hub.
 _SPLIT_ALIASES = {"dev": "validation", "valid": "validation", "val": "validation"}
@@ -118,9 +150,12 @@ def iter_source(src: SourceConfig, base_dir: str, ledger: Ledger, actions: Count
             else:
                 numbered = [(row_id, outcomes)]
             for example_id, mapped in numbered:
+                if not isinstance(mapped, str) and is_blank(mapped["question"]):
+                    mapped = "empty_question"  # zero-width or ideographic spaces only: str.strip() left them
                 if isinstance(mapped, str):
                     ledger.drop(src.name, mapped)
                     continue
+                _check_unicode(mapped, where)
                 if chosen is not None:
                     key = hashlib.blake2b(normalize_text(mapped["question"]).encode(), digest_size=16).digest()
                     if key in chosen:
