@@ -445,9 +445,10 @@ def main() -> None:
                 print(f"{'wall s, ' + format(mixes[0]['rows_in'], ',') + ' mix':<40}{mixes[0]['wall_s']:>10.1f}"
                       f"{'-':>8}  (the {ANCHOR_SECONDS:.0f} s goal is for {GOAL_ROWS:,} rows: --rows 0.7M)")
             if len(mixes) > 1:
-                print(f"{'peak ratio, last / first size':<40}{mixes[-1]['peak_rss'] / mixes[0]['peak_rss']:>10.2f}{1.2:>8.1f}")
-                peak_goal = f"{2.0:>8.1f}" if mixes[-1]['rows_in'] == 4 * GOAL_ROWS else f"{'-':>8}  (2 GB is for 2.8M)"
-                print(f"{'peak GB, ' + format(mixes[-1]['rows_in'], ',') + ' mix':<40}{mixes[-1]['peak_rss'] / 1e9:>10.2f}"
+                first, last = mixes[0], mixes[-1]
+                print(f"{'peak ratio, last / first size':<40}{last['peak_rss'] / first['peak_rss']:>10.2f}{1.2:>8.1f}")
+                peak_goal = f"{2.0:>8.1f}" if last['rows_in'] == 4 * GOAL_ROWS else f"{'-':>8}  (2 GB is for 2.8M)"
+                print(f"{'peak GB, ' + format(last['rows_in'], ',') + ' mix':<40}{last['peak_rss'] / 1e9:>10.2f}"
                       f"{peak_goal}")
                 print(f"{'time ratio, last / first size':<40}{mixes[-1]['wall_s'] / mixes[0]['wall_s']:>10.2f}"
                       f"{4.4 * mixes[-1]['rows_in'] / mixes[0]['rows_in'] / 4:>8.1f}")

@@ -123,7 +123,10 @@ def build(cfg: DataConfig, out_dir: str | Path, log: Callable[[str], None] = pri
     (a missing file or column, a required benchmark that cannot be loaded, a tokenizer that cannot load).
 
     Streaming (issue 30): rows go from the readers through formatting and decontamination, a chunk at a time,
-    into spill files in a temporary folder inside `out_dir` (removed at the end); dedup groups fingerprints
+    into spill files in a temporary folder inside `out_dir`, `.arithmo-build-<pid>-*` (removed at the end and on
+    any exception; one left by a killed build is removed by the next build into `out_dir`, `sweep_scratch`;
+    it needs ~3-4x the input's size free there with the outputs, and a full disk is a DataError naming
+    `out_dir`); dedup groups fingerprints
     from partition files; records are rendered one at a time and the shuffled split is written by reading
     each record back from its offset. Memory held per input row: ~30 bytes of NumPy/array state; rows, traces
     and fingerprints are on disk. The files are the bytes the all-in-memory build wrote (tests/test_data_identity.py).
@@ -145,9 +148,26 @@ def build(cfg: DataConfig, out_dir: str | Path, log: Callable[[str], None] = pri
             raise
         # The bare "[Errno 28] No space left on device" names no path: say which disk filled and what it needs.
         where = f" (writing {err.filename})" if err.filename else ""
+        size = _local_input_bytes(cfg)
+        need = (f" (local inputs here: {size / 1e6:,.0f} MB, so ~{3 * size / 1e6:,.0f}-{4 * size / 1e6:,.0f} MB)"
+                if size else "")
         raise DataError(f"--out {out}: no space left on device{where}; a build writes its scratch files under "
-                        f"--out and needs about 3-4x its input's size free there, the outputs included "
+                        f"--out and needs about 3-4x its input's size free there, the outputs included{need} "
                         f"(docs/measurements.md, data at scale); free space or name another --out") from err
+
+
+def _local_input_bytes(cfg: DataConfig) -> int:
+    """Bytes of the recipe's local source files (hub sources are not counted): what a full-disk error sizes."""
+    from arithmo.io import resolve_path
+
+    total = 0
+    for src in cfg.sources:
+        if src.path is not None:
+            try:
+                total += resolve_path(src.path, cfg.base_dir).stat().st_size
+            except OSError:
+                pass
+    return total
 
 
 # Scratch folders are `.arithmo-build-<pid>-<random>` inside --out: a build stopped by SIGKILL (or a power cut)
