@@ -188,10 +188,12 @@ class Session:
             self._signal(signal.SIGCONT)
             header = {"block": self._blocks, "code_bytes": len(payload), "max_output_bytes": cap}
             socket.send_fds(self._channel, [json.dumps(header).encode()], [program, *(w for _, w in pipes)])
-        except OSError:  # its socket is gone: the process died while idle (killed from outside)
+        except OSError:  # its socket is gone: the process died while idle, or on SIGCONT (a pending signal)
             for read_end, _ in pipes:
                 os.close(read_end)
-            return self._end(request, "", b"", "the session's process was gone")
+            # why=None: its wait status says how (an exit code, a signal), as when it dies during a block; on a
+            # loaded machine a pending signal's handler can end it before the block is even sent
+            return self._end(request, "", b"", None)
         finally:
             os.close(program)
             for _, write_end in pipes:
